@@ -1,0 +1,48 @@
+# The two commands users run first (see README.md): `make cluster` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+LAB ?= lab
+NODES ?= 3
+
+.PHONY: deps install cluster test unit e2e bench lint clean-lab
+
+deps:
+	@bash scripts/install-deps.sh
+
+# The virtualenv with this project and its console scripts, nothing else.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+cluster: deps install
+	$(BIN)/provisioner lab up --name $(LAB) --nodes $(NODES)
+	$(BIN)/provisioner create cluster -f inventories/lab/cluster.yaml
+	@echo
+	@echo "Cluster is up. Next steps:"
+	@echo "  $(BIN)/provisioner verify -f inventories/lab/cluster.yaml"
+	@echo "  export KUBECONFIG=\$$($(BIN)/provisioner kubeconfig-path -f inventories/lab/cluster.yaml)"
+	@echo "  $(BIN)/kubectl get nodes"
+	@echo "Tear down: $(BIN)/provisioner delete cluster -f inventories/lab/cluster.yaml && $(BIN)/provisioner lab down --name $(LAB)"
+
+test: deps install
+	$(BIN)/pytest tests
+
+unit: install
+	$(BIN)/pytest tests -m 'not e2e'
+
+e2e: deps install
+	$(BIN)/pytest tests -m e2e
+
+bench: deps install
+	$(PY) benchmarks/bench_provision.py
+
+lint: install
+	$(BIN)/ruff check provisioner tests
+
+clean-lab: install
+	$(BIN)/provisioner lab down --name $(LAB)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the operator machine needs for the lab, the tests and the
+# benchmarks. Idempotent: packages already present are not touched, apt-get update runs
+# only when something is missing.
+set -euo pipefail
+
+packages=(
+  debootstrap systemd-container     # local lab hosts (debootstrapped roots, systemd-nspawn)
+  iproute2 iptables                 # lab bridge and NAT, runtime networking
+  openssh-client                    # ssh-keygen for lab keys
+  python3-venv                      # virtualenvs
+  busybox-static                    # the offline busybox image for runtime tests
+  runc                              # benchmark anchor for the container runtime
+  docker-registry                   # OCI distribution registry for pull/push tests
+  rsync ca-certificates curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# docker-registry starts itself on install; tests run their own instance on loopback.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+pkill -f '/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
