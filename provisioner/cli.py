@@ -1,0 +1,72 @@
+"""Command line entry point `provisioner`: the only place that prints errors and picks exit codes.
+
+Subcommand groups owned by other packages (lab, dev) are attached here; each command's body
+lives in the package that owns the work, so this module stays a thin shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+
+from provisioner.errors import EXIT_INTERRUPTED, ProvisionerError
+
+
+class _Context:
+    verbose: bool = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logs and tracebacks.")
+@click.version_option(package_name="provisioner")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Declarative cluster provisioner: one YAML file, plain Linux hosts, a working cluster."""
+    state = ctx.ensure_object(_Context)
+    state.verbose = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register_groups() -> None:
+    # Imported here so each group's module owns its own commands.
+    from provisioner.commands import register
+
+    register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn expected errors into one clear message and an exit code."""
+    _register_groups()
+    verbose = "-v" in (argv if argv is not None else sys.argv[1:]) or "--verbose" in (
+        argv if argv is not None else sys.argv[1:]
+    )
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ProvisionerError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.secho(f"ERROR: {exc.message}", fg="red", err=True)
+        if exc.command:
+            click.echo(f"  command: {exc.command}", err=True)
+        if exc.output:
+            for line in exc.output.rstrip().splitlines()[-20:]:
+                click.echo(f"  | {line}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(0)
