@@ -1,0 +1,240 @@
+"""One pyinfra run over a set of hosts: connect, collect operations, run them, report changes.
+
+A phase opens a `Session`, asks for facts (`session.run`), adds operations with a description
+(`session.op`), then calls `apply()` (or `preview()` for --dry-run). Operations are pyinfra's:
+they read facts first and only emit commands for what differs, so an unchanged host reports no
+change. Every host runs in parallel (pyinfra's gevent pool); the CLI monkey-patches gevent
+before anything opens a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gevent
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.command import StringCommand
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import add_op
+from pyinfra.api.operations import run_ops
+
+from provisioner.engine.hostkeys import UnreachableError, pin_host_keys
+from provisioner.errors import ProvisionerError
+
+
+class SSHTarget(Protocol):
+    """What the engine needs to know about a host (the spec's Host satisfies it)."""
+
+    name: str
+    address: str
+
+    @property
+    def ssh(self) -> Any: ...
+
+
+class HostCommandError(ProvisionerError):
+    """A command or operation failed on a host."""
+
+
+@dataclass
+class CommandResult:
+    ok: bool
+    stdout: str
+    stderr: str
+    exit_code: int | None = None
+
+
+@dataclass
+class _Recorded:
+    host: str
+    description: str
+    meta: Any  # pyinfra OperationMeta
+
+
+@dataclass
+class HostChanges:
+    """What an apply (or a preview) changed on each host, as operation descriptions."""
+
+    by_host: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, host: str, description: str) -> None:
+        self.by_host.setdefault(host, []).append(description)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.by_host.values())
+
+
+def _quiet_pyinfra(verbose: bool) -> None:
+    # pyinfra logs through the standard logging module; its own formatting and colours would
+    # interleave with ours, so it only speaks when the user asked for -v.
+    logging.getLogger("pyinfra").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+class Session:
+    """A connected pyinfra State over `hosts`; use as a context manager."""
+
+    def __init__(self, hosts: Sequence[SSHTarget], known_hosts: Path, *, verbose: bool = False):
+        if not hosts:
+            raise ValueError("a session needs at least one host")
+        self.hosts = list(hosts)
+        self.known_hosts = known_hosts
+        self.verbose = verbose
+        self._recorded: list[_Recorded] = []
+        self.state: State | None = None
+        self._by_name: dict[str, Any] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "Session":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        _quiet_pyinfra(self.verbose)
+        pin_host_keys(self.hosts, self.known_hosts)
+        names = [
+            (
+                host.name,
+                {
+                    "ssh_hostname": host.address,
+                    "ssh_port": host.ssh.port,
+                    "ssh_user": host.ssh.user,
+                    "ssh_key": str(host.ssh.key),
+                    "ssh_known_hosts_file": str(self.known_hosts),
+                    "ssh_strict_host_key_checking": "yes",
+                    "ssh_allow_agent": False,
+                    "ssh_look_for_keys": False,
+                    "ssh_connect_retries": 1,
+                },
+            )
+            for host in self.hosts
+        ]
+        inventory = Inventory((names, {}))
+        config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None)
+        self.state = State(inventory, config)
+        errors: dict[str, str] = {}
+
+        def remember_error(state: State, host: Any, error: Exception) -> None:
+            errors[host.name] = str(error.args[0] if error.args else error)
+
+        from pyinfra.api.state import BaseStateCallback
+
+        class _Errors(BaseStateCallback):
+            host_connect_error = staticmethod(remember_error)
+
+        self.state.add_callback_handler(_Errors())
+        try:
+            connect_all(self.state)
+        except PyinfraError:
+            pass  # every host failed; reported below with each host's reason
+        if errors:
+            self.close()
+            lines = []
+            for name, reason in sorted(errors.items()):
+                spec_host = next(h for h in self.hosts if h.name == name)
+                hint = _connect_hint(reason, spec_host)
+                lines.append(f"host {name} ({spec_host.ssh.user}@{spec_host.address}): {reason}{hint}")
+            raise UnreachableError("cannot log in over SSH:\n  " + "\n  ".join(lines))
+        self._by_name = {host.name: host for host in self.state.inventory}
+
+    def close(self) -> None:
+        if self.state is not None and self.state.activated_hosts:
+            disconnect_all(self.state)
+
+    # -- facts and commands ----------------------------------------------------------------
+
+    def run(self, command: str, hosts: Sequence[SSHTarget] | None = None) -> dict[str, CommandResult]:
+        """Run a read-only shell command on hosts in parallel; return each host's result."""
+        targets = [self._by_name[h.name] for h in (hosts or self.hosts)]
+        assert self.state is not None
+
+        def one(pyhost: Any) -> CommandResult:
+            try:
+                ok, output = pyhost.run_shell_command(StringCommand(command))
+            except Exception as exc:  # noqa: BLE001 - a transport failure is this host's result
+                return CommandResult(False, "", f"{type(exc).__name__}: {exc}")
+            return CommandResult(ok, output.stdout, output.stderr)
+
+        greenlets = {name.name: self.state.pool.spawn(one, name) for name in targets}
+        gevent.joinall(list(greenlets.values()))
+        return {name: g.get() for name, g in greenlets.items()}
+
+    def run_one(self, host: SSHTarget, command: str) -> CommandResult:
+        return self.run(command, [host])[host.name]
+
+    def check(self, host: SSHTarget, command: str, what: str) -> str:
+        """Run a command that must succeed; return stdout or raise naming host and intent."""
+        result = self.run_one(host, command)
+        if not result.ok:
+            raise HostCommandError(
+                f"{what} on {host.name} failed", command=command, output=result.stderr or result.stdout
+            )
+        return result.stdout
+
+    # -- operations ------------------------------------------------------------------------
+
+    def op(self, host: SSHTarget, description: str, op_func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Add a pyinfra operation for one host; returns its OperationMeta."""
+        assert self.state is not None
+        pyhost = self._by_name[host.name]
+        results = add_op(self.state, op_func, *args, host=pyhost, name=description, **kwargs)
+        meta = results[pyhost]
+        self._recorded.append(_Recorded(host.name, description, meta))
+        return meta
+
+    def preview(self) -> HostChanges:
+        """What apply() would change, from facts read now; changes nothing."""
+        changes = HostChanges()
+        from pyinfra.context import ctx_host, ctx_state
+
+        assert self.state is not None
+        with ctx_state.use(self.state):
+            for rec in self._recorded:
+                with ctx_host.use(self._by_name[rec.host]):
+                    if rec.meta.will_change:
+                        changes.add(rec.host, rec.description)
+        self._recorded.clear()
+        return changes
+
+    def apply(self) -> HostChanges:
+        """Run the collected operations on all hosts; raise naming each host that failed."""
+        assert self.state is not None
+        if not self._recorded:
+            return HostChanges()
+        try:
+            run_ops(self.state)
+        except PyinfraError:
+            pass  # failures are read per operation below
+        changes = HostChanges()
+        failures: list[str] = []
+        output = ""
+        for rec in self._recorded:
+            if not rec.meta.is_complete():
+                continue
+            if rec.meta.did_error():
+                failures.append(f"{rec.host}: {rec.description}")
+                output = output or rec.meta.stderr or rec.meta.stdout
+            elif rec.meta.did_change():
+                changes.add(rec.host, rec.description)
+        self._recorded.clear()
+        if failures:
+            raise HostCommandError("; ".join(failures) + " failed", output=output)
+        return changes
+
+
+def _connect_hint(reason: str, host: SSHTarget) -> str:
+    lowered = reason.lower()
+    if "authentication" in lowered:
+        return f"; check spec user {host.ssh.user!r} and key {host.ssh.key}"
+    if "timed out" in lowered or "timeout" in lowered:
+        return "; check the address and that the host is up"
+    return ""

@@ -1,0 +1,209 @@
+"""Phase `etcd`: every etcd host runs a member of one etcd cluster, TLS-only with client certs.
+
+A fresh cluster is bootstrapped with every member listed up front. When some members already
+hold data, the cluster exists: each new host is first added with `etcdctl member add` on a
+healthy member, then started with `initial-cluster-state=existing`, one host at a time so the
+quorum never depends on a member that is still joining. A member's unit carries a digest of
+its certificates, so re-issued certificates restart it and nothing else does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Sequence
+
+from pyinfra.operations import files, systemd
+
+from provisioner.errors import ProvisionerError
+from provisioner.engine.session import Session
+from provisioner.phases.context import (
+    ETCD_UNIT,
+    ETCD_UNIT_PATH,
+    REMOTE_ETCD_CONFIG,
+    REMOTE_PKI,
+    REMOTE_VENV,
+    ClusterContext,
+)
+from provisioner.spec import ClusterSpec, Host
+from provisioner.templates import render
+from provisioner.workflow import Phase, PhaseOutcome
+
+ETCD_BINARY = f"{REMOTE_VENV}/bin/etcd"
+ETCDCTL_BINARY = f"{REMOTE_VENV}/bin/etcdctl"
+METRICS_PORT = 2381
+HEALTH_TIMEOUT_SECONDS = 90
+
+
+def peer_url(spec: ClusterSpec, host: Host) -> str:
+    return f"https://{host.address}:{spec.etcd.peer_port}"
+
+
+def client_url(spec: ClusterSpec, host: Host) -> str:
+    return f"https://{host.address}:{spec.etcd.client_port}"
+
+
+def etcdctl(spec: ClusterSpec, args: str, endpoint: str | None = None) -> str:
+    """An etcdctl command line run on an etcd host, authenticated as the healthcheck client."""
+    pki = f"{REMOTE_PKI}/etcd"
+    endpoint = endpoint or f"https://127.0.0.1:{spec.etcd.client_port}"
+    return (
+        f"ETCDCTL_API=3 {ETCDCTL_BINARY} --endpoints={endpoint} --cacert={pki}/ca.crt "
+        f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key "
+        f"--command-timeout=10s {args}"
+    )
+
+
+def render_unit(spec: ClusterSpec, host: Host, certs_digest: str) -> str:
+    return render(
+        "etcd.service.j2",
+        cluster=spec.name,
+        name=host.name,
+        address=host.address,
+        client_port=spec.etcd.client_port,
+        peer_port=spec.etcd.peer_port,
+        metrics_port=METRICS_PORT,
+        data_dir=spec.etcd.data_dir,
+        config_dir=REMOTE_ETCD_CONFIG,
+        pki=f"{REMOTE_PKI}/etcd",
+        etcd_binary=ETCD_BINARY,
+        certs_digest=certs_digest,
+    )
+
+
+def render_initial_env(spec: ClusterSpec, host: Host, members: Sequence[tuple[str, str]], state: str) -> str:
+    return render(
+        "etcd-initial-cluster.env.j2",
+        name=host.name,
+        initial_cluster=",".join(f"{name}={url}" for name, url in members),
+        initial_state=state,
+        token=f"provisioner-{spec.name}",
+    )
+
+
+def certs_digest(ctx: ClusterContext, host: Host) -> str:
+    digest = hashlib.sha256()
+    pki = ctx.state.pki_dir / "etcd"
+    for name in ("ca.crt", f"server-{host.name}.crt", f"peer-{host.name}.crt"):
+        path = pki / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]
+
+
+def has_data(session: Session, spec: ClusterSpec) -> dict[str, bool]:
+    results = session.run(f"test -d {spec.etcd.data_dir}/member && echo yes || echo no")
+    return {name: r.stdout.strip() == "yes" for name, r in results.items()}
+
+
+def member_list(session: Session, spec: ClusterSpec, via: Host) -> list[dict]:
+    output = session.check(via, etcdctl(spec, "member list -w json"), "listing etcd members")
+    return json.loads(output).get("members", [])
+
+
+def configure(ctx: ClusterContext, session: Session, host: Host, first_start_env: str | None) -> None:
+    spec = ctx.spec
+    session.op(host, f"directory {REMOTE_ETCD_CONFIG}", files.directory,
+               path=REMOTE_ETCD_CONFIG, mode="700", user="root", group="root")
+    session.op(host, f"directory {spec.etcd.data_dir}", files.directory,
+               path=spec.etcd.data_dir, mode="700", user="root", group="root")
+    if first_start_env is not None:
+        session.op(host, "initial cluster settings", files.put,
+                   src=io.StringIO(first_start_env), dest=f"{REMOTE_ETCD_CONFIG}/initial-cluster.env",
+                   mode="600", user="root", group="root")
+    unit = session.op(host, f"unit {ETCD_UNIT}", files.put,
+                      src=io.StringIO(render_unit(spec, host, certs_digest(ctx, host))),
+                      dest=ETCD_UNIT_PATH, mode="644", user="root", group="root")
+    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
+    # Restart before ensuring it runs: pyinfra restarts only a unit that was already running,
+    # so a member started for the first time is started once, not started and restarted.
+    session.op(host, f"{ETCD_UNIT} restarted for its new configuration", systemd.service,
+               service=ETCD_UNIT, running=None, restarted=True, _if=unit.did_change)
+    session.op(host, f"{ETCD_UNIT} running and enabled", systemd.service,
+               service=ETCD_UNIT, running=True, enabled=True)
+
+
+def wait_healthy(session: Session, spec: ClusterSpec, hosts: Sequence[Host]) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+    pending = list(hosts)
+    last: dict[str, str] = {}
+    while pending:
+        results = session.run(etcdctl(spec, "endpoint health"), pending)
+        pending = [h for h in pending if not results[h.name].ok]
+        last = {h.name: (results[h.name].stderr or results[h.name].stdout).strip() for h in pending}
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            detail = "; ".join(f"{name}: {msg.splitlines()[-1] if msg else 'no answer'}" for name, msg in last.items())
+            raise ProvisionerError(
+                f"etcd did not become healthy on {', '.join(last)} within {HEALTH_TIMEOUT_SECONDS}s "
+                f"({detail}); see `journalctl -u {ETCD_UNIT}` on those hosts"
+            )
+        time.sleep(2)
+
+
+def run(ctx: ClusterContext) -> PhaseOutcome:
+    outcome = PhaseOutcome()
+    spec = ctx.spec
+    members = spec.etcd_hosts
+    with ctx.session(members) as session:
+        data = has_data(session, spec)
+    existing = [h for h in members if data[h.name]]
+    joining = [h for h in members if not data[h.name]]
+
+    if not existing:
+        # Bootstrap: everyone starts together with the full member list.
+        initial = [(h.name, peer_url(spec, h)) for h in members]
+        with ctx.session(members) as session:
+            for host in members:
+                configure(ctx, session, host, render_initial_env(spec, host, initial, "new"))
+            changes = session.preview() if ctx.dry_run else session.apply()
+            outcome.merge(changes.by_host)
+            if not ctx.dry_run:
+                wait_healthy(session, spec, members)
+        return outcome
+
+    with ctx.session(existing) as session:
+        for host in existing:
+            configure(ctx, session, host, None)
+        changes = session.preview() if ctx.dry_run else session.apply()
+        outcome.merge(changes.by_host)
+        if not ctx.dry_run:
+            wait_healthy(session, spec, existing)
+
+    for host in joining:
+        if ctx.dry_run:
+            outcome.add(host.name, "add as a new etcd member and start it")
+            continue
+        outcome.merge(join(ctx, host, existing).by_host)
+        existing.append(host)
+    return outcome
+
+
+def join(ctx: ClusterContext, host: Host, existing: Sequence[Host]):
+    """Add `host` to the running cluster through a healthy member, then start it."""
+    spec = ctx.spec
+    via = existing[0]
+    with ctx.session([via, host]) as session:
+        current = member_list(session, spec, via)
+        url = peer_url(spec, host)
+        if not any(url in m.get("peerURLs", []) for m in current):
+            session.check(via, etcdctl(spec, f"member add {host.name} --peer-urls={url}"),
+                          f"adding etcd member {host.name}")
+            current = member_list(session, spec, via)
+        initial = []
+        for member in current:
+            member_url = member.get("peerURLs", [""])[0]
+            name = member.get("name") or next(
+                (h.name for h in spec.etcd_hosts if peer_url(spec, h) == member_url), host.name
+            )
+            initial.append((name, member_url))
+        configure(ctx, session, host, render_initial_env(spec, host, initial, "existing"))
+        changes = session.apply()
+        changes.add(host.name, "joined the etcd cluster")
+        wait_healthy(session, spec, [host])
+    return changes
+
+
+PHASE = Phase("etcd", "running one etcd member on every etcd host", run)

@@ -1,0 +1,97 @@
+"""Phase `pki`: the cluster's certificates exist locally and each host holds its share.
+
+Certificates are generated once into the cluster's state directory and reused on re-runs
+(provisioner.pki decides what to re-issue). Each etcd member receives its own server and
+peer pair; control-plane hosts receive the cluster CA, the service-account keys and the
+API server's etcd client pair. Private keys land as 0600, never printed.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+from pyinfra.operations import files
+
+from provisioner.phases.context import REMOTE_PKI, ClusterContext
+from provisioner.pki.cluster import Member, ensure_cluster_pki
+from provisioner.spec import ClusterSpec, Host
+from provisioner.workflow import Phase, PhaseOutcome
+
+LOCAL = "local"
+
+
+def host_files(spec: ClusterSpec, host: Host) -> list[tuple[str, str, bool]]:
+    """(local name under pki_dir, remote path, is_secret) for everything `host` must hold."""
+    wanted: list[tuple[str, str, bool]] = []
+    if host.is_etcd:
+        wanted += [
+            ("etcd/ca.crt", f"{REMOTE_PKI}/etcd/ca.crt", False),
+            (f"etcd/server-{host.name}.crt", f"{REMOTE_PKI}/etcd/server.crt", False),
+            (f"etcd/server-{host.name}.key", f"{REMOTE_PKI}/etcd/server.key", True),
+            (f"etcd/peer-{host.name}.crt", f"{REMOTE_PKI}/etcd/peer.crt", False),
+            (f"etcd/peer-{host.name}.key", f"{REMOTE_PKI}/etcd/peer.key", True),
+            ("etcd/healthcheck-client.crt", f"{REMOTE_PKI}/etcd/healthcheck-client.crt", False),
+            ("etcd/healthcheck-client.key", f"{REMOTE_PKI}/etcd/healthcheck-client.key", True),
+        ]
+    if host.is_control_plane:
+        if not host.is_etcd:
+            wanted.append(("etcd/ca.crt", f"{REMOTE_PKI}/etcd/ca.crt", False))
+        wanted += [
+            ("ca.crt", f"{REMOTE_PKI}/ca.crt", False),
+            ("ca.key", f"{REMOTE_PKI}/ca.key", True),
+            ("sa.key", f"{REMOTE_PKI}/sa.key", True),
+            ("sa.pub", f"{REMOTE_PKI}/sa.pub", False),
+            ("apiserver-etcd-client.crt", f"{REMOTE_PKI}/apiserver-etcd-client.crt", False),
+            ("apiserver-etcd-client.key", f"{REMOTE_PKI}/apiserver-etcd-client.key", True),
+        ]
+    return wanted
+
+
+def ensure_local(spec: ClusterSpec, pki_dir: Path) -> list[str]:
+    return ensure_cluster_pki(
+        pki_dir,
+        cluster_name=spec.name,
+        etcd_members=[Member(h.name, h.address) for h in spec.etcd_hosts],
+        control_plane=[Member(h.name, h.address) for h in spec.control_plane_hosts],
+        service_cluster_ip=str(next(spec.networking.service_cidr.hosts())),
+        dns_domain=spec.networking.dns_domain,
+    )
+
+
+def run(ctx: ClusterContext) -> PhaseOutcome:
+    outcome = PhaseOutcome()
+    spec = ctx.spec
+    with tempfile.TemporaryDirectory(prefix="provisioner-pki-") as scratch:
+        pki_dir = ctx.state.pki_dir
+        if ctx.dry_run:
+            # Work on a copy so a dry run shows what would be issued without issuing it.
+            pki_dir = Path(scratch) / "pki"
+            if ctx.state.pki_dir.exists():
+                shutil.copytree(ctx.state.pki_dir, pki_dir)
+        for name in ensure_local(spec, pki_dir):
+            outcome.add(LOCAL, f"issue {name}")
+        with ctx.session() as session:
+            for host in spec.hosts:
+                for directory in sorted({str(Path(r).parent) for _, r, _ in host_files(spec, host)}):
+                    session.op(host, f"directory {directory}", files.directory,
+                               path=directory, mode="700", user="root", group="root")
+                for local, remote, secret in host_files(spec, host):
+                    session.op(
+                        host,
+                        f"place {remote}",
+                        files.put,
+                        src=io.BytesIO((pki_dir / local).read_bytes()),
+                        dest=remote,
+                        mode="600" if secret else "644",
+                        user="root",
+                        group="root",
+                    )
+            changes = session.preview() if ctx.dry_run else session.apply()
+        outcome.merge(changes.by_host)
+    return outcome
+
+
+PHASE = Phase("pki", "issuing certificates and placing each host's share", run)
