@@ -40,8 +40,27 @@ def _register_groups() -> None:
     register(cli)
 
 
+# Commands that run asyncio servers in this process; everything else may drive hosts over SSH.
+_ASYNCIO_COMMANDS = {"dev"}
+
+
+def _enable_parallel_ssh(args: list[str]) -> None:
+    """Let pyinfra's gevent pool run hosts in parallel by making sockets cooperative.
+
+    Must happen before paramiko opens any socket; skipped for asyncio commands, whose event
+    loop must not run on gevent-patched selectors.
+    """
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] in _ASYNCIO_COMMANDS:
+        return
+    from gevent import monkey
+
+    monkey.patch_all()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn expected errors into one clear message and an exit code."""
+    _enable_parallel_ssh(list(argv if argv is not None else sys.argv[1:]))
     _register_groups()
     verbose = "-v" in (argv if argv is not None else sys.argv[1:]) or "--verbose" in (
         argv if argv is not None else sys.argv[1:]
