@@ -1,0 +1,67 @@
+"""Measures provisioning: `lab up`, a first `create cluster` on 3 hosts, and a no-change re-run.
+
+Writes benchmarks/results/provision.json. Uses its own lab name and state directory, and
+tears both down at the end. Run with `make bench` (or `.venv/bin/python benchmarks/bench_provision.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LAB = "bench"
+
+
+def timed(args: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run([str(BIN / "provisioner"), *args], env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-provision-") as scratch:
+        env = dict(os.environ, PROVISIONER_STATE_DIR=scratch)
+        figures: dict[str, float] = {}
+        try:
+            figures["lab_up_seconds"] = timed(["lab", "up", "--name", LAB, "--nodes", "3"], env)
+            inventory = Path(scratch) / "labs" / LAB / "inventory.yaml"
+            spec = Path(scratch) / "cluster.yaml"
+            spec.write_text(yaml.safe_dump({
+                "apiVersion": "provisioner.dev/v1alpha1",
+                "kind": "Cluster",
+                "metadata": {"name": "bench"},
+                "spec": {"inventory": str(inventory)},
+            }))
+            figures["create_cluster_seconds"] = timed(["create", "cluster", "-f", str(spec)], env)
+            figures["second_create_no_change_seconds"] = timed(["create", "cluster", "-f", str(spec)], env)
+            figures["verify_seconds"] = timed(["verify", "-f", str(spec)], env)
+        finally:
+            subprocess.run([str(BIN / "provisioner"), "lab", "down", "--name", LAB], env=env,
+                           capture_output=True)
+    record = {
+        "benchmark": "provision",
+        "hosts": 3,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "figures": {k: round(v, 2) for k, v in figures.items()},
+    }
+    out = ROOT / "benchmarks" / "results" / "provision.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
