@@ -1,0 +1,142 @@
+"""Checks that span several fields or look at the operator's file system.
+
+They run after the schema, on whatever parts of the document are well typed, so a file with
+both kinds of mistakes gets every problem reported at once. Each check returns problems;
+`roles_warnings` returns warnings (an even etcd member count is allowed but unwise).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from provisioner.spec.hosts import DEFAULT_KEY_FIELD, HostEntry, resolve_path
+from provisioner.spec.problems import Problem
+
+HOSTS_FIELD = "spec.hosts"
+
+
+def address_key(address: str) -> str:
+    """The form two addresses are compared in: canonical IP, or lower-case hostname."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address.lower().rstrip(".")
+
+
+def duplicates(entries: list[HostEntry]) -> list[Problem]:
+    """Later host names and addresses that repeat an earlier one, naming the first."""
+    problems = []
+    for key, what, normalize in (("name", "host name", str), ("address", "address", address_key)):
+        first: dict[str, HostEntry] = {}
+        for entry in entries:
+            value = entry.get(key)
+            if not isinstance(value, str):
+                continue
+            earlier = first.setdefault(normalize(value), entry)
+            if earlier is not entry:
+                problems.append(Problem(entry.field(key),
+                                        f'duplicate {what} "{value}" (also {earlier.where})'))
+    return problems
+
+
+def roles_of(entry: HostEntry) -> set[str]:
+    roles = entry.get("roles")
+    return {role for role in roles if isinstance(role, str)} if isinstance(roles, list) else set()
+
+
+def roles(entries: list[HostEntry]) -> list[Problem]:
+    """At least one host, one control-plane host and one etcd member."""
+    if not entries:
+        return [Problem(HOSTS_FIELD, "at least one host is required "
+                                     "(in spec.hosts or in the spec.inventory file)")]
+    problems = []
+    for role in ("control-plane", "etcd"):
+        if not any(role in roles_of(entry) for entry in entries):
+            problems.append(Problem(HOSTS_FIELD, f"at least one host needs the {role} role"))
+    return problems
+
+
+def roles_warnings(entries: list[HostEntry]) -> list[Problem]:
+    """An even number of etcd members tolerates no more failures than one member fewer."""
+    count = sum("etcd" in roles_of(entry) for entry in entries)
+    if count == 0 or count % 2:
+        return []
+    if count == 2:
+        text = "2 etcd members cannot survive the loss of one; use an odd number"
+    else:
+        text = (f"{count} etcd members survive no more failures than {count - 1} would; "
+                "use an odd number")
+    return [Problem(HOSTS_FIELD, text)]
+
+
+def networks(networking: Any) -> list[Problem]:
+    """podCIDR and serviceCIDR: the same IP version and not overlapping."""
+    if not isinstance(networking, dict):
+        return []
+    try:
+        pod = ipaddress.ip_network(networking.get("podCIDR"), strict=True)
+        service = ipaddress.ip_network(networking.get("serviceCIDR"), strict=True)
+    except (TypeError, ValueError):
+        return []  # the schema has reported why
+    field = "spec.networking.serviceCIDR"
+    if pod.version != service.version:
+        return [Problem(field, f"must be an IPv{pod.version} network like "
+                               f"spec.networking.podCIDR ({pod}); found {service}")]
+    if pod.overlaps(service):
+        return [Problem(field, f"{service} overlaps spec.networking.podCIDR {pod}")]
+    return []
+
+
+def etcd_ports(etcd: Any) -> list[Problem]:
+    if not isinstance(etcd, dict):
+        return []
+    client, peer = etcd.get("clientPort"), etcd.get("peerPort")
+    if isinstance(client, int) and client == peer:
+        return [Problem("spec.etcd.peerPort", f"must differ from spec.etcd.clientPort "
+                                              f"(both are {client})")]
+    return []
+
+
+def key_files(entries: list[HostEntry]) -> list[Problem]:
+    """Every host's effective SSH key exists and is readable; reported once per field."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, Path]] = set()
+    for entry in entries:
+        setting = entry.ssh("key")
+        if setting is None:
+            continue
+        field = setting.field or DEFAULT_KEY_FIELD
+        if (field, setting.value) in seen:
+            continue
+        seen.add((field, setting.value))
+        message = file_problem(setting.value)
+        if message and setting.field is None:
+            message += " (the default key; set spec.ssh.key to use another)"
+        if message:
+            problems.append(Problem(field, message))
+    return problems
+
+
+def file_problem(path: Path) -> str | None:
+    if not path.exists():
+        return f"file {path} does not exist"
+    if not path.is_file():
+        return f"{path} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"file {path} is not readable"
+    return None
+
+
+def wheelhouse(artifacts: Any, base: Path) -> list[Problem]:
+    value = artifacts.get("wheelhouse") if isinstance(artifacts, dict) else None
+    if not isinstance(value, str) or not value:
+        return []
+    path = resolve_path(value, base)
+    if not path.exists():
+        return [Problem("spec.artifacts.wheelhouse", f"directory {path} does not exist")]
+    if not path.is_dir():
+        return [Problem("spec.artifacts.wheelhouse", f"{path} is not a directory")]
+    return []

@@ -1,0 +1,73 @@
+"""Reading one YAML input file (cluster or inventory) into a mapping, or saying why not.
+
+Syntax errors name the file and line (`cluster.yaml:12: could not parse YAML: ...`);
+a key written twice in one mapping is a syntax error too, since YAML would silently keep
+only the last value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+
+from provisioner.spec.problems import Problem
+from provisioner.spec.validator import describe
+
+
+class StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses duplicate keys in a mapping."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise ConstructorError("while constructing a mapping", node.start_mark,
+                                           f'found duplicate key "{key}"', key_node.start_mark)
+                if isinstance(key, str | int | float | bool):
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_error(error: yaml.YAMLError, display: str) -> Problem:
+    """A YAML error as `file:line: could not parse YAML: what`."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        what = error.problem or error.context or "invalid YAML"
+        if error.context and error.problem:
+            what = f"{error.problem} ({error.context})"
+        where = f"{display}:{mark.line + 1}" if mark is not None else display
+        return Problem(where, f"could not parse YAML: {what}")
+    return Problem(display, f"could not parse YAML: {error}")
+
+
+def read_mapping(path: Path, display: str, expected: str) -> tuple[dict | None, list[Problem]]:
+    """The top-level mapping of the YAML file at `path`, or the problems that prevent it.
+
+    `display` names the file in problems; `expected` says what the top level should hold.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(display, "file not found")]
+    except IsADirectoryError:
+        return None, [Problem(display, "is a directory, not a file")]
+    except UnicodeDecodeError:
+        return None, [Problem(display, "is not UTF-8 text")]
+    except OSError as error:
+        return None, [Problem(display, f"could not be read: {error.strerror or error}")]
+    try:
+        document: Any = yaml.load(text, Loader=StrictLoader)
+    except yaml.YAMLError as error:
+        return None, [parse_error(error, display)]
+    if document is None:
+        return None, [Problem(display, f"is empty; expected a mapping with {expected}")]
+    if not isinstance(document, dict):
+        return None, [Problem(display, f"top level must be a mapping with {expected} "
+                                       f"(found {describe(document)})")]
+    return document, []
