@@ -66,14 +66,15 @@ def validate_cluster(path: str | Path) -> tuple[ClusterSpec | None, list[Problem
     cluster_ssh = ssh_layer(doc, Origin(), ("spec", "ssh"), base)
     entries = entries_from(spec.get("hosts"), Origin(), ("spec", "hosts"), base, cluster_ssh,
                            cluster_ssh)
-    inventory_read = True
+    # host counts only mean something when every list of hosts could be read
+    hosts_known = isinstance(doc.get("spec"), dict) and isinstance(spec.get("hosts"), list | None)
     if isinstance(spec.get("inventory"), str) and spec["inventory"]:
         more, problems = load_inventory(spec["inventory"], base, cluster_ssh)
         errors += problems
-        inventory_read = more is not None
+        hosts_known = hosts_known and more is not None
         entries += more or []
     errors += checks.duplicates(entries)
-    if inventory_read:
+    if hosts_known:
         errors += checks.roles(entries)
     warnings = checks.roles_warnings(entries)
     errors += checks.networks(spec.get("networking"))

@@ -1,0 +1,213 @@
+"""Invalid cluster files: every problem is reported, each with its exact field path and text.
+
+Expected strings may use `{tmp}` for the scratch directory the files live in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+from provisioner.errors import EXIT_INVALID_INPUT
+from provisioner.spec import SpecError, load_cluster, validate_cluster
+
+from .documents import host, inventory, minimal
+
+
+@dataclass
+class Invalid:
+    name: str
+    change: Callable[[dict[str, Any]], None]  # applied to a copy of the minimal document
+    expected: list[str]
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+def hosts(*items: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        doc["spec"]["hosts"] = list(items)
+    return change
+
+
+def setting(*path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set doc[path...] = value (creating sections), or delete it when value is DELETE."""
+    def change(doc: dict[str, Any]) -> None:
+        target = doc
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        if value is DELETE:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+    return change
+
+
+DELETE = object()
+CP = ("control-plane", "etcd")
+
+INVALID = [
+    # structure, types and allowed values (the cerberus schema)
+    Invalid("misspelled_host_field_is_unknown_and_the_real_one_missing",
+            hosts(host("cp1", "10.0.0.11", *CP), {"name": "cp2", "adress": "10.0.0.12",
+                                                   "roles": ["worker"]}),
+            ["spec.hosts[1].address: is required", "spec.hosts[1].adress: unknown field"]),
+    Invalid("unknown_top_level_field", setting("specs", value={}), ["specs: unknown field"]),
+    Invalid("wrong_api_version", setting("apiVersion", value="v1"),
+            ['apiVersion: must be provisioner.dev/v1alpha1 (found "v1")']),
+    Invalid("wrong_kind", setting("kind", value="Inventory"),
+            ['kind: must be Cluster (found "Inventory")']),
+    Invalid("missing_metadata", setting("metadata", value=DELETE), ["metadata: is required"]),
+    Invalid("spec_is_not_a_mapping", setting("spec", value=["a"]),
+            ["spec: must be a mapping (found a list)"]),
+    Invalid("unknown_role", hosts(host("cp1", "10.0.0.11", *CP, "master")),
+            ['spec.hosts[0].roles[2]: must be one of: control-plane, etcd, worker '
+             '(found "master")']),
+    Invalid("role_listed_twice", hosts(host("cp1", "10.0.0.11", *CP, "etcd")),
+            ['spec.hosts[0].roles: lists "etcd" more than once']),
+    Invalid("roles_empty", hosts(host("cp1", "10.0.0.11", *CP), host("w1", "10.0.0.12")),
+            ["spec.hosts[1].roles: must not be empty"]),
+    Invalid("host_is_not_a_mapping", hosts(host("cp1", "10.0.0.11", *CP), "w1"),
+            ["spec.hosts[1]: must be a mapping (found a string)"]),
+    Invalid("host_name_not_a_dns_label", hosts(host("CP_1", "10.0.0.11", *CP)),
+            ["spec.hosts[0].name: must be a DNS-1123 label: at most 63 lowercase letters, "
+             "digits or '-', starting and ending with a letter or digit (found \"CP_1\")"]),
+    Invalid("cluster_name_not_a_dns_label", setting("metadata", "name", value="-lab"),
+            ["metadata.name: must be a DNS-1123 label: at most 63 lowercase letters, "
+             "digits or '-', starting and ending with a letter or digit (found \"-lab\")"]),
+    Invalid("address_neither_ip_nor_hostname",
+            hosts(host("cp1", "10.0.0.300", *CP), host("w1", "not a host", "worker")),
+            ['spec.hosts[0].address: must be an IPv4 or IPv6 address or a hostname '
+             '(found "10.0.0.300")',
+             'spec.hosts[1].address: must be an IPv4 or IPv6 address or a hostname '
+             '(found "not a host")']),
+    Invalid("port_out_of_range", setting("spec", "ssh", "port", value=70000),
+            ["spec.ssh.port: must be at most 65535 (found 70000)"]),
+    Invalid("port_zero", setting("spec", "etcd", "clientPort", value=0),
+            ["spec.etcd.clientPort: must be at least 1 (found 0)"]),
+    Invalid("port_is_a_boolean", setting("spec", "ssh", "port", value=True),
+            ["spec.ssh.port: must be an integer (found true/false)"]),
+    Invalid("port_is_a_string", setting("spec", "ssh", "port", value="22"),
+            ["spec.ssh.port: must be an integer (found a string)"]),
+    Invalid("etcd_source_unknown", setting("spec", "artifacts", "etcd", value="rpm"),
+            ['spec.artifacts.etcd: must be one of: wheel, debian (found "rpm")']),
+    Invalid("data_dir_relative", setting("spec", "etcd", "dataDir", value="var/lib/etcd"),
+            ['spec.etcd.dataDir: must be an absolute path (found "var/lib/etcd")']),
+    Invalid("dns_domain_invalid", setting("spec", "networking", "dnsDomain", value="Cluster_L"),
+            ['spec.networking.dnsDomain: must be a DNS name like cluster.local: DNS-1123 labels '
+             'separated by dots (found "Cluster_L")']),
+    Invalid("pod_cidr_with_host_bits", setting("spec", "networking", "podCIDR",
+                                               value="10.244.1.0/16"),
+            ["spec.networking.podCIDR: 10.244.1.0/16 has host bits set; "
+             "did you mean 10.244.0.0/16?"]),
+    Invalid("service_cidr_garbage", setting("spec", "networking", "serviceCIDR", value="10.96/x"),
+            ['spec.networking.serviceCIDR: must be a network in CIDR notation like '
+             '10.244.0.0/16 (found "10.96/x")']),
+    # checks across fields
+    Invalid("duplicate_name_names_the_first",
+            hosts(host("cp1", "10.0.0.11", *CP), host("cp2", "10.0.0.12", "worker"),
+                  host("cp1", "10.0.0.13", "worker")),
+            ['spec.hosts[2].name: duplicate host name "cp1" (also spec.hosts[0])']),
+    Invalid("duplicate_address_compares_ips_canonically",
+            hosts(host("cp1", "fd00::11", *CP), host("w1", "fd00:0::11", "worker")),
+            ['spec.hosts[1].address: duplicate address "fd00:0::11" (also spec.hosts[0])']),
+    Invalid("no_hosts_at_all", hosts(),
+            ["spec.hosts: at least one host is required "
+             "(in spec.hosts or in the spec.inventory file)"]),
+    Invalid("no_control_plane_host", hosts(host("e1", "10.0.0.11", "etcd")),
+            ["spec.hosts: at least one host needs the control-plane role"]),
+    Invalid("no_etcd_host", hosts(host("cp1", "10.0.0.11", "control-plane")),
+            ["spec.hosts: at least one host needs the etcd role"]),
+    Invalid("overlapping_cidrs", setting("spec", "networking", "podCIDR", value="10.96.0.0/16"),
+            ["spec.networking.serviceCIDR: 10.96.0.0/12 overlaps spec.networking.podCIDR "
+             "10.96.0.0/16"]),
+    Invalid("cidrs_of_different_ip_versions",
+            setting("spec", "networking", "serviceCIDR", value="fd00:96::/108"),
+            ["spec.networking.serviceCIDR: must be an IPv4 network like "
+             "spec.networking.podCIDR (10.244.0.0/16); found fd00:96::/108"]),
+    Invalid("etcd_ports_equal", setting("spec", "etcd", "peerPort", value=2379),
+            ["spec.etcd.peerPort: must differ from spec.etcd.clientPort (both are 2379)"]),
+    # files on the operator machine
+    Invalid("host_key_missing", hosts(host("cp1", "10.0.0.11", *CP, ssh={"key": "nope"})),
+            ["spec.hosts[0].ssh.key: file {tmp}/nope does not exist"]),
+    Invalid("shared_key_missing_is_reported_once_where_it_was_set",
+            lambda doc: (setting("spec", "ssh", "key", value="keys/gone")(doc),
+                         hosts(host("cp1", "10.0.0.11", *CP), host("w1", "10.0.0.12", "worker"))
+                         (doc)),
+            ["spec.ssh.key: file {tmp}/keys/gone does not exist"]),
+    Invalid("default_key_missing_names_spec_ssh_key", setting("spec", "ssh", value=DELETE),
+            ["spec.ssh.key: file {tmp}/home/.ssh/id_ed25519 does not exist "
+             "(the default key; set spec.ssh.key to use another)"]),
+    Invalid("key_is_a_directory", setting("spec", "ssh", "key", value="home"),
+            ["spec.ssh.key: {tmp}/home is not a file"]),
+    Invalid("wheelhouse_missing", setting("spec", "artifacts", "wheelhouse", value="wheels"),
+            ["spec.artifacts.wheelhouse: directory {tmp}/wheels does not exist"]),
+    Invalid("wheelhouse_is_a_file", setting("spec", "artifacts", "wheelhouse", value="id_test"),
+            ["spec.artifacts.wheelhouse: {tmp}/id_test is not a directory"]),
+    # inventory problems come with the cluster file's, prefixed with the inventory's name
+    Invalid("inventory_missing", setting("spec", "inventory", value="hosts.yaml"),
+            ["spec.inventory: file hosts.yaml does not exist"]),
+    Invalid("inventory_host_field_misspelled", setting("spec", "inventory", value="hosts.yaml"),
+            ["inventory hosts.yaml: hosts[0].address: is required",
+             "inventory hosts.yaml: hosts[0].adress: unknown field"],
+            files={"hosts.yaml": inventory([{"name": "w1", "adress": "10.0.0.2",
+                                             "roles": ["worker"]}])}),
+    Invalid("inventory_wrong_kind_and_cluster_problem_together",
+            lambda doc: doc["spec"].update(inventory="hosts.yaml", etcd={"peerPort": 2379}),
+            ["spec.etcd.peerPort: must differ from spec.etcd.clientPort (both are 2379)",
+             'inventory hosts.yaml: kind: must be Inventory (found "Cluster")'],
+            files={"hosts.yaml": {**inventory([]), "kind": "Cluster"}}),
+    Invalid("inventory_host_duplicates_cluster_host",
+            setting("spec", "inventory", value="inv/hosts.yaml"),
+            ['inventory inv/hosts.yaml: hosts[1].address: duplicate address "10.0.0.11" '
+             '(also spec.hosts[0])',
+             'inventory inv/hosts.yaml: hosts[1].name: duplicate host name "cp1" '
+             '(also spec.hosts[0])'],
+            files={"inv/hosts.yaml": inventory([host("w1", "10.0.0.12", "worker"),
+                                                host("cp1", "10.0.0.11", "worker")])}),
+    Invalid("inventory_key_is_relative_to_the_inventory",
+            setting("spec", "inventory", value="inv/hosts.yaml"),
+            ["inventory inv/hosts.yaml: ssh.key: file {tmp}/inv/id_test does not exist"],
+            files={"inv/hosts.yaml": inventory([host("w1", "10.0.0.12", "worker")],
+                                               ssh={"key": "id_test"})}),
+    Invalid("inventory_host_key_missing",
+            setting("spec", "inventory", value="hosts.yaml"),
+            ["inventory hosts.yaml: hosts[0].ssh.key: file {tmp}/k1 does not exist"],
+            files={"hosts.yaml": inventory([host("w1", "10.0.0.12", "worker",
+                                                 ssh={"key": "k1"})])}),
+    Invalid("inventory_top_level_is_a_list", setting("spec", "inventory", value="hosts.yaml"),
+            ["inventory hosts.yaml: top level must be a mapping with apiVersion, kind and "
+             "hosts (found a list)"],
+            files={"hosts.yaml": [host("w1", "10.0.0.12", "worker")]}),
+]
+
+
+@pytest.mark.parametrize("case", INVALID, ids=[case.name for case in INVALID])
+def test_invalid_file_reports_exact_problems(case: Invalid, write, workdir) -> None:
+    for name, data in case.files.items():
+        write(name, data)
+    doc = minimal()
+    case.change(doc)
+    write("cluster.yaml", doc)
+
+    spec, errors, _ = validate_cluster("cluster.yaml")
+
+    assert spec is None
+    assert [str(p) for p in errors] == [e.format(tmp=workdir) for e in case.expected]
+
+
+def test_load_cluster_raises_one_error_listing_every_problem(write) -> None:
+    doc = minimal()
+    doc["spec"]["hosts"][0]["adress"] = doc["spec"]["hosts"][0].pop("address")
+    write("cluster.yaml", doc)
+
+    with pytest.raises(SpecError) as caught:
+        load_cluster("cluster.yaml")
+
+    error = caught.value
+    assert error.exit_code == EXIT_INVALID_INPUT
+    assert str(error.path) == "cluster.yaml"
+    assert error.message == ("cluster.yaml has 2 problems:\n"
+                             "  spec.hosts[0].address: is required\n"
+                             "  spec.hosts[0].adress: unknown field")
+    assert error.warnings == []
