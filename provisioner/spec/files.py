@@ -34,10 +34,17 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_error(error: yaml.YAMLError, display: str) -> Problem:
-    """A YAML error as `file:line: could not parse YAML: what`."""
+def parse_error(error: yaml.YAMLError, display: str, text: str) -> Problem:
+    """A YAML error as `file:line: could not parse YAML: what`.
+
+    The line is where the parser noticed the problem, unless that is past the last line
+    (an unclosed construct); then it is where the construct started.
+    """
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
+        last_line = len(text.splitlines()) - 1
+        if mark is not None and mark.line > last_line and error.context_mark is not None:
+            mark = error.context_mark
         what = error.problem or error.context or "invalid YAML"
         if error.context and error.problem:
             what = f"{error.problem} ({error.context})"
@@ -64,7 +71,7 @@ def read_mapping(path: Path, display: str, expected: str) -> tuple[dict | None, 
     try:
         document: Any = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as error:
-        return None, [parse_error(error, display)]
+        return None, [parse_error(error, display, text)]
     if document is None:
         return None, [Problem(display, f"is empty; expected a mapping with {expected}")]
     if not isinstance(document, dict):

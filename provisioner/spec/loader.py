@@ -47,6 +47,8 @@ def load_inventory(name: str, base: Path, cluster_ssh: Any) -> tuple[list[HostEn
     if doc is None:
         return None, problems
     doc, problems = validate_document(doc, INVENTORY, origin)
+    if not isinstance(doc.get("hosts"), list):
+        return None, problems
     file_ssh = ssh_layer(doc, origin, ("ssh",), path.parent)
     entries = entries_from(doc.get("hosts"), origin, ("hosts",), path.parent, file_ssh,
                            cluster_ssh)
