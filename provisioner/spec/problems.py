@@ -81,7 +81,9 @@ def plural(count: int, noun: str) -> str:
 class SpecError(InvalidInputError):
     """The cluster spec is invalid; `problems` lists every error, `warnings` the rest."""
 
-    def __init__(self, path: str | Path, problems: Iterable[Problem], warnings: Iterable[Problem] = ()):
+    def __init__(
+        self, path: str | Path, problems: Iterable[Problem], warnings: Iterable[Problem] = ()
+    ) -> None:
         self.path = Path(path)
         self.problems = list(problems)
         self.warnings = list(warnings)

@@ -61,8 +61,9 @@ class SpecValidator(cerberus.Validator):
 
     def _check_with_dns_label(self, field: str, value: str) -> None:
         if not DNS_LABEL.match(value):
-            self._error(field, "must be a DNS-1123 label: at most 63 lowercase letters, digits "
-                               f"or '-', starting and ending with a letter or digit (found {shown(value)})")
+            self._error(field, "must be a DNS-1123 label: at most 63 lowercase letters, "
+                               "digits or '-', starting and ending with a letter or digit "
+                               f"(found {shown(value)})")
 
     def _check_with_dns_name(self, field: str, value: str) -> None:
         if not is_dns_name(value):
