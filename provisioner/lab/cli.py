@@ -11,6 +11,7 @@ import time
 import click
 
 from provisioner.lab.lab import DEFAULT_NAME, DEFAULT_NODES, Lab, list_labs
+from provisioner.lab.vagrant import VagrantLab
 
 
 def _say(message: str) -> None:
@@ -32,11 +33,10 @@ def up(name: str, nodes: int, provider: str) -> None:
     """Boot the lab hosts (idempotent) and write their inventory."""
     started = time.monotonic()
     if provider == "vagrant":
-        from provisioner.lab.vagrant import VagrantLab
-
         vagrant_lab = VagrantLab(progress=_say)
-        path = vagrant_lab.up()
-        _say(f"inventory: {path}")
+        for vm in vagrant_lab.up(nodes):
+            _say(f"{vm.name}  {vm.address}:{vm.port}  [{', '.join(vm.roles)}]")
+        _say(f"inventory: {vagrant_lab.inventory_path}")
         return
     the_lab = Lab(name, progress=_say)
     hosts = the_lab.up(nodes)
@@ -54,6 +54,10 @@ def up(name: str, nodes: int, provider: str) -> None:
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="Lab name.")
 def down(name: str) -> None:
     """Stop the lab hosts and remove everything the lab created."""
+    if name == "vagrant" and VagrantLab().load() is not None:
+        if VagrantLab(progress=_say).down():
+            _say("vagrant lab destroyed")
+        return
     the_lab = Lab(name, progress=_say)
     if the_lab.down():
         _say(f"lab {name} removed")
@@ -70,7 +74,7 @@ def list_command() -> None:
         return
     rows = [("NAME", "PROVIDER", "NODES", "STATUS", "SUBNET")]
     for item in labs:
-        rows.append((item.name, item.provider, str(len(item.machines())), item.status(),
+        rows.append((item.name, item.provider, str(item.node_count()), item.status(),
                      item.subnet()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

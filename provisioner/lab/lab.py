@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from provisioner.errors import ProvisionerError
 from provisioner.lab import inventory, network, rootfs
@@ -142,6 +143,10 @@ class Lab:
             return "running"
         return "stopped" if running == 0 else "partial"
 
+    def node_count(self) -> int:
+        state = self.load()
+        return state["nodes"] if state else 0
+
     def subnet(self) -> str:
         state = self.load()
         return network.subnet(state["subnet_index"]) if state else "-"
@@ -204,6 +209,9 @@ class Lab:
                 self._save(state)
             self._changed(f"new lab {self.name} on {network.subnet(index)}")
             return state
+        if state.get("provider", self.provider) != self.provider:
+            raise ProvisionerError(f"lab {self.name} is a {state['provider']} lab; "
+                                   f"use `--provider {state['provider']}`")
         changed = False
         if nodes > state["nodes"]:
             self._changed(f"growing lab {self.name} from {state['nodes']} to {nodes} hosts")
@@ -305,12 +313,25 @@ def host_name(lab: str, number: int) -> str:
     return f"{lab}-{number}"
 
 
-def list_labs(state_root: Path | None = None) -> list[Lab]:
+def list_labs(state_root: Path | None = None) -> list[Any]:
+    """The labs of a state root: `Lab` objects, and a `VagrantLab` for the Vagrant one."""
+    from provisioner.lab.vagrant import VagrantLab  # vagrant.py imports this module
+
     root = Path(state_root) if state_root else default_state_root()
     labs_dir = root / "labs"
     if not labs_dir.is_dir():
         return []
-    return [Lab(p.name, root) for p in sorted(labs_dir.iterdir()) if (p / "lab.json").is_file()]
+    labs: list[Any] = []
+    for path in sorted(labs_dir.iterdir()):
+        try:
+            state = json.loads((path / "lab.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("provider") == VagrantLab.provider:
+            labs.append(VagrantLab(state_root=root))
+        else:
+            labs.append(Lab(path.name, root))
+    return labs
 
 
 def repo_inventory_path(lab_name: str, cwd: Path | None = None) -> Path | None:
@@ -328,7 +349,7 @@ def _all_states(state_root: Path) -> list[dict]:
     states = []
     for lab in list_labs(state_root):
         state = lab.load()
-        if state:
+        if state and "subnet_index" in state:
             states.append(state)
     return states
 
