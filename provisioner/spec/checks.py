@@ -48,10 +48,15 @@ def roles_of(entry: HostEntry) -> set[str]:
 
 
 def roles(entries: list[HostEntry]) -> list[Problem]:
-    """At least one host, one control-plane host and one etcd member."""
+    """At least one host, one control-plane host and one etcd member.
+
+    Role counts are only checked when every host's roles could be read.
+    """
     if not entries:
         return [Problem(HOSTS_FIELD, "at least one host is required "
                                      "(in spec.hosts or in the spec.inventory file)")]
+    if not all(isinstance(entry.get("roles"), list) for entry in entries):
+        return []  # some host's roles are unreadable; the schema has said so
     problems = []
     for role in ("control-plane", "etcd"):
         if not any(role in roles_of(entry) for entry in entries):

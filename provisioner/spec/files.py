@@ -50,7 +50,8 @@ def parse_error(error: yaml.YAMLError, display: str, text: str) -> Problem:
             what = f"{error.problem} ({error.context})"
         where = f"{display}:{mark.line + 1}" if mark is not None else display
         return Problem(where, f"could not parse YAML: {what}")
-    return Problem(display, f"could not parse YAML: {error}")
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return Problem(display, f"could not parse YAML: {first_line}")
 
 
 def read_mapping(path: Path, display: str, expected: str) -> tuple[dict | None, list[Problem]]:

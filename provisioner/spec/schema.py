@@ -25,6 +25,7 @@ PORT = {"type": "integer", "min": 1, "max": 65535}
 
 SSH = {
     "type": "dict",
+    "nullable": True,
     "schema": {
         "user": {"type": "string", "empty": False},
         "port": PORT,

@@ -60,17 +60,23 @@ class SpecValidator(cerberus.Validator):
     }
 
     def _check_with_dns_label(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
         if not DNS_LABEL.match(value):
             self._error(field, "must be a DNS-1123 label: at most 63 lowercase letters, "
                                "digits or '-', starting and ending with a letter or digit "
                                f"(found {shown(value)})")
 
     def _check_with_dns_name(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
         if not is_dns_name(value):
             self._error(field, "must be a DNS name like cluster.local: DNS-1123 labels "
                                f"separated by dots (found {shown(value)})")
 
     def _check_with_address(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
         try:
             ipaddress.ip_address(value)
         except ValueError:
@@ -79,6 +85,8 @@ class SpecValidator(cerberus.Validator):
                                    f"(found {shown(value)})")
 
     def _check_with_cidr(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
         try:
             ipaddress.ip_network(value, strict=True)
         except ValueError:
@@ -91,10 +99,14 @@ class SpecValidator(cerberus.Validator):
                 self._error(field, f"{value} has host bits set; did you mean {loose}?")
 
     def _check_with_absolute_path(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
         if not posixpath.isabs(value):
             self._error(field, f"must be an absolute path (found {shown(value)})")
 
     def _check_with_unique_items(self, field: str, value: list) -> None:
+        if not isinstance(value, list):
+            return  # the type rule reports it
         seen: set[str] = set()
         for item in value:
             if not isinstance(item, str):

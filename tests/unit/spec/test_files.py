@@ -35,6 +35,15 @@ FILE_CASES = [
     ("duplicate_key_is_a_syntax_error_at_its_line", CLUSTER_HEAD + "kind: Cluster\n",
      ['cluster.yaml:5: could not parse YAML: found duplicate key "kind" '
       "(while constructing a mapping)"]),
+    ("python_tags_are_not_constructed", "!!python/object/apply:os.system [true]\n",
+     ["cluster.yaml:1: could not parse YAML: could not determine a constructor for the tag "
+      "'tag:yaml.org,2002:python/object/apply:os.system'"]),
+    ("two_documents_are_refused", CLUSTER_HEAD + "---\nkind: Cluster\n",
+     ["cluster.yaml:5: could not parse YAML: but found another document "
+      "(expected a single document in the stream)"]),
+    ("control_characters_are_refused", "a: \x00\n",
+     ["cluster.yaml: could not parse YAML: unacceptable character #x0000: "
+      "special characters are not allowed"]),
 ]
 
 

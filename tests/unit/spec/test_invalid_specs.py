@@ -5,6 +5,7 @@ Expected strings may use `{tmp}` for the scratch directory the files live in.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -103,6 +104,14 @@ INVALID = [
     Invalid("service_cidr_garbage", setting("spec", "networking", "serviceCIDR", value="10.96/x"),
             ['spec.networking.serviceCIDR: must be a network in CIDR notation like '
              '10.244.0.0/16 (found "10.96/x")']),
+    Invalid("roles_not_a_list_gives_no_role_count_noise",
+            hosts(host("cp1", "10.0.0.11", *CP), {**host("w1", "10.0.0.12"), "roles": "worker"}),
+            ["spec.hosts[1].roles: must be a list (found a string)"]),
+    Invalid("null_name_is_empty", setting("metadata", "name", value=None),
+            ["metadata.name: must not be empty"]),
+    Invalid("date_is_not_a_string",
+            setting("metadata", "name", value=datetime.date(2024, 1, 1)),
+            ["metadata.name: must be a string (found a date)"]),
     # checks across fields
     Invalid("duplicate_name_names_the_first",
             hosts(host("cp1", "10.0.0.11", *CP), host("cp2", "10.0.0.12", "worker"),
@@ -175,6 +184,10 @@ INVALID = [
             ["inventory hosts.yaml: hosts[0].ssh.key: file {tmp}/k1 does not exist"],
             files={"hosts.yaml": inventory([host("w1", "10.0.0.12", "worker",
                                                  ssh={"key": "k1"})])}),
+    Invalid("inventory_hosts_not_a_list_gives_no_host_count_noise",
+            lambda doc: doc["spec"].update(inventory="hosts.yaml", hosts=None),
+            ["inventory hosts.yaml: hosts: must be a list (found a mapping)"],
+            files={"hosts.yaml": {**inventory([]), "hosts": {"w1": "10.0.0.2"}}}),
     Invalid("inventory_top_level_is_a_list", setting("spec", "inventory", value="hosts.yaml"),
             ["inventory hosts.yaml: top level must be a mapping with apiVersion, kind and "
              "hosts (found a list)"],

@@ -107,6 +107,7 @@ def inline_and_inventory() -> dict[str, Any]:
     doc = minimal()
     doc["spec"]["inventory"] = "more/hosts.yaml"
     doc["spec"]["ssh"] = {"user": "ops", "key": "id_test"}
+    doc["spec"]["hosts"][0]["ssh"] = None  # an empty ssh block overrides nothing
     return doc
 
 
