@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioner.spec import checks
 from provisioner.spec.files import read_mapping
-from provisioner.spec.hosts import HostEntry, entries_from, resolve_path, ssh_layer
+from provisioner.spec.hosts import HostEntry, SSHLayer, entries_from, resolve_path, ssh_layer
 from provisioner.spec.model import (
     Artifacts,
     ClusterSpec,
@@ -36,8 +36,9 @@ def mapping(doc: Any, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def load_inventory(name: str, base: Path, cluster_ssh: Any) -> tuple[list[HostEntry] | None,
-                                                                     list[Problem]]:
+def load_inventory(
+    name: str, base: Path, cluster_ssh: SSHLayer
+) -> tuple[list[HostEntry] | None, list[Problem]]:
     """Host entries of the inventory named by spec.inventory (None if it cannot be read)."""
     path = resolve_path(name, base)
     if not path.exists():
