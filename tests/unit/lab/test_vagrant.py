@@ -1,0 +1,155 @@
+"""The Vagrant provider, with python-vagrant's subprocess calls faked.
+
+No hypervisor or vagrant binary is needed: a stub `vagrant` on PATH satisfies python-vagrant's
+lookup, and `subprocess.check_call`/`check_output` as python-vagrant calls them are replaced by
+fakes that record the command and answer `ssh-config` with recorded output.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import vagrant as python_vagrant
+import yaml
+
+from provisioner.errors import ProvisionerError
+from provisioner.lab.vagrant import VagrantLab, parse_ssh_config
+
+SSH_CONFIG = """\
+Host {name}
+  HostName 127.0.0.1
+  User vagrant
+  Port {port}
+  UserKnownHostsFile /dev/null
+  StrictHostKeyChecking no
+  PasswordAuthentication no
+  IdentityFile "{root}/.vagrant/machines/{name}/virtualbox/private_key"
+  IdentitiesOnly yes
+  LogLevel FATAL
+  PubkeyAcceptedKeyTypes +ssh-rsa
+  HostKeyAlgorithms +ssh-rsa
+
+"""
+PORTS = {"vagrant-1": 2222, "vagrant-2": 2200, "vagrant-3": 2201}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "Vagrantfile").write_text("# test\n")
+    (root / "pyproject.toml").write_text("")
+    return root
+
+
+@pytest.fixture
+def stub_binary(tmp_path: Path, monkeypatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "vagrant"
+    stub.write_text("#!/bin/sh\nexit 99\n")  # never run: subprocess is faked
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return stub
+
+
+@pytest.fixture
+def calls(monkeypatch, repo: Path) -> list[list[str]]:
+    recorded: list[list[str]] = []
+
+    def check_call(command, cwd=None, stdout=None, stderr=None, env=None):
+        recorded.append(list(command[1:]))
+        assert cwd == str(repo)
+        return 0
+
+    def check_output(command, cwd=None, env=None, stderr=None):
+        recorded.append(list(command[1:]))
+        if command[1] == "ssh-config":
+            name = command[2]
+            return SSH_CONFIG.format(name=name, port=PORTS[name], root=repo).encode()
+        raise AssertionError(f"unexpected vagrant command {command}")
+
+    monkeypatch.setattr(python_vagrant.subprocess, "check_call", check_call)
+    monkeypatch.setattr(python_vagrant.subprocess, "check_output", check_output)
+    return recorded
+
+
+def test_up_runs_vagrant_and_writes_the_inventory_from_ssh_config(
+        repo, stub_binary, calls, tmp_path):
+    lab = VagrantLab(root=repo, state_root=tmp_path / "state")
+    hosts = lab.up(3)
+    assert calls[0] == ["up"]
+    assert calls[1:] == [["ssh-config", "vagrant-1"], ["ssh-config", "vagrant-2"],
+                         ["ssh-config", "vagrant-3"]]
+    assert [(h.name, h.address, h.port, h.user) for h in hosts] == [
+        ("vagrant-1", "127.0.0.1", 2222, "vagrant"),
+        ("vagrant-2", "127.0.0.1", 2200, "vagrant"),
+        ("vagrant-3", "127.0.0.1", 2201, "vagrant")]
+    key1 = f"{repo}/.vagrant/machines/vagrant-1/virtualbox/private_key"
+    key2 = f"{repo}/.vagrant/machines/vagrant-2/virtualbox/private_key"
+    text = lab.inventory_path.read_text()
+    assert text.splitlines()[:5] == [
+        "apiVersion: provisioner.dev/v1alpha1",
+        "kind: Inventory",
+        f"ssh: {{user: vagrant, port: 2222, key: {key1}}}",
+        "hosts:",
+        "  - {name: vagrant-1, address: 127.0.0.1, roles: [control-plane, etcd]}",
+    ]
+    assert text.splitlines()[5] == (
+        "  - {name: vagrant-2, address: 127.0.0.1, roles: [etcd, worker], "
+        f"ssh: {{port: 2200, key: {key2}}}}}"
+    )
+    assert (repo / "inventories" / "vagrant" / "hosts.yaml").read_text() == text
+    assert yaml.safe_load(text)["hosts"][2]["ssh"]["port"] == 2201
+    assert lab.load() == {"name": "vagrant", "provider": "vagrant", "root": str(repo),
+                          "nodes": 3}
+
+
+def test_down_destroys_the_machines_and_forgets_the_lab(repo, stub_binary, calls, tmp_path):
+    lab = VagrantLab(root=repo, state_root=tmp_path / "state")
+    lab.up(1)
+    assert lab.down() is True
+    assert calls[-1] == ["destroy", "--force"]
+    assert not lab.dir.exists()
+    assert lab.down() is False
+
+
+def test_a_missing_vagrant_binary_is_a_clear_error(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(ProvisionerError, match="vagrant binary is not installed"):
+        VagrantLab(root=repo, state_root=tmp_path / "state").up()
+
+
+def test_a_failing_vagrant_up_is_reported_with_its_command(repo, stub_binary, tmp_path,
+                                                            monkeypatch):
+    def check_call(command, **kwargs):
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(python_vagrant.subprocess, "check_call", check_call)
+    with pytest.raises(ProvisionerError, match="vagrant up failed") as caught:
+        VagrantLab(root=repo, state_root=tmp_path / "state").up()
+    assert caught.value.command.endswith("vagrant up")
+
+
+def test_cli_without_vagrant_prints_an_error_and_no_traceback(repo, tmp_path, monkeypatch,
+                                                              capsys):
+    from provisioner.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PROVISIONER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(repo)
+    with pytest.raises(SystemExit) as exited:
+        main(["lab", "up", "--provider", "vagrant"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "ERROR: the vagrant binary is not installed" in err
+    assert "Traceback" not in err
+
+
+def test_parse_ssh_config_reads_the_first_host_block():
+    text = SSH_CONFIG.format(name="a", port=1, root="/r") + "Host b\n  Port 2\n"
+    options = parse_ssh_config(text)
+    assert options["Port"] == "1"
+    assert options["IdentityFile"] == "/r/.vagrant/machines/a/virtualbox/private_key"
