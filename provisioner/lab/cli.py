@@ -10,12 +10,16 @@ import time
 
 import click
 
-from provisioner.lab.lab import DEFAULT_NAME, DEFAULT_NODES, Lab, list_labs
+from provisioner.lab.lab import DEFAULT_NAME, DEFAULT_NODES, Lab, list_labs, repo_inventory_path
 from provisioner.lab.vagrant import VagrantLab
 
 
 def _say(message: str) -> None:
     click.echo(f"[lab] {message}")
+
+
+def _hosts(count: int) -> str:
+    return f"{count} host" if count == 1 else f"{count} hosts"
 
 
 @click.group()
@@ -43,11 +47,15 @@ def up(name: str, nodes: int, provider: str) -> None:
     for host in hosts:
         _say(f"{host.name}  {host.address}  [{', '.join(host.roles)}]")
     if the_lab.changes:
-        _say(f"lab {name} is up ({len(hosts)} hosts, {time.monotonic() - started:.0f}s)")
+        _say(f"lab {name} is up ({_hosts(len(hosts))}, {time.monotonic() - started:.0f}s)")
     else:
-        _say(f"lab {name} is already up with {len(hosts)} hosts: nothing changed")
+        _say(f"lab {name} is already up with {_hosts(len(hosts))}: nothing changed")
     _say(f"ssh key: {the_lab.key_path}")
-    _say(f"inventory: {the_lab.inventory_path}")
+    repo_copy = repo_inventory_path(name)
+    if repo_copy:
+        _say(f"inventory: {repo_copy} (copy of {the_lab.inventory_path})")
+    else:
+        _say(f"inventory: {the_lab.inventory_path}")
 
 
 @lab.command("down")

@@ -94,3 +94,44 @@ def test_an_nspawn_up_of_the_vagrant_lab_is_refused(tmp_path):
     _write_state(tmp_path, "vagrant", name="vagrant", provider="vagrant", root="/r", nodes=3)
     with pytest.raises(ProvisionerError, match="--provider vagrant"):
         Lab("vagrant", tmp_path)._ensure_state(Lab("vagrant", tmp_path).load(), 3, Path("/x"))
+
+
+class _FakeMachine:
+    def __init__(self, tmp_path: Path, running: bool):
+        self.name = "demo-2"
+        self.address = "10.213.9.12"
+        self.log_path = tmp_path / "demo-2.log"
+        self.log_path.write_text("boot line 1\nboot line 2\n")
+        self.running = running
+
+    def is_running(self) -> bool:
+        return self.running
+
+
+def test_boot_timeout_names_the_host_and_its_log(tmp_path, monkeypatch):
+    import provisioner.lab.lab as lab_module
+
+    monkeypatch.setattr(lab_module, "BOOT_TIMEOUT", 0.0)
+    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: False)
+    machine = _FakeMachine(tmp_path, running=True)
+    with pytest.raises(ProvisionerError) as caught:
+        Lab("demo", tmp_path)._wait_for_ssh([machine], [machine])
+    assert "demo-2 (10.213.9.12) did not answer SSH" in caught.value.message
+    assert str(machine.log_path) in caught.value.message
+    assert "boot line 2" in caught.value.output
+
+
+def test_a_host_dying_while_booting_is_reported_at_once(tmp_path, monkeypatch):
+    import provisioner.lab.lab as lab_module
+
+    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: False)
+    machine = _FakeMachine(tmp_path, running=False)
+    with pytest.raises(ProvisionerError, match="demo-2 stopped while booting"):
+        Lab("demo", tmp_path)._wait_for_ssh([machine], [machine])
+
+
+def test_hosts_answering_ssh_end_the_wait(tmp_path, monkeypatch):
+    import provisioner.lab.lab as lab_module
+
+    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: True)
+    Lab("demo", tmp_path)._wait_for_ssh([_FakeMachine(tmp_path, running=True)], [])
