@@ -26,8 +26,15 @@ from typing import Any
 
 from provisioner.errors import ProvisionerError
 from provisioner.lab import inventory, network, rootfs
-from provisioner.lab.machine import Machine, mounts_under, remove_cgroups, request_stop
-from provisioner.lab.machine import wait_stopped
+from provisioner.lab.machine import (
+    CGROUP_PARENT,
+    Machine,
+    kill_cgroup_tree,
+    mounts_under,
+    remove_cgroups,
+    request_stop,
+    wait_stopped,
+)
 
 DEFAULT_NAME = "lab"
 DEFAULT_NODES = 3
@@ -287,10 +294,11 @@ class Lab:
                 machine.kill_remaining()
                 machine.unmount()
                 self._changed(f"stopped {machine.name}")
-            # Mounts of hosts lab.json no longer lists (a crash mid-`up`) go too.
+            # Processes and mounts of hosts lab.json no longer lists (a crash mid-`up`) go too.
+            kill_cgroup_tree(f"{CGROUP_PARENT}/{self.name}")
+            remove_cgroups(f"{CGROUP_PARENT}/{self.name}")
             for target in sorted(mounts_under(self.dir), key=len, reverse=True):
                 subprocess.run(["umount", "-l", target], capture_output=True)
-            remove_cgroups(f"provisioner-lab/{self.name}")
             if state is not None and network.delete_bridge(state["subnet_index"]):
                 self._changed(f"deleted bridge {network.bridge_name(state['subnet_index'])}")
             if mounts_under(self.dir):

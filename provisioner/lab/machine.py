@@ -191,36 +191,10 @@ class Machine:
         self.kill_remaining()
 
     def kill_remaining(self) -> None:
-        for _ in range(50):
-            pids = self.cgroup_pids()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
-        else:
-            raise ProvisionerError(f"processes of lab host {self.name} do not die: {pids}")
+        """SIGKILL every process left in the host's cgroups, then remove the cgroups."""
+        kill_cgroup_tree(self.cgroup_path, extra=self.pid())
         self.pid_file.unlink(missing_ok=True)
         remove_cgroups(self.cgroup_path)
-
-    def cgroup_pids(self) -> set[int]:
-        pids: set[int] = set()
-        for base in hierarchies().values():
-            top = base / self.cgroup_path
-            if not top.is_dir():
-                continue
-            for procs in top.rglob("cgroup.procs"):
-                try:
-                    pids.update(int(p) for p in procs.read_text().split())
-                except OSError:
-                    continue
-        pid = self.pid()
-        if pid:
-            pids.add(pid)
-        return pids
 
     def _create_cgroups(self) -> dict[str, Path]:
         created: dict[str, Path] = {}
@@ -264,6 +238,36 @@ def hierarchies() -> dict[str, Path]:
     if not found and str(CGROUP_ROOT) in mounted:
         found["unified"] = CGROUP_ROOT  # a pure cgroup v2 machine
     return found
+
+
+def cgroup_tree_pids(relative: str) -> set[int]:
+    pids: set[int] = set()
+    for base in hierarchies().values():
+        top = base / relative
+        if not top.is_dir():
+            continue
+        for procs in top.rglob("cgroup.procs"):
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                continue  # the cgroup went away meanwhile
+    return pids
+
+
+def kill_cgroup_tree(relative: str, extra: int | None = None) -> None:
+    """Kill every process in a cgroup subtree (in any hierarchy) until none is left."""
+    for _ in range(50):
+        pids = cgroup_tree_pids(relative) | ({extra} if extra and _proc_state(extra) not in
+                                              ("Z", "X") else set())
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    raise ProvisionerError(f"processes in cgroup {relative} do not die: {sorted(pids)}")
 
 
 def remove_cgroups(relative: str) -> None:
