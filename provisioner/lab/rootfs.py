@@ -50,6 +50,15 @@ PACKAGES: tuple[str, ...] = (
     "iputils-ping",
 )
 
+
+
+def packages() -> tuple[str, ...]:
+    """PACKAGES plus `$PROVISIONER_LAB_EXTRA_PACKAGES` (comma or space separated): lab hosts
+    have no internet, so anything hosts must have from Debian goes into the cached root."""
+    extra = os.environ.get("PROVISIONER_LAB_EXTRA_PACKAGES", "").replace(",", " ").split()
+    return tuple(dict.fromkeys((*PACKAGES, *extra)))
+
+
 # Bump when _finish_root() changes what it writes, so existing caches are rebuilt.
 RECIPE_VERSION = 4
 
@@ -99,9 +108,10 @@ WantedBy=sysinit.target
 """
 
 
-def cache_key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
+def cache_key(suite: str = SUITE, package_list: tuple[str, ...] | None = None) -> str:
     """A short stable hash naming one root: same inputs, same cached root."""
-    text = "\n".join([suite, f"recipe={RECIPE_VERSION}", *sorted(packages)])
+    chosen = packages() if package_list is None else package_list
+    text = "\n".join([suite, f"recipe={RECIPE_VERSION}", *sorted(chosen)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -157,7 +167,7 @@ def _debootstrap(target: Path) -> None:
     command = [
         "debootstrap",
         "--variant=minbase",
-        f"--include={','.join(PACKAGES)}",
+        f"--include={','.join(packages())}",
         SUITE,
         str(target),
         MIRROR,

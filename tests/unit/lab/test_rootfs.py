@@ -13,9 +13,17 @@ from provisioner.lab import rootfs
 def test_cache_key_is_stable_and_depends_on_suite_and_packages():
     assert rootfs.cache_key() == rootfs.cache_key()
     assert rootfs.cache_key("trixie") != rootfs.cache_key()
-    assert rootfs.cache_key(packages=rootfs.PACKAGES + ("curl",)) != rootfs.cache_key()
+    assert rootfs.cache_key(package_list=rootfs.PACKAGES + ("curl",)) != rootfs.cache_key()
     # Order of the package list does not matter.
-    assert rootfs.cache_key(packages=tuple(reversed(rootfs.PACKAGES))) == rootfs.cache_key()
+    assert rootfs.cache_key(package_list=tuple(reversed(rootfs.PACKAGES))) == rootfs.cache_key()
+
+
+def test_extra_packages_from_the_environment_get_their_own_cache(monkeypatch):
+    plain = rootfs.cache_key()
+    monkeypatch.setenv("PROVISIONER_LAB_EXTRA_PACKAGES", "etcd-server, curl systemd")
+    assert rootfs.packages()[-2:] == ("etcd-server", "curl")
+    assert rootfs.packages().count("systemd") == 1
+    assert rootfs.cache_key() != plain
 
 
 def test_required_packages_are_in_the_root():
