@@ -1,0 +1,142 @@
+"""Authentication (client certificates, service-account JWTs, bootstrap tokens) and RBAC.
+
+Users: a client certificate's CN is the user and its O entries the groups; a bearer token is a
+service-account JWT verified with --service-account-key-file, or a bootstrap token
+(`<id>.<secret>`) matched against its kube-system Secret. Everyone authenticated is also in
+`system:authenticated`. RBAC reads roles and bindings from storage (cached for a second, so
+several API servers agree within that second); `system:masters` is the superuser group.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from .storage import Storage
+
+ANONYMOUS_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+
+
+@dataclass
+class User:
+    name: str
+    groups: list[str] = field(default_factory=list)
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+
+def user_from_peercert(cert: dict | None) -> User | None:
+    if not cert:
+        return None
+    cn, orgs = "", []
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                cn = value
+            elif key == "organizationName":
+                orgs.append(value)
+    if not cn:
+        return None
+    return User(cn, orgs + ["system:authenticated"])
+
+
+def load_public_keys(paths: list[str]) -> list[Any]:
+    """PEM public keys (or private keys, whose public half is used) from the given files."""
+    from cryptography.hazmat.primitives import serialization
+
+    keys = []
+    for path in paths:
+        data = open(path, "rb").read()
+        for m in re.finditer(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", data, re.S):
+            pem = m.group(0) + b"\n"
+            try:
+                if b"PRIVATE KEY" in m.group(1):
+                    keys.append(serialization.load_pem_private_key(pem, None).public_key())
+                elif b"PUBLIC KEY" in m.group(1):
+                    keys.append(serialization.load_pem_public_key(pem))
+            except ValueError:
+                continue
+    return keys
+
+
+class Authenticator:
+    def __init__(self, storage: Storage, sa_keys: list[Any], issuers: list[str]):
+        self.storage = storage
+        self.sa_keys = sa_keys
+        self.issuers = issuers or ["https://kubernetes.default.svc.cluster.local"]
+
+    async def authenticate(self, peercert: dict | None, authorization: str | None) -> User | None:
+        if authorization and authorization.lower().startswith("bearer "):
+            return await self._token(authorization[7:].strip())
+        return user_from_peercert(peercert)
+
+    async def _token(self, token: str) -> User | None:
+        if len(token) == 23 and token[6] == ".":
+            return await self._bootstrap(token[:6], token[7:])
+        return await self._service_account(token)
+
+    async def _service_account(self, token: str) -> User | None:
+        for key in self.sa_keys:
+            try:
+                claims = jwt.decode(token, key, algorithms=["RS256", "ES256", "ES384", "ES512", "PS256"],
+                                    options={"verify_aud": False}, leeway=30)
+            except jwt.PyJWTError:
+                continue
+            if claims.get("iss") == LEGACY_ISSUER:
+                ns = claims.get("kubernetes.io/serviceaccount/namespace", "")
+                name = claims.get("kubernetes.io/serviceaccount/service-account.name", "")
+            elif claims.get("iss") in self.issuers:
+                info = claims.get("kubernetes.io") or {}
+                ns = info.get("namespace", "")
+                name = (info.get("serviceaccount") or {}).get("name", "")
+            else:
+                continue
+            sa = await self.storage.get("serviceaccounts", ns, name) if ns and name else None
+            if sa is None:
+                return None  # the service account was deleted: its tokens die with it
+            uid = ((claims.get("kubernetes.io") or {}).get("serviceaccount") or {}).get("uid")
+            if uid and uid != sa["metadata"].get("uid"):
+                return None
+            return User(f"system:serviceaccount:{ns}:{name}",
+                        ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"])
+        return None
+
+    async def _bootstrap(self, token_id: str, secret: str) -> User | None:
+        obj = await self.storage.get("secrets", "kube-system", f"bootstrap-token-{token_id}")
+        if not obj or obj.get("type") != "bootstrap.kubernetes.io/token":
+            return None
+        data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+        if data.get("token-id") != token_id or data.get("token-secret") != secret:
+            return None
+        if data.get("usage-bootstrap-authentication") != "true":
+            return None
+        exp = data.get("expiration")
+        if exp:
+            try:
+                when = dt.datetime.fromisoformat(exp.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if when < dt.datetime.now(dt.timezone.utc):
+                return None
+        extra = [g for g in data.get("auth-extra-groups", "").split(",") if g]
+        return User(f"system:bootstrap:{token_id}", ["system:bootstrappers"] + extra + ["system:authenticated"])
+
+
+def sign_service_account_token(key_pem: bytes, issuer: str, namespace: str, name: str, uid: str,
+                               audiences: list[str], seconds: int) -> tuple[str, int]:
+    """A bound service-account token, as the TokenRequest API issues it."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem, None)
+    alg = "RS256" if key.__class__.__name__.startswith("_RSA") or "RSA" in type(key).__name__ else "ES256"
+    now = int(time.time())
+    claims = {"iss": issuer, "sub": f"system:serviceaccount:{namespace}:{name}", "aud": audiences,
+              "iat": now, "nbf": now, "exp": now + seconds,
+              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}}}
+    return jwt.encode(claims, key, algorithm=alg), now + seconds

@@ -1,0 +1,70 @@
+"""managedFields bookkeeping: the FieldsV1 set of an object and the entries of its managers.
+
+A field set is the nested `{"f:spec": {"f:replicas": {}}}` shape Kubernetes stores; list elements
+with a merge key are `k:{"name":"web"}`, other list elements `v:<value>` or the list itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from . import schemas
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def field_set(obj: Any, type_name: str | None) -> dict:
+    if not isinstance(obj, dict):
+        return {}
+    out: dict = {}
+    for k, v in obj.items():
+        if k in ("apiVersion", "kind"):
+            continue
+        notation = schemas.field_of(type_name, k) if type_name else None
+        shape, elem, key = schemas.parse(notation) if notation else ("any", "", None)
+        if k == "metadata":
+            meta = {mk: mv for mk, mv in (v or {}).items()
+                    if mk in ("labels", "annotations", "finalizers", "ownerReferences")}
+            sub = field_set(meta, None)
+            if sub:
+                out["f:metadata"] = sub
+            continue
+        if shape == "ref":
+            out[f"f:{k}"] = field_set(v, elem)
+        elif shape == "list" and key and isinstance(v, list):
+            items = {}
+            for x in v:
+                if isinstance(x, dict) and key in x:
+                    items[f"k:{json.dumps({key: x[key]}, separators=(',', ':'))}"] = dict(
+                        {".": {}}, **field_set(x, elem if elem in schemas.T else None))
+            out[f"f:{k}"] = items
+        elif isinstance(v, dict) and shape != "list":
+            out[f"f:{k}"] = field_set(v, elem if elem in schemas.T else None)
+        else:
+            out[f"f:{k}"] = {}
+    return out
+
+
+def record(meta: dict, manager: str, operation: str, api_version: str, fields: dict,
+           subresource: str = "") -> None:
+    """Set this manager's entry (one per manager, operation and subresource)."""
+    if not manager:
+        return
+    entries = [e for e in meta.get("managedFields") or []
+               if not (e.get("manager") == manager and e.get("operation") == operation
+                       and e.get("subresource", "") == subresource)]
+    entry = {"manager": manager, "operation": operation, "apiVersion": api_version, "time": now(),
+             "fieldsType": "FieldsV1", "fieldsV1": fields}
+    if subresource:
+        entry["subresource"] = subresource
+    entries.append(entry)
+    meta["managedFields"] = entries
+
+
+def default_manager(user_agent: str) -> str:
+    """Kubernetes names an unnamed manager after the user agent's program name."""
+    return (user_agent or "unknown").split("/", 1)[0][:128] or "unknown"

@@ -1,0 +1,111 @@
+"""`provisioner-apiserver`: the API server process, with kube-apiserver's flag names.
+
+Runs as the kube-apiserver static pod on control-plane hosts and under `provisioner dev
+apiserver`. Serves HTTPS only; client certificates are checked against --client-ca-file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+
+from aiohttp import web
+
+from . import encryption
+from .server import ApiServer, Config
+from .storage import Storage, TLSClient, Transformer, parse_etcd_url
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="provisioner-apiserver",
+                                description="Kubernetes-compatible API server on etcd")
+    a = p.add_argument
+    a("--etcd-servers", default="http://127.0.0.1:2379", help="comma-separated etcd URLs")
+    a("--etcd-cafile")
+    a("--etcd-certfile")
+    a("--etcd-keyfile")
+    a("--etcd-prefix", default="/registry")
+    a("--tls-cert-file", required=True)
+    a("--tls-private-key-file", required=True)
+    a("--client-ca-file")
+    a("--service-account-key-file", action="append", default=[])
+    a("--service-account-signing-key-file")
+    a("--service-account-issuer", action="append", default=[])
+    a("--service-cluster-ip-range", default="10.96.0.0/12")
+    a("--secure-port", type=int, default=6443)
+    a("--bind-address", default="0.0.0.0")
+    a("--advertise-address", default="127.0.0.1")
+    a("--encryption-provider-config")
+    a("--v", "-v", type=int, default=0, dest="verbosity")
+    # accepted for command-line compatibility with kube-apiserver manifests; no effect here
+    for flag in ("--authorization-mode", "--enable-admission-plugins", "--allow-privileged",
+                 "--kubelet-client-certificate", "--kubelet-client-key", "--requestheader-client-ca-file",
+                 "--enable-bootstrap-token-auth", "--kubelet-preferred-address-types"):
+        a(flag)
+    return p
+
+
+def ssl_context(args: argparse.Namespace) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
+    if args.client_ca_file:
+        ctx.load_verify_locations(args.client_ca_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL  # anonymous and token requests come without a cert
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
+    host, port = parse_etcd_url(args.etcd_servers.split(",")[0])
+    client = TLSClient(host, port, args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile,
+                       options={"grpc.max_receive_message_length": 64 * 1024 * 1024})
+    transformer: Transformer = (encryption.load(args.encryption_provider_config)
+                                if args.encryption_provider_config else Transformer())
+    storage = Storage(client, transformer, args.etcd_prefix.rstrip("/"))
+    sa_keys = list(args.service_account_key_file)
+    if not sa_keys and args.service_account_signing_key_file:
+        sa_keys = [args.service_account_signing_key_file]
+    config = Config(service_cidr=args.service_cluster_ip_range, sa_key_files=sa_keys,
+                    sa_signing_key_file=args.service_account_signing_key_file,
+                    sa_issuers=args.service_account_issuer or
+                    ["https://kubernetes.default.svc.cluster.local"],
+                    advertise_address=args.advertise_address, secure_port=args.secure_port)
+    server = ApiServer(storage, config)
+    return server, server.app()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    server, app = build(args)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, args.bind_address, args.secure_port, ssl_context=ssl_context(args))
+    await site.start()
+    logging.getLogger("apiserver").info("serving on https://%s:%d", args.bind_address, args.secure_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await server.storage.client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except (OSError, ValueError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""/openapi/v3 (and /openapi/v2) generated from schemas.py and the registry table.
+
+kubectl uses these documents for `kubectl explain`, for strategic-merge metadata in client-side
+apply, and to learn that PATCH accepts `fieldValidation` (so it leaves validation to the server).
+Documents are built once per process; the hash in each URL lets clients cache them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+
+from aiohttp import web
+
+from . import schemas
+from .registry import RESOURCES, Resource, groups
+
+META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
+              "LabelSelectorRequirement", "Condition"}
+PACKAGES = [
+    (("Deployment", "ReplicaSet", "DaemonSet"), "io.k8s.api.apps.v1"),
+    (("Scale",), "io.k8s.api.autoscaling.v1"),
+    (("Job",), "io.k8s.api.batch.v1"),
+    (("Lease",), "io.k8s.api.coordination.v1"),
+    (("EndpointSlice",), "io.k8s.api.discovery.v1"),
+    (("PolicyRule", "Role", "ClusterRole", "Subject", "RoleRef"), "io.k8s.api.rbac.v1"),
+    (("CertificateSigningRequest",), "io.k8s.api.certificates.v1"),
+]
+
+
+def full_name(t: str) -> str:
+    if t in META_TYPES:
+        return f"io.k8s.apimachinery.pkg.apis.meta.v1.{t}"
+    for prefixes, pkg in PACKAGES:
+        if t.startswith(prefixes):
+            return f"{pkg}.{t}"
+    return f"io.k8s.api.core.v1.{t}"
+
+
+SCALARS = {"string": {"type": "string"}, "integer": {"type": "integer", "format": "int64"},
+           "boolean": {"type": "boolean"}, "number": {"type": "number", "format": "double"},
+           "time": {"type": "string", "format": "date-time"},
+           "quantity": {"type": "string", "format": "quantity", "x-kubernetes-int-or-string": True},
+           "int-or-string": {"type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": True},
+           "map": {"type": "object", "additionalProperties": {"type": "string", "default": ""}},
+           "any": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+
+
+def _field(notation: str, ref: str) -> dict:
+    shape, elem, key = schemas.parse(notation)
+    if shape == "ref":
+        return {"allOf": [{"$ref": f"{ref}{full_name(elem)}"}], "default": {},
+                "description": schemas.T[elem][0]} if ref.startswith("#/components") else \
+            {"$ref": f"{ref}{full_name(elem)}", "description": schemas.T[elem][0]}
+    if shape == "list":
+        out = {"type": "array", "items": _field(elem, ref)}
+        if key:
+            out.update({"x-kubernetes-patch-merge-key": key, "x-kubernetes-patch-strategy": "merge"})
+        return out
+    if shape == "map":
+        return {"type": "object", "additionalProperties": _field(elem, ref)}
+    return dict(SCALARS.get(elem, SCALARS["any"]))
+
+
+def _schema(t: str, ref: str) -> dict:
+    desc, fields, required = schemas.T[t]
+    out: dict = {"type": "object", "description": desc,
+                 "properties": {k: _field(v, ref) for k, v in fields.items()}}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _gvk(r: Resource) -> list[dict]:
+    return [{"group": r.group, "kind": r.kind, "version": r.version}]
+
+
+def _definitions(ref: str, kinds: set[str] | None = None) -> dict:
+    """All schemas reachable from `kinds` (all when None)."""
+    wanted = set(schemas.T) if kinds is None else set()
+    todo = list(kinds or [])
+    while todo:
+        t = todo.pop()
+        if t in wanted or t not in schemas.T:
+            continue
+        wanted.add(t)
+        for notation in schemas.T[t][1].values():
+            _, elem, _ = schemas.parse(notation)
+            if elem in schemas.T:
+                todo.append(elem)
+    defs = {full_name(t): _schema(t, ref) for t in sorted(wanted)}
+    for r in RESOURCES:
+        if full_name(r.kind) in defs:
+            defs[full_name(r.kind)]["x-kubernetes-group-version-kind"] = _gvk(r)
+    if "Scale" in wanted:
+        defs[full_name("Scale")]["x-kubernetes-group-version-kind"] = [
+            {"group": "autoscaling", "kind": "Scale", "version": "v1"}]
+    return defs
+
+
+def _param(name: str, typ: str = "string") -> dict:
+    return {"name": name, "in": "query", "schema": {"type": typ, "uniqueItems": True}}
+
+
+PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
+               "application/strategic-merge-patch+json", "application/apply-patch+yaml"]
+
+
+def _op(r: Resource, action: str, kind: str, gvk: list[dict], body: bool = False,
+        patch: bool = False) -> dict:
+    ref = {"$ref": f"#/components/schemas/{full_name(kind)}"}
+    op: dict = {"operationId": f"{action}{r.kind}", "tags": [r.group or "core"],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
+                "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk[0]}
+    params = [_param("dryRun"), _param("fieldManager")]
+    if body or patch:
+        params.append(_param("fieldValidation"))
+    if patch:
+        params.append(_param("force", "boolean"))
+        op["requestBody"] = {"content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES},
+                             "required": True}
+    elif body:
+        op["requestBody"] = {"content": {"application/json": {"schema": ref}}, "required": True}
+    op["parameters"] = params
+    return op
+
+
+def _paths(r: Resource) -> dict:
+    base = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
+    coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
+    gvk = _gvk(r)
+    paths = {
+        coll: {"get": _op(r, "list", r.kind, gvk), "post": _op(r, "post", r.kind, gvk, body=True)},
+        f"{coll}/{{name}}": {"get": _op(r, "get", r.kind, gvk), "put": _op(r, "put", r.kind, gvk, body=True),
+                             "patch": _op(r, "patch", r.kind, gvk, patch=True),
+                             "delete": _op(r, "delete", r.kind, gvk)},
+    }
+    if r.namespaced:
+        paths[f"{base}/{r.plural}"] = {"get": _op(r, "list", r.kind, gvk)}
+    for sub in r.subresources:
+        if sub in ("status", "scale"):
+            kind = "Scale" if sub == "scale" else r.kind
+            sgvk = [{"group": "autoscaling", "kind": "Scale", "version": "v1"}] if sub == "scale" else gvk
+            paths[f"{coll}/{{name}}/{sub}"] = {
+                "get": _op(r, "get", kind, sgvk), "put": _op(r, "put", kind, sgvk, body=True),
+                "patch": _op(r, "patch", kind, sgvk, patch=True)}
+    return paths
+
+
+@functools.lru_cache(maxsize=None)
+def v3_document(gv: str) -> bytes:
+    group, _, version = gv.rpartition("/")
+    res = [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+    paths: dict = {}
+    kinds = set()
+    for r in res:
+        paths.update(_paths(r))
+        kinds.add(r.kind)
+        if r.scale:
+            kinds.add("Scale")
+    doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
+           "paths": paths, "components": {"schemas": _definitions("#/components/schemas/", kinds)}}
+    return json.dumps(doc).encode()
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+@functools.lru_cache(maxsize=None)
+def v3_index() -> bytes:
+    paths = {}
+    for group, versions in groups().items():
+        for v in versions:
+            gv = f"{group}/{v}" if group else v
+            digest = hashlib.sha512(v3_document(gv)).hexdigest()[:128].upper()
+            paths[_gv_path(group, v)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(group, v)}?hash={digest}"}
+    return json.dumps({"paths": paths}).encode()
+
+
+@functools.lru_cache(maxsize=None)
+def v2_document() -> bytes:
+    return json.dumps({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
+                       "paths": {}, "definitions": _definitions("#/definitions/")}).encode()
+
+
+async def handle_v3(request: web.Request) -> web.Response:
+    tail = request.match_info.get("tail", "").strip("/")
+    if not tail:
+        return web.Response(body=v3_index(), content_type="application/json")
+    parts = tail.split("/")
+    gv = None
+    if parts[0] == "api" and len(parts) == 2:
+        gv = parts[1]
+    elif parts[0] == "apis" and len(parts) == 3:
+        gv = f"{parts[1]}/{parts[2]}"
+    if gv is None or (gv.rpartition("/")[0], gv.rpartition("/")[2]) not in \
+            {(r.group, r.version) for r in RESOURCES}:
+        return web.Response(status=404, text="404 page not found\n")
+    headers = {"Cache-Control": "public, immutable" if "hash" in request.query else "no-cache, private"}
+    return web.Response(body=v3_document(gv), content_type="application/json", headers=headers)
+
+
+async def handle_v2(request: web.Request) -> web.Response:
+    return web.Response(body=v2_document(), content_type="application/json")

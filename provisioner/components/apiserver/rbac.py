@@ -1,0 +1,184 @@
+"""RBAC authorizer and the default cluster roles every cluster starts with.
+
+Decisions follow Kubernetes' RBAC rules: a request is allowed when a (Cluster)RoleBinding whose
+subjects match the user grants a rule covering verb, API group, resource[/subresource] and name
+(or, for non-resource requests, the URL). Roles and bindings are read from storage with a
+one-second cache.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .storage import Storage
+
+SUPERUSER_GROUP = "system:masters"
+
+R = dict[str, Any]
+
+
+def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None,
+         urls: list[str] | None = None) -> R:
+    out: R = {"verbs": verbs}
+    if urls is not None:
+        out["nonResourceURLs"] = urls
+    else:
+        out["apiGroups"], out["resources"] = groups or [""], resources or ["*"]
+    return out
+
+
+READ = ["get", "list", "watch"]
+ALL = ["*"]
+DEFAULT_ROLES: dict[str, list[R]] = {
+    "cluster-admin": [rule(ALL, ["*"], ["*"]), rule(ALL, urls=["*"])],
+    "system:discovery": [rule(["get"], urls=["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+                                             "/livez", "/readyz", "/openapi", "/openapi/*", "/version",
+                                             "/version/"])],
+    "system:public-info-viewer": [rule(["get"], urls=["/healthz", "/livez", "/readyz", "/version", "/version/"])],
+    "system:basic-user": [rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews",
+                                                                      "selfsubjectrulesreviews"])],
+    "view": [rule(READ, ["", "apps", "batch", "discovery.k8s.io"], ["*"])],
+    "edit": [rule(ALL, ["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], ["*"])],
+    "admin": [rule(ALL, ["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io",
+                         "rbac.authorization.k8s.io"], ["*"])],
+    "system:kube-scheduler": [
+        rule(READ, [""], ["pods", "nodes", "namespaces", "services", "persistentvolumeclaims"]),
+        rule(["create"], [""], ["pods/binding", "bindings"]),
+        rule(["patch", "update"], [""], ["pods/status"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        rule(ALL, ["coordination.k8s.io"], ["leases"]),
+        rule(READ, ["apps"], ["replicasets", "daemonsets", "deployments"])],
+    "system:kube-controller-manager": [rule(ALL, ["*"], ["*"])],
+    "system:node": [
+        rule(READ, [""], ["nodes", "pods", "services", "endpoints", "configmaps", "secrets",
+                          "namespaces", "serviceaccounts"]),
+        rule(["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status", "pods",
+                                                             "pods/status"]),
+        rule(["create"], [""], ["serviceaccounts/token"]),
+        rule(["create", "patch", "update"], [""], ["events"]),
+        rule(ALL, ["coordination.k8s.io"], ["leases"]),
+        rule(["create", "get", "list", "watch"], ["certificates.k8s.io"], ["certificatesigningrequests"]),
+        rule(READ, ["discovery.k8s.io"], ["endpointslices"])],
+    "system:node-proxier": [
+        rule(READ, [""], ["services", "endpoints", "nodes"]),
+        rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+        rule(["create", "patch", "update"], [""], ["events"])],
+    "system:node-bootstrapper": [rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
+                                      ["certificatesigningrequests"])],
+}
+DEFAULT_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "cluster-admin": ("cluster-admin", [("Group", SUPERUSER_GROUP)]),
+    "system:discovery": ("system:discovery", [("Group", "system:authenticated")]),
+    "system:public-info-viewer": ("system:public-info-viewer", [("Group", "system:authenticated")]),
+    "system:basic-user": ("system:basic-user", [("Group", "system:authenticated")]),
+    "system:kube-scheduler": ("system:kube-scheduler", [("User", "system:kube-scheduler")]),
+    "system:kube-controller-manager": ("system:kube-controller-manager",
+                                       [("User", "system:kube-controller-manager")]),
+    "system:node": ("system:node", [("Group", "system:nodes")]),
+    "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
+    "system:node-bootstrapper": ("system:node-bootstrapper", [("Group", "system:bootstrappers")]),
+}
+
+
+def _match(values: list[str], wanted: str) -> bool:
+    return "*" in values or wanted in values
+
+
+def rule_allows(r: R, verb: str, group: str, resource: str, sub: str | None, name: str | None) -> bool:
+    if not _match(r.get("verbs") or [], verb) or not _match(r.get("apiGroups") or [], group):
+        return False
+    full = f"{resource}/{sub}" if sub else resource
+    res = r.get("resources") or []
+    if not ("*" in res or full in res or (sub and f"*/{sub}" in res) or (not sub and resource in res)):
+        return False
+    names = r.get("resourceNames") or []
+    return not names or (name is not None and name in names)
+
+
+def url_allows(r: R, verb: str, path: str) -> bool:
+    if not _match(r.get("verbs") or [], verb):
+        return False
+    for u in r.get("nonResourceURLs") or []:
+        if u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])):
+            return True
+    return False
+
+
+class Authorizer:
+    def __init__(self, storage: Storage, ttl: float = 1.0):
+        self.storage = storage
+        self.ttl = ttl
+        self._cache: tuple[float, Any] | None = None
+
+    async def _snapshot(self) -> tuple[list, list, dict, dict]:
+        now = time.monotonic()
+        if self._cache and now - self._cache[0] < self.ttl:
+            return self._cache[1]
+        crbs, _, _ = await self.storage.list("clusterrolebindings", None)
+        rbs, _, _ = await self.storage.list("rolebindings", None)
+        crs, _, _ = await self.storage.list("clusterroles", None)
+        roles, _, _ = await self.storage.list("roles", None)
+        snap = (crbs, rbs, {c["metadata"]["name"]: c.get("rules") or [] for c in crs},
+                {(r["metadata"]["namespace"], r["metadata"]["name"]): r.get("rules") or [] for r in roles})
+        self._cache = (now, snap)
+        return snap
+
+    @staticmethod
+    def _subject_matches(subjects: list[dict], user: str, groups: list[str]) -> bool:
+        for s in subjects or []:
+            kind, name = s.get("kind"), s.get("name")
+            if kind == "User" and name == user:
+                return True
+            if kind == "Group" and name in groups:
+                return True
+            if kind == "ServiceAccount" and user == f"system:serviceaccount:{s.get('namespace')}:{name}":
+                return True
+        return False
+
+    async def rules_for(self, user: str, groups: list[str], namespace: str | None) -> list[R]:
+        crbs, rbs, crs, roles = await self._snapshot()
+        out: list[R] = []
+        for b in crbs:
+            if self._subject_matches(b.get("subjects"), user, groups):
+                out += crs.get((b.get("roleRef") or {}).get("name"), [])
+        if namespace:
+            for b in rbs:
+                if b["metadata"].get("namespace") != namespace:
+                    continue
+                if not self._subject_matches(b.get("subjects"), user, groups):
+                    continue
+                ref = b.get("roleRef") or {}
+                if ref.get("kind") == "ClusterRole":
+                    out += crs.get(ref.get("name"), [])
+                else:
+                    out += roles.get((namespace, ref.get("name")), [])
+        return out
+
+    async def allowed(self, user: str, groups: list[str], verb: str, group: str, resource: str,
+                      sub: str | None, namespace: str | None, name: str | None) -> bool:
+        if SUPERUSER_GROUP in groups:
+            return True
+        return any(rule_allows(r, verb, group, resource, sub, name)
+                   for r in await self.rules_for(user, groups, namespace))
+
+    async def allowed_url(self, user: str, groups: list[str], verb: str, path: str) -> bool:
+        if SUPERUSER_GROUP in groups:
+            return True
+        return any(url_allows(r, verb, path) for r in await self.rules_for(user, groups, None))
+
+
+def default_objects() -> list[tuple[str, dict]]:
+    """(plural, object) for the default ClusterRoles and ClusterRoleBindings."""
+    labels = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    out: list[tuple[str, dict]] = []
+    for name, rules in DEFAULT_ROLES.items():
+        out.append(("clusterroles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                     "metadata": {"name": name, "labels": labels}, "rules": rules}))
+    for name, (role, subjects) in DEFAULT_BINDINGS.items():
+        out.append(("clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": k, "name": n} for k, n in subjects]}))
+    return out

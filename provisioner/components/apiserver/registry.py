@@ -1,0 +1,88 @@
+"""The table of served resources: adding a resource is one line here.
+
+Everything else (routes, discovery, OpenAPI, tables, storage keys) is generic and reads this
+table. The schema of a kind is in schemas.py under the same name; printed columns in tables.py;
+validation and defaulting hooks in validation.py, keyed by kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    short: tuple[str, ...] = ()
+    status: bool = False  # has a status subresource
+    scale: bool = False  # has a scale subresource
+    categories: tuple[str, ...] = ()
+    extra_sub: tuple[str, ...] = ()  # other subresources (binding, eviction, finalize)
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch",
+                              "update", "watch")
+    singular: str = field(default="")
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def subresources(self) -> tuple[str, ...]:
+        return (("status",) if self.status else ()) + (("scale",) if self.scale else ()) + self.extra_sub
+
+
+R = Resource
+RESOURCES: list[Resource] = [
+    R("", "v1", "Namespace", "namespaces", False, ("ns",), status=True, extra_sub=("finalize",),
+      verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    R("", "v1", "Node", "nodes", False, ("no",), status=True),
+    R("", "v1", "Pod", "pods", short=("po",), status=True, categories=("all",),
+      extra_sub=("binding",)),
+    R("", "v1", "Service", "services", short=("svc",), status=True, categories=("all",),
+      verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    R("", "v1", "Endpoints", "endpoints", short=("ep",), singular="endpoints"),
+    R("", "v1", "ConfigMap", "configmaps", short=("cm",)),
+    R("", "v1", "Secret", "secrets"),
+    R("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    R("", "v1", "Event", "events", short=("ev",)),
+    R("apps", "v1", "Deployment", "deployments", short=("deploy",), status=True, scale=True,
+      categories=("all",)),
+    R("apps", "v1", "ReplicaSet", "replicasets", short=("rs",), status=True, scale=True,
+      categories=("all",)),
+    R("apps", "v1", "DaemonSet", "daemonsets", short=("ds",), status=True, categories=("all",)),
+    R("batch", "v1", "Job", "jobs", status=True, categories=("all",)),
+    R("coordination.k8s.io", "v1", "Lease", "leases"),
+    R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    R("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    R("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    R("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    R("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    R("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+      ("csr",), status=True, extra_sub=("approval",)),
+]
+
+BY_GV_PLURAL: dict[tuple[str, str, str], Resource] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES}
+BY_KIND: dict[tuple[str, str], Resource] = {(r.group, r.kind): r for r in RESOURCES}
+
+
+def groups() -> dict[str, list[str]]:
+    """group -> versions, core ("") first, in table order."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return BY_GV_PLURAL.get((group, version, plural))

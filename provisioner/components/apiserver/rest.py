@@ -1,0 +1,315 @@
+"""HTTP face of the resource API: URL parsing, verbs, lists, watches, content negotiation.
+
+One catch-all route per API root (/api, /apis); the path is parsed against the registry, so a
+new resource needs no new route. Lists page through etcd with opaque continue tokens; watches
+stream newline-delimited JSON events following Kubernetes' resourceVersion rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from aiohttp import web
+
+from . import discovery, protobuf, tables
+from .crud import Registry, Req, dumps
+from .errors import ApiError
+from .registry import Resource, lookup
+from .selectors import predicate
+from .storage import Storage
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
+BOOKMARK_INTERVAL = 5.0
+
+
+def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=dumps(obj), status=status, content_type="application/json")
+    for w in warnings or []:
+        resp.headers.add("Warning", f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"')
+    return resp
+
+
+def wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def parse_path(api_root: str, parts: list[str]) -> tuple[Resource, str | None, str | None, str | None]:
+    """(resource, namespace, name, subresource) from the segments after /api or /apis."""
+    if api_root == "api":
+        if not parts or parts[0] != "v1":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        group, version, rest = "", "v1", parts[1:]
+    else:
+        if len(parts) < 2:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        group, version, rest = parts[0], parts[1], parts[2:]
+    ns = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and lookup(group, version, rest[2]):
+        ns, rest = rest[1], rest[2:]
+    if not rest:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    res = lookup(group, version, rest[0])
+    if res is None or len(rest) > 3:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if ns is not None and not res.namespaced:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in res.subresources:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if res.namespaced and name is not None and ns is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return res, ns, name, sub
+
+
+def encode_continue(rev: int, key: bytes, prefix: bytes) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key[len(prefix):].decode()})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str, prefix: bytes) -> tuple[int, bytes]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        rev, start = int(data["rv"]), str(data["start"])
+        if data.get("v") != "meta.k8s.io/v1" or rev <= 0 or ".." in start:
+            raise ValueError
+        return rev, prefix + start.encode()
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise ApiError.bad_request("continue key is not valid: incorrect encoded start "
+                                   "resourceVersion (version meta.k8s.io/v1)")
+
+
+def _int_param(query: Any, name: str) -> int | None:
+    raw = query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        val = int(raw)
+    except ValueError:
+        raise ApiError.bad_request(f"invalid {name} {raw!r}: must be an integer")
+    if val < 0:
+        raise ApiError.bad_request(f"invalid {name} {raw!r}: must not be negative")
+    return val
+
+
+class ResourceAPI:
+    def __init__(self, storage: Storage, registry: Registry, authorize: Any):
+        self.storage = storage
+        self.registry = registry
+        self.authorize = authorize
+
+    async def handle(self, request: web.Request, api_root: str) -> web.StreamResponse:
+        parts = [p for p in request.match_info.get("tail", "").split("/") if p]
+        disc = discovery.handle(request, api_root, parts)
+        if disc is not None:
+            return disc
+        res, ns, name, sub = parse_path(api_root, parts)
+        q = request.query
+        req = Req(res, ns, name, sub, dict(q), user=request.get("user", ("", []))[0],
+                  user_agent=request.headers.get("User-Agent", ""))
+        method = request.method
+        watching = q.get("watch") in ("1", "true")
+        verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create",
+                "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method)
+        if verb is None:
+            raise ApiError.method_not_allowed()
+        if sub == "binding" or (sub is None and verb == "create" and name):
+            verb = "create"
+        await self.authorize(request, verb, res, ns, name, sub)
+        body = b""
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            if request.content_length and request.content_length > MAX_BODY:
+                raise ApiError.too_large()
+            body = await request.content.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                raise ApiError.too_large()
+        if method in ("POST", "PUT", "DELETE") and body:
+            if ctype == "application/vnd.kubernetes.protobuf":
+                body = dumps(protobuf.decode(body))
+            elif ctype not in ("", "application/json", "*/*"):
+                raise ApiError.unsupported_media(ctype)
+        if method == "GET":
+            if watching:
+                return await self.watch(request, req)
+            if name is None:
+                return await self.list(request, req)
+            obj = await self.registry.get(req)
+            return self._out(request, res, obj)
+        if method == "POST":
+            if sub == "binding":
+                from .decode import parse_json
+                binding = parse_json(body)
+                if not isinstance(binding, dict):
+                    raise ApiError.bad_request("a Binding must be a JSON object")
+                return json_response(await self.registry.bind(req, binding), 201)
+            if name is not None:
+                raise ApiError.method_not_allowed()
+            obj = self.registry.decode_body(req, body)
+            out = await self.registry.create(req, obj)
+            return json_response(out, 201, req.warnings)
+        if method == "PUT":
+            if name is None:
+                raise ApiError.method_not_allowed()
+            kind = "Scale" if sub == "scale" else res.kind
+            from . import decode
+            obj, warnings = decode.decode(body, kind, q.get("fieldValidation"))
+            req.warnings += warnings
+            out = await self.registry.replace(req, obj)
+            return json_response(out, 200, req.warnings)
+        if method == "PATCH":
+            if name is None:
+                raise ApiError.method_not_allowed()
+            out, created = await self.registry.patch(req, request.headers.get("Content-Type", ""), body)
+            return json_response(out, 201 if created else 200, req.warnings)
+        # DELETE
+        options: dict = {}
+        if body.strip():
+            try:
+                options = json.loads(body)
+            except ValueError:
+                raise ApiError.bad_request("the body of the request was not valid JSON")
+            if not isinstance(options, dict):
+                raise ApiError.bad_request("DeleteOptions must be a JSON object")
+        if q.get("gracePeriodSeconds"):
+            options["gracePeriodSeconds"] = _int_param(q, "gracePeriodSeconds")
+        if name is None:
+            return await self.delete_collection(request, req, options)
+        out, _ = await self.registry.delete(req, options)
+        return json_response(out, 200)
+
+    def _out(self, request: web.Request, res: Resource, obj: dict) -> web.Response:
+        if wants_table(request) and obj.get("kind") == res.kind:
+            return json_response(tables.table(res.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                                              request.query.get("includeObject", "Metadata")))
+        return json_response(obj)
+
+    async def list(self, request: web.Request, req: Req) -> web.Response:
+        res, q = req.res, request.query
+        pred = predicate(q.get("labelSelector"), q.get("fieldSelector"), res.kind)
+        limit = _int_param(q, "limit") or 0
+        rv_param = q.get("resourceVersion", "")
+        revision = 0
+        if rv_param not in ("", "0"):
+            rv = _int_param(q, "resourceVersion")
+            if q.get("resourceVersionMatch") == "Exact":
+                revision = rv or 0
+        elif q.get("resourceVersionMatch") not in (None, "", "NotOlderThan"):
+            raise ApiError(422, "Invalid", "resourceVersionMatch: Forbidden: resourceVersionMatch is "
+                           "forbidden unless resourceVersion is provided")
+        prefix = self.storage.collection(res.plural, req.namespace)
+        start = None
+        if q.get("continue"):
+            revision, start = decode_continue(q["continue"], prefix)
+        items, rev, nxt = await self.storage.list(res.plural, req.namespace, limit=limit,
+                                                  start_key=start, revision=revision, predicate=pred)
+        meta: dict[str, Any] = {"resourceVersion": str(rev)}
+        if nxt:
+            meta["continue"] = encode_continue(rev, nxt, prefix)
+        if wants_table(request):
+            return json_response(tables.table(res.kind, items, meta, q.get("includeObject", "Metadata")))
+        return json_response({"kind": f"{res.kind}List", "apiVersion": res.group_version,
+                              "metadata": meta, "items": items})
+
+    async def delete_collection(self, request: web.Request, req: Req, options: dict) -> web.Response:
+        res, q = req.res, request.query
+        pred = predicate(q.get("labelSelector"), q.get("fieldSelector"), res.kind)
+        items, rev, _ = await self.storage.list(res.plural, req.namespace, predicate=pred)
+        out = []
+        for obj in items:
+            sub = Req(res, obj["metadata"].get("namespace"), obj["metadata"]["name"], None, req.query,
+                      req.user, req.user_agent)
+            try:
+                deleted, _ = await self.registry.delete(sub, options)
+                out.append(deleted)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return json_response({"kind": f"{res.kind}List", "apiVersion": res.group_version,
+                              "metadata": {"resourceVersion": str(rev)}, "items": out})
+
+    async def watch(self, request: web.Request, req: Req) -> web.StreamResponse:
+        res, q = req.res, request.query
+        if q.get("sendInitialEvents") in ("true", "1"):
+            raise ApiError.invalid("ListOptions", "", [(
+                "sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for watch unless the "
+                "WatchList feature gate is enabled")], "meta.k8s.io")
+        pred = predicate(q.get("labelSelector"), q.get("fieldSelector"), res.kind)
+        timeout = _int_param(q, "timeoutSeconds") or 1800
+        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        rv_param = q.get("resourceVersion", "")
+        start_rv = None if rv_param in ("", "0") else _int_param(q, "resourceVersion")
+        table = wants_table(request)
+        include = q.get("includeObject", "Metadata")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                           "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        async def send(kind: str, obj: dict) -> None:
+            if table and kind in ("ADDED", "MODIFIED", "DELETED"):
+                obj = tables.table(res.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
+            await resp.write(dumps({"type": kind, "object": obj}) + b"\n")
+
+        last_rev = 0
+        if start_rv is None:
+            items, rev, _ = await self.storage.list(res.plural, req.namespace, predicate=pred)
+            for obj in items:
+                await send("ADDED", obj)
+            start_rv, last_rev = rev, rev
+        else:
+            last_rev = start_rv
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+
+        async def pump() -> None:
+            try:
+                async for ev in self.storage.watch(res.plural, req.namespace, (start_rv or 0) + 1):
+                    await queue.put(ev)
+            except ApiError as exc:
+                await queue.put(exc)
+            except Exception as exc:  # etcd gone: end the watch, the client re-lists
+                await queue.put(ApiError(500, "InternalError", f"watch ended: {exc}"))
+
+        task = asyncio.get_running_loop().create_task(pump())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + BOOKMARK_INTERVAL
+        try:
+            while True:
+                now = loop.time()
+                if now >= deadline or request.transport is None or request.transport.is_closing():
+                    break
+                try:
+                    ev = await asyncio.wait_for(queue.get(), min(1.0, deadline - now))
+                except asyncio.TimeoutError:
+                    if bookmarks and loop.time() >= next_bookmark:
+                        next_bookmark = loop.time() + BOOKMARK_INTERVAL
+                        await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
+                                                "metadata": {"resourceVersion": str(last_rev)}})
+                    continue
+                if isinstance(ev, ApiError):
+                    await resp.write(dumps({"type": "ERROR", "object": ev.status()}) + b"\n")
+                    break
+                last_rev = ev.revision
+                if pred is None:
+                    await send(ev.type, ev.obj)
+                    continue
+                now_in = pred(ev.obj)
+                was_in = ev.prev is not None and pred(ev.prev)
+                if ev.type == "DELETED":
+                    if now_in:
+                        await send("DELETED", ev.obj)
+                elif now_in:
+                    await send("MODIFIED" if was_in else "ADDED", ev.obj)
+                elif was_in:
+                    await send("DELETED", ev.obj)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            task.cancel()
+        return resp
+

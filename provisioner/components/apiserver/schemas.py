@@ -1,0 +1,253 @@
+"""The project's own schemas of the served types, in a compact notation.
+
+One table, three uses: strict field validation (unknown fields rejected), /openapi/v3 and v2
+(kubectl explain and kubectl's validation check), and strategic-merge keys. Notation of a field:
+  "string" "integer" "boolean" "number" "int-or-string" "quantity" "time" "map" (string map)
+  "any" (free-form, kept as is), "Type" (a named type below), "[T]" (list), "[T@key]" (list merged
+  by `key` in strategic merge patch), "{T}" (map of T).
+A type is (description, {field: notation}, [required fields]).
+"""
+
+from __future__ import annotations
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+
+T: dict[str, tuple[str, dict[str, str], list[str]]] = {}
+
+
+def t(name: str, desc: str, fields: dict[str, str], required: tuple[str, ...] = ()) -> None:
+    T[name] = (desc, fields, list(required))
+
+
+def _top(spec: str | None, status: str | None, **extra: str) -> dict[str, str]:
+    fields = {"apiVersion": "string", "kind": "string", "metadata": "ObjectMeta"}
+    if spec:
+        fields["spec"] = spec
+    if status:
+        fields["status"] = status
+    fields.update(extra)
+    return fields
+
+
+# meta -----------------------------------------------------------------------------------------
+t("ObjectMeta", "ObjectMeta is metadata that all persisted resources must have.", {
+    "name": "string", "generateName": "string", "namespace": "string", "uid": "string",
+    "resourceVersion": "string", "generation": "integer", "creationTimestamp": "time",
+    "deletionTimestamp": "time", "deletionGracePeriodSeconds": "integer", "labels": "map",
+    "annotations": "map", "ownerReferences": "[OwnerReference@uid]", "finalizers": "[string]",
+    "managedFields": "[ManagedFieldsEntry]", "selfLink": "string"})
+t("OwnerReference", "OwnerReference contains information to let you identify an owning object.", {
+    "apiVersion": "string", "kind": "string", "name": "string", "uid": "string",
+    "controller": "boolean", "blockOwnerDeletion": "boolean"},
+  ("apiVersion", "kind", "name", "uid"))
+t("ManagedFieldsEntry", "A workflow-id, a FieldSet and the group version of the resource.", {
+    "manager": "string", "operation": "string", "apiVersion": "string", "time": "time",
+    "fieldsType": "string", "fieldsV1": "any", "subresource": "string"})
+t("LabelSelector", "A label query over a set of resources.", {
+    "matchLabels": "map", "matchExpressions": "[LabelSelectorRequirement]"})
+t("LabelSelectorRequirement", "A selector that contains values, a key, and an operator.", {
+    "key": "string", "operator": "string", "values": "[string]"}, ("key", "operator"))
+t("Condition", "Condition contains details for one aspect of the current state.", {
+    "type": "string", "status": "string", "observedGeneration": "integer",
+    "lastTransitionTime": "time", "lastUpdateTime": "time", "lastProbeTime": "time",
+    "lastHeartbeatTime": "time", "reason": "string", "message": "string"}, ("type", "status"))
+
+# core/v1 --------------------------------------------------------------------------------------
+t("Namespace", "Namespace provides a scope for Names.", _top("NamespaceSpec", "NamespaceStatus"))
+t("NamespaceSpec", "NamespaceSpec describes the attributes on a Namespace.", {"finalizers": "[string]"})
+t("NamespaceStatus", "NamespaceStatus is information about the current status of a Namespace.",
+  {"phase": "string", "conditions": "[Condition@type]"})
+t("Node", "Node is a worker node in Kubernetes.", _top("NodeSpec", "NodeStatus"))
+t("NodeSpec", "NodeSpec describes the attributes that a node is created with.", {
+    "podCIDR": "string", "podCIDRs": "[string]", "providerID": "string", "unschedulable": "boolean",
+    "taints": "[Taint]"})
+t("Taint", "The node this Taint is attached to has the effect on any pod that does not tolerate it.",
+  {"key": "string", "value": "string", "effect": "string", "timeAdded": "time"}, ("key", "effect"))
+t("NodeStatus", "NodeStatus is information about the current status of a node.", {
+    "capacity": "{quantity}", "allocatable": "{quantity}", "phase": "string",
+    "conditions": "[Condition@type]", "addresses": "[NodeAddress@type]",
+    "daemonEndpoints": "any", "nodeInfo": "any", "images": "[any]"})
+t("NodeAddress", "NodeAddress contains information for the node's address.",
+  {"type": "string", "address": "string"}, ("type", "address"))
+t("Pod", "Pod is a collection of containers that can run on a host.", _top("PodSpec", "PodStatus"))
+t("PodTemplateSpec", "PodTemplateSpec describes the data a pod should have when created from a template",
+  {"metadata": "ObjectMeta", "spec": "PodSpec"})
+t("PodSpec", "PodSpec is a description of a pod.", {
+    "containers": "[Container@name]", "initContainers": "[Container@name]",
+    "volumes": "[Volume@name]", "restartPolicy": "string", "terminationGracePeriodSeconds": "integer",
+    "activeDeadlineSeconds": "integer", "dnsPolicy": "string", "nodeSelector": "map",
+    "serviceAccountName": "string", "serviceAccount": "string",
+    "automountServiceAccountToken": "boolean", "nodeName": "string", "hostNetwork": "boolean",
+    "hostPID": "boolean", "hostIPC": "boolean", "securityContext": "any",
+    "imagePullSecrets": "[LocalObjectReference@name]", "hostname": "string", "subdomain": "string",
+    "affinity": "any", "schedulerName": "string", "tolerations": "[Toleration]",
+    "hostAliases": "[any]", "priorityClassName": "string", "priority": "integer",
+    "dnsConfig": "any", "enableServiceLinks": "boolean", "preemptionPolicy": "string",
+    "topologySpreadConstraints": "[any]", "shareProcessNamespace": "boolean",
+    "runtimeClassName": "string", "overhead": "{quantity}", "readinessGates": "[any]"},
+  ("containers",))
+t("Container", "A single application container that you want to run within a pod.", {
+    "name": "string", "image": "string", "command": "[string]", "args": "[string]",
+    "workingDir": "string", "ports": "[ContainerPort@containerPort]", "env": "[EnvVar@name]",
+    "envFrom": "[any]", "resources": "ResourceRequirements", "volumeMounts": "[VolumeMount@mountPath]",
+    "livenessProbe": "any", "readinessProbe": "any", "startupProbe": "any", "lifecycle": "any",
+    "terminationMessagePath": "string", "terminationMessagePolicy": "string",
+    "imagePullPolicy": "string", "securityContext": "any", "stdin": "boolean",
+    "stdinOnce": "boolean", "tty": "boolean", "restartPolicy": "string", "resizePolicy": "[any]",
+    "volumeDevices": "[any]"}, ("name",))
+t("ContainerPort", "ContainerPort represents a network port in a single container.", {
+    "name": "string", "containerPort": "integer", "hostPort": "integer", "protocol": "string",
+    "hostIP": "string"}, ("containerPort",))
+t("EnvVar", "EnvVar represents an environment variable present in a Container.",
+  {"name": "string", "value": "string", "valueFrom": "any"}, ("name",))
+t("ResourceRequirements", "ResourceRequirements describes the compute resource requirements.",
+  {"limits": "{quantity}", "requests": "{quantity}", "claims": "[any]"})
+t("VolumeMount", "VolumeMount describes a mounting of a Volume within a container.", {
+    "name": "string", "mountPath": "string", "readOnly": "boolean", "subPath": "string",
+    "subPathExpr": "string", "mountPropagation": "string", "recursiveReadOnly": "string"},
+  ("name", "mountPath"))
+t("Volume", "Volume represents a named volume in a pod.", {
+    "name": "string", "emptyDir": "any", "hostPath": "any", "configMap": "any", "secret": "any",
+    "projected": "any", "persistentVolumeClaim": "any", "downwardAPI": "any", "nfs": "any",
+    "ephemeral": "any", "csi": "any", "image": "any"}, ("name",))
+t("LocalObjectReference", "LocalObjectReference lets you locate the referenced object.", {"name": "string"})
+t("Toleration", "The pod this Toleration is attached to tolerates any taint that matches.", {
+    "key": "string", "operator": "string", "value": "string", "effect": "string",
+    "tolerationSeconds": "integer"})
+t("PodStatus", "PodStatus represents information about the status of a pod.", {
+    "phase": "string", "conditions": "[Condition@type]", "message": "string", "reason": "string",
+    "hostIP": "string", "hostIPs": "[any]", "podIP": "string", "podIPs": "[PodIP@ip]",
+    "startTime": "time", "containerStatuses": "[any]", "initContainerStatuses": "[any]",
+    "qosClass": "string", "nominatedNodeName": "string", "observedGeneration": "integer"})
+t("PodIP", "PodIP represents a single IP address allocated to the pod.", {"ip": "string"})
+t("Binding", "Binding ties one object to another; for example, a pod is bound to a node.",
+  _top(None, None, target="ObjectReference"), ("target",))
+t("ObjectReference", "ObjectReference contains enough information to inspect or modify the referred object.", {
+    "kind": "string", "namespace": "string", "name": "string", "uid": "string",
+    "apiVersion": "string", "resourceVersion": "string", "fieldPath": "string"})
+t("Service", "Service is a named abstraction of software service.", _top("ServiceSpec", "ServiceStatus"))
+t("ServiceSpec", "ServiceSpec describes the attributes that a user creates on a service.", {
+    "ports": "[ServicePort@port]", "selector": "map", "clusterIP": "string",
+    "clusterIPs": "[string]", "type": "string", "externalIPs": "[string]",
+    "sessionAffinity": "string", "loadBalancerIP": "string", "externalName": "string",
+    "externalTrafficPolicy": "string", "internalTrafficPolicy": "string",
+    "ipFamilies": "[string]", "ipFamilyPolicy": "string", "publishNotReadyAddresses": "boolean",
+    "healthCheckNodePort": "integer", "sessionAffinityConfig": "any",
+    "allocateLoadBalancerNodePorts": "boolean", "loadBalancerClass": "string",
+    "loadBalancerSourceRanges": "[string]", "trafficDistribution": "string"})
+t("ServicePort", "ServicePort contains information on service's port.", {
+    "name": "string", "protocol": "string", "port": "integer", "targetPort": "int-or-string",
+    "nodePort": "integer", "appProtocol": "string"}, ("port",))
+t("ServiceStatus", "ServiceStatus represents the current status of a service.",
+  {"loadBalancer": "any", "conditions": "[Condition@type]"})
+t("Endpoints", "Endpoints is a collection of endpoints that implement the actual service.",
+  _top(None, None, subsets="[EndpointSubset]"))
+t("EndpointSubset", "EndpointSubset is a group of addresses with a common set of ports.", {
+    "addresses": "[any]", "notReadyAddresses": "[any]", "ports": "[any]"})
+t("ConfigMap", "ConfigMap holds configuration data for pods to consume.",
+  _top(None, None, data="map", binaryData="map", immutable="boolean"))
+t("Secret", "Secret holds secret data of a certain type.",
+  _top(None, None, data="map", stringData="map", type="string", immutable="boolean"))
+t("ServiceAccount", "ServiceAccount binds together a name, secrets and principals.", _top(
+    None, None, secrets="[ObjectReference@name]", imagePullSecrets="[LocalObjectReference]",
+    automountServiceAccountToken="boolean"))
+t("Event", "Event is a report of an event somewhere in the cluster.", _top(
+    None, None, involvedObject="ObjectReference", reason="string", message="string",
+    source="any", firstTimestamp="time", lastTimestamp="time", count="integer", type="string",
+    eventTime="string", series="any", action="string", related="ObjectReference",
+    reportingComponent="string", reportingInstance="string"), )
+
+# apps/v1 ---------------------------------------------------------------------------------------
+t("Deployment", "Deployment enables declarative updates for Pods and ReplicaSets.",
+  _top("DeploymentSpec", "DeploymentStatus"))
+t("DeploymentSpec", "DeploymentSpec is the specification of the desired behavior of the Deployment.", {
+    "replicas": "integer", "selector": "LabelSelector", "template": "PodTemplateSpec",
+    "strategy": "any", "minReadySeconds": "integer", "revisionHistoryLimit": "integer",
+    "paused": "boolean", "progressDeadlineSeconds": "integer"}, ("selector", "template"))
+t("DeploymentStatus", "DeploymentStatus is the most recently observed status of the Deployment.", {
+    "observedGeneration": "integer", "replicas": "integer", "updatedReplicas": "integer",
+    "readyReplicas": "integer", "availableReplicas": "integer", "unavailableReplicas": "integer",
+    "terminatingReplicas": "integer", "conditions": "[Condition@type]", "collisionCount": "integer"})
+t("ReplicaSet", "ReplicaSet ensures that a specified number of pod replicas are running.",
+  _top("ReplicaSetSpec", "ReplicaSetStatus"))
+t("ReplicaSetSpec", "ReplicaSetSpec is the specification of a ReplicaSet.", {
+    "replicas": "integer", "selector": "LabelSelector", "template": "PodTemplateSpec",
+    "minReadySeconds": "integer"}, ("selector",))
+t("ReplicaSetStatus", "ReplicaSetStatus represents the current status of a ReplicaSet.", {
+    "replicas": "integer", "fullyLabeledReplicas": "integer", "readyReplicas": "integer",
+    "availableReplicas": "integer", "terminatingReplicas": "integer",
+    "observedGeneration": "integer", "conditions": "[Condition@type]"})
+t("DaemonSet", "DaemonSet represents the configuration of a daemon set.",
+  _top("DaemonSetSpec", "DaemonSetStatus"))
+t("DaemonSetSpec", "DaemonSetSpec is the specification of a daemon set.", {
+    "selector": "LabelSelector", "template": "PodTemplateSpec", "updateStrategy": "any",
+    "minReadySeconds": "integer", "revisionHistoryLimit": "integer"}, ("selector", "template"))
+t("DaemonSetStatus", "DaemonSetStatus represents the current status of a daemon set.", {
+    "currentNumberScheduled": "integer", "numberMisscheduled": "integer",
+    "desiredNumberScheduled": "integer", "numberReady": "integer", "observedGeneration": "integer",
+    "updatedNumberScheduled": "integer", "numberAvailable": "integer",
+    "numberUnavailable": "integer", "collisionCount": "integer", "conditions": "[Condition@type]"})
+t("Scale", "Scale represents a scaling request for a resource.", _top("ScaleSpec", "ScaleStatus"))
+t("ScaleSpec", "ScaleSpec describes the attributes of a scale subresource.", {"replicas": "integer"})
+t("ScaleStatus", "ScaleStatus represents the current status of a scale subresource.",
+  {"replicas": "integer", "selector": "string"})
+
+# batch, coordination, discovery, rbac, certificates ----------------------------------------------
+t("Job", "Job represents the configuration of a single job.", _top("JobSpec", "JobStatus"))
+t("JobSpec", "JobSpec describes how the job execution will look like.", {
+    "parallelism": "integer", "completions": "integer", "activeDeadlineSeconds": "integer",
+    "backoffLimit": "integer", "selector": "LabelSelector", "manualSelector": "boolean",
+    "template": "PodTemplateSpec", "ttlSecondsAfterFinished": "integer", "completionMode": "string",
+    "suspend": "boolean", "podFailurePolicy": "any", "backoffLimitPerIndex": "integer",
+    "maxFailedIndexes": "integer", "podReplacementPolicy": "string"}, ("template",))
+t("JobStatus", "JobStatus represents the current state of a Job.", {
+    "conditions": "[Condition@type]", "startTime": "time", "completionTime": "time",
+    "active": "integer", "succeeded": "integer", "failed": "integer", "ready": "integer",
+    "terminating": "integer", "completedIndexes": "string", "uncountedTerminatedPods": "any"})
+t("Lease", "Lease defines a lease concept.", _top("LeaseSpec", None))
+t("LeaseSpec", "LeaseSpec is a specification of a Lease.", {
+    "holderIdentity": "string", "leaseDurationSeconds": "integer", "acquireTime": "string",
+    "renewTime": "string", "leaseTransitions": "integer", "strategy": "string",
+    "preferredHolder": "string"})
+t("EndpointSlice", "EndpointSlice represents a subset of the endpoints that implement a service.",
+  _top(None, None, addressType="string", endpoints="[any]", ports="[any]"), ("addressType",))
+t("PolicyRule", "PolicyRule holds information that describes a policy rule.", {
+    "verbs": "[string]", "apiGroups": "[string]", "resources": "[string]",
+    "resourceNames": "[string]", "nonResourceURLs": "[string]"}, ("verbs",))
+t("Role", "Role is a namespaced, logical grouping of PolicyRules.", _top(None, None, rules="[PolicyRule]"))
+t("ClusterRole", "ClusterRole is a cluster level, logical grouping of PolicyRules.",
+  _top(None, None, rules="[PolicyRule]", aggregationRule="any"))
+t("Subject", "Subject contains a reference to the object or user identities a role binding applies to.", {
+    "kind": "string", "apiGroup": "string", "name": "string", "namespace": "string"}, ("kind", "name"))
+t("RoleRef", "RoleRef contains information that points to the role being used.",
+  {"apiGroup": "string", "kind": "string", "name": "string"}, ("apiGroup", "kind", "name"))
+t("RoleBinding", "RoleBinding references a role, but does not contain it.",
+  _top(None, None, subjects="[Subject]", roleRef="RoleRef"), ("roleRef",))
+t("ClusterRoleBinding", "ClusterRoleBinding references a ClusterRole, but not contain it.",
+  _top(None, None, subjects="[Subject]", roleRef="RoleRef"), ("roleRef",))
+t("CertificateSigningRequest", "CertificateSigningRequest objects provide a mechanism to obtain x509 "
+  "certificates by submitting a certificate signing request.",
+  _top("CertificateSigningRequestSpec", "CertificateSigningRequestStatus"), ("spec",))
+t("CertificateSigningRequestSpec", "CertificateSigningRequestSpec contains the certificate request.", {
+    "request": "string", "signerName": "string", "expirationSeconds": "integer", "usages": "[string]",
+    "username": "string", "uid": "string", "groups": "[string]", "extra": "any"},
+  ("request", "signerName"))
+t("CertificateSigningRequestStatus", "CertificateSigningRequestStatus contains conditions and the certificate.",
+  {"conditions": "[Condition@type]", "certificate": "string"})
+
+
+def parse(notation: str) -> tuple[str, str, str | None]:
+    """Return (shape, element, merge key): shape is scalar, ref, list, map or any."""
+    if notation.startswith("["):
+        inner = notation[1:-1]
+        elem, _, key = inner.partition("@")
+        return "list", elem, key or None
+    if notation.startswith("{"):
+        return "map", notation[1:-1], None
+    if notation in T:
+        return "ref", notation, None
+    return "scalar", notation, None
+
+
+def field_of(type_name: str, field: str) -> str | None:
+    return T[type_name][1].get(field) if type_name in T else None

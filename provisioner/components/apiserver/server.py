@@ -1,0 +1,189 @@
+"""Assembles the aiohttp application: authentication, authorization, health, routes.
+
+Everything a request passes through before reaching rest.py lives here: the error middleware
+(every failure leaves as a Status object, never a dropped connection), authentication and the
+non-resource authorization checks, /livez /readyz /healthz, /version and /openapi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import auth, discovery, openapi, rbac
+from .allocator import Allocator
+from .crud import Registry, Req
+from .errors import ApiError
+from .registry import BY_KIND, Resource
+from .rest import ResourceAPI, json_response
+from .storage import Storage
+
+log = logging.getLogger("apiserver")
+
+
+@dataclass
+class Config:
+    service_cidr: str = "10.96.0.0/12"
+    sa_key_files: list[str] = field(default_factory=list)
+    sa_signing_key_file: str | None = None
+    sa_issuers: list[str] = field(default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"])
+    advertise_address: str = "127.0.0.1"
+    secure_port: int = 6443
+
+
+class ApiServer:
+    def __init__(self, storage: Storage, config: Config):
+        self.storage = storage
+        self.config = config
+        self.registry = Registry(storage, Allocator(storage, config.service_cidr))
+        self.authn = auth.Authenticator(storage, auth.load_public_keys(config.sa_key_files),
+                                        config.sa_issuers)
+        self.authz = rbac.Authorizer(storage)
+        self.api = ResourceAPI(storage, self.registry, self.authorize)
+        self.bootstrapped = asyncio.Event()
+
+    # authorization --------------------------------------------------------------------------
+    async def authorize(self, request: web.Request, verb: str, res: Resource | None, ns: str | None,
+                        name: str | None, sub: str | None) -> None:
+        user, groups = request["user"]
+        if res is None:
+            if not await self.authz.allowed_url(user, groups, verb, request.path):
+                raise ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path "{request.path}"')
+            return
+        if not await self.authz.allowed(user, groups, verb, res.group, res.plural, sub, ns, name):
+            plural = f"{res.plural}/{sub}" if sub else res.plural
+            raise ApiError.forbidden(user, verb, plural, res.group, ns, name)
+
+    # middleware -----------------------------------------------------------------------------
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            peercert = request.transport.get_extra_info("peercert") if request.transport else None
+            user = await self.authn.authenticate(peercert, request.headers.get("Authorization"))
+            if user is None:
+                if request.path.rstrip("/") in auth.ANONYMOUS_PATHS or \
+                        request.path.startswith(("/livez/", "/readyz/", "/healthz/")):
+                    request["user"] = ("system:anonymous", ["system:unauthenticated"])
+                    return await handler(request)
+                raise ApiError.unauthorized()
+            request["user"] = (user.name, user.groups)
+            if not request.path.startswith(("/api/", "/apis/")) or self._is_discovery(request.path):
+                if request.path.rstrip("/") not in auth.ANONYMOUS_PATHS:
+                    await self.authorize(request, request.method.lower() if request.method != "GET" else "get",
+                                         None, None, None, None)
+            return await handler(request)
+        except ApiError as exc:
+            return json_response(exc.status(), exc.code)
+        except web.HTTPException:
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # never a dropped connection: report the failure as a Status
+            log.exception("internal error on %s %s", request.method, request.path)
+            return json_response(ApiError(500, "InternalError", f"Internal error occurred: {exc}").status(), 500)
+
+    @staticmethod
+    def _is_discovery(path: str) -> bool:
+        parts = [p for p in path.split("/") if p]
+        if parts[0] == "api":
+            return len(parts) <= 2
+        return len(parts) <= 3 and (len(parts) < 3 or parts[1] in {r.group for r in BY_KIND.values()})
+
+    # handlers -------------------------------------------------------------------------------
+    async def etcd_ok(self) -> bool:
+        try:
+            await asyncio.wait_for(self.storage.current_revision(), 2)
+            return True
+        except Exception:
+            return False
+
+    def health(self, kind: str):  # noqa: ANN201
+        async def handler(request: web.Request) -> web.Response:
+            checks = [("ping", True)]
+            if kind != "livez":
+                checks.append(("etcd", await self.etcd_ok()))
+            if kind == "readyz":
+                checks.append(("poststarthook/bootstrap-controller", self.bootstrapped.is_set()))
+            ok = all(v for _, v in checks)
+            if "verbose" in request.query:
+                lines = [f"[+]{n} ok" if v else f"[-]{n} failed: reason withheld" for n, v in checks]
+                lines.append(f"{kind} check passed" if ok else f"{kind} check failed")
+                return web.Response(text="\n".join(lines) + "\n", status=200 if ok else 500)
+            return web.Response(text="ok" if ok else f"{kind} check failed", status=200 if ok else 500)
+        return handler
+
+    async def resources(self, request: web.Request) -> web.StreamResponse:
+        root = "api" if request.path.startswith("/api/") or request.path == "/api" else "apis"
+        parts = [p for p in request.match_info.get("tail", "").split("/") if p]
+        if root == "api" and len(parts) == 5 and parts[2] == "serviceaccounts" and parts[4] == "token" \
+                and request.method == "POST":
+            return await self.token_request(request, parts[1], parts[3])
+        return await self.api.handle(request, root)
+
+    async def token_request(self, request: web.Request, ns: str, name: str) -> web.Response:
+        res = BY_KIND[("", "ServiceAccount")]
+        await self.authorize(request, "create", res, ns, name, "token")
+        if not self.config.sa_signing_key_file:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        sa = await self.registry.get(Req(res, ns, name))
+        from .decode import parse_json
+        body = parse_json(await request.read() or b"{}")
+        spec = (body.get("spec") if isinstance(body, dict) else None) or {}
+        seconds = spec.get("expirationSeconds") or 3600
+        if not isinstance(seconds, int) or seconds < 600:
+            raise ApiError.invalid("TokenRequest", name, [(
+                "spec.expirationSeconds", f"Invalid value: {seconds}: may not specify a duration less than 10 minutes")],
+                "authentication.k8s.io")
+        audiences = spec.get("audiences") or self.config.sa_issuers[:1]
+        with open(self.config.sa_signing_key_file, "rb") as fh:
+            token, exp = auth.sign_service_account_token(fh.read(), self.config.sa_issuers[0], ns, name,
+                                                         sa["metadata"]["uid"], audiences, seconds)
+        import datetime as dt
+        return json_response({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"name": name, "namespace": ns}, "spec": {
+                                  "audiences": audiences, "expirationSeconds": seconds},
+                              "status": {"token": token, "expirationTimestamp": dt.datetime.fromtimestamp(
+                                  exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}, 201)
+
+    async def bootstrap(self) -> None:
+        """Default namespaces, the kubernetes Service and the default RBAC objects."""
+        while True:
+            try:
+                await self.registry.ensure_defaults()
+                for plural, obj in rbac.default_objects():
+                    if await self.storage.get(plural, None, obj["metadata"]["name"]) is None:
+                        kind = obj["kind"]
+                        try:
+                            await self.registry.create(Req(BY_KIND[("rbac.authorization.k8s.io", kind)], None,
+                                                           user_agent="apiserver"), obj)
+                        except ApiError:
+                            pass
+                self.bootstrapped.set()
+                return
+            except Exception as exc:
+                log.warning("bootstrap waiting for etcd: %s", exc)
+                await asyncio.sleep(1)
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware], client_max_size=4 * 1024 * 1024)
+        for kind in ("livez", "readyz", "healthz"):
+            app.router.add_get(f"/{kind}", self.health(kind))
+        app.router.add_get("/version", discovery.version)
+        app.router.add_get("/version/", discovery.version)
+        app.router.add_get("/openapi/v2", openapi.handle_v2)
+        app.router.add_get("/openapi/v3", openapi.handle_v3)
+        app.router.add_get("/openapi/v3/{tail:.*}", openapi.handle_v3)
+        app.router.add_route("*", "/api", self.resources)
+        app.router.add_route("*", "/apis", self.resources)
+        app.router.add_route("*", "/api/{tail:.*}", self.resources)
+        app.router.add_route("*", "/apis/{tail:.*}", self.resources)
+
+        async def on_startup(_: web.Application) -> None:
+            task = asyncio.get_running_loop().create_task(self.bootstrap())
+            self.registry.background.add(task)
+        app.on_startup.append(on_startup)
+        return app

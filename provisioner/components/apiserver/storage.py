@@ -1,0 +1,253 @@
+"""Object storage on etcd, the way kube-apiserver does it.
+
+The API server's only state lives here: objects are JSON under
+`/registry/<resource>/<namespace>/<name>`, an object's resourceVersion is the etcd mod revision of
+its key, and every write is one etcd transaction comparing revisions, so several API servers on one
+etcd act as one. Values may pass through an at-rest transformer (encryption.py) on the way.
+
+etcd client: aetcd (asyncio, maintained). Its own `connect` only opens plaintext channels, so
+`TLSClient` builds the same stubs on a TLS channel for --etcd-cafile/certfile/keyfile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+import aetcd
+from aetcd import rpc, utils, watcher
+from aetcd.exceptions import RevisionCompactedError
+
+from .errors import ApiError
+
+
+class TLSClient(aetcd.Client):
+    """aetcd client that can speak TLS with client certificates to etcd."""
+
+    def __init__(self, host: str, port: int, cafile: str | None = None,
+                 certfile: str | None = None, keyfile: str | None = None, **kw: Any):
+        super().__init__(host=host, port=port, **kw)
+        self._tls = (cafile, certfile, keyfile)
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        cafile, certfile, keyfile = self._tls
+        if not cafile:
+            return await super().connect()
+        import grpc
+
+        def read(p: str | None) -> bytes | None:
+            return open(p, "rb").read() if p else None
+
+        creds = grpc.ssl_channel_credentials(read(cafile), read(keyfile), read(certfile))
+        self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", creds,
+                                               options=list(self._options.items()))
+        self.kvstub = rpc.KVStub(self.channel)
+        self.clusterstub = rpc.ClusterStub(self.channel)
+        self.leasestub = rpc.LeaseStub(self.channel)
+        self.maintenancestub = rpc.MaintenanceStub(self.channel)
+        self._watcher = watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout,
+                                        metadata=self.metadata)
+        self._connected.set()
+
+
+def parse_etcd_url(url: str) -> tuple[str, int]:
+    hostport = url.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port or 2379)
+
+
+class Transformer:
+    """Identity at-rest transform; encryption.py provides the real ones."""
+
+    def to_storage(self, resource: str, data: bytes) -> bytes:
+        return data
+
+    def from_storage(self, resource: str, data: bytes) -> bytes:
+        return data
+
+
+@dataclass
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: dict
+    revision: int
+    prev: dict | None = None
+
+
+class Storage:
+    def __init__(self, client: aetcd.Client, transformer: Transformer | None = None,
+                 prefix: str = "/registry"):
+        self.client = client
+        self.transformer = transformer or Transformer()
+        self.prefix = prefix
+
+    # keys -----------------------------------------------------------------------------------
+    def key(self, resource: str, namespace: str | None, name: str) -> bytes:
+        if namespace:
+            return f"{self.prefix}/{resource}/{namespace}/{name}".encode()
+        return f"{self.prefix}/{resource}/{name}".encode()
+
+    def collection(self, resource: str, namespace: str | None) -> bytes:
+        if namespace:
+            return f"{self.prefix}/{resource}/{namespace}/".encode()
+        return f"{self.prefix}/{resource}/".encode()
+
+    # decoding ---------------------------------------------------------------------------------
+    def _decode(self, resource: str, value: bytes, rev: int) -> dict:
+        obj = json.loads(self.transformer.from_storage(resource, value))
+        obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+        return obj
+
+    def _encode(self, resource: str, obj: dict) -> bytes:
+        meta = obj.get("metadata", {})
+        stored = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
+        return self.transformer.to_storage(resource, json.dumps(stored, separators=(",", ":")).encode())
+
+    # reads ------------------------------------------------------------------------------------
+    async def current_revision(self) -> int:
+        resp = await self.client.kvstub.Range(
+            rpc.RangeRequest(key=b"\0", limit=1, count_only=True))
+        return resp.header.revision
+
+    async def get(self, resource: str, namespace: str | None, name: str) -> dict | None:
+        await self.client.connect()
+        resp = await self.client.kvstub.Range(rpc.RangeRequest(key=self.key(resource, namespace, name)))
+        if not resp.kvs:
+            return None
+        kv = resp.kvs[0]
+        return self._decode(resource, kv.value, kv.mod_revision)
+
+    async def list(self, resource: str, namespace: str | None, *, limit: int = 0,
+                   start_key: bytes | None = None, revision: int = 0,
+                   predicate: Callable[[dict], bool] | None = None) -> tuple[list[dict], int, bytes | None]:
+        """Objects in the collection, the list revision, and the key to continue from (or None).
+
+        With a predicate and a limit, reads on in pages until `limit` matches are found, as
+        kube-apiserver does, so a continue token is never handed out for an empty page.
+        """
+        await self.client.connect()
+        prefix = self.collection(resource, namespace)
+        end = utils.prefix_range_end(prefix)
+        key = start_key or prefix
+        items: list[dict] = []
+        while True:
+            want = (limit - len(items)) if limit else 0
+            page = max(want, 100) if (predicate and want) else want
+            try:
+                resp = await self.client.kvstub.Range(rpc.RangeRequest(
+                    key=key, range_end=end, limit=page + 1 if page else 0, revision=revision))
+            except rpc.AioRpcError as exc:
+                if "compacted" in (exc.details() or ""):
+                    raise ApiError.gone("The provided continue parameter is too old to display "
+                                        "a consistent list result. You can start a new list "
+                                        "without the continue parameter.") from exc
+                if "future revision" in (exc.details() or ""):
+                    raise ApiError.timeout("Too large resource version") from exc
+                raise
+            revision = revision or resp.header.revision
+            kvs = list(resp.kvs)
+            more = bool(page) and len(kvs) > page
+            kvs = kvs[:page] if page else kvs
+            for kv in kvs:
+                obj = self._decode(resource, kv.value, kv.mod_revision)
+                if predicate is None or predicate(obj):
+                    items.append(obj)
+                    if limit and len(items) == limit:
+                        nxt = kv.key + b"\0"
+                        if nxt == end or (kv is kvs[-1] and not more):
+                            return items, revision, None
+                        return items, revision, nxt
+            if not more:
+                return items, revision, None
+            key = kvs[-1].key + b"\0"
+
+    # writes -----------------------------------------------------------------------------------
+    async def _txn(self, compare: list, success: list) -> tuple[bool, Any]:
+        await self.client.connect()
+        req = rpc.TxnRequest(compare=compare, success=success, failure=[])
+        resp = await self.client.kvstub.Txn(req)
+        return resp.succeeded, resp
+
+    @staticmethod
+    def _cmp_mod(key: bytes, rev: int) -> Any:
+        return rpc.Compare(key=key, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=rev)
+
+    async def create(self, resource: str, namespace: str | None, name: str, obj: dict) -> dict:
+        key = self.key(resource, namespace, name)
+        ok, resp = await self._txn(
+            [rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))])
+        if not ok:
+            raise ApiError.already_exists(resource, name)
+        obj["metadata"]["resourceVersion"] = str(resp.header.revision)
+        return obj
+
+    async def update(self, resource: str, namespace: str | None, name: str, obj: dict,
+                     expected_rev: int) -> dict:
+        """Write obj if the key still has mod revision `expected_rev`; 409 Conflict if not."""
+        key = self.key(resource, namespace, name)
+        ok, resp = await self._txn(
+            [self._cmp_mod(key, expected_rev)],
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))])
+        if not ok:
+            raise ApiError.conflict(resource, name)
+        obj["metadata"]["resourceVersion"] = str(resp.header.revision)
+        return obj
+
+    async def delete(self, resource: str, namespace: str | None, name: str, expected_rev: int) -> int:
+        key = self.key(resource, namespace, name)
+        ok, resp = await self._txn(
+            [self._cmp_mod(key, expected_rev)],
+            [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))])
+        if not ok:
+            raise ApiError.conflict(resource, name)
+        return resp.header.revision
+
+    async def put_raw_if(self, key: bytes, value: bytes, expected_rev: int) -> bool:
+        """Compare-and-put on a raw key (allocators); expected_rev 0 means 'must not exist'."""
+        cmp = (rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)
+               if expected_rev == 0 else self._cmp_mod(key, expected_rev))
+        ok, _ = await self._txn([cmp], [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))])
+        return ok
+
+    async def delete_raw(self, key: bytes) -> None:
+        await self.client.connect()
+        await self.client.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=key))
+
+    # watch ------------------------------------------------------------------------------------
+    async def watch(self, resource: str, namespace: str | None, start_revision: int,
+                    name: str | None = None) -> AsyncIterator[WatchEvent]:
+        """Changes from `start_revision` on (inclusive, etcd semantics), with the previous state.
+
+        Raises ApiError.gone when that revision has been compacted.
+        """
+        await self.client.connect()
+        key = self.key(resource, namespace, name) if name else self.collection(resource, namespace)
+        try:
+            w = await self.client.watch(key, range_end=None if name else utils.prefix_range_end(key),
+                                        start_revision=start_revision, prev_kv=True)
+        except RevisionCompactedError as exc:
+            raise ApiError.gone(f"too old resource version: {start_revision - 1} "
+                                f"({exc.compacted_revision})") from exc
+        try:
+            async for ev in w:
+                if ev.kind == "DELETE":
+                    if ev.prev_kv is None:
+                        continue
+                    obj = self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision)
+                    yield WatchEvent("DELETED", obj, ev.kv.mod_revision)
+                else:
+                    obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
+                    prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
+                            if ev.prev_kv is not None else None)
+                    kind = "ADDED" if ev.kv.version == 1 else "MODIFIED"
+                    yield WatchEvent(kind, obj, ev.kv.mod_revision, prev)
+        except RevisionCompactedError as exc:
+            raise ApiError.gone(f"too old resource version: {start_revision - 1} "
+                                f"({exc.compacted_revision})") from exc
+        finally:
+            await asyncio.shield(w.cancel())

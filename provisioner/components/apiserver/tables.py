@@ -1,0 +1,222 @@
+"""Server-side printing (`Accept: ...;as=Table;g=meta.k8s.io;v=v1`) with kubectl's columns.
+
+Each kind has a list of (name, type, priority, cell function); priority 1 columns are shown
+by `-o wide` only. Kinds without an entry get Name + Age, as kube-apiserver's default printer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable
+
+from .selectors import format_label_selector
+
+Col = tuple[str, str, int, Callable[[dict], Any]]
+
+
+def human_duration(seconds: float) -> str:
+    """Port of apimachinery's duration.HumanDuration."""
+    s = int(seconds)
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = s // 3600
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    if h < 24 * 8:
+        return f"{h // 24}d{h % 24}h" if h % 24 else f"{h // 24}d"
+    if h < 24 * 365 * 2:
+        return f"{h // 24}d"
+    return f"{h // (24 * 365)}y"
+
+
+def age(obj: dict) -> str:
+    ts = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not ts:
+        return "<unknown>"
+    t = dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    return human_duration((dt.datetime.now(dt.timezone.utc) - t).total_seconds())
+
+
+def _g(obj: dict, path: str, default: Any = None) -> Any:
+    cur: Any = obj
+    for p in path.split("."):
+        cur = cur.get(p) if isinstance(cur, dict) else None
+    return default if cur is None else cur
+
+
+def _pod_ready(p: dict) -> str:
+    cs = _g(p, "status.containerStatuses", [])
+    return f"{sum(1 for c in cs if c.get('ready'))}/{len(_g(p, 'spec.containers', []))}"
+
+
+def _pod_status(p: dict) -> str:
+    if _g(p, "metadata.deletionTimestamp"):
+        return "Terminating"
+    for c in _g(p, "status.containerStatuses", []):
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            return waiting["reason"]
+        term = (c.get("state") or {}).get("terminated")
+        if term and term.get("reason") and _g(p, "status.phase") not in ("Succeeded",):
+            return term["reason"]
+    return _g(p, "status.reason") or _g(p, "status.phase", "Pending")
+
+
+def _restarts(p: dict) -> int:
+    return sum(c.get("restartCount", 0) for c in _g(p, "status.containerStatuses", []))
+
+
+def _ports(svc: dict) -> str:
+    out = []
+    for p in _g(svc, "spec.ports", []):
+        s = f"{p.get('port')}"
+        if p.get("nodePort"):
+            s += f":{p['nodePort']}"
+        out.append(f"{s}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def _containers(o: dict, field: str) -> str:
+    return ",".join(str(c.get(field, "")) for c in _g(o, "spec.template.spec.containers", []))
+
+
+def _node_status(n: dict) -> str:
+    ready = next((c for c in _g(n, "status.conditions", []) if c.get("type") == "Ready"), None)
+    s = "Ready" if ready and ready.get("status") == "True" else "NotReady" if ready else "Unknown"
+    if _g(n, "spec.unschedulable"):
+        s += ",SchedulingDisabled"
+    return s
+
+
+def _node_roles(n: dict) -> str:
+    roles = sorted(k.split("/", 1)[1] for k in _g(n, "metadata.labels", {})
+                   if k.startswith("node-role.kubernetes.io/"))
+    return ",".join(roles) or "<none>"
+
+
+def _addr(n: dict, kind: str) -> str:
+    return next((a["address"] for a in _g(n, "status.addresses", []) if a.get("type") == kind), "<none>")
+
+
+def _job_status(j: dict) -> str:
+    for c in _g(j, "status.conditions", []):
+        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "Suspended"):
+            return c["type"]
+    return "Running"
+
+
+NAME: Col = ("Name", "string", 0, lambda o: _g(o, "metadata.name"))
+AGE: Col = ("Age", "string", 0, age)
+
+COLUMNS: dict[str, list[Col]] = {
+    "Namespace": [NAME, ("Status", "string", 0, lambda o: _g(o, "status.phase", "")), AGE],
+    "Node": [NAME, ("Status", "string", 0, _node_status), ("Roles", "string", 0, _node_roles), AGE,
+             ("Version", "string", 0, lambda o: _g(o, "status.nodeInfo.kubeletVersion", "")),
+             ("Internal-IP", "string", 1, lambda o: _addr(o, "InternalIP")),
+             ("External-IP", "string", 1, lambda o: _addr(o, "ExternalIP")),
+             ("OS-Image", "string", 1, lambda o: _g(o, "status.nodeInfo.osImage", "<unknown>")),
+             ("Kernel-Version", "string", 1, lambda o: _g(o, "status.nodeInfo.kernelVersion", "<unknown>")),
+             ("Container-Runtime", "string", 1, lambda o: _g(o, "status.nodeInfo.containerRuntimeVersion", "<unknown>"))],
+    "Pod": [NAME, ("Ready", "string", 0, _pod_ready), ("Status", "string", 0, _pod_status),
+            ("Restarts", "string", 0, lambda o: str(_restarts(o))), AGE,
+            ("IP", "string", 1, lambda o: _g(o, "status.podIP", "<none>")),
+            ("Node", "string", 1, lambda o: _g(o, "spec.nodeName", "<none>")),
+            ("Nominated Node", "string", 1, lambda o: _g(o, "status.nominatedNodeName", "<none>")),
+            ("Readiness Gates", "string", 1, lambda o: "<none>")],
+    "Service": [NAME, ("Type", "string", 0, lambda o: _g(o, "spec.type", "")),
+                ("Cluster-IP", "string", 0, lambda o: _g(o, "spec.clusterIP", "<none>")),
+                ("External-IP", "string", 0, lambda o: ",".join(_g(o, "spec.externalIPs", [])) or
+                 ("<pending>" if _g(o, "spec.type") == "LoadBalancer" else "<none>")),
+                ("Port(s)", "string", 0, _ports), AGE,
+                ("Selector", "string", 1, lambda o: ",".join(
+                    f"{k}={v}" for k, v in sorted(_g(o, "spec.selector", {}).items())) or "<none>")],
+    "Endpoints": [NAME, ("Endpoints", "string", 0, lambda o: ",".join(
+        f"{a.get('ip')}:{p.get('port')}" for s in o.get("subsets") or [] for a in s.get("addresses") or []
+        for p in s.get("ports") or []) or "<none>"), AGE],
+    "ConfigMap": [NAME, ("Data", "integer", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})), AGE],
+    "Secret": [NAME, ("Type", "string", 0, lambda o: o.get("type", "")),
+               ("Data", "integer", 0, lambda o: len(o.get("data") or {})), AGE],
+    "ServiceAccount": [NAME, AGE],
+    "Event": [("Last Seen", "string", 0, lambda o: age({"metadata": {"creationTimestamp":
+                                                                     o.get("lastTimestamp") or _g(o, "metadata.creationTimestamp")}})),
+              ("Type", "string", 0, lambda o: o.get("type", "")),
+              ("Reason", "string", 0, lambda o: o.get("reason", "")),
+              ("Object", "string", 0, lambda o: f"{_g(o, 'involvedObject.kind', '').lower()}/{_g(o, 'involvedObject.name', '')}"),
+              ("Message", "string", 0, lambda o: o.get("message", ""))],
+    "Deployment": [NAME, ("Ready", "string", 0, lambda o: f"{_g(o, 'status.readyReplicas', 0)}/{_g(o, 'spec.replicas', 0)}"),
+                   ("Up-to-date", "integer", 0, lambda o: _g(o, "status.updatedReplicas", 0)),
+                   ("Available", "integer", 0, lambda o: _g(o, "status.availableReplicas", 0)), AGE,
+                   ("Containers", "string", 1, lambda o: _containers(o, "name")),
+                   ("Images", "string", 1, lambda o: _containers(o, "image")),
+                   ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
+    "ReplicaSet": [NAME, ("Desired", "integer", 0, lambda o: _g(o, "spec.replicas", 0)),
+                   ("Current", "integer", 0, lambda o: _g(o, "status.replicas", 0)),
+                   ("Ready", "integer", 0, lambda o: _g(o, "status.readyReplicas", 0)), AGE,
+                   ("Containers", "string", 1, lambda o: _containers(o, "name")),
+                   ("Images", "string", 1, lambda o: _containers(o, "image")),
+                   ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
+    "DaemonSet": [NAME, ("Desired", "integer", 0, lambda o: _g(o, "status.desiredNumberScheduled", 0)),
+                  ("Current", "integer", 0, lambda o: _g(o, "status.currentNumberScheduled", 0)),
+                  ("Ready", "integer", 0, lambda o: _g(o, "status.numberReady", 0)),
+                  ("Up-to-date", "integer", 0, lambda o: _g(o, "status.updatedNumberScheduled", 0)),
+                  ("Available", "integer", 0, lambda o: _g(o, "status.numberAvailable", 0)),
+                  ("Node Selector", "string", 0, lambda o: ",".join(
+                      f"{k}={v}" for k, v in _g(o, "spec.template.spec.nodeSelector", {}).items()) or "<none>"), AGE,
+                  ("Containers", "string", 1, lambda o: _containers(o, "name")),
+                  ("Images", "string", 1, lambda o: _containers(o, "image")),
+                  ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
+    "Job": [NAME, ("Status", "string", 0, _job_status),
+            ("Completions", "string", 0, lambda o: f"{_g(o, 'status.succeeded', 0)}/{_g(o, 'spec.completions', 1)}"),
+            ("Duration", "string", 0, lambda o: ""), AGE,
+            ("Containers", "string", 1, lambda o: _containers(o, "name")),
+            ("Images", "string", 1, lambda o: _containers(o, "image")),
+            ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
+    "Lease": [NAME, ("Holder", "string", 0, lambda o: _g(o, "spec.holderIdentity", "")), AGE],
+    "EndpointSlice": [NAME, ("AddressType", "string", 0, lambda o: o.get("addressType", "")),
+                      ("Ports", "string", 0, lambda o: ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>"),
+                      ("Endpoints", "string", 0, lambda o: ",".join(
+                          a for e in o.get("endpoints") or [] for a in e.get("addresses") or []) or "<unset>"), AGE],
+    "Role": [NAME, ("Created At", "string", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
+    "ClusterRole": [NAME, ("Created At", "string", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
+    "RoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE],
+    "ClusterRoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE],
+    "CertificateSigningRequest": [NAME, AGE, ("SignerName", "string", 0, lambda o: _g(o, "spec.signerName", "")),
+                                  ("Requestor", "string", 0, lambda o: _g(o, "spec.username", "")),
+                                  ("Condition", "string", 0, lambda o: ",".join(
+                                      c["type"] for c in _g(o, "status.conditions", [])) or "Pending")],
+}
+
+
+def table(kind: str, objs: list[dict], list_meta: dict, include: str = "Metadata") -> dict:
+    cols = COLUMNS.get(kind, [NAME, AGE])
+    rows = []
+    for o in objs:
+        cells = []
+        for _, _, _, fn in cols:
+            try:
+                cells.append(fn(o))
+            except Exception:  # a malformed stored object must not break listing
+                cells.append("<unknown>")
+        row: dict[str, Any] = {"cells": cells}
+        if include == "Object":
+            row["object"] = o
+        elif include != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": o.get("metadata", {})}
+        rows.append(row)
+    return {
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+        "columnDefinitions": [
+            {"name": n, "type": t, "format": "name" if n == "Name" else "", "description": n,
+             "priority": p} for n, t, p, _ in cols],
+        "rows": rows,
+    }
