@@ -50,9 +50,9 @@ SCALARS = {"string": {"type": "string"}, "integer": {"type": "integer", "format"
 def _field(notation: str, ref: str) -> dict:
     shape, elem, key = schemas.parse(notation)
     if shape == "ref":
-        return {"allOf": [{"$ref": f"{ref}{full_name(elem)}"}], "default": {},
-                "description": schemas.T[elem][0]} if ref.startswith("#/components") else \
-            {"$ref": f"{ref}{full_name(elem)}", "description": schemas.T[elem][0]}
+        if ref.startswith("#/components"):
+            return {"allOf": [{"$ref": f"{ref}{full_name(elem)}"}], "default": {}}
+        return {"$ref": f"{ref}{full_name(elem)}"}
     if shape == "list":
         out = {"type": "array", "items": _field(elem, ref)}
         if key:

@@ -235,15 +235,17 @@ class Storage:
                                 f"({exc.compacted_revision})") from exc
         try:
             async for ev in w:
+                # etcd sends an empty prev_kv (not none) for creations and compacted history
+                has_prev = ev.prev_kv is not None and bool(ev.prev_kv.value)
                 if ev.kind == "DELETE":
-                    if ev.prev_kv is None:
+                    if not has_prev:
                         continue
                     obj = self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision)
                     yield WatchEvent("DELETED", obj, ev.kv.mod_revision)
                 else:
                     obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
                     prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
-                            if ev.prev_kv is not None else None)
+                            if has_prev and ev.kv.version > 1 else None)
                     kind = "ADDED" if ev.kv.version == 1 else "MODIFIED"
                     yield WatchEvent(kind, obj, ev.kv.mod_revision, prev)
         except RevisionCompactedError as exc:
