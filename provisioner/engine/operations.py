@@ -18,7 +18,7 @@ def venv_from_wheelhouse(venv: str, wheelhouse: str, project_wheel: str, digest:
 
     The digest is written last into a marker file, so an interrupted install is redone.
     """
-    marker = f"{venv}/.provisioner-wheelhouse"
+    marker = f"{venv}/.provisioner-wheelhouse"  # phases.install.VENV_MARKER reads it too
     current = host.get_fact(Command, command=f"cat {shlex.quote(marker)} 2>/dev/null || true")
     if (current or "").strip() == digest:
         return
