@@ -86,3 +86,44 @@ def ns(kubectl, request):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+class Raw:
+    """Plain HTTPS requests with a chosen identity, for what clients do not expose."""
+
+    def __init__(self, cluster: DevCluster):
+        import ssl
+
+        self.cluster = cluster
+        self.port = cluster.api_port
+        self.contexts: dict[str | None, ssl.SSLContext] = {}
+        self.ssl = ssl
+
+    def context(self, cert: str | None) -> "ssl.SSLContext":
+        if cert not in self.contexts:
+            ctx = self.ssl.create_default_context(cafile=str(self.cluster.pki / "ca.crt"))
+            if cert:
+                ctx.load_cert_chain(str(self.cluster.pki / f"{cert}.crt"), str(self.cluster.pki / f"{cert}.key"))
+            self.contexts[cert] = ctx
+        return self.contexts[cert]
+
+    def __call__(self, method: str, path: str, body: bytes | str | dict | None = None,
+                 headers: dict | None = None, cert: str | None = "admin", timeout: float = 30):
+        import http.client
+
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context(cert), timeout=timeout)
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        hdrs.update(headers or {})
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def raw(cluster):
+    return Raw(cluster)
