@@ -7,7 +7,6 @@ test suite and the benchmark start, so all three run the server the same way.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -102,7 +101,16 @@ class DevCluster:
             "--cert-file", str(p / "etcd-server.crt"), "--key-file", str(p / "etcd-server.key"),
             "--client-cert-auth", "--trusted-ca-file", str(p / "etcd-ca.crt"),
             "--log-level", "warn"], stdout=open(logs / "etcd.log", "ab"), stderr=subprocess.STDOUT))
-        self.procs.append(subprocess.Popen([
+        self.procs.append(subprocess.Popen(self.apiserver_command(self.api_port),
+                                           stdout=open(logs / "apiserver.log", "ab"), stderr=subprocess.STDOUT))
+        self.wait_ready(timeout)
+        from provisioner.pki.kubeconfig import write_kubeconfig
+        write_kubeconfig(self.kubeconfig, self._admin_conf)
+
+    def apiserver_command(self, port: int) -> list[str]:
+        """The API server's command line; another port gives a second server on the same etcd."""
+        p = self.pki
+        return [
             sys.executable, "-m", "provisioner.components.apiserver.main",
             "--etcd-servers", self.etcd_url, "--etcd-cafile", str(p / "etcd-ca.crt"),
             "--etcd-certfile", str(p / "apiserver-etcd-client.crt"),
@@ -111,14 +119,11 @@ class DevCluster:
             "--client-ca-file", str(p / "ca.crt"), "--service-account-key-file", str(p / "sa.pub"),
             "--service-account-signing-key-file", str(p / "sa.key"),
             "--service-cluster-ip-range", "10.96.0.0/16", "--bind-address", "127.0.0.1",
-            "--secure-port", str(self.api_port), "--advertise-address", "127.0.0.1", *self.extra_args],
-            stdout=open(logs / "apiserver.log", "ab"), stderr=subprocess.STDOUT))
-        self.wait_ready(timeout)
-        from provisioner.pki.kubeconfig import write_kubeconfig
-        write_kubeconfig(self.kubeconfig, self._admin_conf)
+            "--secure-port", str(port), "--advertise-address", "127.0.0.1", *self.extra_args]
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, port: int | None = None) -> None:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        url = f"https://127.0.0.1:{port or self.api_port}/readyz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in self.procs:
@@ -127,7 +132,7 @@ class DevCluster:
                     raise click.ClickException(f"{proc.args[0]} exited with {proc.returncode}; "
                                                f"see {self.root / 'logs'}")
             try:
-                with urllib.request.urlopen(f"{self.server}/readyz", context=ctx, timeout=2) as r:
+                with urllib.request.urlopen(url, context=ctx, timeout=2) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -180,7 +185,3 @@ def apiserver(directory: Path, port: int) -> None:
     if not stopping:
         raise click.ClickException(f"a process exited unexpectedly; see {directory / 'logs'}")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    dev()
-    os._exit(0)
