@@ -76,6 +76,7 @@ class DevCluster:
         certs.issue(ca, "kube-apiserver", dns_names=("localhost", "kubernetes", "kubernetes.default",
                                                       "kubernetes.default.svc"),
                     ip_addresses=("127.0.0.1",), server=True).save(self.pki, "apiserver")
+        self._ca = ca
         admin = certs.issue(ca, "kubernetes-admin", organizations=("system:masters",), client=True)
         admin.save(self.pki, "admin")
         sa = certs.new_signing_key()
@@ -84,6 +85,14 @@ class DevCluster:
                                     ca_pem=(self.pki / "ca.crt").read_bytes(), user="kubernetes-admin",
                                     client=admin)
         self._admin_conf = content
+
+    def issue_user(self, name: str, groups: tuple[str, ...] = ()) -> tuple[Path, Path]:
+        """A client certificate for another user (CN=name, O=groups): (cert path, key path)."""
+        from provisioner.pki import certs
+
+        file = "user-" + "".join(ch if ch.isalnum() else "-" for ch in name)
+        certs.issue(self._ca, name, organizations=groups, client=True).save(self.pki, file)
+        return self.pki / f"{file}.crt", self.pki / f"{file}.key"
 
     def start(self, timeout: float = 30) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ VERSION = {"major": "1", "minor": "37", "emulationMajor": "1", "emulationMinor":
            "platform": f"linux/{platform.machine()}"}
 
 
-def _json(obj: object, ctype: str = "application/json") -> web.Response:
-    return web.Response(body=json.dumps(obj).encode(), headers={"Content-Type": ctype})
+def _json(obj: object, ctype: str = "application/json", status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(obj).encode(), headers={"Content-Type": ctype}, status=status)
 
 
 def _sub_kind(res: Resource, sub: str) -> dict:
@@ -33,11 +33,13 @@ def _sub_kind(res: Resource, sub: str) -> dict:
         return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     if sub == "binding":
         return {"group": "", "version": "v1", "kind": "Binding"}
+    if sub == "token":
+        return {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
     return {"group": res.group, "version": res.version, "kind": res.kind}
 
 
 def _sub_verbs(sub: str) -> list[str]:
-    return ["create"] if sub in ("binding", "eviction") else (["update"] if sub in ("finalize",) else
+    return ["create"] if sub in ("binding", "eviction", "token") else (["update"] if sub in ("finalize",) else
                                                               ["get", "patch", "update"])
 
 
@@ -61,8 +63,8 @@ def resource_list(group: str, version: str) -> dict:
             k = _sub_kind(r, sub)
             e = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                  "kind": k["kind"], "verbs": _sub_verbs(sub)}
-            if sub == "scale":
-                e["group"], e["version"] = "autoscaling", "v1"
+            if sub in ("scale", "token"):
+                e["group"], e["version"] = k["group"], k["version"]
             out.append(e)
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version, "resources": out}
@@ -131,7 +133,8 @@ def handle(request: web.Request, api_root: str, parts: list[str]) -> web.Respons
         if parts[0] in all_groups and parts[0]:
             return _json(dict(_group(parts[0], all_groups[parts[0]]), kind="APIGroup", apiVersion="v1"))
         return _json({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                      "code": 404, "message": "the server could not find the requested resource"})
+                      "code": 404, "message": "the server could not find the requested resource"},
+                     status=404)
     if len(parts) == 2 and parts[0] in all_groups and parts[1] in all_groups[parts[0]]:
         return _json(resource_list(parts[0], parts[1]))
     return None

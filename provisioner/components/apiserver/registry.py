@@ -51,7 +51,7 @@ RESOURCES: list[Resource] = [
     R("", "v1", "Endpoints", "endpoints", short=("ep",), singular="endpoints"),
     R("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     R("", "v1", "Secret", "secrets"),
-    R("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    R("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",), extra_sub=("token",)),
     R("", "v1", "Event", "events", short=("ev",)),
     R("apps", "v1", "Deployment", "deployments", short=("deploy",), status=True, scale=True,
       categories=("all",)),

@@ -119,9 +119,9 @@ class ApiServer:
     async def resources(self, request: web.Request) -> web.StreamResponse:
         root = "api" if request.path.startswith("/api/") or request.path == "/api" else "apis"
         parts = [p for p in request.match_info.get("tail", "").split("/") if p]
-        if root == "api" and len(parts) == 5 and parts[2] == "serviceaccounts" and parts[4] == "token" \
+        if root == "api" and len(parts) == 6 and parts[3] == "serviceaccounts" and parts[5] == "token" \
                 and request.method == "POST":
-            return await self.token_request(request, parts[1], parts[3])
+            return await self.token_request(request, parts[2], parts[4])
         return await self.api.handle(request, root)
 
     async def token_request(self, request: web.Request, ns: str, name: str) -> web.Response:
@@ -130,8 +130,13 @@ class ApiServer:
         if not self.config.sa_signing_key_file:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         sa = await self.registry.get(Req(res, ns, name))
+        from . import protobuf
         from .decode import parse_json
-        body = parse_json(await request.read() or b"{}")
+        raw = await request.content.read(1024 * 1024)
+        if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            body: Any = protobuf.decode(raw)
+        else:
+            body = parse_json(raw or b"{}")
         spec = (body.get("spec") if isinstance(body, dict) else None) or {}
         seconds = spec.get("expirationSeconds") or 3600
         if not isinstance(seconds, int) or seconds < 600:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Callable
 
@@ -138,6 +140,17 @@ def _default_job(obj: dict) -> None:
     (tmpl.get("spec") or {})["restartPolicy"] = (tmpl.get("spec") or {}).get("restartPolicy", "Never")
 
 
+def _default_secret(obj: dict) -> None:
+    """stringData is write-only: merged into data (base64), as the Secret strategy does."""
+    obj.setdefault("type", "Opaque")
+    string_data = obj.pop("stringData", None) or {}
+    if string_data:
+        data = obj.setdefault("data", {}) or {}
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+
+
 DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Pod": lambda o: default_pod_spec(o.setdefault("spec", {})),
     "Deployment": _default_deployment,
@@ -148,7 +161,7 @@ DEFAULTERS: dict[str, Callable[[dict], None]] = {
                             o["spec"].setdefault("revisionHistoryLimit", 10)),
     "Job": _default_job,
     "Service": _default_service,
-    "Secret": lambda o: o.setdefault("type", "Opaque"),
+    "Secret": _default_secret,
     "Namespace": lambda o: (o.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"]),
                             o.setdefault("status", {}).setdefault("phase", "Active")),
 }
@@ -251,11 +264,21 @@ def _data_keys(obj: dict) -> Causes:
     return causes
 
 
+def _secret(obj: dict) -> Causes:
+    causes = _data_keys(obj)
+    for k, v in (obj.get("data") or {}).items():
+        try:
+            base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            causes.append((f"data[{k}]", "Invalid value: \"<secret contents redacted>\": illegal base64 data"))
+    return causes
+
+
 VALIDATORS: dict[str, Callable[[dict], Causes]] = {
     "Pod": lambda o: _pod_spec(o.get("spec") or {}, "spec"),
     "Deployment": _template_owner, "ReplicaSet": _template_owner, "DaemonSet": _template_owner,
     "Job": _template_owner,
-    "Service": _service, "ConfigMap": _data_keys, "Secret": _data_keys,
+    "Service": _service, "ConfigMap": _data_keys, "Secret": _secret,
 }
 
 

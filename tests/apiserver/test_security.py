@@ -1,0 +1,109 @@
+"""Security: anonymous access, health endpoints, client-certificate users under RBAC,
+service-account tokens from the TokenRequest API, bootstrap tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+
+@pytest.mark.parametrize("path", ["/api", "/apis", "/api/v1/namespaces", "/openapi/v3", "/apis/apps/v1/deployments"])
+def test_anonymous_requests_are_401(raw, path):
+    status, _, body = raw("GET", path, cert=None)
+    assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("path,text", [("/livez", "ok"), ("/readyz", "ok"), ("/healthz", "ok")])
+def test_health_is_public(raw, path, text):
+    status, _, body = raw("GET", path, cert=None)
+    assert status == 200 and body.decode() == text
+
+
+def test_readyz_verbose_lists_etcd(raw):
+    status, _, body = raw("GET", "/readyz?verbose", cert=None)
+    assert status == 200 and "[+]etcd ok" in body.decode() and "readyz check passed" in body.decode()
+
+
+def test_version_is_public(raw):
+    status, _, body = raw("GET", "/version", cert=None)
+    assert status == 200 and json.loads(body)["minor"] == "37"
+
+
+def test_rbac_for_a_certificate_user(cluster, raw, kubectl, ns):
+    cert, key = cluster.issue_user("alice", ("devs",))
+    raw.contexts.pop("alice", None)
+    ctx = raw.ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    ctx.load_cert_chain(str(cert), str(key))
+    raw.contexts["alice"] = ctx
+    status, _, body = raw("GET", f"/api/v1/namespaces/{ns}/pods", cert="alice")
+    assert status == 403
+    assert json.loads(body)["message"] == (f'pods is forbidden: User "alice" cannot list resource "pods" '
+                                           f'in API group "" in the namespace "{ns}"')
+    status, _, _ = raw("GET", "/api", cert="alice")
+    assert status == 200  # discovery is open to every authenticated user
+    kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs", "-n", ns)
+    for _ in range(30):  # the authorizer caches roles for a second
+        status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/pods", cert="alice")
+        if status == 200:
+            break
+        import time
+        time.sleep(0.1)
+    assert status == 200
+    status, _, _ = raw("POST", f"/api/v1/namespaces/{ns}/configmaps", cert="alice",
+                       body={"metadata": {"name": "x"}})
+    assert status == 403
+    status, _, _ = raw("GET", "/api/v1/namespaces/default/pods", cert="alice")
+    assert status == 403
+
+
+def test_service_account_tokens(raw, kubectl, ns):
+    kubectl("create", "serviceaccount", "robot", "-n", ns)
+    token = kubectl("create", "token", "robot", "-n", ns).stdout.strip()
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["alg"] == "RS256"
+    status, _, body = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert status == 403 and f'User "system:serviceaccount:{ns}:robot"' in json.loads(body)["message"]
+    kubectl("create", "rolebinding", "robot-view", "--clusterrole=view", f"--serviceaccount={ns}:robot", "-n", ns)
+    import time
+    time.sleep(1.1)
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                       headers={"Authorization": f"Bearer {token}"})
+    assert status == 200
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                       headers={"Authorization": f"Bearer {tampered}"})
+    assert status == 401
+    kubectl("delete", "serviceaccount", "robot", "-n", ns)
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                       headers={"Authorization": f"Bearer {token}"})
+    assert status == 401  # tokens die with their service account
+
+
+def test_bootstrap_tokens(raw, kubectl):
+    kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Secret
+metadata: {name: bootstrap-token-abcdef, namespace: kube-system}
+type: bootstrap.kubernetes.io/token
+stringData:
+  token-id: abcdef
+  token-secret: 0123456789abcdef
+  usage-bootstrap-authentication: "true"
+""")
+    auth = {"Authorization": "Bearer abcdef.0123456789abcdef"}
+    status, _, body = raw("GET", "/api/v1/namespaces/kube-system/secrets", cert=None, headers=auth)
+    assert status == 403 and 'User "system:bootstrap:abcdef"' in json.loads(body)["message"]
+    status, _, _ = raw("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests", cert=None, headers=auth)
+    assert status == 200  # system:bootstrappers may file CSRs (default system:node-bootstrapper binding)
+    status, _, _ = raw("GET", "/api/v1/namespaces", cert=None,
+                       headers={"Authorization": "Bearer abcdef.wrongwrongwrongw"})
+    assert status == 401
+
+
+def test_default_cluster_roles_exist(kubectl):
+    names = {i["metadata"]["name"] for i in kubectl.json("get", "clusterroles")["items"]}
+    assert {"cluster-admin", "system:kube-scheduler", "system:kube-controller-manager", "system:node",
+            "system:node-proxier", "view", "edit", "admin"} <= names
