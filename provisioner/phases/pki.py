@@ -53,7 +53,6 @@ def host_files(spec: ClusterSpec, host: Host) -> list[tuple[str, str, bool]]:
 def ensure_local(spec: ClusterSpec, pki_dir: Path) -> list[str]:
     return ensure_cluster_pki(
         pki_dir,
-        cluster_name=spec.name,
         etcd_members=[Member(h.name, h.address) for h in spec.etcd_hosts],
         control_plane=[Member(h.name, h.address) for h in spec.control_plane_hosts],
         service_cluster_ip=str(next(spec.networking.service_cidr.hosts())),
