@@ -63,7 +63,7 @@ class DevCluster:
 
     def write_pki(self) -> None:
         from provisioner.pki import certs
-        from provisioner.pki.kubeconfig import render_kubeconfig, write_kubeconfig
+        from provisioner.pki.kubeconfig import render_kubeconfig
 
         self.pki.mkdir(parents=True, exist_ok=True)
         ca = certs.new_ca("kubernetes")
@@ -79,8 +79,7 @@ class DevCluster:
         self._ca = ca
         admin = certs.issue(ca, "kubernetes-admin", organizations=("system:masters",), client=True)
         admin.save(self.pki, "admin")
-        sa = certs.new_signing_key()
-        sa.save(self.pki, "sa")
+        certs.write_signing_key(self.pki, "sa", certs.new_signing_key())
         content = render_kubeconfig(cluster_name="dev", server=self.server,
                                     ca_pem=(self.pki / "ca.crt").read_bytes(), user="kubernetes-admin",
                                     client=admin)

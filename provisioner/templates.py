@@ -27,5 +27,5 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(name: str, **values: Any) -> str:
-    return _environment().get_template(name).render(**values)
+def render(template: str, /, **values: Any) -> str:
+    return _environment().get_template(template).render(**values)
