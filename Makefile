@@ -23,10 +23,12 @@ cluster: deps install
 	$(BIN)/provisioner lab up --name $(LAB) --nodes $(NODES)
 	$(BIN)/provisioner create cluster -f inventories/lab/cluster.yaml
 	@echo
-	@echo "Cluster is up. Next steps:"
-	@echo "  $(BIN)/provisioner verify -f inventories/lab/cluster.yaml"
-	@echo "  export KUBECONFIG=\$$($(BIN)/provisioner kubeconfig-path -f inventories/lab/cluster.yaml)"
-	@echo "  $(BIN)/kubectl get nodes"
+	@echo "Cluster is up: a TLS-only etcd cluster on $(NODES) lab hosts, with this project installed on each."
+	@echo "  $(BIN)/provisioner verify -f inventories/lab/cluster.yaml      # smoke tests again"
+	@echo "  $(BIN)/provisioner lab list                                    # hosts and addresses"
+	@echo "  ssh -i <the ssh key printed by lab up> root@<address>          # a shell on a host"
+	@echo "(kubectl access arrives with the control-plane phases; until then the API server runs with"
+	@echo " \`$(BIN)/provisioner dev apiserver --dir DIR\` and KUBECONFIG=DIR/admin.conf $(BIN)/kubectl get ns.)"
 	@echo "Tear down: $(BIN)/provisioner delete cluster -f inventories/lab/cluster.yaml && $(BIN)/provisioner lab down --name $(LAB)"
 
 test: deps install

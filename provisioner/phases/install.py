@@ -16,12 +16,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pyinfra.operations import files
 
 from provisioner.engine.operations import venv_from_wheelhouse
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import REMOTE_ROOT, REMOTE_VENV, REMOTE_WHEELHOUSE, ClusterContext
+from provisioner.spec import Host
 from provisioner.state import state_root
 from provisioner.workflow import Phase, PhaseOutcome
 
@@ -108,6 +110,36 @@ def wheelhouse_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def add_install_operations(ctx: ClusterContext, session: Any, host: Host,
+                           project_wheel: Path | None = None, digest: str | None = None) -> None:
+    """Add the operations that install the wheelhouse into the host's virtualenv."""
+    if project_wheel is None or digest is None:
+        project_wheel = build_wheelhouse(ctx.state.wheelhouse_dir, ctx.spec.artifacts.wheelhouse)
+        digest = wheelhouse_digest(ctx.state.wheelhouse_dir)
+    session.op(host, f"directory {REMOTE_ROOT}", files.directory,
+               path=REMOTE_ROOT, mode="755", user="root", group="root")
+    session.op(
+        host,
+        f"wheelhouse in {REMOTE_WHEELHOUSE}",
+        files.sync,
+        src=str(ctx.state.wheelhouse_dir),
+        dest=REMOTE_WHEELHOUSE,
+        delete=True,
+        exclude=[".source-digest"],
+        mode="644",
+        dir_mode="755",
+    )
+    session.op(
+        host,
+        f"virtualenv {REMOTE_VENV} from the wheelhouse",
+        venv_from_wheelhouse,
+        venv=REMOTE_VENV,
+        wheelhouse=REMOTE_WHEELHOUSE,
+        project_wheel=project_wheel.name,
+        digest=digest,
+    )
+
+
 def run(ctx: ClusterContext) -> PhaseOutcome:
     outcome = PhaseOutcome()
     ctx.state.ensure()
@@ -120,28 +152,7 @@ def run(ctx: ClusterContext) -> PhaseOutcome:
         for host in ctx.spec.hosts:
             if installed[host.name].stdout.strip() == digest:
                 continue
-            session.op(host, f"directory {REMOTE_ROOT}", files.directory,
-                       path=REMOTE_ROOT, mode="755", user="root", group="root")
-            session.op(
-                host,
-                f"wheelhouse in {REMOTE_WHEELHOUSE}",
-                files.sync,
-                src=str(ctx.state.wheelhouse_dir),
-                dest=REMOTE_WHEELHOUSE,
-                delete=True,
-                exclude=[".source-digest"],
-                mode="644",
-                dir_mode="755",
-            )
-            session.op(
-                host,
-                f"virtualenv {REMOTE_VENV} from the wheelhouse",
-                venv_from_wheelhouse,
-                venv=REMOTE_VENV,
-                wheelhouse=REMOTE_WHEELHOUSE,
-                project_wheel=project_wheel.name,
-                digest=digest,
-            )
+            add_install_operations(ctx, session, host, project_wheel, digest)
         changes = session.preview() if ctx.dry_run else session.apply()
     outcome.merge(changes.by_host)
     return outcome

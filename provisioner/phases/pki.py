@@ -12,6 +12,7 @@ import io
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pyinfra.operations import files
 
@@ -60,6 +61,24 @@ def ensure_local(spec: ClusterSpec, pki_dir: Path) -> list[str]:
     )
 
 
+def add_host_files(spec: ClusterSpec, pki_dir: Path, session: Any, host: Host) -> None:
+    """Add the operations that place `host`'s share of the PKI (private keys 0600)."""
+    for directory in sorted({str(Path(r).parent) for _, r, _ in host_files(spec, host)}):
+        session.op(host, f"directory {directory}", files.directory,
+                   path=directory, mode="700", user="root", group="root")
+    for local, remote, secret in host_files(spec, host):
+        session.op(
+            host,
+            f"place {remote}",
+            files.put,
+            src=io.BytesIO((pki_dir / local).read_bytes()),
+            dest=remote,
+            mode="600" if secret else "644",
+            user="root",
+            group="root",
+        )
+
+
 def run(ctx: ClusterContext) -> PhaseOutcome:
     outcome = PhaseOutcome()
     spec = ctx.spec
@@ -74,20 +93,7 @@ def run(ctx: ClusterContext) -> PhaseOutcome:
             outcome.add(LOCAL, f"issue {name}")
         with ctx.session() as session:
             for host in spec.hosts:
-                for directory in sorted({str(Path(r).parent) for _, r, _ in host_files(spec, host)}):
-                    session.op(host, f"directory {directory}", files.directory,
-                               path=directory, mode="700", user="root", group="root")
-                for local, remote, secret in host_files(spec, host):
-                    session.op(
-                        host,
-                        f"place {remote}",
-                        files.put,
-                        src=io.BytesIO((pki_dir / local).read_bytes()),
-                        dest=remote,
-                        mode="600" if secret else "644",
-                        user="root",
-                        group="root",
-                    )
+                add_host_files(spec, pki_dir, session, host)
             changes = session.preview() if ctx.dry_run else session.apply()
         outcome.merge(changes.by_host)
     return outcome

@@ -19,6 +19,7 @@ import yaml
 pytestmark = pytest.mark.e2e
 
 PROVISIONER = str(Path(sys.executable).parent / "provisioner")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Cluster:
@@ -91,18 +92,20 @@ def test_two_member_cluster_is_created_and_verified(cluster):
     assert enabled.strip() == "enabled"
 
 
-def test_port_in_use_on_a_new_host_is_reported_and_nothing_changes(cluster):
+def test_port_in_use_on_a_new_host_is_reported_and_nothing_changes(cluster, lab_ssh):
     third = cluster.hosts[2]["name"]
-    cluster.ssh(third, "systemd-run --unit=squatter python3 -m http.server 2380")
+    # The cluster has never contacted this host, so reach it with the lab's own key pinning.
+    code, _, err = lab_ssh(third, "systemd-run --unit=squatter python3 -m http.server 2380")
+    assert code == 0, err
     try:
         result = cluster.cli("create", "cluster", "-f", str(cluster.spec("three.yaml", cluster.hosts)))
         assert result.returncode == 1
         assert f"host {third}: port 2380 already in use by another program" in result.stderr
         assert "Traceback" not in result.stderr
-        code, _ = cluster.ssh(third, "test -e /opt/provisioner")
+        code, _, _ = lab_ssh(third, "test -e /opt/provisioner")
         assert code != 0  # preflight failed, so nothing was installed
     finally:
-        cluster.ssh(third, "systemctl stop squatter")
+        lab_ssh(third, "systemctl stop squatter")
 
 
 def test_adding_a_third_host_joins_it_as_a_member(cluster):
@@ -127,6 +130,26 @@ def test_second_run_changes_nothing(cluster):
     dry = _ok(cluster.cli("create", "cluster", "-f", str(spec), "--dry-run"))
     assert "would" not in dry.replace("would be made", "")
     assert "nothing to change" in dry
+
+
+def test_plain_pyinfra_roles_repair_drift_with_the_same_operations(cluster):
+    spec = cluster.workdir / "three.yaml"
+    victim = cluster.hosts[0]["name"]
+    unit = "/etc/systemd/system/etcd.service"
+    _, before = cluster.ssh(victim, f"sha256sum {unit}")
+    cluster.ssh(victim, f"echo '# drift' >> {unit}")
+    env = dict(os.environ, PROVISIONER_STATE_DIR=str(cluster.state_dir), PROVISIONER_SPEC=str(spec))
+    pyinfra = str(Path(sys.executable).parent / "pyinfra")
+    result = subprocess.run(
+        [pyinfra, "-y", "--limit", victim, "inventories/pyinfra_inventory.py", "roles/etcd.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, after = cluster.ssh(victim, f"sha256sum {unit}")
+    assert after == before
+    # The role restarted the member for its restored unit; the cluster is whole again.
+    _ok(cluster.cli("verify", "-f", str(spec)))
+    assert "nothing to change" in _ok(cluster.cli("create", "cluster", "-f", str(spec)))
 
 
 def test_a_stopped_member_fails_verify_and_a_rerun_converges(cluster):

@@ -7,7 +7,9 @@ fakes that record the command and answer `ssh-config` with recorded output.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ Host {name}
   HostKeyAlgorithms +ssh-rsa
 
 """
+PROVISIONER = str(Path(sys.executable).parent / "provisioner")
 PORTS = {"vagrant-1": 2222, "vagrant-2": 2200, "vagrant-3": 2201}
 
 
@@ -133,19 +136,15 @@ def test_a_failing_vagrant_up_is_reported_with_its_command(repo, stub_binary, tm
     assert caught.value.command.endswith("vagrant up")
 
 
-def test_cli_without_vagrant_prints_an_error_and_no_traceback(repo, tmp_path, monkeypatch,
-                                                              capsys):
-    from provisioner.cli import main
-
-    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    monkeypatch.setenv("PROVISIONER_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(repo)
-    with pytest.raises(SystemExit) as exited:
-        main(["lab", "up", "--provider", "vagrant"])
-    assert exited.value.code == 1
-    err = capsys.readouterr().err
-    assert "ERROR: the vagrant binary is not installed" in err
-    assert "Traceback" not in err
+def test_cli_without_vagrant_prints_an_error_and_no_traceback(repo, tmp_path):
+    # A real CLI process: the CLI monkey-patches sockets for gevent, which must not leak into
+    # this test session.
+    env = dict(os.environ, PATH=str(tmp_path / "nowhere"), PROVISIONER_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run([PROVISIONER, "lab", "up", "--provider", "vagrant"], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "ERROR: the vagrant binary is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_parse_ssh_config_reads_the_first_host_block():
