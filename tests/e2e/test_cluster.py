@@ -125,7 +125,7 @@ def test_adding_a_third_host_joins_it_as_a_member(cluster):
 def test_second_run_changes_nothing(cluster):
     spec = cluster.workdir / "three.yaml"
     out = _ok(cluster.cli("create", "cluster", "-f", str(spec)))
-    assert "changed:" not in out
+    assert "changed:" not in out, out
     assert "nothing to change: every host already matches the spec" in out
     dry = _ok(cluster.cli("create", "cluster", "-f", str(spec), "--dry-run"))
     assert "would" not in dry.replace("would be made", "")
