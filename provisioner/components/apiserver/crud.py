@@ -38,6 +38,7 @@ class Req:
     user: str = ""
     user_agent: str = ""
     warnings: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
     @property
     def manager(self) -> str:
@@ -89,8 +90,8 @@ class Registry:
                            f"unable to create new content in namespace {req.namespace} because it "
                            "is being terminated", {"name": req.name or "", "kind": req.res.plural})
 
-    def decode_body(self, req: Req, body: bytes) -> dict:
-        obj, warnings = decode.decode(body, req.res.kind, req.query.get("fieldValidation"))
+    def decode_body(self, req: Req, body: bytes, kind: str | None = None) -> dict:
+        obj, warnings = decode.decode(body, kind or req.res.kind, req.query.get("fieldValidation"))
         req.warnings += warnings
         return obj
 
@@ -146,6 +147,12 @@ class Registry:
             obj.pop("status", None)
         if res.kind == "Pod":
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        if res.kind == "CertificateSigningRequest" and isinstance(obj.get("spec"), dict):
+            # who asked is recorded by the server, never taken from the request body
+            obj["spec"].update(username=req.user, groups=req.groups or ["system:authenticated"])
+            obj["spec"].pop("uid", None)
+            obj["spec"].pop("extra", None)
+        validation.prepare_for_create(res.kind, obj)
         validation.default(res.kind, obj)
         self._validate(req, obj)
         fields.record(meta, req.manager, "Update", res.group_version,
@@ -226,9 +233,16 @@ class Registry:
                                    f"finalizers can be added if the object is being deleted, found new "
                                    f"finalizers []string{{{', '.join(repr(f) for f in sorted(new_f))}}}")],
                                    res.group)
-        if req.sub in ("status",):
+        if req.sub in ("status", "approval"):
             keep = copy.deepcopy(cur)
             keep["status"] = new.get("status", {})
+            if req.sub == "approval":  # approvers change conditions only, signers the rest
+                keep["status"] = dict(cur.get("status") or {},
+                                      conditions=(new.get("status") or {}).get("conditions") or [])
+            if res.kind == "CertificateSigningRequest":
+                for cond in (keep["status"].get("conditions") or []):
+                    if isinstance(cond, dict):
+                        cond.setdefault("lastTransitionTime", fields.now())
             for k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields"):
                 keep["metadata"].pop(k, None)
                 if k in meta:
@@ -236,14 +250,17 @@ class Registry:
             new = keep
         elif res.status and req.sub is None and "status" in cur:
             new["status"] = cur["status"]
+            if res.kind == "CertificateSigningRequest":  # spec is immutable after creation
+                new["spec"] = cur.get("spec")
         elif res.status and req.sub is None:
             new.pop("status", None)
         validation.default(res.kind, new)
         self._validate(req, new, check_name=False)
         if _without(new, "metadata", "status") != _without(cur, "metadata", "status"):
             meta["generation"] = old.get("generation", 1) + 1
-        manager_fields = fields.field_set(new.get("status") if req.sub == "status" else _without(new, "status"),
-                                          res.kind if req.sub != "status" else None)
+        status_only = req.sub in ("status", "approval")
+        manager_fields = fields.field_set(new.get("status") if status_only else _without(new, "status"),
+                                          None if status_only else res.kind)
         fields.record(new["metadata"], req.manager, operation, res.group_version, manager_fields,
                       req.sub or "")
         return new
@@ -259,8 +276,6 @@ class Registry:
                                        precondition_rv=rv)
             await self._maybe_finish_namespace(req.name or "")
             return out
-        if req.sub == "approval":
-            req.sub = "status"
         out, _ = await self.update(req, lambda cur: obj, precondition_rv=rv)
         return out
 
@@ -309,8 +324,6 @@ class Registry:
 
         if req.sub == "scale":
             return await self._scale(req, apply_patch, None), False
-        if req.sub == "approval":
-            req.sub = "status"
         return await self.update(req, apply_patch, precondition_rv=None)
 
     async def apply(self, req: Req, body: bytes) -> tuple[dict, bool]:
@@ -478,6 +491,21 @@ class Registry:
             return cur
         req.sub = "binding"
         out, _ = await self.update(req, mutate, precondition_rv=None)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    async def evict(self, req: Req, eviction: dict) -> dict:
+        """pods/eviction: a delete honouring the Eviction's DeleteOptions (no disruption budgets
+        are served, so nothing can refuse it)."""
+        if eviction.get("kind") not in (None, "", "Eviction"):
+            raise ApiError.bad_request(f'{eviction["kind"]} is not an Eviction')
+        name = (eviction.get("metadata") or {}).get("name")
+        if name and name != req.name:
+            raise ApiError.bad_request(f"name in URL does not match name in Eviction object ({name} != {req.name})")
+        options = eviction.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise ApiError.bad_request("Eviction.deleteOptions must be an object")
+        req.sub = None
+        await self.delete(req, options)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     async def ensure_defaults(self) -> None:

@@ -33,6 +33,8 @@ def _sub_kind(res: Resource, sub: str) -> dict:
         return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     if sub == "binding":
         return {"group": "", "version": "v1", "kind": "Binding"}
+    if sub == "eviction":
+        return {"group": "policy", "version": "v1", "kind": "Eviction"}
     if sub == "token":
         return {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
     return {"group": res.group, "version": res.version, "kind": res.kind}
@@ -63,7 +65,7 @@ def resource_list(group: str, version: str) -> dict:
             k = _sub_kind(r, sub)
             e = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                  "kind": k["kind"], "verbs": _sub_verbs(sub)}
-            if sub in ("scale", "token"):
+            if sub in ("scale", "token", "eviction"):  # drain looks for the Eviction group here
                 e["group"], e["version"] = k["group"], k["version"]
             out.append(e)
     return {"kind": "APIResourceList", "apiVersion": "v1",

@@ -95,6 +95,15 @@ M = {
     "ClusterRoleBinding": {1: "metadata:ObjectMeta", 2: "subjects:[Subject]", 3: "roleRef:RoleRef"},
     "Subject": {1: "kind:string", 2: "apiGroup:string", 3: "name:string", 4: "namespace:string"},
     "RoleRef": {1: "apiGroup:string", 2: "kind:string", 3: "name:string"},
+    # certificates/v1 (`kubectl certificate approve|deny` PUT the whole object to /approval)
+    "CertificateSigningRequest": {1: "metadata:ObjectMeta", 2: "spec:CSRSpec", 3: "status:CSRStatus"},
+    "CSRSpec": {1: "request:bytes", 2: "username:string", 3: "uid:string", 4: "groups:[string]",
+                5: "usages:[string]", 7: "signerName:string", 8: "expirationSeconds:*int"},
+    "CSRStatus": {1: "conditions:[CSRCondition]", 2: "certificate:bytes"},
+    "CSRCondition": {1: "type:string", 2: "reason:string", 3: "message:string", 4: "lastUpdateTime:Time",
+                     5: "lastTransitionTime:Time", 6: "status:string"},
+    # policy/v1 (`kubectl drain` evicts through pods/eviction)
+    "Eviction": {1: "metadata:ObjectMeta", 2: "deleteOptions:DeleteOptions"},
     # authentication/v1
     "TokenRequest": {1: "metadata:ObjectMeta", 2: "spec:TokenRequestSpec"},
     "TokenRequestSpec": {1: "audiences:[string]", 4: "expirationSeconds:*int",

@@ -45,7 +45,7 @@ RESOURCES: list[Resource] = [
       verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     R("", "v1", "Node", "nodes", False, ("no",), status=True),
     R("", "v1", "Pod", "pods", short=("po",), status=True, categories=("all",),
-      extra_sub=("binding",)),
+      extra_sub=("binding", "eviction")),
     R("", "v1", "Service", "services", short=("svc",), status=True, categories=("all",),
       verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     R("", "v1", "Endpoints", "endpoints", short=("ep",), singular="endpoints"),

@@ -108,8 +108,9 @@ class ResourceAPI:
             return disc
         res, ns, name, sub = parse_path(api_root, parts)
         q = request.query
-        req = Req(res, ns, name, sub, dict(q), user=request.get("user", ("", []))[0],
-                  user_agent=request.headers.get("User-Agent", ""))
+        user, groups = request.get("user", ("", []))
+        req = Req(res, ns, name, sub, dict(q), user=user, user_agent=request.headers.get("User-Agent", ""),
+                  groups=list(groups))
         method = request.method
         watching = q.get("watch") in ("1", "true")
         verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create",
@@ -147,6 +148,8 @@ class ResourceAPI:
                 if not isinstance(binding, dict):
                     raise ApiError.bad_request("a Binding must be a JSON object")
                 return json_response(await self.registry.bind(req, binding), 201)
+            if sub == "eviction":
+                return json_response(await self.registry.evict(req, self.registry.decode_body(req, body, "Eviction")), 201)
             if name is not None:
                 raise ApiError.method_not_allowed()
             obj = self.registry.decode_body(req, body)

@@ -122,6 +122,8 @@ t("PodStatus", "PodStatus represents information about the status of a pod.", {
 t("PodIP", "PodIP represents a single IP address allocated to the pod.", {"ip": "string"})
 t("Binding", "Binding ties one object to another; for example, a pod is bound to a node.",
   _top(None, None, target="ObjectReference"), ("target",))
+t("Eviction", "Eviction evicts a pod from its node subject to certain policies and safety constraints.",
+  _top(None, None, deleteOptions="any"))
 t("ObjectReference", "ObjectReference contains enough information to inspect or modify the referred object.", {
     "kind": "string", "namespace": "string", "name": "string", "uid": "string",
     "apiVersion": "string", "resourceVersion": "string", "fieldPath": "string"})

@@ -108,6 +108,14 @@ class ApiServer:
                 checks.append(("etcd", await self.etcd_ok()))
             if kind == "readyz":
                 checks.append(("poststarthook/bootstrap-controller", self.bootstrapped.is_set()))
+            only = request.match_info.get("check")
+            if only:  # /readyz/etcd and the like: one check, as kube-apiserver serves them
+                checks = [(n, v) for n, v in checks if n == only]
+                if not checks:
+                    return web.Response(text="404 page not found\n", status=404)
+                ok = checks[0][1]
+                return web.Response(text="ok" if ok else "internal server error: reason withheld",
+                                    status=200 if ok else 500)
             ok = all(v for _, v in checks)
             if "verbose" in request.query:
                 lines = [f"[+]{n} ok" if v else f"[-]{n} failed: reason withheld" for n, v in checks]
@@ -177,6 +185,7 @@ class ApiServer:
         app = web.Application(middlewares=[self.middleware], client_max_size=4 * 1024 * 1024)
         for kind in ("livez", "readyz", "healthz"):
             app.router.add_get(f"/{kind}", self.health(kind))
+            app.router.add_get(f"/{kind}/{{check:.+}}", self.health(kind))
         app.router.add_get("/version", discovery.version)
         app.router.add_get("/version/", discovery.version)
         app.router.add_get("/openapi/v2", openapi.handle_v2)

@@ -17,8 +17,10 @@ Col = tuple[str, str, int, Callable[[dict], Any]]
 def human_duration(seconds: float) -> str:
     """Port of apimachinery's duration.HumanDuration."""
     s = int(seconds)
-    if s < 0:
+    if s < -1:
         return "<invalid>"
+    if s < 0:
+        return "0s"
     if s < 120:
         return f"{s}s"
     m = s // 60
@@ -35,7 +37,47 @@ def human_duration(seconds: float) -> str:
         return f"{h // 24}d{h % 24}h" if h % 24 else f"{h // 24}d"
     if h < 24 * 365 * 2:
         return f"{h // 24}d"
+    if h < 24 * 365 * 8:
+        days = (h // 24) % 365
+        return f"{h // (24 * 365)}y{days}d" if days else f"{h // (24 * 365)}y"
     return f"{h // (24 * 365)}y"
+
+
+def _ts(value: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(value or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _job_duration(j: dict) -> str:
+    start = _ts(_g(j, "status.startTime"))
+    if start is None:
+        return ""
+    end = _ts(_g(j, "status.completionTime")) or dt.datetime.now(dt.timezone.utc)
+    return human_duration((end - start).total_seconds())
+
+
+def _subjects(kind: str) -> Callable[[dict], str]:
+    def cell(b: dict) -> str:
+        subjects = [s for s in b.get("subjects") or [] if isinstance(s, dict) and s.get("kind") == kind]
+        if kind == "ServiceAccount":
+            return ", ".join(f"{s.get('namespace', '')}/{s.get('name', '')}" for s in subjects)
+        return ", ".join(str(s.get("name", "")) for s in subjects)
+    return cell
+
+
+def _csr_condition(c: dict) -> str:
+    types = [str(x.get("type")) for x in _g(c, "status.conditions", []) if isinstance(x, dict)]
+    if _g(c, "status.certificate"):
+        types.append("Issued")
+    return ",".join(types) or "Pending"
+
+
+def _event_source(e: dict) -> str:
+    component = _g(e, "source.component") or e.get("reportingComponent") or ""
+    host = _g(e, "source.host") or e.get("reportingInstance") or ""
+    return f"{component}, {host}" if component and host else component or host
 
 
 def age(obj: dict) -> str:
@@ -145,13 +187,19 @@ COLUMNS: dict[str, list[Col]] = {
     "ConfigMap": [NAME, ("Data", "integer", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})), AGE],
     "Secret": [NAME, ("Type", "string", 0, lambda o: o.get("type", "")),
                ("Data", "integer", 0, lambda o: len(o.get("data") or {})), AGE],
-    "ServiceAccount": [NAME, AGE],
+    "ServiceAccount": [NAME, ("Secrets", "string", 0, lambda o: len(o.get("secrets") or [])), AGE],
     "Event": [("Last Seen", "string", 0, lambda o: age({"metadata": {"creationTimestamp":
                                                                      o.get("lastTimestamp") or _g(o, "metadata.creationTimestamp")}})),
               ("Type", "string", 0, lambda o: o.get("type", "")),
               ("Reason", "string", 0, lambda o: o.get("reason", "")),
               ("Object", "string", 0, lambda o: f"{_g(o, 'involvedObject.kind', '').lower()}/{_g(o, 'involvedObject.name', '')}"),
-              ("Message", "string", 0, lambda o: o.get("message", ""))],
+              ("Message", "string", 0, lambda o: o.get("message", "")),
+              ("Subobject", "string", 1, lambda o: _g(o, "involvedObject.fieldPath", "")),
+              ("Source", "string", 1, _event_source),
+              ("First Seen", "string", 1, lambda o: age({"metadata": {"creationTimestamp":
+                                                                      o.get("firstTimestamp") or _g(o, "metadata.creationTimestamp")}})),
+              ("Count", "string", 1, lambda o: str(o.get("count") or 1)),
+              ("Name", "string", 1, lambda o: _g(o, "metadata.name"))],
     "Deployment": [NAME, ("Ready", "string", 0, lambda o: f"{_g(o, 'status.readyReplicas', 0)}/{_g(o, 'spec.replicas', 0)}"),
                    ("Up-to-date", "integer", 0, lambda o: _g(o, "status.updatedReplicas", 0)),
                    ("Available", "integer", 0, lambda o: _g(o, "status.availableReplicas", 0)), AGE,
@@ -176,7 +224,7 @@ COLUMNS: dict[str, list[Col]] = {
                   ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
     "Job": [NAME, ("Status", "string", 0, _job_status),
             ("Completions", "string", 0, lambda o: f"{_g(o, 'status.succeeded', 0)}/{_g(o, 'spec.completions', 1)}"),
-            ("Duration", "string", 0, lambda o: ""), AGE,
+            ("Duration", "string", 0, _job_duration), AGE,
             ("Containers", "string", 1, lambda o: _containers(o, "name")),
             ("Images", "string", 1, lambda o: _containers(o, "image")),
             ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))],
@@ -187,12 +235,17 @@ COLUMNS: dict[str, list[Col]] = {
                           a for e in o.get("endpoints") or [] for a in e.get("addresses") or []) or "<unset>"), AGE],
     "Role": [NAME, ("Created At", "string", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
     "ClusterRole": [NAME, ("Created At", "string", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
-    "RoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE],
-    "ClusterRoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE],
+    "RoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE,
+                    ("Users", "string", 1, _subjects("User")), ("Groups", "string", 1, _subjects("Group")),
+                    ("ServiceAccounts", "string", 1, _subjects("ServiceAccount"))],
+    "ClusterRoleBinding": [NAME, ("Role", "string", 0, lambda o: f"{_g(o, 'roleRef.kind')}/{_g(o, 'roleRef.name')}"), AGE,
+                           ("Users", "string", 1, _subjects("User")), ("Groups", "string", 1, _subjects("Group")),
+                           ("ServiceAccounts", "string", 1, _subjects("ServiceAccount"))],
     "CertificateSigningRequest": [NAME, AGE, ("SignerName", "string", 0, lambda o: _g(o, "spec.signerName", "")),
                                   ("Requestor", "string", 0, lambda o: _g(o, "spec.username", "")),
-                                  ("Condition", "string", 0, lambda o: ",".join(
-                                      c["type"] for c in _g(o, "status.conditions", [])) or "Pending")],
+                                  ("RequestedDuration", "string", 0, lambda o: human_duration(
+                                      _g(o, "spec.expirationSeconds")) if _g(o, "spec.expirationSeconds") else "<none>"),
+                                  ("Condition", "string", 0, _csr_condition)],
 }
 
 

@@ -98,8 +98,6 @@ def _default_template_owner(obj: dict) -> None:
     tmpl = spec.get("template") or {}
     default_pod_spec(tmpl.setdefault("spec", {}))
     labels = (tmpl.get("metadata") or {}).get("labels")
-    if labels and not spec.get("selector") and obj.get("kind") == "Job":
-        spec["selector"] = {"matchLabels": dict(labels)}
 
 
 def _default_deployment(obj: dict) -> None:
@@ -165,6 +163,26 @@ DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Namespace": lambda o: (o.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"]),
                             o.setdefault("status", {}).setdefault("phase", "Active")),
 }
+
+
+def prepare_for_create(kind: str, obj: dict) -> None:
+    """Create-time fields that need the new uid: a Job's generated selector, as the Job strategy
+    does unless spec.manualSelector is true (the job controller finds its pods by it)."""
+    spec = obj.get("spec")
+    if kind != "Job" or not isinstance(spec, dict) or spec.get("manualSelector") is True:
+        return
+    uid, name = obj["metadata"]["uid"], obj["metadata"].get("name", "")
+    tmpl = spec.setdefault("template", {})
+    if not isinstance(tmpl, dict):
+        return
+    meta = tmpl.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        return
+    labels = meta.setdefault("labels", {})
+    if isinstance(labels, dict):
+        labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                       "controller-uid": uid, "job-name": name})
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
 
 
 def default(kind: str, obj: dict) -> None:
