@@ -1,0 +1,297 @@
+"""The container core's entry points (runtime README, "container"): start, state, kill, stop,
+exec_process, delete. Everything needed later is kept in files under the state directory, so a
+restarted daemon (or any other process) can carry on where the last one left off.
+"""
+
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from . import cgroups, statefile
+from .errors import ContainerError
+from .spec import ContainerSpec, Process
+
+SHIM_MODULE = "provisioner.components.runtime.container.shim"
+EXEC_MODULE = "provisioner.components.runtime.container.nsexec"
+RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
+SHIM_LOG = "shim.log"
+# files and directories of the state dir the core creates (and delete removes)
+OWNED = (statefile.CONFIG_FILE, statefile.STATE_FILE, SHIM_LOG, "rootfs", "upper", "work",
+         "lower-empty")
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))))
+
+
+@dataclass
+class ContainerState:
+    status: str                 # "created" | "running" | "exited"
+    pid: int | None             # container init, host pid namespace
+    exit_code: int | None
+    oom_killed: bool
+    started_at: str | None      # RFC 3339
+    finished_at: str | None
+    cgroup_warning: str | None  # set when the host gives no writable cgroups (limits not applied)
+    id: str | None = None
+    cgroups: dict | None = None  # {"mode": "v1"|"v2", "paths": {controller: directory}}
+
+
+def _python_command(module: str, *args: str) -> tuple[list[str], dict]:
+    """Run a module of this package without site-packages (-S): it needs only the standard
+    library, and skipping site saves a good part of the interpreter's start-up."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
+                                         if env.get("PYTHONPATH") else "")
+    return [sys.executable, "-S", "-m", module, *args], env
+
+
+def _validate(spec: ContainerSpec) -> None:
+    name = f"container {spec.id}"
+    if not spec.id or "/" in spec.id:
+        raise ContainerError(f"container id {spec.id!r} is invalid: use letters, digits, - and _")
+    if not spec.process.args:
+        raise ContainerError(f"{name}: no command given; set the image's CMD or pass a command")
+    for layer in spec.lower_dirs:
+        if not os.path.isdir(layer):
+            raise ContainerError(f"{name}: image layer directory {layer} does not exist; "
+                                 f"re-pull or rebuild the image")
+        if "," in layer or ":" in layer:
+            raise ContainerError(f"{name}: layer directory {layer} holds ',' or ':', which "
+                                 f"overlayfs cannot take; move the runtime root")
+    for mount in spec.mounts:
+        if (mount.type == "bind" or "bind" in mount.options or "rbind" in mount.options) \
+                and not os.path.exists(mount.source):
+            raise ContainerError(f"{name}: mount source {mount.source} (for "
+                                 f"{mount.destination}) does not exist; create it first")
+        if not mount.destination.startswith("/"):
+            raise ContainerError(f"{name}: mount destination {mount.destination!r} must be an "
+                                 f"absolute path")
+    for kind, path in spec.namespaces.items():
+        if path is not None and not os.path.exists(path):
+            raise ContainerError(f"{name}: {kind} namespace {path} does not exist; is its pod "
+                                 f"sandbox still running?")
+
+
+def _remove_owned(state_dir: str) -> None:
+    for entry in OWNED:
+        path = os.path.join(state_dir, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _shim_log_tail(state_dir: str) -> str:
+    try:
+        with open(os.path.join(state_dir, SHIM_LOG)) as f:
+            return f.read()[-2000:].strip()
+    except OSError:
+        return ""
+
+
+def start(spec: ContainerSpec) -> ContainerState:
+    """Start the container; return once its process has exec'd, or raise ContainerError."""
+    _validate(spec)
+    state_dir = spec.state_dir
+    created_dir = not os.path.isdir(state_dir)
+    try:
+        for entry in ("upper", "work", "rootfs") + (() if spec.lower_dirs else ("lower-empty",)):
+            os.makedirs(os.path.join(state_dir, entry), exist_ok=True)
+        statefile.write_json(os.path.join(state_dir, statefile.CONFIG_FILE), spec.to_dict())
+        statefile.write_json(os.path.join(state_dir, statefile.STATE_FILE),
+                             {"id": spec.id, "status": "created"})
+        result = _spawn_shim(state_dir)
+    except OSError as exc:
+        result = {"error": f"cannot prepare {state_dir}: {exc.strerror or exc}"}
+    if "error" in result:
+        _remove_owned(state_dir)
+        if created_dir:
+            try:
+                os.rmdir(state_dir)
+            except OSError:
+                pass
+        raise ContainerError(f"container {spec.id} failed to start: {result['error']}")
+    return state(state_dir)
+
+
+def _spawn_shim(state_dir: str) -> dict:
+    read_fd, write_fd = os.pipe()
+    command, env = _python_command(SHIM_MODULE, state_dir)
+    env[RESULT_FD_ENV] = str(write_fd)
+    try:
+        with open(os.path.join(state_dir, SHIM_LOG), "ab") as log:
+            shim = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, close_fds=True)
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        line = pipe.readline()
+    shim.wait()     # the shim detaches at once; this reaps only its first half
+    if not line:
+        tail = _shim_log_tail(state_dir)
+        return {"error": "the shim exited without starting the container" +
+                         (f":\n{tail}" if tail else "")}
+    return json.loads(line)
+
+
+def state(state_dir: str) -> ContainerState:
+    data = statefile.read_state(state_dir)
+    if data is None:
+        raise ContainerError(f"no container state in {state_dir}: the container does not exist "
+                             f"or was deleted")
+    status = data.get("status", "created")
+    if status == "running" and not statefile.is_alive(data.get("shim_pid"),
+                                                      data.get("shim_start_time")):
+        # the shim vanished without recording an exit (killed, or the host rebooted)
+        if not statefile.is_alive(data.get("pid"), data.get("pid_start_time")):
+            data = statefile.update_state(state_dir, status="exited", exit_code=None)
+            status = "exited"
+    return ContainerState(
+        status=status, pid=data.get("pid"), exit_code=data.get("exit_code"),
+        oom_killed=bool(data.get("oom_killed")), started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"), cgroup_warning=data.get("cgroup_warning"),
+        id=data.get("id"), cgroups=data.get("cgroups"))
+
+
+def _running(state_dir: str, action: str) -> dict:
+    data = statefile.read_state(state_dir)
+    if data is None:
+        raise ContainerError(f"cannot {action}: no container state in {state_dir}")
+    if data.get("status") != "running" or not statefile.is_alive(data.get("pid"),
+                                                                 data.get("pid_start_time")):
+        raise ContainerError(f"cannot {action} container {data.get('id')}: it is not running")
+    return data
+
+
+def kill(state_dir: str, signal: int = signal.SIGTERM) -> None:
+    data = _running(state_dir, "kill")
+    try:
+        os.kill(data["pid"], signal)
+    except ProcessLookupError:
+        pass     # exited meanwhile: the shim records it
+
+
+def wait(state_dir: str, timeout: float | None = None) -> ContainerState:
+    """Block until the container has exited (the shim recorded it) or `timeout` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    data = statefile.read_state(state_dir) or {}
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(data["shim_pid"]) if data.get("shim_pid") else None
+    except ProcessLookupError:
+        pass
+    try:
+        while True:
+            current = state(state_dir)
+            if current.status != "running":
+                return current
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return current
+            if pidfd is not None:    # readable when the shim exits, after it wrote state.json
+                select.select([pidfd], [], [], remaining)
+            else:
+                time.sleep(min(0.05, remaining) if remaining is not None else 0.05)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def stop(state_dir: str, grace_seconds: float = 10) -> ContainerState:
+    """SIGTERM, up to `grace_seconds` to exit, then SIGKILL; returns the exited state."""
+    current = state(state_dir)
+    if current.status != "running":
+        return current
+    try:
+        kill(state_dir, signal.SIGTERM)
+    except ContainerError:
+        return wait(state_dir)
+    current = wait(state_dir, grace_seconds)
+    if current.status == "running":
+        try:
+            kill(state_dir, signal.SIGKILL)
+        except ContainerError:
+            pass
+        current = wait(state_dir)
+    return current
+
+
+def exec_process(state_dir: str, process: Process, stdout, stderr) -> int:
+    """Run `process` inside the running container (its namespaces and cgroups); copy its output
+    to the `stdout`/`stderr` file objects (bytes); return its exit code as a shell would."""
+    data = _running(state_dir, "exec in")
+    status_r, status_w = os.pipe()
+    command, env = _python_command(EXEC_MODULE, state_dir, json.dumps(process.to_dict()))
+    env[RESULT_FD_ENV] = str(status_w)
+    try:
+        helper = subprocess.Popen(command, env=env, pass_fds=(status_w,),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, close_fds=True)
+    finally:
+        os.close(status_w)
+    _copy_output({helper.stdout: stdout, helper.stderr: stderr})
+    code = helper.wait()
+    with os.fdopen(status_r, "rb") as pipe:
+        failure = pipe.read().decode(errors="replace")
+    if failure:
+        raise ContainerError(f"exec in container {data.get('id')} failed: {failure}")
+    return code
+
+
+def _copy_output(streams: dict) -> None:
+    open_streams = dict(streams)
+    while open_streams:
+        ready, _, _ = select.select(list(open_streams), [], [])
+        for source in ready:
+            chunk = os.read(source.fileno(), 65536)
+            target = open_streams[source]
+            if not chunk:
+                source.close()
+                del open_streams[source]
+                continue
+            if target is not None:
+                target.write(chunk)
+                if hasattr(target, "flush"):
+                    target.flush()
+
+
+def _unmount_under(state_dir: str) -> None:
+    """Mounts of this container visible here (none normally: the root lives in the container's
+    own mount namespace) are detached, deepest first."""
+    from . import syscalls
+    prefix = os.path.realpath(state_dir) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        try:
+            syscalls.umount2(point, syscalls.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOENT):
+                raise ContainerError(f"cannot unmount {point}: {exc.strerror}") from None
+
+
+def delete(state_dir: str) -> None:
+    """Remove what the core created for a stopped container (idempotent)."""
+    data = statefile.read_state(state_dir)
+    if data is not None and state(state_dir).status == "running":
+        raise ContainerError(f"cannot delete container {data.get('id')}: it is running; "
+                             f"stop it first")
+    if data and data.get("cgroups"):
+        try:
+            cgroups.remove(data["cgroups"])
+        except OSError as exc:
+            raise ContainerError(f"cannot remove the cgroups of container {data.get('id')}: "
+                                 f"{exc.strerror}") from None
+    if os.path.isdir(state_dir):
+        _unmount_under(state_dir)
+        _remove_owned(state_dir)

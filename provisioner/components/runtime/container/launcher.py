@@ -1,0 +1,148 @@
+"""The container init and exec'd processes, from fork to execve: namespaces, cgroups, root
+filesystem, hostname, user, capabilities, no_new_privs, cwd, env.
+
+Runs in a freshly forked child (of the shim, or of the exec helper). Failures are written as one
+line to a close-on-exec pipe, so the parent learns "exec'd" (EOF) or why not (the message).
+"""
+
+import errno
+import os
+import signal
+
+from . import caps, cgroups, rootfs, users
+from . import syscalls as sc
+from .spec import ContainerSpec, Process
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class LaunchError(Exception):
+    """Why the process could not be started, phrased for the user."""
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: undo that."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT,
+                   signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    if "/" in name:
+        if not os.path.isfile(name):
+            raise LaunchError(f"executable file not found: {name}")
+        return name
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise LaunchError(f"executable file not found in $PATH: {name}")
+
+
+def _environment(process: Process, home: str, hostname: str | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in process.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOME", home)
+    if hostname:
+        env.setdefault("HOSTNAME", hostname)
+    return env
+
+
+def become_process(process: Process, hostname: str | None, create_cwd: bool) -> None:
+    """Switch user, drop capabilities, set no_new_privs, chdir, and execve (never returns)."""
+    if not process.args:
+        raise LaunchError("no command given")
+    try:
+        user = users.resolve(process.user)
+    except LookupError as exc:
+        raise LaunchError(f"cannot resolve user {process.user!r}: {exc}") from None
+    env = _environment(process, user.home, hostname)
+    path = find_executable(process.args[0], env)
+    try:
+        keep = caps.mask_of(process.capabilities if process.capabilities is not None
+                            else caps.DEFAULT_CAPABILITIES)
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+    if create_cwd and not os.path.isdir(process.cwd):
+        os.makedirs(process.cwd, mode=0o755, exist_ok=True)   # as Docker does for WORKDIR
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)     # keep permitted capabilities across the uid change
+    caps.drop_bounding_set(keep)
+    os.setgroups(user.groups)
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    caps.apply(keep, ambient=process.capabilities is not None)
+    if process.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    try:
+        os.chdir(process.cwd)
+    except OSError as exc:
+        raise LaunchError(f"cannot change to working directory {process.cwd}: "
+                          f"{exc.strerror}") from None
+    try:
+        os.execve(path, process.args, env)
+    except OSError as exc:
+        reason = {errno.ENOENT: "no such file or directory (or its interpreter is missing)",
+                  errno.EACCES: "permission denied", errno.ENOEXEC: "exec format error"}
+        raise LaunchError(f"cannot execute {path}: "
+                          f"{reason.get(exc.errno, exc.strerror)}") from None
+
+
+def enter_namespaces(spec: ContainerSpec) -> None:
+    """Join the namespaces given as paths and unshare new ones (mount always). The pid namespace
+    was already chosen by the shim before forking this process."""
+    flags = sc.CLONE_NEWNS
+    for kind, value in spec.namespaces.items():
+        if kind in ("pid", "mount"):
+            continue
+        if value is None:
+            flags |= sc.NAMESPACE_FLAGS[kind]
+            continue
+        try:
+            fd = os.open(value, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise LaunchError(f"cannot open {kind} namespace {value}: {exc.strerror}") from None
+        try:
+            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+        finally:
+            os.close(fd)
+    sc.unshare(flags)
+
+
+def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, stdout_fd: int,
+             stderr_fd: int) -> None:
+    """Child side of the shim's fork: become the container's PID 1 (never returns)."""
+    try:
+        reset_signals()
+        os.setsid()
+        if cgroup_record:
+            cgroups.join(cgroup_record)
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.umask(0o022)
+        enter_namespaces(spec)
+        rootfs.prepare(spec)
+        if spec.hostname and spec.namespaces.get("uts", "host") is None:
+            sc.sethostname(spec.hostname)
+        become_process(spec.process, spec.hostname, create_cwd=True)
+    except BaseException as exc:   # report anything, then die without running Python cleanup
+        report_failure(error_fd, exc)
+        os._exit(127)
+
+
+def report_failure(error_fd: int, exc: BaseException) -> None:
+    if isinstance(exc, OSError) and exc.strerror:
+        message = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    elif isinstance(exc, LaunchError):
+        message = str(exc)
+    else:
+        message = repr(exc)
+    try:
+        os.write(error_fd, message.encode(errors="replace")[:4000])
+    except OSError:
+        pass

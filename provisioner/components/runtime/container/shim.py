@@ -1,0 +1,202 @@
+"""The per-container monitor: `python -m provisioner.components.runtime.container.shim <state_dir>`.
+
+Started by api.start in its own session, it detaches (so the daemon dying or restarting never
+touches it), sets up cgroups, forks the container init (see launcher), reports "exec'd" or the
+reason for failure on the fd named by $PROVISIONER_SHIM_RESULT_FD, then copies the container's
+stdout/stderr into the CRI log, waits for PID 1 and records its exit in state.json.
+Imports only the standard library and this package: its start-up time is container start-up time.
+"""
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+
+from . import cgroups, launcher, statefile
+from . import syscalls as sc
+from .crilog import CriLogWriter, rfc3339_nano
+from .spec import ContainerSpec
+
+RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
+# after PID 1 exits, how long output still held open by escaped processes is drained
+DRAIN_SECONDS = 0.5
+
+
+def _report(result_fd: int, payload: dict) -> None:
+    os.write(result_fd, (json.dumps(payload) + "\n").encode())
+    os.close(result_fd)
+
+
+def _enter_pid_namespace(spec: ContainerSpec) -> None:
+    """unshare/setns CLONE_NEWPID affects only children: the init we fork becomes its PID 1."""
+    if "pid" not in spec.namespaces:
+        return
+    path = spec.namespaces["pid"]
+    if path is None:
+        sc.unshare(sc.CLONE_NEWPID)
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, sc.CLONE_NEWPID)
+    finally:
+        os.close(fd)
+
+
+def _shell_exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class Shim:
+    def __init__(self, state_dir: str, result_fd: int):
+        self.state_dir = state_dir
+        self.result_fd = result_fd
+        with open(os.path.join(state_dir, statefile.CONFIG_FILE)) as f:
+            self.spec = ContainerSpec.from_dict(json.load(f))
+        self.cgroup_record: dict | None = None
+        self.cgroup_warning: str | None = None
+
+    def setup_cgroups(self) -> None:
+        res = self.spec.resources
+        try:
+            self.cgroup_record = cgroups.create(self.spec.id, self.spec.cgroup_parent,
+                                                res.memory_bytes, res.cpus, res.pids_limit)
+        except cgroups.CgroupUnavailable as exc:
+            self.cgroup_warning = (f"{exc}; memory, cpu and pids limits are not applied to "
+                                   f"container {self.spec.id}")
+            print(f"warning: {self.cgroup_warning}", file=sys.stderr, flush=True)
+
+    def run(self) -> int:
+        self.setup_cgroups()
+        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        error_r, error_w = os.pipe2(os.O_CLOEXEC)
+        outputs = {}
+        if self.spec.log_path:
+            for stream in ("stdout", "stderr"):
+                outputs[stream] = os.pipe2(os.O_CLOEXEC)
+            child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
+        else:
+            child_out = child_err = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            _enter_pid_namespace(self.spec)
+        except OSError as exc:
+            return self.fail(f"cannot enter pid namespace: {exc.strerror}", None)
+        pid = os.fork()
+        if pid == 0:
+            launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err)
+        os.close(error_w)
+        for stream in outputs:
+            os.close(outputs[stream][1])
+        if not self.spec.log_path:
+            os.close(child_out)
+        message = b""
+        while chunk := os.read(error_r, 4096):
+            message += chunk
+        os.close(error_r)
+        if message:
+            os.waitpid(pid, 0)
+            return self.fail(message.decode(errors="replace"), pid)
+        started = statefile.start_time(pid)
+        statefile.update_state(
+            self.state_dir, id=self.spec.id, status="running", pid=pid, pid_start_time=started,
+            shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
+            started_at=rfc3339_nano(), cgroups=self.cgroup_record,
+            cgroup_warning=self.cgroup_warning)
+        _report(self.result_fd, {"ok": True, "pid": pid})
+        status = self.monitor(pid, {s: fds[0] for s, fds in outputs.items()}, wake_r)
+        statefile.update_state(
+            self.state_dir, status="exited", exit_code=_shell_exit_code(status),
+            finished_at=rfc3339_nano(),
+            oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
+        return 0
+
+    def fail(self, message: str, pid: int | None) -> int:
+        if self.cgroup_record:
+            try:
+                cgroups.remove(self.cgroup_record)
+            except OSError as exc:
+                message += f" (and its cgroup could not be removed: {exc.strerror})"
+        _report(self.result_fd, {"error": message})
+        return 1
+
+    def monitor(self, pid: int, pipes: dict[str, int], wake_r: int) -> int:
+        """Copy output to the log until PID 1 has exited and its output is drained."""
+        writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes) if pipes else None
+        selector = selectors.DefaultSelector()
+        selector.register(wake_r, selectors.EVENT_READ, None)
+        for stream, fd in pipes.items():
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+            selector.register(fd, selectors.EVENT_READ, stream)
+        status: int | None = None
+        deadline = None
+        while pipes or status is None:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if deadline is not None and timeout == 0:
+                break
+            for key, _ in selector.select(timeout):
+                if key.data is None:
+                    self._drain_wakeups(wake_r)
+                    status = self._reap(pid, status)
+                    if status is not None and deadline is None:
+                        deadline = time.monotonic() + DRAIN_SECONDS
+                    continue
+                try:
+                    data = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                if data:
+                    writer.write(key.data, data)
+                else:
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+                    del pipes[key.data]
+        if writer:
+            writer.close()
+        return status
+
+    @staticmethod
+    def _drain_wakeups(wake_r: int) -> None:
+        try:
+            while os.read(wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    @staticmethod
+    def _reap(pid: int, status: int | None) -> int | None:
+        """Reap every finished child (orphans reparent to us: we are a subreaper)."""
+        while True:
+            try:
+                reaped, child_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return status
+            if reaped == 0:
+                return status
+            if reaped == pid:
+                status = child_status
+
+
+def main() -> int:
+    state_dir = sys.argv[1]
+    result_fd = int(os.environ.pop(RESULT_FD_ENV))
+    os.set_inheritable(result_fd, False)    # the container must not hold the caller's pipe
+    if os.fork():     # detach: the daemon reaps this parent at once, never the shim
+        os._exit(0)
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        return Shim(state_dir, result_fd).run()
+    except BaseException as exc:
+        try:
+            _report(result_fd, {"error": f"shim failed: {exc!r}"})
+        except OSError:
+            pass
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What to run: the dataclasses of the container contract (runtime README, "container").
+
+The api writes a ContainerSpec as state_dir/config.json; the shim reads it back with from_dict.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+NAMESPACE_KINDS = ("mount", "pid", "uts", "ipc", "net")
+
+
+@dataclass
+class Mount:
+    source: str            # host path (bind) or fs name (proc, tmpfs, ...)
+    destination: str       # path inside the container
+    type: str = "bind"
+    options: list[str] = field(default_factory=list)   # ["ro"], ["rbind"], ["nosuid", "size=64m"]
+
+
+@dataclass
+class Resources:
+    memory_bytes: int | None = None
+    cpus: float | None = None         # 0.5 -> cfs quota 50000 / period 100000
+    pids_limit: int | None = None
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: list[str] = field(default_factory=list)   # "K=V"
+    cwd: str = "/"
+    user: str = "0:0"                 # "uid:gid", "uid", "name", "name:group"
+    capabilities: list[str] | None = None   # None -> the default reduced set (as Docker's)
+    no_new_privileges: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Process":
+        return cls(**data)
+
+
+def _default_namespaces() -> dict[str, str | None]:
+    return {kind: None for kind in NAMESPACE_KINDS}
+
+
+@dataclass
+class ContainerSpec:
+    id: str
+    state_dir: str                    # containers/<id>/ ; the core owns the files it writes there
+    lower_dirs: list[str]             # image layer dirs, bottom first
+    process: Process
+    hostname: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    # kind -> None (new namespace) or a path to join; a missing kind shares the host's. The mount
+    # namespace is always new (pivot_root needs one), whatever this says.
+    namespaces: dict[str, str | None] = field(default_factory=_default_namespaces)
+    readonly_rootfs: bool = False
+    log_path: str | None = None       # the shim writes CRI-format log lines here, rotated by size
+    log_max_bytes: int = 10 * 1024 * 1024
+    cgroup_parent: str = "provisioner-runtime"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContainerSpec":
+        data = dict(data)
+        data["process"] = Process.from_dict(data["process"])
+        data["mounts"] = [Mount(**m) for m in data.get("mounts", [])]
+        data["resources"] = Resources(**data.get("resources", {}))
+        return cls(**data)
