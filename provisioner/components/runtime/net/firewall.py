@@ -1,0 +1,171 @@
+"""iptables rules for one bridge network (``runtime.net``).
+
+All rules live in chains of our own, named after the bridge, so one network's teardown is a flush
+and delete of its chains plus removal of the jumps to them, and two networks (the default ``prt0``
+and a test bridge) never touch each other's rules:
+
+- nat ``PRT-<bridge>-POST`` (from POSTROUTING): outbound NAT for the subnet leaving by any other
+  interface; MASQUERADE of loopback-sourced traffic into the bridge (published ports reached as
+  ``127.0.0.1:PORT``, see ``ports``); MASQUERADE of DNATed traffic from the subnet back into the
+  bridge (hairpin: a container reaching itself or a neighbour through a published host port must
+  see replies come back through the host, where conntrack undoes the DNAT).
+- nat ``PRT-<bridge>-DNAT`` (from PREROUTING and OUTPUT, for local destinations): one DNAT rule per
+  published port, tagged ``-m comment --comment container=<id>`` so release finds them by scanning.
+- filter ``PRT-<bridge>-FWD`` (first in FORWARD, since hosts may default to DROP): replies and
+  published (DNATed) connections into the bridge, and anything leaving it.
+
+There is no maintained Python library for iptables, so this drives the ``iptables`` binaries; the
+per-container rules go in one ``iptables-restore --noflush`` transaction so they land all or none.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from .errors import NetworkError
+
+
+def _run(args: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        done = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise NetworkError(f"{args[0]} is not installed; install the iptables package") from exc
+    if check and done.returncode != 0:
+        raise NetworkError(f"{' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done
+
+
+def iptables(table: str, *rule: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run(["iptables", "-w", "-t", table, *rule], check=check)
+
+
+def restore(table: str, lines: list[str]) -> None:
+    """Apply rule lines (``-A ...``/``-D ...``) to a table in one transaction."""
+    if lines:
+        _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join([f"*{table}", *lines, "COMMIT", ""]))
+
+
+@dataclass(frozen=True)
+class DnatRule:
+    container_id: str
+    protocol: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+    def spec(self) -> list[str]:
+        match_ip = [] if self.host_ip == "0.0.0.0" else ["-d", f"{self.host_ip}/32"]
+        return [
+            *match_ip, "-p", self.protocol, "-m", self.protocol, "--dport", str(self.host_port),
+            "-m", "comment", "--comment", f"container={self.container_id}",
+            "-j", "DNAT", "--to-destination", f"{self.container_ip}:{self.container_port}",
+        ]
+
+
+class BridgeFirewall:
+    def __init__(self, bridge: str, subnet: str):
+        self.bridge = bridge
+        self.subnet = subnet
+        self.post_chain = f"PRT-{bridge}-POST"
+        self.dnat_chain = f"PRT-{bridge}-DNAT"
+        self.forward_chain = f"PRT-{bridge}-FWD"
+
+    def _base_rules(self) -> list[tuple[str, str, list[str], bool]]:
+        """(table, chain, rule, insert-first) for every static rule, jumps included."""
+        br, post, fwd = self.bridge, self.post_chain, self.forward_chain
+        local_dst = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat_chain]
+        return [
+            ("nat", post, ["-s", self.subnet, "!", "-o", br, "-j", "MASQUERADE"], False),
+            ("nat", post, ["-s", "127.0.0.0/8", "-o", br, "-j", "MASQUERADE"], False),
+            ("nat", post, ["-s", self.subnet, "-o", br, "-m", "conntrack", "--ctstate", "DNAT",
+                           "-j", "MASQUERADE"], False),
+            ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+                             "-j", "ACCEPT"], False),
+            ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"], False),
+            ("filter", fwd, ["-i", br, "-j", "ACCEPT"], False),
+            ("nat", "POSTROUTING", ["-j", post], False),
+            ("nat", "PREROUTING", local_dst, False),
+            ("nat", "OUTPUT", local_dst, False),
+            ("filter", "FORWARD", ["-j", fwd], True),
+        ]
+
+    def _chains(self) -> list[tuple[str, str]]:
+        return [("nat", self.post_chain), ("nat", self.dnat_chain), ("filter", self.forward_chain)]
+
+    def ensure(self) -> None:
+        """Create the chains and static rules that are missing; present ones are left alone."""
+        for table, chain in self._chains():
+            if iptables(table, "-n", "-L", chain, check=False).returncode != 0:
+                iptables(table, "-N", chain)
+        for table, chain, rule, first in self._base_rules():
+            if iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                iptables(table, *(["-I", chain, "1"] if first else ["-A", chain]), *rule)
+
+    def teardown(self) -> None:
+        """Remove the jumps to our chains, then the chains; absent pieces are fine."""
+        for table, chain, rule, _ in self._base_rules():
+            if chain in {"POSTROUTING", "PREROUTING", "OUTPUT", "FORWARD"}:
+                while iptables(table, "-C", chain, *rule, check=False).returncode == 0:
+                    iptables(table, "-D", chain, *rule)
+        for table, chain in self._chains():
+            if iptables(table, "-n", "-L", chain, check=False).returncode == 0:
+                iptables(table, "-F", chain)
+                iptables(table, "-X", chain)
+
+    def add_dnat(self, rules: list[DnatRule]) -> None:
+        restore("nat", [" ".join(["-A", self.dnat_chain, *rule.spec()]) for rule in rules])
+
+    def remove_dnat(self, container_id: str) -> None:
+        """Delete every DNAT rule tagged with the container, found by scanning (state may be lost)."""
+        listed = iptables("nat", "-S", self.dnat_chain, check=False)
+        if listed.returncode != 0:
+            return  # chain gone: nothing to remove
+        lines = [
+            "-D" + line[2:]
+            for line in listed.stdout.splitlines()
+            if line.startswith("-A ") and _owner(shlex.split(line)) == container_id
+        ]
+        restore("nat", lines)
+
+    def rules_present(self) -> list[str]:
+        """Our rules as iptables -S lines, all chains (for inspection and tests)."""
+        out = []
+        for table, chain in self._chains():
+            listed = iptables(table, "-S", chain, check=False)
+            if listed.returncode == 0:
+                out.extend(f"{table} {line}" for line in listed.stdout.splitlines())
+        return out
+
+
+def published_ports() -> list[tuple[str, str, int, str]]:
+    """(protocol, host ip, host port, owning container) for DNAT rules of every runtime network."""
+    listed = _run(["iptables-save", "-t", "nat"], check=False)
+    found = []
+    for line in listed.stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) < 2 or words[0] != "-A" or not (
+            words[1].startswith("PRT-") and words[1].endswith("-DNAT")
+        ):
+            continue
+        proto = _after(words, "-p")
+        port = _after(words, "--dport")
+        if proto and port and port.isdigit():
+            host_ip = (_after(words, "-d") or "0.0.0.0/0").split("/")[0]
+            found.append((proto, host_ip, int(port), _owner(words) or "?"))
+    return found
+
+
+def _owner(words: list[str]) -> str | None:
+    """The container id of a rule's ``container=<id>`` comment (iptables-nft quotes it)."""
+    comment = _after(words, "--comment")
+    return comment.removeprefix("container=") if comment and comment.startswith("container=") else None
+
+
+def _after(words: list[str], flag: str) -> str | None:
+    try:
+        return words[words.index(flag) + 1]
+    except (ValueError, IndexError):
+        return None
