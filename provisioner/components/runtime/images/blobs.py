@@ -108,3 +108,43 @@ class _suppress_missing:
 
     def __exit__(self, kind, value, traceback):
         return kind is not None and issubclass(kind, FileNotFoundError)
+
+
+class BlobWriter:
+    """Incremental writes of one blob (e.g. from a network stream); `commit` verifies and
+    renames, `discard` (or leaving the `with` block on an error) removes the temporary file."""
+
+    def __init__(self, blobs: BlobStore, expected: str, what: str):
+        self._blobs, self.expected, self._what = blobs, expected, what
+        self._state = hashlib.sha256()
+        fd, self._tmp_path = tempfile.mkstemp(dir=blobs.tmp_dir, prefix="blob-")
+        self._file = os.fdopen(fd, "wb")
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._state.update(chunk)
+        self._file.write(chunk)
+        self.written += len(chunk)
+
+    def commit(self) -> str:
+        self._file.close()
+        digest = "sha256:" + self._state.hexdigest()
+        if digest != self.expected:
+            self.discard()
+            raise BlobCorrupted(f"{self._what} content does not match its digest: expected "
+                                f"{self.expected}, got {digest}")
+        os.chmod(self._tmp_path, 0o644)
+        os.replace(self._tmp_path, self._blobs.path(digest))
+        return digest
+
+    def discard(self) -> None:
+        self._file.close()
+        with _suppress_missing():
+            os.unlink(self._tmp_path)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.discard()

@@ -227,6 +227,8 @@ def _create(archive: tarfile.TarFile, member: tarfile.TarInfo, root: str, path: 
 
 
 def _apply_metadata(path: str, member: tarfile.TarInfo) -> None:
+    if member.islnk():
+        return  # a hard link shares its target's inode; chown here would clear set-uid bits
     os.chown(path, member.uid, member.gid, follow_symlinks=False)
     for key, value in member.pax_headers.items():
         if key.startswith(PAX_XATTR):
@@ -237,8 +239,6 @@ def _apply_metadata(path: str, member: tarfile.TarInfo) -> None:
     if member.issym():
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
         return
-    if member.islnk():
-        return  # a hard link shares the metadata of its target
     # After chown: changing the owner clears set-uid bits.
     os.chmod(path, stat.S_IMODE(member.mode))
     os.utime(path, (member.mtime, member.mtime))
