@@ -1,0 +1,78 @@
+"""runtime/daemon: `provisioner-runtime daemon`, the foreground process serving the API.
+
+Logs go to stderr. SIGTERM or SIGINT closes the socket and returns: containers keep running
+under their shims, and the next daemon re-adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from .app import make_app
+from .errors import DaemonError
+from .service import DaemonConfig, RuntimeDaemon
+
+log = logging.getLogger("provisioner.runtime.daemon")
+
+
+def _claim_socket(path: str) -> None:
+    """Refuse when a live daemon answers on the socket; remove a stale one."""
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise DaemonError(f"another runtime daemon is already listening on {path}; stop it "
+                              "or give this one another --socket")
+        finally:
+            probe.close()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+async def _serve(config: DaemonConfig) -> None:
+    loop = asyncio.get_running_loop()
+    # Starts, stops and execs each hold a thread: room for many at once (the default is ~6).
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=128,
+                                                 thread_name_prefix="runtime-worker"))
+    _claim_socket(config.socket)
+    daemon = RuntimeDaemon(config)
+    await daemon.open()
+    runner = web.AppRunner(make_app(daemon), handle_signals=False, shutdown_timeout=2,
+                           access_log=None)
+    await runner.setup()
+    site = web.UnixSite(runner, config.socket)
+    await site.start()
+    os.chmod(config.socket, 0o660)
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("runtime daemon %s listening on %s (root %s, cgroups %s)",
+             daemon.version()["version"], config.socket, config.root, daemon.cgroup_mode)
+    await stopping.wait()
+    log.info("stopping the daemon; containers keep running")
+    await runner.cleanup()
+    try:
+        os.unlink(config.socket)
+    except FileNotFoundError:
+        pass
+
+
+def serve(config: DaemonConfig) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(config))
+    except DaemonError as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,165 @@
+"""runtime/daemon: parsing what a create request asks for (ports, volumes, sizes, env).
+
+The CLI sends Docker's spellings (`8080:80`, `/host:/ctr:ro`, `64m`) and the daemon parses them
+here, so every client gets the same checks and the same messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from .errors import BadRequest
+from .state import PortMapping
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: int | str | None, what: str = "--memory") -> int | None:
+    """`64m`, `1g`, `512k`, or plain bytes."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise BadRequest(f"invalid {what} value {value!r}: use a number with an optional unit "
+                             "b, k, m or g (e.g. 64m)")
+        size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise BadRequest(f"invalid {what} value {value!r}: must be more than zero")
+    if what == "--memory" and size < 6 * (1 << 20):
+        raise BadRequest(f"invalid --memory value {value!r}: the minimum is 6m")
+    return size
+
+
+def parse_cpus(value: float | str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        cpus = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"invalid --cpus value {value!r}: use a number such as 0.5") from None
+    if cpus <= 0 or cpus > (os.cpu_count() or 1):
+        raise BadRequest(f"invalid --cpus value {value!r}: the range is 0.01 to "
+                         f"{os.cpu_count()} (the CPUs this host has)")
+    return cpus
+
+
+def parse_pids(value: int | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        pids = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"invalid --pids-limit value {value!r}: use a whole number") from None
+    if pids <= 0:
+        raise BadRequest(f"invalid --pids-limit value {value!r}: must be more than zero")
+    return pids
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
+def parse_port(spec: str | dict) -> PortMapping:
+    """`[host_ip:][host_port:]container_port[/proto]`, or a dict of PortMapping's fields.
+    Without a host port a free one is chosen, as Docker does."""
+    if isinstance(spec, dict):
+        try:
+            mapping = PortMapping(int(spec.get("host_port") or 0), int(spec["container_port"]),
+                                  spec.get("protocol", "tcp"), spec.get("host_ip", ""))
+        except (KeyError, TypeError, ValueError):
+            raise BadRequest(f"invalid port mapping {spec!r}: needs container_port and "
+                             "host_port numbers") from None
+    else:
+        text, _, protocol = str(spec).partition("/")
+        parts = text.rsplit(":", 2)
+        try:
+            if len(parts) == 1:
+                mapping = PortMapping(0, int(parts[0]), protocol or "tcp")
+            elif len(parts) == 2:
+                mapping = PortMapping(int(parts[0] or 0), int(parts[1]), protocol or "tcp")
+            else:
+                mapping = PortMapping(int(parts[1] or 0), int(parts[2]), protocol or "tcp",
+                                      parts[0])
+        except ValueError:
+            raise BadRequest(f"invalid port mapping {spec!r}: use HOST_PORT:CONTAINER_PORT, "
+                             "e.g. 8080:80") from None
+    if mapping.protocol not in ("tcp", "udp"):
+        raise BadRequest(f"invalid port mapping {spec!r}: protocol must be tcp or udp")
+    for port in (mapping.host_port, mapping.container_port):
+        if not 0 <= port <= 65535:
+            raise BadRequest(f"invalid port mapping {spec!r}: {port} is not a port number")
+    if mapping.container_port == 0:
+        raise BadRequest(f"invalid port mapping {spec!r}: the container port is missing")
+    if mapping.host_port == 0:
+        mapping.host_port = _free_port()
+    return mapping
+
+
+def parse_ports(specs: list | None) -> list[PortMapping]:
+    mappings = [parse_port(spec) for spec in specs or []]
+    seen: dict[tuple, str] = {}
+    for mapping in mappings:
+        key = (mapping.host_ip, mapping.host_port, mapping.protocol)
+        if key in seen:
+            raise BadRequest(f"host port {mapping.host_port}/{mapping.protocol} is published "
+                             "twice in this request")
+        seen[key] = mapping.describe()
+    return mappings
+
+
+def parse_volume(spec: str) -> tuple[str, str, bool]:
+    """`/host:/container[:ro|rw]` -> (host, container, read_only); the host path must exist."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise BadRequest(f"invalid volume {spec!r}: use /host/path:/container/path[:ro]")
+    source, destination = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise BadRequest(f"invalid volume {spec!r}: the mode must be ro or rw, not {mode!r}")
+    if not os.path.isabs(source):
+        raise BadRequest(f"invalid volume {spec!r}: named volumes are not supported; give an "
+                         "absolute host path")
+    if not os.path.isabs(destination):
+        raise BadRequest(f"invalid volume {spec!r}: the container path must be absolute")
+    if not os.path.exists(source):
+        raise BadRequest(f"volume source {source} does not exist on this host: create it first "
+                         f"(mkdir -p {source}) or fix the -v {spec} argument")
+    return source, destination, mode == "ro"
+
+
+def parse_env(values: list | dict | None) -> list[str]:
+    if isinstance(values, dict):
+        return [f"{key}={value}" for key, value in values.items()]
+    env = []
+    for value in values or []:
+        if not isinstance(value, str) or "=" not in value or value.startswith("="):
+            raise BadRequest(f"invalid environment variable {value!r}: use KEY=VALUE")
+        env.append(value)
+    return env
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Image env, then the request's: a later KEY replaces an earlier one in place."""
+    merged: dict[str, str] = {}
+    for item in [*base, *overrides]:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    return [f"{key}={value}" for key, value in merged.items()]
+
+
+def as_command(value: list | str | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+        raise BadRequest(f"invalid {what} {value!r}: must be a list of strings")
+    return value

@@ -1,0 +1,69 @@
+"""runtime/daemon: the daemon's parts put together (store, network, containers, pods, images).
+
+`RuntimeDaemon.open` builds them from the daemon's flags and re-adopts what a previous daemon left:
+container records, their shims' state files, pods, and the network's own state files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+
+from ..container import cgroups
+from ..images import ImageStore
+from .containers import ContainerService
+from .imaging import ImageOperations
+from .netplug import NetworkPlug
+from .pods import PodService
+from .state import StateDirectory
+
+log = logging.getLogger("provisioner.runtime.daemon")
+VERSION = "0.1.0"
+
+
+@dataclass
+class DaemonConfig:
+    root: str
+    socket: str
+    bridge: str = "prt0"
+    subnet: str = "10.88.0.0/16"
+    cgroup_parent: str = "provisioner-runtime"
+    pause_image: str = "busybox:latest"
+
+
+class RuntimeDaemon:
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        os.makedirs(config.root, exist_ok=True)
+        self.state = StateDirectory(config.root)
+        self.store = ImageStore(config.root)
+        self.network = NetworkPlug(config.bridge, config.subnet,
+                                   os.path.join(config.root, "network"))
+        self.containers = ContainerService(self.state, self.store, self.network,
+                                           config.cgroup_parent)
+        self.pods = PodService(self.state, self.containers, self.network, config.pause_image)
+        self.images = ImageOperations(self.store, config.root, config.cgroup_parent,
+                                      self._images_in_use)
+        self.cgroup_mode = cgroups.mode()
+
+    def _images_in_use(self) -> dict[str, str]:
+        return {record.image_id: record.name for record in self.containers.records.values()}
+
+    async def open(self) -> None:
+        if self.cgroup_mode == "none":
+            log.warning("no cgroup hierarchy under /sys/fs/cgroup: memory, CPU and pids limits "
+                        "will not be applied")
+        self.pods.adopt()
+        await self.containers.adopt()
+        if any(record.network == "bridge" for record in self.containers.records.values()) or \
+                any(not pod.host_network for pod in self.pods.records.values()):
+            # The bridge and NAT rules may be gone (host reboot keeps no netns, but a flushed
+            # firewall does happen): make sure they are there for the re-adopted containers.
+            await asyncio.to_thread(self.network.ensure_ready_quietly)
+
+    def version(self) -> dict:
+        return {"version": VERSION, "api_version": "v1", "root": self.config.root,
+                "socket": self.config.socket, "cgroup_mode": self.cgroup_mode,
+                "bridge": self.config.bridge, "subnet": self.config.subnet}
