@@ -40,3 +40,35 @@ def make_image(store: ImageStore, tmp_dir: str, layers: list[dict[str, str]],
         made.append(store.add_layer(tar))
     return store.commit(config or {"config": {"Cmd": ["/bin/sh"]}, "created": "2024-01-01T00:00:00Z"},
                         made, tags)
+
+
+@pytest.fixture
+def plain_registry(tmp_path):
+    from .registry_fixtures import start_registry
+    os.makedirs(tmp_path / "registry-plain")
+    registry = start_registry(str(tmp_path / "registry-plain"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def tls_registry(tmp_path):
+    from .registry_fixtures import start_registry
+    os.makedirs(tmp_path / "registry-tls")
+    registry = start_registry(str(tmp_path / "registry-tls"), tls=True)
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def token_registry(tmp_path):
+    from .registry_fixtures import TokenServer, start_registry
+    directory = tmp_path / "registry-token"
+    os.makedirs(directory)
+    tokens = TokenServer(str(directory))
+    registry = start_registry(str(directory), token_realm=tokens.realm,
+                              token_cert=tokens.cert_path)
+    registry.tokens = tokens
+    yield registry
+    registry.stop()
+    tokens.stop()

@@ -36,15 +36,17 @@ class RegistryClient:
     def __init__(self, store: ImageStore, *, insecure_registries: tuple[str, ...] = (),
                  credentials: dict[str, tuple[str, str]] | None = None,
                  ca_file: str | None = None, certs_dir: str | None = None,
-                 chunk_size: int = DEFAULT_CHUNK,
+                 chunk_size: int = DEFAULT_CHUNK, local_hosts_insecure: bool = True,
                  progress: Callable[[str], None] = lambda line: None):
         """`credentials` maps a registry host (`host:port`) to (user, password); `certs_dir`
-        holds `<host:port>/*.crt` CA files, as /etc/docker/certs.d does."""
+        holds `<host:port>/*.crt` CA files, as /etc/docker/certs.d does. Loopback registries
+        count as insecure unless `local_hosts_insecure` is False."""
         self.store = store
         self.insecure_registries = set(insecure_registries)
         self.credentials = credentials or {}
         self.ca_file, self.certs_dir = ca_file, certs_dir
         self.chunk_size = chunk_size
+        self.local_hosts_insecure = local_hosts_insecure
         self.progress = progress
 
     # ------------------------------------------------------------------ public
@@ -218,7 +220,8 @@ class RegistryClient:
 
     def is_insecure(self, host: str, asked: bool) -> bool:
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return asked or host in self.insecure_registries or hostname in LOCAL_HOSTS
+        return (asked or host in self.insecure_registries
+                or (self.local_hosts_insecure and hostname in LOCAL_HOSTS))
 
 
 class _Connection:
