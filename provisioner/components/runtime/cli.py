@@ -1,0 +1,431 @@
+"""runtime: `provisioner-runtime`, the Docker-like command line; a thin client of the daemon API.
+
+`provisioner-runtime daemon` runs the daemon itself. Every other verb talks to it over its socket
+(`--socket`, $PROVISIONER_RUNTIME_SOCKET, or the default). Exit codes as Docker's: 1 for errors the
+daemon reports, 125 when `run` itself fails, 2 for bad usage, otherwise the container's or the
+exec'd command's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+
+from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
+from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
+
+PROG = "provisioner-runtime"
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        print(f"Error: {message}\nSee '{self.prog} --help'.", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="A container runtime with a Docker-like CLI.")
+    parser.add_argument("--socket", help="the daemon's unix socket")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+
+    daemon = verbs.add_parser("daemon", help="run the runtime daemon in the foreground")
+    daemon.add_argument("--root", default=DEFAULT_ROOT)
+    daemon.add_argument("--socket", dest="daemon_socket")
+    daemon.add_argument("--bridge", default="prt0")
+    daemon.add_argument("--subnet", default="10.88.0.0/16")
+    daemon.add_argument("--cgroup-parent", default=DEFAULT_CGROUP_PARENT)
+    daemon.add_argument("--pause-image", default="busybox:latest")
+
+    build = verbs.add_parser("build", help="build an image from a Dockerfile")
+    build.add_argument("-t", "--tag", action="append", default=[])
+    build.add_argument("-f", "--file", default="Dockerfile")
+    build.add_argument("--build-arg", action="append", default=[])
+    build.add_argument("--no-cache", action="store_true")
+    build.add_argument("context")
+
+    verbs.add_parser("images", help="list images")
+
+    run = verbs.add_parser("run", help="create and start a container", add_help=False)
+    run.add_argument("-d", "--detach", action="store_true")
+    run.add_argument("--name")
+    run.add_argument("-p", "--publish", action="append", default=[])
+    run.add_argument("-e", "--env", action="append", default=[])
+    run.add_argument("-v", "--volume", action="append", default=[])
+    run.add_argument("-m", "--memory")
+    run.add_argument("--cpus")
+    run.add_argument("--pids", "--pids-limit", dest="pids")
+    run.add_argument("--network", "--net", dest="network", default="bridge")
+    run.add_argument("--rm", action="store_true")
+    run.add_argument("--entrypoint")
+    run.add_argument("-w", "--workdir")
+    run.add_argument("-u", "--user")
+    run.add_argument("-h", "--hostname")
+    run.add_argument("--help", action="help")
+    run.add_argument("image")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+
+    ps = verbs.add_parser("ps", help="list containers")
+    ps.add_argument("-a", "--all", action="store_true")
+    ps.add_argument("-q", "--quiet", action="store_true")
+
+    logs = verbs.add_parser("logs", help="show a container's output")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail")
+    logs.add_argument("container")
+
+    exec_ = verbs.add_parser("exec", help="run a command in a running container")
+    exec_.add_argument("-e", "--env", action="append", default=[])
+    exec_.add_argument("-w", "--workdir")
+    exec_.add_argument("-u", "--user")
+    exec_.add_argument("container")
+    exec_.add_argument("command", nargs=argparse.REMAINDER)
+
+    stop = verbs.add_parser("stop", help="stop containers (TERM, then KILL after -t seconds)")
+    stop.add_argument("-t", "--time", type=float, default=10)
+    stop.add_argument("containers", nargs="+")
+    start = verbs.add_parser("start", help="start stopped containers")
+    start.add_argument("containers", nargs="+")
+    kill = verbs.add_parser("kill", help="send a signal to containers")
+    kill.add_argument("-s", "--signal", default="KILL")
+    kill.add_argument("containers", nargs="+")
+    rm = verbs.add_parser("rm", help="remove containers")
+    rm.add_argument("-f", "--force", action="store_true")
+    rm.add_argument("containers", nargs="+")
+    wait = verbs.add_parser("wait", help="wait for containers to exit; print their exit codes")
+    wait.add_argument("containers", nargs="+")
+    inspect = verbs.add_parser("inspect", help="show containers or images as JSON")
+    inspect.add_argument("names", nargs="+")
+    rmi = verbs.add_parser("rmi", help="remove images")
+    rmi.add_argument("-f", "--force", action="store_true")
+    rmi.add_argument("images", nargs="+")
+    save = verbs.add_parser("save", help="write an image to an OCI tarball")
+    save.add_argument("-o", "--output", required=True)
+    save.add_argument("image")
+    load = verbs.add_parser("load", help="load images from an OCI or docker-save tarball")
+    load.add_argument("-i", "--input", required=True)
+    for verb in ("pull", "push"):
+        sub = verbs.add_parser(verb, help=f"{verb} an image from/to a registry")
+        sub.add_argument("--insecure", action="store_true", help="plain HTTP or unverified TLS")
+        sub.add_argument("image")
+    tag = verbs.add_parser("tag", help="give an image another name")
+    tag.add_argument("source")
+    tag.add_argument("target")
+    verbs.add_parser("version", help="client and daemon versions")
+    return parser
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["   ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def ago(text: str) -> str:
+    from .daemon.views import human_duration, parse_time  # noqa: PLC0415 - no aiohttp in there
+
+    moment = parse_time(text)
+    if moment is None:
+        return ""
+    return f"{human_duration((datetime.now(timezone.utc) - moment).total_seconds())} ago"
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return f"{size:.3g}TB"
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def emit(event: dict) -> None:
+    data = event["data"].encode("utf-8", "surrogateescape")
+    target = sys.stderr if event.get("stream") == "stderr" else sys.stdout
+    target.buffer.write(data)
+    target.buffer.flush()
+
+
+# -- verbs ------------------------------------------------------------------------------------
+
+def cmd_build(client: RuntimeClient, args) -> int:
+    from .buildcontext import context_tar  # noqa: PLC0415
+
+    if not os.path.isdir(args.context):
+        raise UsageError(f"build context {args.context} is not a directory")
+    build_args = {}
+    for item in args.build_arg:
+        key, _, value = item.partition("=")
+        build_args[key] = value if "=" in item else os.environ.get(key, "")
+    with context_tar(args.context, args.file) as archive:
+        result = None
+        for event in client.build(archive, args.tag, args.file, build_args, args.no_cache):
+            if "progress" in event:
+                print(event["progress"], flush=True)
+            elif "result" in event:
+                result = event["result"]
+    if result:
+        print(f"Successfully built {result['id'].removeprefix('sha256:')[:12]}")
+        for tag in args.tag:
+            print(f"Successfully tagged {tag}")
+    return 0
+
+
+def cmd_images(client: RuntimeClient, args) -> int:
+    rows = []
+    for image in client.images():
+        short = image["Id"].removeprefix("sha256:")[:12]
+        for tag in image["RepoTags"] or ["<none>:<none>"]:
+            name, _, version = tag.rpartition(":")
+            rows.append([name, version, short, ago(image["Created"]), human_size(image["Size"])])
+    print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
+    return 0
+
+
+def create_body(args) -> dict:
+    env = []
+    for item in args.env:
+        env.append(item if "=" in item else f"{item}={os.environ.get(item, '')}")
+    body = {"name": args.name, "cmd": args.command or None, "env": env, "ports": args.publish,
+            "volumes": [_absolute_volume(volume) for volume in args.volume],
+            "memory": args.memory, "cpus": args.cpus, "pids": args.pids,
+            "network": args.network, "auto_remove": args.rm and args.detach,
+            "workdir": args.workdir, "user": args.user, "hostname": args.hostname}
+    if args.entrypoint is not None:
+        body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    return {key: value for key, value in body.items() if value not in (None, [], "")}
+
+
+def _absolute_volume(spec: str) -> str:
+    source, sep, rest = spec.partition(":")
+    if source.startswith((".", "~")):
+        source = os.path.abspath(os.path.expanduser(source))
+    return f"{source}{sep}{rest}"
+
+
+def cmd_run(client: RuntimeClient, args) -> int:
+    try:
+        container = client.create(args.image, **create_body(args))
+        client.start(container)
+    except DaemonUnreachable:
+        raise
+    except RuntimeAPIError as error:
+        raise RunFailed(str(error)) from None
+    if args.detach:
+        print(container)
+        return 0
+    try:
+        for event in client.logs(container, follow=True):
+            emit(event)
+        result = client.wait(container)
+    finally:
+        if args.rm:
+            try:
+                client.remove(container, force=True)
+            except RuntimeAPIError:
+                pass
+    return result["exit_code"] if result["exit_code"] is not None else 125
+
+
+class RunFailed(Exception):
+    pass
+
+
+def cmd_ps(client: RuntimeClient, args) -> int:
+    containers = client.containers(all=args.all)
+    if args.quiet:
+        for container in containers:
+            print(container["Id"][:12])
+        return 0
+    rows = [[c["Id"][:12], c["Image"], json.dumps(shorten(c["Command"], 20)),
+             ago(c["Created"]), c["Status"], c["Ports"], ",".join(c["Names"])]
+            for c in containers]
+    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+                rows))
+    return 0
+
+
+def cmd_logs(client: RuntimeClient, args) -> int:
+    tail = None
+    if args.tail not in (None, "all"):
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise UsageError(f"--tail takes a number of lines, not {args.tail!r}") from None
+    for event in client.logs(args.container, follow=args.follow, tail=tail):
+        emit(event)
+    return 0
+
+
+def cmd_exec(client: RuntimeClient, args) -> int:
+    if not args.command:
+        raise UsageError("exec needs a command after the container name")
+    exit_code = 126
+    for event in client.exec(args.container, args.command, env=args.env, workdir=args.workdir,
+                             user=args.user):
+        if "exit_code" in event:
+            exit_code = event["exit_code"]
+        else:
+            emit(event)
+    return exit_code
+
+
+def each(names: list[str], action) -> int:
+    """Docker's way with several names: act on each, report each failure, exit 1 if any."""
+    failed = False
+    for name in names:
+        try:
+            output = action(name)
+            if output is not None:
+                print(output)
+        except DaemonUnreachable:
+            raise
+        except RuntimeAPIError as error:
+            print(f"Error: {error}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_inspect(client: RuntimeClient, args) -> int:
+    found, failed = [], False
+    for name in args.names:
+        try:
+            found.append(client.inspect(name))
+        except RuntimeAPIError as error:
+            if error.status != 404:
+                raise
+            try:
+                found.append(client.image(name))
+            except RuntimeAPIError:
+                print(f"Error: no such container or image: {name}", file=sys.stderr)
+                failed = True
+    print(json.dumps(found, indent=4))
+    return 1 if failed else 0
+
+
+def cmd_stream(events) -> int:
+    for event in events:
+        if "progress" in event:
+            print(event["progress"], flush=True)
+    return 0
+
+
+def cmd_version(client: RuntimeClient, args) -> int:
+    from .daemon.service import VERSION  # noqa: PLC0415
+
+    print(f"Client:\n Version:    {VERSION}\n")
+    server = client.version()
+    print(f"Server:\n Version:    {server['version']}\n API:        {server['api_version']}\n"
+          f" Root:       {server['root']}\n Cgroups:    {server['cgroup_mode']}")
+    return 0
+
+
+def cmd_save(client: RuntimeClient, args) -> int:
+    partial = f"{args.output}.partial"
+    try:
+        with open(partial, "wb") as out:
+            client.save(args.image, out)
+        os.replace(partial, args.output)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return 0
+
+
+def cmd_load(client: RuntimeClient, args) -> int:
+    with open(args.input, "rb") as archive:
+        return cmd_stream(client.load(archive))
+
+
+def dispatch(client: RuntimeClient, args) -> int:
+    verb = args.verb
+    if verb == "build":
+        return cmd_build(client, args)
+    if verb == "images":
+        return cmd_images(client, args)
+    if verb == "run":
+        return cmd_run(client, args)
+    if verb == "ps":
+        return cmd_ps(client, args)
+    if verb == "logs":
+        return cmd_logs(client, args)
+    if verb == "exec":
+        return cmd_exec(client, args)
+    if verb == "stop":
+        return each(args.containers, lambda n: (client.stop(n, args.time), n)[1])
+    if verb == "start":
+        return each(args.containers, lambda n: (client.start(n), n)[1])
+    if verb == "kill":
+        return each(args.containers, lambda n: (client.kill(n, args.signal), n)[1])
+    if verb == "rm":
+        return each(args.containers, lambda n: (client.remove(n, args.force), n)[1])
+    if verb == "wait":
+        return each(args.containers, lambda n: client.wait(n)["exit_code"])
+    if verb == "inspect":
+        return cmd_inspect(client, args)
+    if verb == "rmi":
+        return each(args.images, lambda ref: "\n".join(client.remove_image(ref, args.force)))
+    if verb == "save":
+        return cmd_save(client, args)
+    if verb == "load":
+        return cmd_load(client, args)
+    if verb == "pull":
+        return cmd_stream(client.pull(args.image, args.insecure))
+    if verb == "push":
+        return cmd_stream(client.push(args.image, args.insecure))
+    if verb == "tag":
+        client.tag_image(args.source, args.target)
+        return 0
+    if verb == "version":
+        return cmd_version(client, args)
+    raise UsageError(f"unknown verb {verb}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.verb == "daemon":
+        from .daemon.main import serve  # noqa: PLC0415 - aiohttp only where it is needed
+        from .daemon.service import DaemonConfig  # noqa: PLC0415
+        from .paths import socket_path  # noqa: PLC0415
+
+        return serve(DaemonConfig(root=os.path.abspath(args.root),
+                                  socket=socket_path(args.daemon_socket or args.socket),
+                                  bridge=args.bridge, subnet=args.subnet,
+                                  cgroup_parent=args.cgroup_parent, pause_image=args.pause_image))
+    client = RuntimeClient(args.socket)
+    try:
+        return dispatch(client, args)
+    except UsageError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    except RunFailed as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 125
+    except RuntimeAPIError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 125 if args.verb == "run" else 1
+    except OSError as error:
+        print(f"Error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
