@@ -124,6 +124,9 @@ def create_veth(spec: VethSpec) -> str:
         try:
             host_index = link_index(ipr, spec.host_name)
             ipr.link("set", index=host_index, master=bridge_index)
+            # Hairpin: with br_netfilter loaded, a container reaching its own published port is
+            # DNATed at the bridge and must be sent back out of the port it came in by.
+            ipr.brport("set", index=host_index, mode=1)
             ipr.link("set", index=host_index, state="up")
             with IPRoute(netns=spec.netns_path, flags=0) as inside:
                 eth0 = link_index(inside, "eth0")
