@@ -5,6 +5,7 @@ state are cleaned up whatever the test did. Needs root."""
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -83,6 +84,16 @@ def read_log(spec) -> str:
             _stamp, _stream, _tag, text = record.rstrip("\n").split(" ", 3)
             lines.append(text)
     return "\n".join(lines)
+
+
+def wait_for_log(spec, text: str, timeout: float = 30) -> None:
+    """Until the container has logged `text` (it got that far), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(spec.log_path) and text in read_log(spec):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"container {spec.id} did not log {text!r} within {timeout}s")
 
 
 def run_to_exit(spec, timeout=30):

@@ -46,22 +46,40 @@ class CriLogWriter:
             buffer = buffer[MAX_LINE:]
         self.pending[stream] = buffer
         if records:
-            self._emit(b"".join(records))
+            self._emit(records)
 
     def flush_partial(self) -> None:
         """At end of output: a last line without newline is still a whole line."""
         for stream, rest in self.pending.items():
             if rest:
-                self._emit(b"%s %s F %s\n" % (rfc3339_nano().encode(), stream.encode(), rest))
+                self._emit([b"%s %s F %s\n" % (rfc3339_nano().encode(), stream.encode(), rest)])
                 self.pending[stream] = b""
 
-    def _emit(self, chunk: bytes) -> None:
-        os.write(self.fd, chunk)
+    def _emit(self, records: list[bytes]) -> None:
+        """Write whole records, rotating before one would take the file past max_bytes."""
+        batch: list[bytes] = []
+        batch_size = 0
+        for record in records:
+            if self.max_bytes and self.size + batch_size + len(record) > self.max_bytes \
+                    and self.size + batch_size > 0:
+                self._write_all(b"".join(batch))
+                batch, batch_size = [], 0
+                self._rotate()
+            batch.append(record)
+            batch_size += len(record)
+        self._write_all(b"".join(batch))
+
+    def _write_all(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
         self.size += len(chunk)
-        if self.max_bytes and self.size >= self.max_bytes:
-            os.close(self.fd)
-            os.replace(self.path, self.path + ".1")
-            self._open()
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        os.replace(self.path, self.path + ".1")
+        self._open()
 
     def close(self) -> None:
         self.flush_partial()
