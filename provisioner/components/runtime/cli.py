@@ -249,7 +249,7 @@ def cmd_ps(client: RuntimeClient, args) -> int:
         for container in containers:
             print(container["Id"][:12])
         return 0
-    rows = [[c["Id"][:12], c["Image"], json.dumps(shorten(c["Command"], 20)),
+    rows = [[c["Id"][:12], c["Image"], json.dumps(shorten(c["Command"], 20), ensure_ascii=False),
              ago(c["Created"]), c["Status"], c["Ports"], ",".join(c["Names"])]
             for c in containers]
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],

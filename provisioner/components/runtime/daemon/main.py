@@ -54,8 +54,13 @@ async def _serve(config: DaemonConfig) -> None:
     await site.start()
     os.chmod(config.socket, 0o660)
     stopping = asyncio.Event()
+
+    def stop_on(signum: int) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, stop_on, signum)
     log.info("runtime daemon %s listening on %s (root %s, cgroups %s)",
              daemon.version()["version"], config.socket, config.root, daemon.cgroup_mode)
     await stopping.wait()
