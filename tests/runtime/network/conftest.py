@@ -7,7 +7,6 @@ gets a fresh network and tears all of it down (bridge, veths, chains, namespaces
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import socket
@@ -20,10 +19,7 @@ from provisioner.components.runtime.net import Network
 
 TEST_BRIDGE = "prtest0"
 TEST_SUBNET = "10.199.0.0/24"
-CLONE_NEWNET = 0x40000000
 TEST_RUN_DIR = f"/run/provisioner-runtime-nettest-{os.getpid()}"
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,19 +51,25 @@ def network(make_network) -> Network:
     return network
 
 
-def enter_netns(path: str) -> None:
-    """setns into the network namespace pinned at path (runs in a forked child)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {path}")
-    finally:
-        os.close(fd)
+# Runs argv[2:] inside the network namespace pinned at argv[1] (setns, then exec): a helper of the
+# tests only, used instead of preexec_fn, which is unsafe in a process that has threads.
+NSENTER = """
+import ctypes, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
+    sys.exit("setns into " + sys.argv[1] + " failed: " + os.strerror(ctypes.get_errno()))
+os.close(fd)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def in_netns(path: str, argv: list[str]) -> list[str]:
+    return [sys.executable, "-c", NSENTER, path, *argv]
 
 
 def run_in_netns(path: str, argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, preexec_fn=lambda: enter_netns(path), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(in_netns(path, argv), capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def ping_from(path: str, address: str) -> subprocess.CompletedProcess:
@@ -99,9 +101,8 @@ def serve_in_netns():
     servers: list[subprocess.Popen] = []
 
     def start(path: str, port: int, proto: str = "tcp") -> subprocess.Popen:
-        server = subprocess.Popen([sys.executable, "-c", SERVER, proto, str(port)],
-                                  preexec_fn=lambda: enter_netns(path), stdout=subprocess.PIPE,
-                                  text=True)
+        server = subprocess.Popen(in_netns(path, [sys.executable, "-c", SERVER, proto, str(port)]),
+                                  stdout=subprocess.PIPE, text=True)
         servers.append(server)
         assert server.stdout.readline().strip() == "ready"
         return server

@@ -58,13 +58,15 @@ def test_bridge_has_the_gateway_forwarding_and_outbound_nat(network):
         index = ipr.link_lookup(ifname=TEST_BRIDGE)[0]
         addresses = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.addr("dump", index=index)]
     assert addresses.count(("10.199.0.1", 24)) == 1
-    assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
+    with open("/proc/sys/net/ipv4/ip_forward") as ip_forward:
+        assert ip_forward.read().strip() == "1"
     saved = iptables_save()
     masquerade = f"-A PRT-{TEST_BRIDGE}-POST -s {TEST_SUBNET} ! -o {TEST_BRIDGE} -j MASQUERADE"
     assert saved.count(masquerade) == 1
     assert saved.count(f"-A POSTROUTING -j PRT-{TEST_BRIDGE}-POST") == 1
     assert saved.count(f"-A FORWARD -j PRT-{TEST_BRIDGE}-FWD") == 1
-    forward = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    forward = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True,
+                             check=True).stdout
     rules = [line for line in forward.splitlines() if line.startswith("-A FORWARD")]
     assert rules[0] == f"-A FORWARD -j PRT-{TEST_BRIDGE}-FWD"  # before any DROP of the host's
 

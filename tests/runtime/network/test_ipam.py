@@ -53,7 +53,8 @@ def test_threads_and_separate_instances_never_share_an_address(tmp_path):
         given = list(pool.map(allocate, range(200)))
 
     assert len(set(given)) == 200
-    assert HostLocalIPAM(str(tmp_path), subnet).allocations() == {f"c{i}": given[i] for i in range(200)}
+    reloaded = HostLocalIPAM(str(tmp_path), subnet)
+    assert reloaded.allocations() == {f"c{i}": given[i] for i in range(200)}
 
 
 def test_concurrent_attaches_get_distinct_working_addresses(network):

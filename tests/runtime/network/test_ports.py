@@ -1,4 +1,4 @@
-"""Published ports: reachable from the host's own addresses, loopback included; conflicts refused."""
+"""Published ports: reachable on the host's own addresses, loopback included; conflicts refused."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_containers_reach_a_published_port_through_the_host_hairpin_included(net
     network.attach("neighbour", neighbour)
 
     for client in (path, neighbour):
-        fetched = run_in_netns(client, ["/bin/busybox", "nc", "-w", "3", attachment.gateway, str(port)])
+        fetched = run_in_netns(client, ["/bin/busybox", "nc", "-w", "3",
+                                        attachment.gateway, str(port)])
         assert fetched.stdout.startswith("hello from container"), (client, fetched.stderr)
 
 
@@ -78,7 +79,8 @@ def test_a_port_another_container_publishes_is_refused(network, web, serve_in_ne
     network.publish("web", attachment.ip, [PortMapping(port, 80)])
     other = network.attach("other", network.create_netns("other"))
 
-    with pytest.raises(PortInUse, match=rf"port {port}/tcp is already in use on the host: container web"):
+    expected = rf"port {port}/tcp is already in use on the host: container web"
+    with pytest.raises(PortInUse, match=expected):
         network.publish("other", other.ip, [PortMapping(port, 8080, host_ip="127.0.0.1")])
 
     assert "container=other" not in iptables_save()

@@ -1,7 +1,8 @@
 """Container networking for the runtime: a Linux bridge, per-container veth and netns,
 host-local IPAM, outbound NAT and published ports (the ``network`` contract of the runtime README).
 
-Import from here: ``from provisioner.components.runtime.net import Network, PortMapping, PortInUse``.
+Import from here:
+``from provisioner.components.runtime.net import Network, PortMapping, PortInUse``.
 """
 
 from .errors import NetworkError, PortInUse

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from .errors import NetworkError
 
 
-def _run(args: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(args, input=stdin, capture_output=True, text=True)
+        done = subprocess.run(args, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
         raise NetworkError(f"{args[0]} is not installed; install the iptables package") from exc
     if check and done.returncode != 0:
@@ -44,7 +46,8 @@ def iptables(table: str, *rule: str, check: bool = True) -> subprocess.Completed
 def restore(table: str, lines: list[str]) -> None:
     """Apply rule lines (``-A ...``/``-D ...``) to a table in one transaction."""
     if lines:
-        _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join([f"*{table}", *lines, "COMMIT", ""]))
+        transaction = "\n".join([f"*{table}", *lines, "COMMIT", ""])
+        _run(["iptables-restore", "-w", "--noflush"], stdin=transaction)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class BridgeFirewall:
                            "-j", "MASQUERADE"], False),
             ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
                              "-j", "ACCEPT"], False),
-            ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"], False),
+            ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "DNAT",
+                             "-j", "ACCEPT"], False),
             ("filter", fwd, ["-i", br, "-j", "ACCEPT"], False),
             ("nat", "POSTROUTING", ["-j", post], False),
             ("nat", "PREROUTING", local_dst, False),
@@ -119,7 +123,8 @@ class BridgeFirewall:
         restore("nat", [" ".join(["-A", self.dnat_chain, *rule.spec()]) for rule in rules])
 
     def remove_dnat(self, container_id: str) -> None:
-        """Delete every DNAT rule tagged with the container, found by scanning (state may be lost)."""
+        """Delete every DNAT rule tagged with the container, found by scanning the chain
+        (the endpoint state may be lost)."""
         listed = iptables("nat", "-S", self.dnat_chain, check=False)
         if listed.returncode != 0:
             return  # chain gone: nothing to remove
@@ -161,7 +166,9 @@ def published_ports() -> list[tuple[str, str, int, str]]:
 def _owner(words: list[str]) -> str | None:
     """The container id of a rule's ``container=<id>`` comment (iptables-nft quotes it)."""
     comment = _after(words, "--comment")
-    return comment.removeprefix("container=") if comment and comment.startswith("container=") else None
+    if comment and comment.startswith("container="):
+        return comment.removeprefix("container=")
+    return None
 
 
 def _after(words: list[str], flag: str) -> str | None:

@@ -90,7 +90,9 @@ class HostLocalIPAM:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.directory, address))
 
-    def _candidates_after(self, last: ipaddress.IPv4Address | None) -> Iterator[ipaddress.IPv4Address]:
+    def _candidates_after(
+        self, last: ipaddress.IPv4Address | None
+    ) -> Iterator[ipaddress.IPv4Address]:
         first = int(self.subnet.network_address) + 1
         end = int(self.subnet.broadcast_address)  # exclusive: never the broadcast address
         start = int(last) + 1 if last is not None and first <= int(last) < end else first

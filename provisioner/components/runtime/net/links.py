@@ -33,7 +33,9 @@ def write_sysctl(name: str, value: str) -> None:
         with open(path, "w") as f:
             f.write(value)
     except OSError as exc:
-        raise NetworkError(f"cannot set {name}={value} ({path}): {exc.strerror}; run as root") from exc
+        raise NetworkError(
+            f"cannot set {name}={value} ({path}): {exc.strerror}; run as root"
+        ) from exc
 
 
 def link_index(ipr: IPRoute, name: str) -> int | None:
@@ -65,7 +67,9 @@ def ensure_bridge_link(name: str, gateway: ipaddress.IPv4Address, prefixlen: int
                 ipr.addr("add", index=index, address=str(gateway), prefixlen=prefixlen)
             except NetlinkError as exc:
                 if exc.code != EEXIST:
-                    raise NetworkError(f"cannot add {gateway}/{prefixlen} to bridge {name}: {exc}") from exc
+                    raise NetworkError(
+                        f"cannot add {gateway}/{prefixlen} to bridge {name}: {exc}"
+                    ) from exc
         ipr.link("set", index=index, state="up")
         return int(ipr.link("get", index=index)[0].get("IFLA_MTU"))
 

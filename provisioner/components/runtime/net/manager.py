@@ -97,7 +97,9 @@ class Network:
         netns_dir: str | None = None,
     ):
         if not bridge or len(bridge) > links.IFNAMSIZ or "/" in bridge or " " in bridge:
-            raise NetworkError(f"bridge name {bridge!r} is not a valid interface name (1-15 characters)")
+            raise NetworkError(
+                f"bridge name {bridge!r} is not a valid interface name (1-15 characters)"
+            )
         try:
             self.subnet = ipaddress.IPv4Network(subnet)
         except ValueError as exc:
@@ -124,8 +126,8 @@ class Network:
         for endpoint in network.endpoints().values():
             if endpoint.attachment and endpoint.ports and endpoint.netns_alive:
                 network.firewall.remove_dnat(endpoint.container_id)
-                network.firewall.add_dnat(network._dnat_rules(endpoint.container_id,
-                                                              endpoint.attachment.ip, endpoint.ports))
+                network.firewall.add_dnat(network._dnat_rules(
+                    endpoint.container_id, endpoint.attachment.ip, endpoint.ports))
         return network
 
     def endpoints(self) -> dict[str, Endpoint]:
@@ -175,7 +177,9 @@ class Network:
                 f"as {endpoint.attachment.ip}; release it first"
             )
         if not netns.is_handle(netns_path):
-            raise NetworkError(f"network namespace {netns_path} of container {container_id} does not exist")
+            raise NetworkError(
+                f"network namespace {netns_path} of container {container_id} does not exist"
+            )
         host_veth = links.host_veth_name(self.bridge, container_id)
         links.delete_link(host_veth)  # a leftover of a crash between attach and saving the endpoint
         address = self.ipam.allocate(container_id)

@@ -36,7 +36,7 @@ def create_handle(path: str) -> None:
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
-    failure: list[BaseException] = []
+    failure: list[Exception] = []
 
     def in_new_namespace() -> None:
         try:
@@ -48,7 +48,7 @@ def create_handle(path: str) -> None:
             # The netlink socket is created by this thread, so it talks to the new namespace.
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-        except BaseException as exc:  # reported to the caller below
+        except Exception as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
             failure.append(exc)
 
     worker = threading.Thread(target=in_new_namespace, name=f"netns-create:{path}")
@@ -73,7 +73,9 @@ def remove_handle(path: str) -> None:
         err = ctypes.get_errno()
         # EINVAL: not a mount point (the namespace was never bound); ENOENT: already gone.
         if err not in (errno.EINVAL, errno.ENOENT):
-            raise NetworkError(f"cannot unmount network namespace handle {path}: {os.strerror(err)}")
+            raise NetworkError(
+                f"cannot unmount network namespace handle {path}: {os.strerror(err)}"
+            )
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -47,7 +47,9 @@ class PortMapping:
         try:
             ipaddress.IPv4Address(self.host_ip)
         except ValueError:
-            raise NetworkError(f"host address {self.host_ip!r} in a port mapping is not an IPv4 address") from None
+            raise NetworkError(
+                f"host address {self.host_ip!r} in a port mapping is not an IPv4 address"
+            ) from None
 
     @property
     def label(self) -> str:
