@@ -54,6 +54,9 @@ class _Recorded:
     host: str
     description: str
     meta: Any  # pyinfra OperationMeta
+    # Operations this one runs only after (its `_if=other.did_change`); a preview must not count
+    # it as a change unless they would change too.
+    only_if_changed: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -188,7 +191,7 @@ class Session:
         pyhost = self._by_name[host.name]
         results = add_op(self.state, op_func, *args, host=pyhost, name=description, **kwargs)
         meta = results[pyhost]
-        self._recorded.append(_Recorded(host.name, description, meta))
+        self._recorded.append(_Recorded(host.name, description, meta, _change_conditions(kwargs.get("_if"))))
         return meta
 
     def preview(self) -> HostChanges:
@@ -200,7 +203,7 @@ class Session:
         with ctx_state.use(self.state):
             for rec in self._recorded:
                 with ctx_host.use(self._by_name[rec.host]):
-                    if rec.meta.will_change:
+                    if rec.meta.will_change and all(m.will_change for m in rec.only_if_changed):
                         changes.add(rec.host, rec.description)
         self._recorded.clear()
         return changes
@@ -229,6 +232,17 @@ class Session:
         if failures:
             raise HostCommandError("; ".join(failures) + " failed", output=output)
         return changes
+
+
+def _change_conditions(condition: Any) -> list[Any]:
+    """The OperationMetas behind `_if=meta.did_change` conditions (pyinfra's bound methods)."""
+    conditions = condition if isinstance(condition, list) else [condition] if condition else []
+    metas = []
+    for item in conditions:
+        owner = getattr(item, "__self__", None)
+        if owner is not None and getattr(item, "__name__", "") == "did_change":
+            metas.append(owner)
+    return metas
 
 
 def _connect_hint(reason: str, host: SSHTarget) -> str:
