@@ -1,0 +1,121 @@
+"""tests/runtime/daemon: a real daemon process on a temporary root and socket, with its own bridge
+(prtd0, 10.198.0.0/24) so it runs beside other runtime tests; real containers from busybox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from provisioner.components.runtime.client import RuntimeClient
+from provisioner.components.runtime.images import ImageStore
+from provisioner.components.runtime.net import Network
+from provisioner.components.runtime.paths import netns_dir
+
+from .busybox_image import make_busybox_image
+
+BRIDGE = "prtd0"
+SUBNET = "10.198.0.0/24"
+CGROUP_PARENT = "provisioner-runtime-daemon-tests"
+CLI = [sys.executable, "-m", "provisioner.components.runtime.cli"]
+
+
+class Daemon:
+    def __init__(self, root: str, socket: str):
+        self.root = root
+        self.socket = socket
+        self.process: subprocess.Popen | None = None
+        self.client = RuntimeClient(socket, timeout=120)
+        self.log_path = os.path.join(os.path.dirname(root), "daemon.log")
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [*CLI, "daemon", "--root", self.root, "--socket", self.socket, "--bridge", BRIDGE,
+             "--subnet", SUBNET, "--cgroup-parent", CGROUP_PARENT],
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log()}")
+            try:
+                self.client.version()
+                return
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.05)
+        raise RuntimeError(f"daemon did not start: {self.log()}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as source:
+            return source.read()
+
+    def cli(self, *args: str, timeout: float = 120, **options) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "--socket", self.socket, *args], capture_output=True,
+                              text=True, timeout=timeout, **options)
+
+    def container_dirs(self) -> set[str]:
+        return set(os.listdir(os.path.join(self.root, "containers")))
+
+
+def netns_handles() -> set[str]:
+    try:
+        return set(os.listdir(netns_dir()))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runtime-daemon")
+    root = str(base / "root")
+    store = ImageStore(root)
+    make_busybox_image(store)
+    daemon = Daemon(root, str(base / "runtime.sock"))
+    daemon.start()
+    yield daemon
+    try:
+        for container in daemon.client.containers(all=True):
+            daemon.client.remove(container["Id"], force=True)
+        for pod in daemon.client.pods():
+            daemon.client.remove_pod(pod["id"])
+    finally:
+        if daemon.process.poll() is None:
+            daemon.stop()
+        Network(bridge=BRIDGE, subnet=SUBNET,
+                state_dir=os.path.join(root, "network")).teardown_all()
+        _remove_cgroup_parent()
+        print(daemon.log()[-3000:])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _remove_cgroup_parent() -> None:
+    for top in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in
+                                    ("memory", "cpu", "cpu,cpuacct", "pids", "cpuacct"))):
+        path = os.path.join(top, CGROUP_PARENT)
+        if os.path.isdir(path):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def remove_after(daemon):
+    """Names of containers a test creates; removed (forced) when it ends, pass or fail."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        try:
+            daemon.client.remove(name, force=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
