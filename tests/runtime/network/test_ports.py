@@ -57,6 +57,29 @@ def test_published_udp_port_answers_on_loopback(network, serve_in_netns):
         assert client.recvfrom(100)[0] == b"udp reply to ping"
 
 
+def test_release_forgets_tracked_connections_so_a_republished_udp_port_follows(
+    network, serve_in_netns
+):
+    port = free_host_port("udp")
+    first = network.attach("dns1", first_ns := network.create_netns("dns1"))
+    serve_in_netns(first_ns, 53, proto="udp")
+    network.publish("dns1", first.ip, [PortMapping(port, 53, protocol="udp")])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.bind(("127.0.0.1", 0))  # one source port throughout: one conntrack entry
+        client.sendto(b"one", ("127.0.0.1", port))
+        assert client.recvfrom(100)[0] == b"udp reply to one"
+
+        network.release("dns1")
+        second = network.attach("dns2", second_ns := network.create_netns("dns2"))
+        serve_in_netns(second_ns, 53, proto="udp")
+        network.publish("dns2", second.ip, [PortMapping(port, 53, protocol="udp")])
+
+        client.sendto(b"two", ("127.0.0.1", port))
+        assert client.recvfrom(100)[0] == b"udp reply to two"
+    assert first.ip != second.ip
+
+
 def test_a_port_a_host_process_listens_on_is_refused_and_nothing_is_added(network, web):
     _, attachment = web
     before = iptables_save()

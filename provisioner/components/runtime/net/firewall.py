@@ -24,6 +24,10 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 
+from pyroute2 import Conntrack
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
 from .errors import NetworkError
 
 
@@ -125,24 +129,34 @@ class BridgeFirewall:
     def remove_dnat(self, container_id: str) -> None:
         """Delete every DNAT rule tagged with the container, found by scanning the chain
         (the endpoint state may be lost)."""
+        restore("nat", ["-D" + line[2:] for line in self._dnat_lines_of(container_id)])
+
+    def dnat_rule_count(self, container_id: str) -> int:
+        return len(self._dnat_lines_of(container_id))
+
+    def _dnat_lines_of(self, container_id: str) -> list[str]:
         listed = iptables("nat", "-S", self.dnat_chain, check=False)
         if listed.returncode != 0:
-            return  # chain gone: nothing to remove
-        lines = [
-            "-D" + line[2:]
-            for line in listed.stdout.splitlines()
-            if line.startswith("-A ") and _owner(shlex.split(line)) == container_id
-        ]
-        restore("nat", lines)
+            return []  # chain gone: nothing of the container's is left
+        return [line for line in listed.stdout.splitlines()
+                if line.startswith("-A ") and _owner(shlex.split(line)) == container_id]
 
-    def rules_present(self) -> list[str]:
-        """Our rules as iptables -S lines, all chains (for inspection and tests)."""
-        out = []
-        for table, chain in self._chains():
-            listed = iptables(table, "-S", chain, check=False)
-            if listed.returncode == 0:
-                out.extend(f"{table} {line}" for line in listed.stdout.splitlines())
-        return out
+
+def forget_connections(container_ip: str) -> None:
+    """Drop conntrack entries answered by a released container's address.
+
+    Otherwise a UDP client that keeps sending to a published port (DNS, syslog) stays pinned by
+    its conntrack entry to the old address after the port is published again elsewhere.
+    """
+    try:
+        with Conntrack() as tracker:
+            for entry in list(tracker.dump_entries(tuple_reply=NFCTAttrTuple(saddr=container_ip))):
+                try:
+                    tracker.delete(entry)
+                except NetlinkError:
+                    pass  # expired meanwhile
+    except (NetlinkError, OSError):
+        pass  # no conntrack in this kernel: nothing is tracked, nothing to forget
 
 
 def published_ports() -> list[tuple[str, str, int, str]]:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from .. import paths
 from . import links, netns
 from .errors import NetworkError
-from .firewall import BridgeFirewall, DnatRule
+from .firewall import BridgeFirewall, DnatRule, forget_connections
 from .ipam import HostLocalIPAM
 from .ports import PortMapping, check_ports_free
 
@@ -125,9 +125,11 @@ class Network:
         network.ensure_bridge()
         for endpoint in network.endpoints().values():
             if endpoint.attachment and endpoint.ports and endpoint.netns_alive:
-                network.firewall.remove_dnat(endpoint.container_id)
-                network.firewall.add_dnat(network._dnat_rules(
-                    endpoint.container_id, endpoint.attachment.ip, endpoint.ports))
+                wanted = network._dnat_rules(endpoint.container_id, endpoint.attachment.ip,
+                                             endpoint.ports)
+                if network.firewall.dnat_rule_count(endpoint.container_id) != len(wanted):
+                    network.firewall.remove_dnat(endpoint.container_id)
+                    network.firewall.add_dnat(wanted)
         return network
 
     def endpoints(self) -> dict[str, Endpoint]:
@@ -219,8 +221,11 @@ class Network:
         """Remove port rules, veth, address and netns handle; fine to call for anything, twice."""
         self._check_id(container_id)
         endpoint = self._load(container_id)
+        address = self.ipam.allocations().get(container_id)
         self.firewall.remove_dnat(container_id)
         links.delete_link(links.host_veth_name(self.bridge, container_id))
+        if address:
+            forget_connections(address)
         self.ipam.release(container_id)
         handles = {os.path.join(self.netns_dir, container_id)}
         if endpoint is not None and os.path.dirname(endpoint.netns_path) == self.netns_dir:
