@@ -5,6 +5,7 @@ restarted daemon (or any other process) can carry on where the last one left off
 
 import errno
 import json
+import marshal
 import os
 import select
 import shutil
@@ -109,7 +110,7 @@ def start(spec: ContainerSpec) -> ContainerState:
         statefile.write_json(os.path.join(state_dir, statefile.CONFIG_FILE), spec.to_dict())
         statefile.write_json(os.path.join(state_dir, statefile.STATE_FILE),
                              {"id": spec.id, "status": "created"})
-        result = _spawn_shim(state_dir)
+        result = _spawn_shim(state_dir, spec)
     except OSError as exc:
         result = {"error": f"cannot prepare {state_dir}: {exc.strerror or exc}"}
     if "error" in result:
@@ -123,17 +124,20 @@ def start(spec: ContainerSpec) -> ContainerState:
     return state(state_dir)
 
 
-def _spawn_shim(state_dir: str) -> dict:
+def _spawn_shim(state_dir: str, spec: ContainerSpec) -> dict:
     read_fd, write_fd = os.pipe()
     command, env = _python_command(SHIM_MODULE, state_dir)
     env[RESULT_FD_ENV] = str(write_fd)
     try:
         with open(os.path.join(state_dir, SHIM_LOG), "ab") as log:
             shim = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    stdin=subprocess.PIPE, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True)
     finally:
         os.close(write_fd)
+    # marshal, not JSON: the shim reads it without importing the json module
+    shim.stdin.write(marshal.dumps(spec.to_dict()))
+    shim.stdin.close()
     with os.fdopen(read_fd, "rb") as pipe:
         line = pipe.readline()
     shim.wait()     # the shim detaches at once; this reaps only its first half

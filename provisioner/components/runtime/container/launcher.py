@@ -5,13 +5,18 @@ Runs in a freshly forked child (of the shim, or of the exec helper). Failures ar
 line to a close-on-exec pipe, so the parent learns "exec'd" (EOF) or why not (the message).
 """
 
+from __future__ import annotations
+
+import _signal   # not `signal`: that one imports enum, which costs the shim milliseconds
 import errno
 import os
-import signal
 
 from . import caps, cgroups, rootfs, users
 from . import syscalls as sc
-from .spec import ContainerSpec, Process
+
+TYPE_CHECKING = False   # typing itself is too slow an import for the shim
+if TYPE_CHECKING:
+    from .spec import ContainerSpec, Process
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -22,10 +27,10 @@ class LaunchError(Exception):
 
 def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: undo that."""
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT,
-                   signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
+    _signal.set_wakeup_fd(-1)
+    for signum in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD, _signal.SIGINT,
+                   _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(signum, _signal.SIG_DFL)
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:

@@ -6,12 +6,17 @@ Everything is mounted in the container's mount namespace only, so when the conta
 process exits the kernel drops these mounts; nothing is left on the host to unmount.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import stat
 
 from . import syscalls as sc
-from .spec import ContainerSpec, Mount
+
+TYPE_CHECKING = False   # typing itself is too slow an import for the shim
+if TYPE_CHECKING:
+    from .spec import ContainerSpec, Mount
 
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
            "tty": (5, 0)}

@@ -1,36 +1,45 @@
 """The per-container monitor: `python -m provisioner.components.runtime.container.shim <state_dir>`.
 
-Started by api.start in its own session, it detaches (so the daemon dying or restarting never
-touches it), sets up cgroups, forks the container init (see launcher), reports "exec'd" or the
-reason for failure on the fd named by $PROVISIONER_SHIM_RESULT_FD, then copies the container's
-stdout/stderr into the CRI log, waits for PID 1 and records its exit in state.json.
-Imports only the standard library and this package: its start-up time is container start-up time.
+Started by api.start in its own session (the spec arrives on stdin, marshalled), it detaches so
+the daemon dying or restarting never touches it, sets up cgroups, forks the container init (see
+launcher), reports "exec'd" or why not on the fd named by $PROVISIONER_SHIM_RESULT_FD, then copies
+the container's stdout/stderr into the CRI log, waits for PID 1 and records its exit in
+state.json. Its start-up time is container start-up time, so it imports only light modules
+(no json, re, enum, dataclasses).
 """
 
-import fcntl
-import json
+import _signal
+import marshal
 import os
-import selectors
-import signal
+import select
 import sys
 import time
+from types import SimpleNamespace
 
 from . import cgroups, launcher, statefile
 from . import syscalls as sc
 from .crilog import CriLogWriter, rfc3339_nano
-from .spec import ContainerSpec
 
 RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
 # after PID 1 exits, how long output still held open by escaped processes is drained
 DRAIN_SECONDS = 0.5
 
 
+def spec_view(data: dict) -> SimpleNamespace:
+    """The spec as attributes (what launcher and rootfs read), without the dataclasses."""
+    spec = SimpleNamespace(**data)
+    spec.process = SimpleNamespace(**data["process"])
+    spec.resources = SimpleNamespace(**data["resources"])
+    spec.mounts = [SimpleNamespace(**m) for m in data["mounts"]]
+    return spec
+
+
 def _report(result_fd: int, payload: dict) -> None:
-    os.write(result_fd, (json.dumps(payload) + "\n").encode())
+    os.write(result_fd, (statefile.dumps(payload) + "\n").encode())
     os.close(result_fd)
 
 
-def _enter_pid_namespace(spec: ContainerSpec) -> None:
+def _enter_pid_namespace(spec) -> None:
     """unshare/setns CLONE_NEWPID affects only children: the init we fork becomes its PID 1."""
     if "pid" not in spec.namespaces:
         return
@@ -51,13 +60,17 @@ def _shell_exit_code(status: int) -> int:
 
 
 class Shim:
-    def __init__(self, state_dir: str, result_fd: int):
+    def __init__(self, state_dir: str, spec_data: dict, result_fd: int):
         self.state_dir = state_dir
         self.result_fd = result_fd
-        with open(os.path.join(state_dir, statefile.CONFIG_FILE)) as f:
-            self.spec = ContainerSpec.from_dict(json.load(f))
+        self.spec = spec_view(spec_data)
+        self.state: dict = {"id": self.spec.id, "status": "created"}
         self.cgroup_record: dict | None = None
         self.cgroup_warning: str | None = None
+
+    def save(self, **changes) -> None:
+        self.state.update(changes)
+        statefile.write_json(os.path.join(self.state_dir, statefile.STATE_FILE), self.state)
 
     def setup_cgroups(self) -> None:
         res = self.spec.resources
@@ -72,8 +85,8 @@ class Shim:
     def run(self) -> int:
         self.setup_cgroups()
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        _signal.set_wakeup_fd(wake_w)
+        _signal.signal(_signal.SIGCHLD, lambda *_: None)
         error_r, error_w = os.pipe2(os.O_CLOEXEC)
         outputs = {}
         if self.spec.log_path:
@@ -85,7 +98,7 @@ class Shim:
         try:
             _enter_pid_namespace(self.spec)
         except OSError as exc:
-            return self.fail(f"cannot enter pid namespace: {exc.strerror}", None)
+            return self.fail(f"cannot enter pid namespace: {exc.strerror}")
         pid = os.fork()
         if pid == 0:
             launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err)
@@ -100,22 +113,18 @@ class Shim:
         os.close(error_r)
         if message:
             os.waitpid(pid, 0)
-            return self.fail(message.decode(errors="replace"), pid)
-        started = statefile.start_time(pid)
-        statefile.update_state(
-            self.state_dir, id=self.spec.id, status="running", pid=pid, pid_start_time=started,
-            shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
-            started_at=rfc3339_nano(), cgroups=self.cgroup_record,
-            cgroup_warning=self.cgroup_warning)
+            return self.fail(message.decode(errors="replace"))
+        self.save(status="running", pid=pid, pid_start_time=statefile.start_time(pid),
+                  shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
+                  started_at=rfc3339_nano(), cgroups=self.cgroup_record,
+                  cgroup_warning=self.cgroup_warning)
         _report(self.result_fd, {"ok": True, "pid": pid})
-        status = self.monitor(pid, {s: fds[0] for s, fds in outputs.items()}, wake_r)
-        statefile.update_state(
-            self.state_dir, status="exited", exit_code=_shell_exit_code(status),
-            finished_at=rfc3339_nano(),
-            oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
+        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r)
+        self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
+                  oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
         return 0
 
-    def fail(self, message: str, pid: int | None) -> int:
+    def fail(self, message: str) -> int:
         if self.cgroup_record:
             try:
                 cgroups.remove(self.cgroup_record)
@@ -124,37 +133,39 @@ class Shim:
         _report(self.result_fd, {"error": message})
         return 1
 
-    def monitor(self, pid: int, pipes: dict[str, int], wake_r: int) -> int:
+    def monitor(self, pid: int, pipes: dict[int, str], wake_r: int) -> int:
         """Copy output to the log until PID 1 has exited and its output is drained."""
         writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes) if pipes else None
-        selector = selectors.DefaultSelector()
-        selector.register(wake_r, selectors.EVENT_READ, None)
-        for stream, fd in pipes.items():
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-            selector.register(fd, selectors.EVENT_READ, stream)
+        poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
+        for fd in pipes:
+            os.set_blocking(fd, False)
+            poller.register(fd, select.POLLIN)
         status: int | None = None
         deadline = None
         while pipes or status is None:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if deadline is not None and timeout == 0:
-                break
-            for key, _ in selector.select(timeout):
-                if key.data is None:
+            timeout_ms = None
+            if deadline is not None:
+                timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                if timeout_ms == 0:
+                    break
+            for fd, _ in poller.poll(timeout_ms):
+                if fd == wake_r:
                     self._drain_wakeups(wake_r)
                     status = self._reap(pid, status)
                     if status is not None and deadline is None:
                         deadline = time.monotonic() + DRAIN_SECONDS
                     continue
                 try:
-                    data = os.read(key.fd, 65536)
+                    data = os.read(fd, 65536)
                 except BlockingIOError:
                     continue
                 if data:
-                    writer.write(key.data, data)
+                    writer.write(pipes[fd], data)
                 else:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    del pipes[key.data]
+                    poller.unregister(fd)
+                    os.close(fd)
+                    del pipes[fd]
         if writer:
             writer.close()
         return status
@@ -185,11 +196,12 @@ def main() -> int:
     state_dir = sys.argv[1]
     result_fd = int(os.environ.pop(RESULT_FD_ENV))
     os.set_inheritable(result_fd, False)    # the container must not hold the caller's pipe
-    if os.fork():     # detach: the daemon reaps this parent at once, never the shim
+    spec_data = marshal.loads(sys.stdin.buffer.read())
+    if os.fork():     # detach: the caller reaps this parent at once, never the shim
         os._exit(0)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
-        return Shim(state_dir, result_fd).run()
+        return Shim(state_dir, spec_data, result_fd).run()
     except BaseException as exc:
         try:
             _report(result_fd, {"error": f"shim failed: {exc!r}"})

@@ -2,15 +2,15 @@
 /etc/passwd and /etc/group, as Docker does; read after pivot_root, so paths are the container's.
 """
 
-from dataclasses import dataclass
 
 
-@dataclass
 class ResolvedUser:
-    uid: int
-    gid: int
-    groups: list[int]
-    home: str
+    """A plain class, not a dataclass: this module is on the shim's start-up path."""
+
+    __slots__ = ("uid", "gid", "groups", "home")
+
+    def __init__(self, uid: int, gid: int, groups: list[int], home: str):
+        self.uid, self.gid, self.groups, self.home = uid, gid, groups, home
 
 
 def _read_table(path: str) -> list[list[str]]:
