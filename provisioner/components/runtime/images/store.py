@@ -154,12 +154,15 @@ class ImageStore:
 
     def layer_dirs(self, image: Image) -> list[str]:
         """Each layer unpacked (once per diff_id), bottom first, ready as overlay lower dirs."""
+        return self.layer_dirs_of(image.layers, f"image {_name_of(image)}")
+
+    def layer_dirs_of(self, layers: list[Layer], owner: str = "a build step") -> list[str]:
         dirs = []
-        for layer in image.layers:
+        for layer in layers:
             path = self.layer_dir(layer)
             if not os.path.isdir(path):
                 unpack_layer(self.blobs.path(layer.digest), path,
-                             label=f"layer {layer.digest} of image {_name_of(image)}",
+                             label=f"layer {layer.digest} of {owner}",
                              expected_diff_id=layer.diff_id)
             dirs.append(path)
         return dirs

@@ -1,0 +1,179 @@
+"""runtime/images: images a fresh machine has without any registry.
+
+`busybox:latest` is Debian's static busybox (package busybox-static) with its applet symlinks,
+/etc/passwd and /etc/group. `python:3.11` (also `python:latest`) adds, on top of that layer,
+the host's Debian python3.11 (package python3-minimal / libpython3.11-stdlib): the binary, the
+shared libraries it and its extension modules need (read from their ELF dynamic sections), and
+the standard library minus test suites and bytecode caches. Enough for `python3 -m http.server`.
+
+Layers are written with fixed timestamps and the configs with a fixed creation date, so the
+same host files give the same digests on every machine. `ensure_bootstrap_images` is a no-op
+when the tags exist.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+
+from . import elf
+from .errors import ImageError
+from .layers import diff_upper_dir
+from .store import Image, ImageStore, Layer
+
+BUSYBOX = "/bin/busybox"
+PYTHON = "/usr/bin/python3.11"
+PYTHON_STDLIB = "/usr/lib/python3.11"
+EPOCH = "1970-01-01T00:00:00Z"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Large and never needed to run programs: test suites, caches, GUI and distutils-era leftovers.
+STDLIB_SKIP = {"test", "tests", "__pycache__", "idle_test", "idlelib", "tkinter", "turtledemo",
+               "ensurepip", "lib2to3", "site-packages", "dist-packages"}
+PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
+          "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+          "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+GROUP = "root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n"
+
+
+def ensure_bootstrap_images(store: ImageStore) -> list[Image]:
+    """busybox:latest and python:3.11/python:latest, built only when missing."""
+    images = []
+    busybox = _existing(store, "busybox:latest")
+    if busybox is None:
+        busybox = _build_busybox(store)
+    images.append(busybox)
+    python = _existing(store, "python:3.11")
+    if python is None:
+        python = _build_python(store, busybox)
+    elif "python:latest" not in python.tags:
+        store.tag(python, "python:latest")
+        python = store.resolve("python:3.11")
+    images.append(python)
+    return images
+
+
+def _existing(store: ImageStore, tag: str) -> Image | None:
+    return store.resolve(tag) if store.exists(tag) else None
+
+
+def _build_busybox(store: ImageStore) -> Image:
+    if not os.path.exists(BUSYBOX):
+        raise ImageError(f"{BUSYBOX} is missing; install the Debian package busybox-static")
+    with _staging(store) as tree:
+        busybox_layer(tree)
+        layer = _layer(store, tree)
+    return store.commit(_config(["sh"], [PATH_ENV], "busybox from Debian's busybox-static"),
+                        [layer], ["busybox:latest"])
+
+
+def busybox_layer(tree: str) -> None:
+    """Write the busybox root filesystem into `tree`."""
+    bin_dir = os.path.join(tree, "bin")
+    os.makedirs(bin_dir)
+    shutil.copyfile(BUSYBOX, os.path.join(bin_dir, "busybox"))
+    os.chmod(os.path.join(bin_dir, "busybox"), 0o755)
+    # One call at bootstrap time: the applet list is compiled into the binary.
+    applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True,
+                             text=True).stdout.split()
+    for applet in applets:
+        path = os.path.join(tree, applet)
+        if os.path.basename(applet) == "busybox" or os.path.lexists(path):
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink("/bin/busybox", path)
+    for directory, mode in (("etc", 0o755), ("root", 0o700), ("tmp", 0o1777), ("proc", 0o555),
+                            ("sys", 0o555), ("dev", 0o755), ("var", 0o755), ("home", 0o755),
+                            ("usr/local/bin", 0o755)):
+        os.makedirs(os.path.join(tree, directory), exist_ok=True)
+        os.chmod(os.path.join(tree, directory), mode)
+    for name, content in (("passwd", PASSWD), ("group", GROUP)):
+        with open(os.path.join(tree, "etc", name), "w") as out:
+            out.write(content)
+        os.chmod(os.path.join(tree, "etc", name), 0o644)
+
+
+def _build_python(store: ImageStore, busybox: Image) -> Image:
+    if not os.path.exists(PYTHON) or not os.path.isdir(PYTHON_STDLIB):
+        raise ImageError(f"{PYTHON} or {PYTHON_STDLIB} is missing; install the Debian package "
+                         "python3-minimal (and libpython3.11-stdlib)")
+    with _staging(store) as tree:
+        python_layer(tree)
+        layer = _layer(store, tree)
+    config = _config(["python3"], [PATH_ENV, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"],
+                     "python3.11 from the host's Debian packages")
+    return store.commit(config, list(busybox.layers) + [layer], ["python:3.11", "python:latest"])
+
+
+def python_layer(tree: str) -> None:
+    """Write python3.11, its libraries and its standard library into `tree`."""
+    _copy_file(PYTHON, tree, PYTHON)
+    os.symlink("python3.11", os.path.join(tree, "usr", "bin", "python3"))
+    os.symlink("python3.11", os.path.join(tree, "usr", "bin", "python"))
+    stdlib_files = []
+    for current, dirs, files in os.walk(PYTHON_STDLIB):
+        dirs[:] = sorted(name for name in dirs if name not in STDLIB_SKIP)
+        for name in sorted(files):
+            source = os.path.join(current, name)
+            if os.path.islink(source):
+                target = os.path.join(tree, source.lstrip("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.symlink(os.readlink(source), target)
+                continue
+            _copy_file(source, tree, source)
+            stdlib_files.append(source)
+    modules = glob.glob(os.path.join(PYTHON_STDLIB, "lib-dynload", "*.so"))
+    for image_path, host_path in sorted(elf.library_closure([PYTHON] + modules).items()):
+        _copy_file(host_path, tree, image_path)
+    # Debian's site.py reads this; keep the image's python as the host's.
+    if os.path.exists("/etc/python3.11/sitecustomize.py"):
+        _copy_file("/etc/python3.11/sitecustomize.py", tree, "/etc/python3.11/sitecustomize.py")
+
+
+def _copy_file(source: str, tree: str, image_path: str) -> None:
+    target = os.path.join(tree, image_path.lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    for parent in _parents_below(tree, os.path.dirname(target)):
+        os.chmod(parent, 0o755)
+    shutil.copyfile(source, target)
+    os.chmod(target, stat.S_IMODE(os.stat(source).st_mode))
+
+
+def _parents_below(tree: str, directory: str) -> list[str]:
+    result = []
+    while directory.startswith(tree + os.sep):
+        result.append(directory)
+        directory = os.path.dirname(directory)
+    return result
+
+
+def _layer(store: ImageStore, tree: str) -> Layer:
+    tar = tree + ".tar"
+    try:
+        diff_upper_dir(tree, tar)
+        return store.add_layer(tar)
+    finally:
+        if os.path.exists(tar):
+            os.unlink(tar)
+
+
+def _config(cmd: list[str], env: list[str], comment: str) -> dict:
+    return {"created": EPOCH, "config": {"Cmd": cmd, "Env": env},
+            "history": [{"created": EPOCH, "created_by": f"provisioner bootstrap: {comment}"}]}
+
+
+class _staging:
+    """A temporary tree under the store (same filesystem), removed afterwards."""
+
+    def __init__(self, store: ImageStore):
+        self.path = tempfile.mkdtemp(dir=store.blobs.tmp_dir, prefix="bootstrap-")
+
+    def __enter__(self) -> str:
+        os.chmod(self.path, 0o755)
+        return os.path.join(self.path, "tree")
+
+    def __exit__(self, *exc_info) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
