@@ -94,7 +94,6 @@ def daemon(tmp_path_factory):
         Network(bridge=BRIDGE, subnet=SUBNET,
                 state_dir=os.path.join(root, "network")).teardown_all()
         _remove_cgroup_parent()
-        print(daemon.log()[-3000:])
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -55,12 +55,14 @@ async def _serve(config: DaemonConfig) -> None:
     os.chmod(config.socket, 0o660)
     stopping = asyncio.Event()
 
-    def stop_on(signum: int) -> None:
+    def stop_on(signum: int, _frame) -> None:
         log.info("received %s", signal.Signals(signum).name)
-        stopping.set()
+        loop.call_soon_threadsafe(stopping.set)
 
+    # Not loop.add_signal_handler: it routes signals through a wakeup fd that forked helpers
+    # (pyroute2's netns child) inherit, so a SIGTERM sent to such a child would stop the daemon.
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop_on, signum)
+        signal.signal(signum, stop_on)
     log.info("runtime daemon %s listening on %s (root %s, cgroups %s)",
              daemon.version()["version"], config.socket, config.root, daemon.cgroup_mode)
     await stopping.wait()
