@@ -13,7 +13,7 @@ import pytest
 
 from provisioner.components.runtime.container import api
 from provisioner.components.runtime.container.errors import ContainerError
-from provisioner.components.runtime.container.spec import Mount, Process
+from provisioner.components.runtime.container.spec import Mount, Process, Resources
 
 from .conftest import CGROUP_PARENT, read_log, run_to_exit, wait_for_log
 
@@ -94,13 +94,14 @@ def test_exec_runs_inside_the_container_with_its_env_user_and_cwd(make_spec):
     code = api.exec_process(
         spec.state_dir,
         Process(args=["sh", "-c", "echo $FOO; hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; "
-                                  "id -u; pwd; grep NoNewPrivs /proc/self/status; echo oops >&2; "
-                                  "exit 4"],
+                                  "id -u; pwd; grep NoNewPrivs /proc/self/status; "
+                                  f"grep -c /{spec.id}$ /proc/self/cgroup; echo oops >&2; exit 4"],
                 env=["PATH=/bin", "FOO=bar"], user="nobody", cwd="/tmp"),
         out, err)
     assert code == 4
     assert out.getvalue().decode().splitlines() == [
-        "bar", "exec-box", "sleep 600 ", "65534", "/tmp", "NoNewPrivs:\t1"]
+        "bar", "exec-box", "sleep 600 ", "65534", "/tmp", "NoNewPrivs:\t1",
+        str(len(set(api.state(spec.state_dir).cgroups["paths"])))]
     assert err.getvalue() == b"oops\n"
 
 
@@ -190,3 +191,37 @@ def test_unknown_user_fails_start_with_the_name(make_spec):
         api.start(spec)
     assert os.listdir(spec.state_dir) == []
     assert _cgroup_dirs(spec.id) == []
+
+
+def test_starting_an_exited_container_again_keeps_its_files_and_resets_oom(make_spec):
+    spec = make_spec(["sh", "-c", "cat /tmp/mark 2>/dev/null || echo first > /tmp/mark; "
+                                  "dd if=/dev/zero of=/dev/null bs=128M count=1"],
+                     resources=Resources(memory_bytes=32 * 1024 * 1024))
+    first = run_to_exit(spec)
+    assert first.oom_killed is True
+    spec.process.args = ["cat", "/tmp/mark"]
+    second = run_to_exit(spec)
+    assert (second.exit_code, second.oom_killed) == (0, False)
+    assert read_log(spec).splitlines()[-1] == "first"
+
+
+def test_starting_a_running_container_is_refused(make_spec):
+    spec = make_spec(["sleep", "600"])
+    api.start(spec)
+    with pytest.raises(ContainerError, match=f"container {spec.id} is already running"):
+        api.start(spec)
+    assert api.state(spec.state_dir).status == "running"
+
+
+def test_joining_another_containers_namespaces_and_the_host_network(make_spec):
+    sandbox = make_spec(["sleep", "600"], hostname="pod-a")
+    pid = api.start(sandbox).pid
+    member = make_spec(["sh", "-c", "hostname; readlink /proc/self/ns/net"],
+                       namespaces={"mount": None, "pid": None, "ipc": None,
+                                   "uts": f"/proc/{pid}/ns/uts", "net": f"/proc/{pid}/ns/net"})
+    run_to_exit(member)
+    assert read_log(member).splitlines() == ["pod-a", os.readlink(f"/proc/{pid}/ns/net")]
+    host_net = make_spec(["readlink", "/proc/self/ns/net"],
+                         namespaces={"mount": None, "pid": None, "ipc": None, "uts": None})
+    run_to_exit(host_net)
+    assert read_log(host_net) == os.readlink("/proc/self/ns/net")

@@ -62,8 +62,10 @@ class Builder:
                 progress(f"Step {number}/{total} : {instruction.text}")
                 try:
                     self._step(state, instruction, progress)
-                except (DockerfileError, BuildError):
+                except BuildError:
                     raise
+                except DockerfileError as error:
+                    raise BuildError(str(error)) from None
                 except (ContextError, ValueError, ImageError) as error:
                     raise BuildError(str(parsed.error(instruction, str(error)))) from None
             if not state.started:

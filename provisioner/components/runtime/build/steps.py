@@ -11,6 +11,7 @@ import os
 import stat
 
 from ..container.spec import Process
+from ..images.errors import ImageError
 from ..images.store import ImageStore
 from .context import ContextError, copy_into, extract_archive, is_local_archive
 from .dockerfile import Instruction, expand, key_values, split_words
@@ -74,7 +75,7 @@ def start_from(state, instruction: Instruction, store: ImageStore) -> None:
         return
     try:
         base = store.resolve(words[0])
-    except Exception as error:
+    except ImageError as error:
         raise state.dockerfile.error(instruction, str(error)) from None
     state.config = copy.deepcopy(base.config)
     state.config.pop("rootfs", None)

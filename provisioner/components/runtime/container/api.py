@@ -47,6 +47,9 @@ def _python_command(module: str, *args: str) -> tuple[list[str], dict]:
     """Run a module of this package without site-packages (-S): it needs only the standard
     library, and skipping site saves a good part of the interpreter's start-up."""
     env = dict(os.environ)
+    # compiling the modules on every start would double the shim's start-up: let Python keep
+    # the compiled files even where the caller's environment asks it not to
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"]
                                          if env.get("PYTHONPATH") else "")
     return [sys.executable, "-S", "-m", module, *args], env
@@ -104,6 +107,7 @@ def start(spec: ContainerSpec) -> ContainerState:
     _validate(spec)
     state_dir = spec.state_dir
     created_dir = not os.path.isdir(state_dir)
+    _forget_previous_run(spec)
     try:
         for entry in ("upper", "work", "rootfs") + (() if spec.lower_dirs else ("lower-empty",)):
             os.makedirs(os.path.join(state_dir, entry), exist_ok=True)
@@ -122,6 +126,22 @@ def start(spec: ContainerSpec) -> ContainerState:
                 pass
         raise ContainerError(f"container {spec.id} failed to start: {result['error']}")
     return state(state_dir)
+
+
+def _forget_previous_run(spec: ContainerSpec) -> None:
+    """Starting a stopped container again keeps its filesystem (upper dir) but not its cgroups,
+    which may hold the last run's counters (an OOM kill, say)."""
+    previous = statefile.read_state(spec.state_dir)
+    if previous is None:
+        return
+    if state(spec.state_dir).status == "running":
+        raise ContainerError(f"container {spec.id} is already running")
+    if previous.get("cgroups"):
+        try:
+            cgroups.remove(previous["cgroups"])
+        except OSError as exc:
+            raise ContainerError(f"container {spec.id}: cannot remove the cgroups of its last "
+                                 f"run: {exc.strerror}") from None
 
 
 def _spawn_shim(state_dir: str, spec: ContainerSpec) -> dict:
