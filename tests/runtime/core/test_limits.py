@@ -1,6 +1,9 @@
 """Resource limits through real cgroups: memory (OOM kill reported), CPU quota (throttling seen
 in cpu.stat), pids."""
 
+import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -87,3 +90,35 @@ def test_cpu_quota_values(make_spec, cpus, quota):
     else:
         value = open(cgroups.path_of(final.cgroups, "cpu") + "/cpu.cfs_quota_us").read().strip()
     assert int(value) == quota
+
+
+READ_ONLY_CGROUPS_STARTER = """
+import json, os, sys
+from provisioner.components.runtime.container import api, syscalls as sc
+from provisioner.components.runtime.container.spec import ContainerSpec
+# a host whose cgroup filesystem is read-only, as inside an unprivileged container
+sc.unshare(sc.CLONE_NEWNS)
+sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+sc.mount("tmpfs", "/sys/fs/cgroup", "tmpfs", 0, "mode=755")
+os.mkdir("/sys/fs/cgroup/memory")
+sc.mount(None, "/sys/fs/cgroup", None, sc.MS_REMOUNT | sc.MS_RDONLY, "mode=755")
+spec = ContainerSpec.from_dict(json.loads(sys.argv[1]))
+api.start(spec)
+final = api.wait(spec.state_dir, 30)
+print(json.dumps({"exit_code": final.exit_code, "warning": final.cgroup_warning,
+                  "cgroups": final.cgroups}))
+"""
+
+
+def test_without_writable_cgroups_the_container_runs_and_says_limits_are_not_applied(make_spec):
+    spec = make_spec(["sh", "-c", "echo ran"], resources=Resources(memory_bytes=64 << 20))
+    result = subprocess.run([sys.executable, "-c", READ_ONLY_CGROUPS_STARTER,
+                             json.dumps(spec.to_dict())], capture_output=True, text=True,
+                            check=True)
+    outcome = json.loads(result.stdout)
+    assert outcome["exit_code"] == 0 and read_log(spec) == "ran"
+    assert outcome["cgroups"] is None
+    assert "Read-only file system" in outcome["warning"]
+    assert f"limits are not applied to container {spec.id}" in outcome["warning"]
+    with open(f"{spec.state_dir}/shim.log") as f:
+        assert outcome["warning"] in f.read()

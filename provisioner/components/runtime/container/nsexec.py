@@ -1,4 +1,5 @@
-"""Exec helper: `python -m provisioner.components.runtime.container.nsexec <state_dir> <process-json>`.
+"""Exec helper, run as
+`python -m provisioner.components.runtime.container.nsexec <state_dir> <process-json>`.
 
 Started by api.exec_process (a fresh single-threaded process, as setns into a mount namespace
 requires). Joins the container init's cgroups and namespaces, forks so the child lands in the

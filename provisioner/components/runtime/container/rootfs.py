@@ -99,8 +99,8 @@ def _user_mount(rootfs: str, mount: Mount) -> None:
     flags, data = _parse_options(mount.options)
     if mount.type == "bind" or flags & sc.MS_BIND:
         if not os.path.exists(mount.source):
-            raise FileNotFoundError(errno.ENOENT,
-                                    f"mount source {mount.source} does not exist (for {mount.destination})")
+            raise FileNotFoundError(errno.ENOENT, f"mount source {mount.source} does not exist "
+                                                  f"(for {mount.destination})")
         _make_mountpoint(target, os.path.isdir(mount.source))
         sc.mount(mount.source, target, None, sc.MS_BIND | (flags & sc.MS_REC))
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
