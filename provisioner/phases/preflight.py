@@ -32,6 +32,8 @@ python3 - {ports} <<'PY' 2>/dev/null
 import socket, sys
 for port in sys.argv[1:]:
     sock = socket.socket()
+    # Connections left in TIME_WAIT by a stopped etcd do not make the port busy; a listener does.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("0.0.0.0", int(port)))
         print(f"port_{port}=free")

@@ -114,6 +114,8 @@ class Raw:
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context(cert), timeout=timeout)
         if isinstance(body, dict):
             body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
         hdrs = {"Content-Type": "application/json"} if body is not None else {}
         hdrs.update(headers or {})
         try:

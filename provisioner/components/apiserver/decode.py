@@ -19,6 +19,10 @@ GO_TYPES = {"string": "string", "integer": "int64", "boolean": "bool", "number":
             "map": "map[string]string"}
 
 
+ZERO: dict[str, Any] = {"string": "", "integer": 0, "boolean": False, "number": 0, "time": None,
+                        "quantity": "0", "int-or-string": 0, "map": {}}
+
+
 def _json_kind(v: Any) -> str:
     if isinstance(v, bool):
         return "bool"
@@ -54,7 +58,9 @@ class _Prune:
         if shape == "list":
             if not isinstance(v, list):
                 self.fail(v, f"[]{GO_TYPES.get(elem, elem)}", path, owner)
-            return [self.value(x, elem, f"{path}[{i}]", owner) for i, x in enumerate(v)]
+            # a null element decodes to the element type's zero value, as in Go
+            return [self.value(ZERO.get(elem, {}) if x is None and elem != "any" else x, elem,
+                               f"{path}[{i}]", owner) for i, x in enumerate(v)]
         if shape == "map":
             if not isinstance(v, dict):
                 self.fail(v, f"map[string]{GO_TYPES.get(elem, elem)}", path, owner)
@@ -88,6 +94,8 @@ class _Prune:
             if k not in fields:
                 self.unknown.append(f"{path}.{k}" if path else k)
                 continue
+            if x is None and fields[k] != "any":
+                continue  # null is the zero value, which Go's encoder then omits
             out[k] = self.value(x, fields[k], f"{path}.{k}" if path else k, type_name)
         return out
 

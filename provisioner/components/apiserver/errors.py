@@ -72,6 +72,13 @@ class ApiError(Exception):
         return cls(504, "Timeout", message)
 
     @classmethod
+    def too_large_resource_version(cls, wanted: int, current: int) -> "ApiError":
+        """504 with the ResourceVersionTooLarge cause client-go's reflector recognises and retries."""
+        return cls(504, "Timeout", f"Too large resource version: {wanted}, current: {current}", {
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1})
+
+    @classmethod
     def unauthorized(cls) -> "ApiError":
         return cls(401, "Unauthorized", "Unauthorized")
 

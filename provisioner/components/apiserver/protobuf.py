@@ -187,6 +187,9 @@ def message(buf: bytes, name: str) -> dict:
         fname, t = spec.split(":", 1)
         pointer = t.startswith("*")
         t = t.lstrip("*")
+        varint = t in ("int", "bool") or t in ("[int]", "[bool]")
+        if varint != isinstance(val, int):  # a wire type that cannot carry this field's type
+            raise ValueError(f"field {fname} of {name} has wire type {_wt}")
         if t.startswith("["):
             inner = t[1:-1]
             item = _scalar(inner, val) if inner in ("string", "int", "bool") else message(val, inner)

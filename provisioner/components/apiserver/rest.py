@@ -28,7 +28,9 @@ BOOKMARK_INTERVAL = 5.0
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=dumps(obj), status=status, content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"')
+        # JSON string escaping: quotes, control characters and non-ASCII (from field names the
+        # client sent) can never break or inject a header
+        resp.headers.add("Warning", f'299 - "{json.dumps(w)[1:-1]}"')
     return resp
 
 
@@ -74,7 +76,7 @@ def decode_continue(token: str, prefix: bytes) -> tuple[int, bytes]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         rev, start = int(data["rv"]), str(data["start"])
-        if data.get("v") != "meta.k8s.io/v1" or rev <= 0 or ".." in start:
+        if data.get("v") != "meta.k8s.io/v1" or not 0 < rev < 2 ** 63 or ".." in start:
             raise ValueError
         return rev, prefix + start.encode()
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -92,6 +94,8 @@ def _int_param(query: Any, name: str) -> int | None:
         raise ApiError.bad_request(f"invalid {name} {raw!r}: must be an integer")
     if val < 0:
         raise ApiError.bad_request(f"invalid {name} {raw!r}: must not be negative")
+    if val >= 2 ** 63:  # as Go's ParseInt/ParseUint: etcd revisions are int64
+        raise ApiError.bad_request(f"invalid {name} {raw!r}: value out of range")
     return val
 
 
@@ -197,6 +201,10 @@ class ResourceAPI:
         limit = _int_param(q, "limit") or 0
         rv_param = q.get("resourceVersion", "")
         revision = 0
+        match = q.get("resourceVersionMatch")
+        if match not in (None, "", "Exact", "NotOlderThan"):
+            raise ApiError.invalid("ListOptions", "", [("resourceVersionMatch", f'Unsupported value: "{match}": '
+                                   'supported values: "Exact", "NotOlderThan"')], "meta.k8s.io")
         if rv_param not in ("", "0"):
             rv = _int_param(q, "resourceVersion")
             if q.get("resourceVersionMatch") == "Exact":

@@ -146,7 +146,7 @@ class Storage:
                                         "a consistent list result. You can start a new list "
                                         "without the continue parameter.") from exc
                 if "future revision" in (exc.details() or ""):
-                    raise ApiError.timeout("Too large resource version") from exc
+                    raise ApiError.too_large_resource_version(revision, await self.current_revision()) from exc
                 raise
             revision = revision or resp.header.revision
             kvs = list(resp.kvs)
