@@ -225,3 +225,12 @@ def test_joining_another_containers_namespaces_and_the_host_network(make_spec):
                          namespaces={"mount": None, "pid": None, "ipc": None, "uts": None})
     run_to_exit(host_net)
     assert read_log(host_net) == os.readlink("/proc/self/ns/net")
+
+
+def test_unwritable_log_path_fails_start_and_leaves_nothing(make_spec, tmp_path):
+    log_path = str(tmp_path / "no-such-dir" / "container.log")
+    spec = make_spec(["true"], log_path=log_path)
+    with pytest.raises(ContainerError, match=f"cannot open the log file {log_path}"):
+        api.start(spec)
+    assert os.listdir(spec.state_dir) == []
+    assert _cgroup_dirs(spec.id) == []

@@ -59,6 +59,9 @@ def _validate(spec: ContainerSpec) -> None:
     name = f"container {spec.id}"
     if not spec.id or "/" in spec.id:
         raise ContainerError(f"container id {spec.id!r} is invalid: use letters, digits, - and _")
+    if "," in spec.state_dir or ":" in spec.state_dir:
+        raise ContainerError(f"{name}: state directory {spec.state_dir} holds ',' or ':', which "
+                             f"overlayfs cannot take; choose another runtime root")
     if not spec.process.args:
         raise ContainerError(f"{name}: no command given; set the image's CMD or pass a command")
     for layer in spec.lower_dirs:

@@ -21,6 +21,7 @@ class CriLogWriter:
         self.path = path
         self.max_bytes = max_bytes
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.created = not os.path.exists(path)
         self._open()
 
     def _open(self) -> None:
@@ -84,3 +85,12 @@ class CriLogWriter:
     def close(self) -> None:
         self.flush_partial()
         os.close(self.fd)
+
+    def discard(self) -> None:
+        """The container never ran: close, and remove the file if this writer created it."""
+        os.close(self.fd)
+        if self.created:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass

@@ -95,6 +95,13 @@ class Shim:
             child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
         else:
             child_out = child_err = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        writer = None
+        if self.spec.log_path:
+            try:
+                writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes)
+            except OSError as exc:
+                return self.fail(f"cannot open the log file {self.spec.log_path}: "
+                                 f"{exc.strerror}")
         try:
             _enter_pid_namespace(self.spec)
         except OSError as exc:
@@ -113,13 +120,15 @@ class Shim:
         os.close(error_r)
         if message:
             os.waitpid(pid, 0)
+            if writer:
+                writer.discard()
             return self.fail(message.decode(errors="replace"))
         self.save(status="running", pid=pid, pid_start_time=statefile.start_time(pid),
                   shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
                   started_at=rfc3339_nano(), cgroups=self.cgroup_record,
                   cgroup_warning=self.cgroup_warning)
         _report(self.result_fd, {"ok": True, "pid": pid})
-        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r)
+        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, writer)
         self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
                   oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
         return 0
@@ -133,9 +142,9 @@ class Shim:
         _report(self.result_fd, {"error": message})
         return 1
 
-    def monitor(self, pid: int, pipes: dict[int, str], wake_r: int) -> int:
+    def monitor(self, pid: int, pipes: dict[int, str], wake_r: int,
+                writer: CriLogWriter | None) -> int:
         """Copy output to the log until PID 1 has exited and its output is drained."""
-        writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes) if pipes else None
         poller = select.poll()
         poller.register(wake_r, select.POLLIN)
         for fd in pipes:
