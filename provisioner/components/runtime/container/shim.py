@@ -67,6 +67,7 @@ class Shim:
         self.state: dict = {"id": self.spec.id, "status": "created"}
         self.cgroup_record: dict | None = None
         self.cgroup_warning: str | None = None
+        self.writer: CriLogWriter | None = None
 
     def save(self, **changes) -> None:
         self.state.update(changes)
@@ -95,10 +96,9 @@ class Shim:
             child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
         else:
             child_out = child_err = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
-        writer = None
         if self.spec.log_path:
             try:
-                writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes)
+                self.writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes)
             except OSError as exc:
                 return self.fail(f"cannot open the log file {self.spec.log_path}: "
                                  f"{exc.strerror}")
@@ -120,20 +120,20 @@ class Shim:
         os.close(error_r)
         if message:
             os.waitpid(pid, 0)
-            if writer:
-                writer.discard()
             return self.fail(message.decode(errors="replace"))
         self.save(status="running", pid=pid, pid_start_time=statefile.start_time(pid),
                   shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
                   started_at=rfc3339_nano(), cgroups=self.cgroup_record,
                   cgroup_warning=self.cgroup_warning)
         _report(self.result_fd, {"ok": True, "pid": pid})
-        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, writer)
+        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, self.writer)
         self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
                   oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
         return 0
 
     def fail(self, message: str) -> int:
+        if self.writer:
+            self.writer.discard()
         if self.cgroup_record:
             try:
                 cgroups.remove(self.cgroup_record)
