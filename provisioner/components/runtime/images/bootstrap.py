@@ -33,6 +33,7 @@ PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Large and never needed to run programs: test suites, caches, GUI and distutils-era leftovers.
 STDLIB_SKIP = {"test", "tests", "__pycache__", "idle_test", "idlelib", "tkinter", "turtledemo",
                "ensurepip", "lib2to3", "site-packages", "dist-packages"}
+DLOPENED_LIBRARIES = ("libgcc_s.so.1",)
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
@@ -126,7 +127,11 @@ def python_layer(tree: str) -> None:
             _copy_file(source, tree, source)
             stdlib_files.append(source)
     modules = glob.glob(os.path.join(PYTHON_STDLIB, "lib-dynload", "*.so"))
-    for image_path, host_path in sorted(elf.library_closure([PYTHON] + modules).items()):
+    # glibc dlopens libgcc_s for thread exit and cancellation; no DT_NEEDED names it.
+    dlopened = [path for path in map(elf.find_library, DLOPENED_LIBRARIES) if path]
+    closure = elf.library_closure([PYTHON] + modules + dlopened)
+    closure.update({path: os.path.realpath(path) for path in dlopened})
+    for image_path, host_path in sorted(closure.items()):
         _copy_file(host_path, tree, image_path)
     # Debian's site.py reads this; keep the image's python as the host's.
     if os.path.exists("/etc/python3.11/sitecustomize.py"):
