@@ -58,3 +58,19 @@ def read_in_image(store, image, path: str) -> str | None:
     from provisioner.components.runtime.build.steps import find_in_layers
     found = find_in_layers(store.layer_dirs(image), path)
     return open(found).read() if found else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_build_test_cgroups():
+    """The per-step cgroups go with their containers; their parent goes at the end."""
+    import glob
+    yield
+    parents = glob.glob(f"/sys/fs/cgroup/*/{CGROUP_PARENT}") + \
+        glob.glob(f"/sys/fs/cgroup/{CGROUP_PARENT}")
+    leftovers = []
+    for parent in sorted(parents, key=len, reverse=True):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            leftovers.append(parent)
+    assert leftovers == [], f"build steps left cgroups behind: {leftovers}"
