@@ -83,6 +83,9 @@ def test_unchanged_rebuild_hits_the_cache_and_a_changed_file_misses(builder, con
     _, lines = build(builder, directory, dockerfile)
     assert sum(line == " ---> Using cache" for line in lines) == 1
 
+    _, lines = build(builder, directory, dockerfile, no_cache=True)
+    assert not any("Using cache" in line for line in lines)
+
 
 def test_run_executes_in_a_container_and_records_deletions(builder, store, context, run_step):
     directory = context({})

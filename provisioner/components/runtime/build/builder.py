@@ -43,7 +43,9 @@ class Builder:
 
     def build(self, context_dir: str, dockerfile: str = "Dockerfile", tags: list[str] = (),
               build_args: dict[str, str] | None = None,
-              progress: Callable[[str], None] = print) -> Image:
+              progress: Callable[[str], None] = print, no_cache: bool = False) -> Image:
+        """Build the Dockerfile of `context_dir`; `no_cache` runs every step (and refreshes
+        the cache entries)."""
         path = dockerfile if os.path.isabs(dockerfile) else os.path.join(context_dir, dockerfile)
         try:
             with open(path, encoding="utf-8") as source:
@@ -61,7 +63,7 @@ class Builder:
             for number, instruction in enumerate(parsed.instructions, 1):
                 progress(f"Step {number}/{total} : {instruction.text}")
                 try:
-                    self._step(state, instruction, progress)
+                    self._step(state, instruction, progress, no_cache)
                 except BuildError:
                     raise
                 except DockerfileError as error:
@@ -85,7 +87,7 @@ class Builder:
     # ------------------------------------------------------------------ steps
 
     def _step(self, state: _BuildState, instruction: Instruction,
-              progress: Callable[[str], None]) -> None:
+              progress: Callable[[str], None], no_cache: bool = False) -> None:
         keyword = instruction.keyword
         if keyword == "ARG":
             steps.declare_arg(state, instruction)
@@ -97,7 +99,7 @@ class Builder:
             raise state.dockerfile.error(instruction, f"{keyword} before FROM; start with FROM")
         text, inputs = steps.describe(state, instruction)
         key = _cache_key(state.key, text, inputs)
-        cached = self._cache_get(key)
+        cached = None if no_cache else self._cache_get(key)
         if cached is not None:
             state.config, state.layers = cached
             state.key = key
