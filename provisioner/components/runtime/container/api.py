@@ -154,7 +154,7 @@ def _spawn_shim(state_dir: str, spec: ContainerSpec) -> dict:
     try:
         with open(os.path.join(state_dir, SHIM_LOG), "ab") as log:
             shim = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
-                                    stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                    stdin=subprocess.PIPE, stdout=log, stderr=log, cwd="/",
                                     start_new_session=True, close_fds=True)
     finally:
         os.close(write_fd)
