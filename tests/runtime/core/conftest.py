@@ -36,12 +36,24 @@ def build_busybox_rootfs(root: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def busybox_layer(tmp_path_factory) -> str:
+def busybox_layer(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the container core tests need root (namespaces, mounts, cgroups)")
     root = str(tmp_path_factory.mktemp("busybox-layer"))
     build_busybox_rootfs(root)
-    return root
+    yield root
+    _remove_test_cgroup_parent()
+
+
+def _remove_test_cgroup_parent() -> None:
+    """The tests' cgroup parent, in every hierarchy, once the containers under it are gone."""
+    bases = ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
+                                  for d in os.listdir("/sys/fs/cgroup")]
+    for base in bases:
+        try:
+            os.rmdir(os.path.join(base, CGROUP_PARENT))
+        except OSError:
+            pass
 
 
 @pytest.fixture
