@@ -38,8 +38,8 @@ def make_image(store: ImageStore, tmp_dir: str, layers: list[dict[str, str]],
         tar = os.path.join(tmp_dir, f"layer-{number}.tar")
         diff_upper_dir(tree, tar)
         made.append(store.add_layer(tar))
-    return store.commit(config or {"config": {"Cmd": ["/bin/sh"]}, "created": "2024-01-01T00:00:00Z"},
-                        made, tags)
+    default = {"config": {"Cmd": ["/bin/sh"]}, "created": "2024-01-01T00:00:00Z"}
+    return store.commit(config or default, made, tags)
 
 
 @pytest.fixture

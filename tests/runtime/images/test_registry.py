@@ -71,11 +71,12 @@ def test_docker_v2_manifests_keep_their_media_type_and_digest(store, other_store
 def test_push_pull_over_tls_with_a_private_ca(store, other_store, tmp_path, tls_registry):
     ref = f"{tls_registry.host}/secure/app:2"
     image = make_image(store, str(tmp_path), [{"secret": "s"}], [ref])
-    registry.push(store, ref, ca_file=tls_registry.ca_file)
+    # Loopback counts as insecure by default; insist on verified TLS here.
+    registry.push(store, ref, ca_file=tls_registry.ca_file, local_hosts_insecure=False)
     certs_dir = tmp_path / "certs.d"
     (certs_dir / tls_registry.host).mkdir(parents=True)
     (certs_dir / tls_registry.host / "ca.crt").write_bytes(open(tls_registry.ca_file, "rb").read())
-    pulled = registry.pull(other_store, ref, certs_dir=str(certs_dir))
+    pulled = registry.pull(other_store, ref, certs_dir=str(certs_dir), local_hosts_insecure=False)
     assert_same_image(image, pulled, other_store)
 
 

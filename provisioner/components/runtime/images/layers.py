@@ -172,8 +172,9 @@ def _ensure_parents(root: str, name: str, label: str) -> str:
             os.mkdir(current, 0o755)
             continue
         if stat.S_ISLNK(info.st_mode):
+            link = os.path.relpath(current, root)
             raise ImageError(
-                f"{label}: entry {name!r} goes through the symlink {os.path.relpath(current, root)!r};"
+                f"{label}: entry {name!r} goes through the symlink {link!r};"
                 " refusing a layer that could write outside its directory")
         if not stat.S_ISDIR(info.st_mode):
             os.unlink(current)

@@ -59,7 +59,8 @@ def parse_reference(text: str) -> Reference:
     """Parse `[registry/]repo[:tag][@sha256:hex]`; a missing tag and digest means `:latest`."""
     original = text
     if not text or text != text.strip():
-        raise InvalidReference(f"invalid image reference {original!r}: empty or surrounded by spaces")
+        raise InvalidReference(
+            f"invalid image reference {original!r}: empty or surrounded by spaces")
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)

@@ -70,7 +70,8 @@ class ImageStore:
         self._thread_lock = threading.RLock()
         layout = os.path.join(self.root, "oci-layout")
         if not os.path.exists(layout):
-            _write_atomic(layout, json.dumps({"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}).encode())
+            _write_atomic(layout,
+                          json.dumps({"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}).encode())
         if not os.path.exists(self._index_path):
             with self._locked():
                 if not os.path.exists(self._index_path):
@@ -120,7 +121,8 @@ class ImageStore:
                                     "give more characters of the id")
         if parsed is None:
             raise InvalidReference(f"{ref!r} is neither a valid image reference nor an image id")
-        raise ImageNotFound(f"image {ref!r} is not in the local store; pull, load or build it first")
+        raise ImageNotFound(
+            f"image {ref!r} is not in the local store; pull, load or build it first")
 
     def exists(self, ref: str) -> bool:
         try:
