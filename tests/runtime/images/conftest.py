@@ -72,3 +72,13 @@ def token_registry(tmp_path):
     yield registry
     registry.stop()
     tokens.stop()
+
+
+@pytest.fixture
+def basic_registry(tmp_path):
+    from .registry_fixtures import start_registry, write_htpasswd
+    directory = tmp_path / "registry-basic"
+    os.makedirs(directory)
+    registry = start_registry(str(directory), htpasswd=write_htpasswd(str(directory)))
+    yield registry
+    registry.stop()

@@ -97,7 +97,7 @@ class Registry:
 
 
 def start_registry(directory: str, tls: bool = False, token_realm: str | None = None,
-                   token_cert: str | None = None) -> Registry:
+                   token_cert: str | None = None, htpasswd: str | None = None) -> Registry:
     port = free_port()
     lines = [
         "version: 0.1",
@@ -115,6 +115,8 @@ def start_registry(directory: str, tls: bool = False, token_realm: str | None = 
     if token_realm:
         lines += ["auth:", "  token:", f"    realm: {token_realm}", "    service: test-registry",
                   "    issuer: test-token-server", f"    rootcertbundle: {token_cert}"]
+    if htpasswd:
+        lines += ["auth:", "  htpasswd:", "    realm: test-basic", f"    path: {htpasswd}"]
     config = os.path.join(directory, "config.yml")
     _write(config, ("\n".join(lines) + "\n").encode())
     log_path = os.path.join(directory, "registry.log")
@@ -132,6 +134,15 @@ def start_registry(directory: str, tls: bool = False, token_realm: str | None = 
         time.sleep(0.05)
     registry.stop()
     raise RuntimeError(f"docker-registry did not listen on {port}: {open(log_path).read()}")
+
+
+def write_htpasswd(directory: str) -> str:
+    """An htpasswd file (bcrypt, as docker-registry requires) for alice:wonderland."""
+    import bcrypt
+    path = os.path.join(directory, "htpasswd")
+    hashed = bcrypt.hashpw(TOKEN_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    _write(path, f"{TOKEN_USER}:{hashed}\n".encode())
+    return path
 
 
 class TokenServer:

@@ -10,6 +10,7 @@ import pytest
 
 from provisioner.components.runtime.images import oci, registry
 from provisioner.components.runtime.images.errors import ImageNotFound, RegistryError
+from provisioner.components.runtime.images.store import ImageStore
 
 from .conftest import make_image
 from .registry_fixtures import TOKEN_PASSWORD, TOKEN_USER, registry_catalog
@@ -112,6 +113,20 @@ def test_token_auth_with_wrong_or_missing_credentials(store, other_store, tmp_pa
     with pytest.raises(RegistryError, match="refused anonymous access"):
         registry.pull(other_store, ref)
     assert other_store.list() == [] and os.listdir(other_store.blobs.dir) == []
+
+
+def test_basic_auth_round_trip(store, other_store, tmp_path, basic_registry):
+    ref = f"{basic_registry.host}/basic/app:1"
+    image = make_image(store, str(tmp_path), [{"basic": "auth"}], [ref])
+    with pytest.raises(RegistryError, match="requires a user name and password"):
+        registry.push(store, ref)
+    credentials = {basic_registry.host: (TOKEN_USER, TOKEN_PASSWORD)}
+    registry.push(store, ref, credentials=credentials)
+    pulled = registry.pull(other_store, ref, credentials=credentials)
+    assert_same_image(image, pulled, other_store)
+    with pytest.raises(RegistryError, match="answered 401 .*check the credentials"):
+        registry.pull(ImageStore(str(tmp_path / "third")), ref,
+                      credentials={basic_registry.host: (TOKEN_USER, "wrong")})
 
 
 def test_pull_of_unknown_image_and_push_of_unknown_local_image(store, other_store, plain_registry):
