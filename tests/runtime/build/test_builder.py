@@ -184,3 +184,23 @@ def test_bad_input_gives_one_clear_error_and_leaves_nothing(builder, store, cont
 def test_missing_dockerfile(builder, store, tmp_path):
     with pytest.raises(BuildError, match="no Dockerfile at .*/empty/Dockerfile"):
         builder.build(str(tmp_path / "empty"), progress=lambda line: None)
+
+
+def test_args_before_from_defaults_and_existing_workdir(builder, store, context):
+    directory = context({"v1.txt": "one", "v2.txt": "two"})
+    base = store.resolve("busybox")
+    dockerfile = ("ARG BASE=nothing\n"
+                  "FROM $BASE\n"
+                  "ARG VERSION\n"
+                  "ENV FILE=v${VERSION:-1}.txt MODE=${MODE:-default}\n"
+                  "WORKDIR /tmp\n"                       # exists in busybox: no layer
+                  "COPY $FILE /srv/current.txt\n")
+    image, lines = build(builder, directory, dockerfile, build_args={"BASE": "busybox"})
+    assert len(image.layers) == len(base.layers) + 1
+    assert "FILE=v1.txt" in image.config["config"]["Env"]
+    assert "MODE=default" in image.config["config"]["Env"]
+    assert read_in_image(store, image, "/srv/current.txt") == "one"
+    image, lines = build(builder, directory, dockerfile,
+                         build_args={"BASE": "busybox", "VERSION": "2", "UNUSED": "x"})
+    assert read_in_image(store, image, "/srv/current.txt") == "two"
+    assert any("UNUSED" in line and "not consumed" in line for line in lines)

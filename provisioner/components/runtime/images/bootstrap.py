@@ -182,3 +182,26 @@ class _staging:
 
     def __exit__(self, *exc_info) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m provisioner.components.runtime.images.bootstrap [--root DIR]` (for make)."""
+    import argparse
+
+    from ..paths import DEFAULT_ROOT
+
+    parser = argparse.ArgumentParser(description="Add the offline busybox and python images.")
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="runtime root (default %(default)s)")
+    options = parser.parse_args(argv)
+    try:
+        images = ensure_bootstrap_images(ImageStore(options.root))
+    except (ImageError, OSError) as error:
+        print(f"bootstrap images: {error}")
+        return 1
+    for image in images:
+        print(f"{', '.join(image.tags)}  {image.id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
