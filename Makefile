@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAB ?= lab
 NODES ?= 3
 
-.PHONY: deps install cluster test unit e2e bench lint clean-lab
+.PHONY: deps install cluster test unit e2e bench lint clean-lab images
 
 deps:
 	@bash scripts/install-deps.sh
@@ -43,6 +43,10 @@ e2e: deps install
 # Every benchmark writes JSON under benchmarks/results/; none asserts a time.
 bench: deps install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The offline images (busybox, python:3.11) in the runtime's image store; idempotent.
+images: deps install
+	$(PY) -m provisioner.components.runtime.images.bootstrap
 
 lint: install
 	$(BIN)/ruff check provisioner tests
