@@ -42,6 +42,8 @@ def build_parser() -> Parser:
     daemon.add_argument("--subnet", default="10.88.0.0/16")
     daemon.add_argument("--cgroup-parent", default=DEFAULT_CGROUP_PARENT)
     daemon.add_argument("--pause-image", default="busybox:latest")
+    daemon.add_argument("--no-bootstrap-images", dest="bootstrap_images", action="store_false",
+                        help="do not add busybox and python:3.11 from host files on start")
 
     build = verbs.add_parser("build", help="build an image from a Dockerfile")
     build.add_argument("-t", "--tag", action="append", default=[])
@@ -50,7 +52,9 @@ def build_parser() -> Parser:
     build.add_argument("--no-cache", action="store_true")
     build.add_argument("context")
 
-    verbs.add_parser("images", help="list images")
+    images = verbs.add_parser("images", help="list images")
+    images.add_argument("--bootstrap", action="store_true",
+                        help="first add busybox and python:3.11 from host files if missing")
 
     run = verbs.add_parser("run", help="create and start a container", add_help=False)
     run.add_argument("-d", "--detach", action="store_true")
@@ -169,21 +173,14 @@ def cmd_build(client: RuntimeClient, args) -> int:
     for item in args.build_arg:
         key, _, value = item.partition("=")
         build_args[key] = value if "=" in item else os.environ.get(key, "")
+    # The builder's own progress ends with "Successfully built/tagged": nothing to add here.
     with context_tar(args.context, args.file) as archive:
-        result = None
-        for event in client.build(archive, args.tag, args.file, build_args, args.no_cache):
-            if "progress" in event:
-                print(event["progress"], flush=True)
-            elif "result" in event:
-                result = event["result"]
-    if result:
-        print(f"Successfully built {result['id'].removeprefix('sha256:')[:12]}")
-        for tag in args.tag:
-            print(f"Successfully tagged {tag}")
-    return 0
+        return cmd_stream(client.build(archive, args.tag, args.file, build_args, args.no_cache))
 
 
 def cmd_images(client: RuntimeClient, args) -> int:
+    if args.bootstrap:
+        client.bootstrap_images()
     rows = []
     for image in client.images():
         short = image["Id"].removeprefix("sha256:")[:12]
@@ -407,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(DaemonConfig(root=os.path.abspath(args.root),
                                   socket=socket_path(args.daemon_socket or args.socket),
                                   bridge=args.bridge, subnet=args.subnet,
-                                  cgroup_parent=args.cgroup_parent, pause_image=args.pause_image))
+                                  cgroup_parent=args.cgroup_parent, pause_image=args.pause_image,
+                                  bootstrap_images=args.bootstrap_images))
     client = RuntimeClient(args.socket)
     try:
         return dispatch(client, args)

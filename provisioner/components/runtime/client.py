@@ -128,6 +128,10 @@ class RuntimeClient:
         return self._json("DELETE", f"/v1/images/{_ref_path(ref)}",
                           query={"force": "1" if force else None})["deleted"]
 
+    def bootstrap_images(self) -> list[dict]:
+        """Make the daemon add busybox:latest and python:3.11 from host files if missing."""
+        return self._json("POST", "/v1/images/bootstrap")
+
     def tag_image(self, source: str, target: str) -> None:
         self._json("POST", "/v1/images/tag", {"source": source, "target": target})
 

@@ -1,8 +1,10 @@
 """tests/runtime/daemon: a real daemon process on a temporary root and socket, with its own bridge
-(prtd0, 10.198.0.0/24) so it runs beside other runtime tests; real containers from busybox."""
+(prtd0, 10.198.0.0/24) so it runs beside other runtime tests. The daemon starts on an empty root
+and adds its bootstrap images (busybox, python:3.11) itself, as on a fresh machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,11 +15,8 @@ import time
 import pytest
 
 from provisioner.components.runtime.client import RuntimeClient
-from provisioner.components.runtime.images import ImageStore
 from provisioner.components.runtime.net import Network
 from provisioner.components.runtime.paths import netns_dir
-
-from .busybox_image import make_busybox_image
 
 BRIDGE = "prtd0"
 SUBNET = "10.198.0.0/24"
@@ -63,6 +62,11 @@ class Daemon:
         return subprocess.run([*CLI, "--socket", self.socket, *args], capture_output=True,
                               text=True, timeout=timeout, **options)
 
+    def inspect(self, name: str) -> dict:
+        result = self.cli("inspect", name)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)[0]
+
     def container_dirs(self) -> set[str]:
         return set(os.listdir(os.path.join(self.root, "containers")))
 
@@ -78,16 +82,14 @@ def netns_handles() -> set[str]:
 def daemon(tmp_path_factory):
     base = tmp_path_factory.mktemp("runtime-daemon")
     root = str(base / "root")
-    store = ImageStore(root)
-    make_busybox_image(store)
     daemon = Daemon(root, str(base / "runtime.sock"))
     daemon.start()
     yield daemon
     try:
-        for container in daemon.client.containers(all=True):
-            daemon.client.remove(container["Id"], force=True)
         for pod in daemon.client.pods():
             daemon.client.remove_pod(pod["id"])
+        for container in daemon.client.containers(all=True):
+            daemon.client.remove(container["Id"], force=True)
     finally:
         if daemon.process.poll() is None:
             daemon.stop()

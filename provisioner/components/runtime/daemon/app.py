@@ -174,6 +174,12 @@ async def tag(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+@routes.post("/v1/images/bootstrap")
+async def bootstrap(request: web.Request) -> web.Response:
+    images = await asyncio.to_thread(daemon_of(request).images.bootstrap)
+    return web.json_response(images)
+
+
 @routes.get("/v1/images/{ref:.+}/save")
 async def save(request: web.Request) -> web.StreamResponse:
     path = await asyncio.to_thread(daemon_of(request).images.save, [request.match_info["ref"]])

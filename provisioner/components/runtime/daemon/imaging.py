@@ -190,6 +190,13 @@ class ImageOperations:
 
         return [{"id": image.id, "tags": image.tags} for image in archive.load(self.store, tar_path)]
 
+    def bootstrap(self) -> list[dict]:
+        """busybox:latest and python:3.11 from the host's files, made only when missing."""
+        from ..images.bootstrap import ensure_bootstrap_images
+
+        return [{"id": image.id, "tags": image.tags}
+                for image in ensure_bootstrap_images(self.store)]
+
     def tag(self, source: str, target: str) -> None:
         self.store.tag(self.store.resolve(source), target)
 

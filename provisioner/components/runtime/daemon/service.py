@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..container import cgroups
 from ..images import ImageStore
+from ..images.errors import ImageError
 from .containers import ContainerService
 from .imaging import ImageOperations
 from .netplug import NetworkPlug
@@ -31,6 +32,7 @@ class DaemonConfig:
     subnet: str = "10.88.0.0/16"
     cgroup_parent: str = "provisioner-runtime"
     pause_image: str = "busybox:latest"
+    bootstrap_images: bool = True     # add busybox and python:3.11 from host files on start
 
 
 class RuntimeDaemon:
@@ -55,6 +57,13 @@ class RuntimeDaemon:
         if self.cgroup_mode == "none":
             log.warning("no cgroup hierarchy under /sys/fs/cgroup: memory, CPU and pids limits "
                         "will not be applied")
+        if self.config.bootstrap_images:
+            # A fresh machine has no registry to pull from: give it busybox (the pause image)
+            # and python:3.11 from the host's own files. Missing host packages only warn.
+            try:
+                await asyncio.to_thread(self.images.bootstrap)
+            except (ImageError, OSError) as error:
+                log.warning("bootstrap images not added: %s", error)
         self.pods.adopt()
         await self.containers.adopt()
         if any(record.network == "bridge" for record in self.containers.records.values()) or \
