@@ -25,12 +25,21 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
+def _index(p: str) -> int:
+    """A JSON pointer array index: digits only (no sign, so -1 never means 'the last one')."""
+    if not p.isdigit():
+        raise ValueError(p)
+    return int(p)
+
+
 def _walk(doc: Any, parts: list[str]) -> tuple[Any, str]:
+    if not parts:
+        raise ApiError(422, "Invalid", "the whole document cannot be removed or moved")
     cur = doc
     for p in parts[:-1]:
         if isinstance(cur, list):
             try:
-                cur = cur[int(p)]
+                cur = cur[_index(p)]
             except (ValueError, IndexError):
                 raise ApiError(422, "Invalid", f"doc is missing path: /{'/'.join(parts)}")
         elif isinstance(cur, dict) and p in cur:
@@ -45,7 +54,7 @@ def _get(doc: Any, parts: list[str]) -> Any:
         return doc
     parent, last = _walk(doc, parts)
     try:
-        return parent[int(last)] if isinstance(parent, list) else parent[last]
+        return parent[_index(last)] if isinstance(parent, list) else parent[last]
     except (KeyError, ValueError, IndexError, TypeError):
         raise ApiError(422, "Invalid", f"doc is missing path: /{'/'.join(parts)}: missing value")
 
@@ -54,7 +63,7 @@ def _remove(doc: Any, parts: list[str]) -> Any:
     parent, last = _walk(doc, parts)
     try:
         if isinstance(parent, list):
-            return parent.pop(int(last))
+            return parent.pop(_index(last))
         return parent.pop(last)
     except (KeyError, ValueError, IndexError, TypeError, AttributeError):
         raise ApiError(422, "Invalid", f"Unable to remove nonexistent key: {last}: missing value")
@@ -69,7 +78,7 @@ def _add(doc: Any, parts: list[str], value: Any, replace: bool = False) -> Any:
             parent.append(value)
             return doc
         try:
-            i = int(last)
+            i = _index(last)
         except ValueError:
             raise ApiError(422, "Invalid", f"invalid array index {last!r}")
         if not 0 <= i <= len(parent) - (1 if replace else 0):
