@@ -261,9 +261,15 @@ class ResourceAPI:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
 
-        async def send(kind: str, obj: dict) -> None:
+        async def send(kind: str, obj: dict, shared: Any = None) -> None:
             if table and kind in ("ADDED", "MODIFIED", "DELETED"):
                 obj = tables.table(res.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
+            elif shared is not None:  # serialized once for all watchers of this change
+                line = shared.lines.get(kind)
+                if line is None:
+                    line = shared.lines[kind] = dumps({"type": kind, "object": obj}) + b"\n"
+                await resp.write(line)
+                return
             await resp.write(dumps({"type": kind, "object": obj}) + b"\n")
 
         last_rev = 0
@@ -307,17 +313,17 @@ class ResourceAPI:
                     break
                 last_rev = ev.revision
                 if pred is None:
-                    await send(ev.type, ev.obj)
+                    await send(ev.type, ev.obj, ev)
                     continue
                 now_in = pred(ev.obj)
                 was_in = ev.prev is not None and pred(ev.prev)
                 if ev.type == "DELETED":
                     if now_in:
-                        await send("DELETED", ev.obj)
+                        await send("DELETED", ev.obj, ev)
                 elif now_in:
-                    await send("MODIFIED" if was_in else "ADDED", ev.obj)
+                    await send("MODIFIED" if was_in else "ADDED", ev.obj, ev)
                 elif was_in:
-                    await send("DELETED", ev.obj)
+                    await send("DELETED", ev.obj, ev)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 import aetcd
@@ -76,6 +77,11 @@ class WatchEvent:
     obj: dict
     revision: int
     prev: dict | None = None
+    # the serialized event line, built once and shared by every watcher that sends it unchanged
+    lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+WATCH_EVENT_CACHE = 4096  # recent events, shared by concurrent watchers of the same change
 
 
 class Storage:
@@ -84,6 +90,9 @@ class Storage:
         self.client = client
         self.transformer = transformer or Transformer()
         self.prefix = prefix
+        # Each watch has its own etcd watch (so start revisions and 410s stay exact), but N
+        # watchers of one change decode it once: events are shared read-only by (key, revision).
+        self._events: OrderedDict[tuple[bytes, int, str], WatchEvent] = OrderedDict()
 
     # keys -----------------------------------------------------------------------------------
     def key(self, resource: str, namespace: str | None, name: str) -> bytes:
@@ -219,6 +228,30 @@ class Storage:
         await self.client.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=key))
 
     # watch ------------------------------------------------------------------------------------
+    def _event(self, resource: str, ev: Any) -> WatchEvent | None:
+        """The decoded event for an etcd event, from the shared cache when another watcher has
+        already decoded it. Callers must not mutate it."""
+        cache_key = (ev.kv.key, ev.kv.mod_revision, ev.kind)
+        hit = self._events.get(cache_key)
+        if hit is not None:
+            return hit
+        # etcd sends an empty prev_kv (not none) for creations and compacted history
+        has_prev = ev.prev_kv is not None and bool(ev.prev_kv.value)
+        if ev.kind == "DELETE":
+            if not has_prev:
+                return None
+            out = WatchEvent("DELETED", self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision),
+                             ev.kv.mod_revision)
+        else:
+            obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
+            prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
+                    if has_prev and ev.kv.version > 1 else None)
+            out = WatchEvent("ADDED" if ev.kv.version == 1 else "MODIFIED", obj, ev.kv.mod_revision, prev)
+        self._events[cache_key] = out
+        if len(self._events) > WATCH_EVENT_CACHE:
+            self._events.popitem(last=False)
+        return out
+
     async def watch(self, resource: str, namespace: str | None, start_revision: int,
                     name: str | None = None) -> AsyncIterator[WatchEvent]:
         """Changes from `start_revision` on (inclusive, etcd semantics), with the previous state.
@@ -235,19 +268,9 @@ class Storage:
                                 f"({exc.compacted_revision})") from exc
         try:
             async for ev in w:
-                # etcd sends an empty prev_kv (not none) for creations and compacted history
-                has_prev = ev.prev_kv is not None and bool(ev.prev_kv.value)
-                if ev.kind == "DELETE":
-                    if not has_prev:
-                        continue
-                    obj = self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision)
-                    yield WatchEvent("DELETED", obj, ev.kv.mod_revision)
-                else:
-                    obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
-                    prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
-                            if has_prev and ev.kv.version > 1 else None)
-                    kind = "ADDED" if ev.kv.version == 1 else "MODIFIED"
-                    yield WatchEvent(kind, obj, ev.kv.mod_revision, prev)
+                shared = self._event(resource, ev)
+                if shared is not None:
+                    yield shared
         except RevisionCompactedError as exc:
             raise ApiError.gone(f"too old resource version: {start_revision - 1} "
                                 f"({exc.compacted_revision})") from exc
