@@ -3,6 +3,7 @@ bookmarks), encryption at rest, and two API servers on one etcd acting as one.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -186,3 +187,38 @@ def test_two_api_servers_on_one_etcd_behave_as_one(raw, second_server, ns):
     s2, _, b2 = raw("GET", f"/api/v1/namespaces/{ns}/services/s1")
     raw.port = first
     assert s1 == s2 == 200 and json.loads(b1)["metadata"]["resourceVersion"] == json.loads(b2)["metadata"]["resourceVersion"]
+
+
+def test_watchers_share_one_etcd_watch_without_changing_what_they_see(cluster):
+    from provisioner.components.apiserver.watchhub import WatchHubs
+
+    async def collect(hubs, ns, start, count, out):
+        async for ev in hubs.watch("hubbed", ns, start):
+            out.append((ev.type, ev.obj["metadata"]["name"], ev.revision))
+            if len(out) == count:
+                return
+
+    async def go():
+        s = storage_for(cluster)
+        hubs = WatchHubs(s)
+        start = await s.current_revision() + 1
+        in_a1, in_a2, everywhere = [], [], []
+        tasks = [asyncio.create_task(collect(hubs, "a", start, 2, in_a1)),
+                 asyncio.create_task(collect(hubs, "a", start, 2, in_a2)),
+                 asyncio.create_task(collect(hubs, None, start, 3, everywhere))]
+        while len(hubs.hubs.get("hubbed").subscribers if "hubbed" in hubs.hubs else ()) < 3:
+            await asyncio.sleep(0.01)
+        await s.create("hubbed", "a", "x", obj("x"))
+        await s.create("hubbed", "b", "y", obj("y"))
+        await s.create("hubbed", "a", "z", obj("z"))
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert [e[:2] for e in in_a1] == [("ADDED", "x"), ("ADDED", "z")] and in_a2 == in_a1
+        assert [e[1] for e in everywhere] == ["x", "y", "z"]
+        assert "hubbed" not in hubs.hubs  # the last subscriber leaving closes the shared etcd watch
+        # a watcher from a revision the hub has already passed gets its own, exact, etcd watch
+        late: list = []
+        await asyncio.wait_for(collect(hubs, None, start, 3, late), 10)
+        assert late == everywhere
+        await s.client.delete_prefix(b"/unit-tests/hubbed/")
+        await s.client.close()
+    run(go())

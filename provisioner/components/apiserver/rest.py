@@ -20,6 +20,7 @@ from .errors import ApiError
 from .registry import Resource, lookup
 from .selectors import predicate
 from .storage import Storage
+from .watchhub import WatchHubs
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
 BOOKMARK_INTERVAL = 5.0
@@ -102,6 +103,7 @@ def _int_param(query: Any, name: str) -> int | None:
 class ResourceAPI:
     def __init__(self, storage: Storage, registry: Registry, authorize: Any):
         self.storage = storage
+        self.hubs = WatchHubs(storage)
         self.registry = registry
         self.authorize = authorize
 
@@ -284,7 +286,7 @@ class ResourceAPI:
 
         async def pump() -> None:
             try:
-                async for ev in self.storage.watch(res.plural, req.namespace, (start_rv or 0) + 1):
+                async for ev in self.hubs.watch(res.plural, req.namespace, (start_rv or 0) + 1):
                     await queue.put(ev)
             except ApiError as exc:
                 await queue.put(exc)

@@ -77,6 +77,7 @@ class WatchEvent:
     obj: dict
     revision: int
     prev: dict | None = None
+    key: bytes = b""
     # the serialized event line, built once and shared by every watcher that sends it unchanged
     lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -118,6 +119,7 @@ class Storage:
 
     # reads ------------------------------------------------------------------------------------
     async def current_revision(self) -> int:
+        await self.client.connect()
         resp = await self.client.kvstub.Range(
             rpc.RangeRequest(key=b"\0", limit=1, count_only=True))
         return resp.header.revision
@@ -241,12 +243,13 @@ class Storage:
             if not has_prev:
                 return None
             out = WatchEvent("DELETED", self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision),
-                             ev.kv.mod_revision)
+                             ev.kv.mod_revision, key=ev.kv.key)
         else:
             obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
             prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
                     if has_prev and ev.kv.version > 1 else None)
-            out = WatchEvent("ADDED" if ev.kv.version == 1 else "MODIFIED", obj, ev.kv.mod_revision, prev)
+            out = WatchEvent("ADDED" if ev.kv.version == 1 else "MODIFIED", obj, ev.kv.mod_revision, prev,
+                             ev.kv.key)
         self._events[cache_key] = out
         if len(self._events) > WATCH_EVENT_CACHE:
             self._events.popitem(last=False)
