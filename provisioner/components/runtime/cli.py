@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
 from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
@@ -135,12 +135,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def ago(text: str) -> str:
-    from .daemon.views import human_duration, parse_time  # noqa: PLC0415 - no aiohttp in there
+    from .daemon.views import human_duration, parse_time
 
     moment = parse_time(text)
     if moment is None:
         return ""
-    return f"{human_duration((datetime.now(timezone.utc) - moment).total_seconds())} ago"
+    return f"{human_duration((datetime.now(UTC) - moment).total_seconds())} ago"
 
 
 def human_size(size: int) -> str:
@@ -165,7 +165,7 @@ def emit(event: dict) -> None:
 # -- verbs ------------------------------------------------------------------------------------
 
 def cmd_build(client: RuntimeClient, args) -> int:
-    from .buildcontext import context_tar  # noqa: PLC0415
+    from .buildcontext import context_tar
 
     if not os.path.isdir(args.context):
         raise UsageError(f"build context {args.context} is not a directory")
@@ -320,7 +320,7 @@ def cmd_stream(events) -> int:
 
 
 def cmd_version(client: RuntimeClient, args) -> int:
-    from .daemon.service import VERSION  # noqa: PLC0415
+    from .daemon.service import VERSION
 
     print(f"Client:\n Version:    {VERSION}\n")
     server = client.version()
@@ -397,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.verb == "daemon":
-        from .daemon.main import serve  # noqa: PLC0415 - aiohttp only where it is needed
-        from .daemon.service import DaemonConfig  # noqa: PLC0415
-        from .paths import socket_path  # noqa: PLC0415
+        from .daemon.main import serve
+        from .daemon.service import DaemonConfig
+        from .paths import socket_path
 
         return serve(DaemonConfig(root=os.path.abspath(args.root),
                                   socket=socket_path(args.daemon_socket or args.socket),

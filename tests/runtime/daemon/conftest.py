@@ -4,6 +4,7 @@ and adds its bootstrap images (busybox, python:3.11) itself, as on a fresh machi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,12 +34,11 @@ class Daemon:
         self.log_path = os.path.join(os.path.dirname(root), "daemon.log")
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [*CLI, "daemon", "--root", self.root, "--socket", self.socket, "--bridge", BRIDGE,
-             "--subnet", SUBNET, "--cgroup-parent", CGROUP_PARENT],
-            stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "daemon", "--root", self.root, "--socket", self.socket, "--bridge",
+                 BRIDGE, "--subnet", SUBNET, "--cgroup-parent", CGROUP_PARENT],
+                stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -60,7 +60,7 @@ class Daemon:
 
     def cli(self, *args: str, timeout: float = 120, **options) -> subprocess.CompletedProcess:
         return subprocess.run([*CLI, "--socket", self.socket, *args], capture_output=True,
-                              text=True, timeout=timeout, **options)
+                              text=True, timeout=timeout, check=False, **options)
 
     def inspect(self, name: str) -> dict:
         result = self.cli("inspect", name)
@@ -116,7 +116,5 @@ def remove_after(daemon):
     names: list[str] = []
     yield names
     for name in names:
-        try:
+        with contextlib.suppress(Exception):      # already gone
             daemon.client.remove(name, force=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass

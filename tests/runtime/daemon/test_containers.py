@@ -115,7 +115,8 @@ def test_published_port_forwards_from_localhost_and_the_host_address(daemon, rem
                         "-h", "/var/www")
     assert result.returncode == 0, result.stderr
     for address in ("127.0.0.1", host_address()):
-        body = wait_for(lambda: fetch(f"http://{address}:{port}/index.html"), what=address)
+        body = wait_for(lambda address=address: fetch(f"http://{address}:{port}/index.html"),
+                        what=address)
         assert body == "hello from the container\n"
     row = next(line for line in daemon.cli("ps").stdout.splitlines() if line.endswith("web"))
     assert f"0.0.0.0:{port}->80/tcp" in row

@@ -18,8 +18,8 @@ def test_pod_members_share_localhost_but_not_files_and_delete_removes_all(daemon
         assert len(netns_handles() - handles) == 1
         server = client.create(
             "busybox", pod=pod["id"], name="pod-server",
-            cmd=["sh", "-c", "mkdir /www && echo served-in-pod > /www/index.html && "
-                             "exec httpd -f -p 127.0.0.1:8080 -h /www"])
+            cmd=["sh", "-c", ("mkdir /www && echo served-in-pod > /www/index.html && "
+                              "exec httpd -f -p 127.0.0.1:8080 -h /www")])
         client.start(server)
         other = client.create("busybox", pod=pod["id"], name="pod-client",
                               cmd=["sleep", "1000"])

@@ -51,7 +51,7 @@ async def errors_as_json(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception as error:       # noqa: BLE001 - every failure becomes one clear answer
+    except Exception as error:
         known = _status_of(error)
         if known is None:
             log.exception("%s %s failed", request.method, request.path)
@@ -77,7 +77,7 @@ async def stream(request: web.Request, events: AsyncIterator[dict]) -> web.Strea
     try:
         async for event in events:
             await response.write(json.dumps(event).encode() + b"\n")
-    except Exception as error:       # noqa: BLE001 - the status was sent; report in-band
+    except Exception as error:
         known = _status_of(error)
         if known is None:
             log.exception("%s %s failed while streaming", request.method, request.path)
@@ -88,10 +88,14 @@ async def stream(request: web.Request, events: AsyncIterator[dict]) -> web.Strea
 
 
 async def body_to_file(request: web.Request, directory: str, name: str) -> str:
+    """Spool the request body to disk; file writes in a thread keep the loop serving others."""
     path = os.path.join(directory, name)
-    with open(path, "wb") as out:
+    out = await asyncio.to_thread(open, path, "wb")
+    try:
         async for chunk in request.content.iter_chunked(1 << 20):
-            out.write(chunk)
+            await asyncio.to_thread(out.write, chunk)
+    finally:
+        out.close()
     return path
 
 
@@ -186,9 +190,12 @@ async def save(request: web.Request) -> web.StreamResponse:
     try:
         response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
         await response.prepare(request)
-        with open(path, "rb") as source:
-            while chunk := source.read(1 << 20):
+        source = await asyncio.to_thread(open, path, "rb")
+        try:
+            while chunk := await asyncio.to_thread(source.read, 1 << 20):
                 await response.write(chunk)
+        finally:
+            source.close()
         await response.write_eof()
         return response
     finally:

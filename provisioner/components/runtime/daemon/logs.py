@@ -137,7 +137,7 @@ def _inode(path: str) -> int | None:
 
 def _open(path: str):
     try:
-        source = open(path, "rb")
+        source = open(path, "rb")    # noqa: SIM115 - the caller keeps it open while following
     except FileNotFoundError:
         return None, None
     return source, os.fstat(source.fileno()).st_ino

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..container.api import ContainerState
 from .state import ContainerRecord
@@ -15,7 +15,7 @@ def parse_time(text: str | None) -> datetime | None:
     if not text or text.startswith("0001-"):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
 
@@ -44,7 +44,7 @@ def human_duration(seconds: float) -> str:
 
 def since(text: str | None) -> float:
     moment = parse_time(text)
-    return (datetime.now(timezone.utc) - moment).total_seconds() if moment else 0.0
+    return (datetime.now(UTC) - moment).total_seconds() if moment else 0.0
 
 
 def status_text(state: ContainerState) -> str:
@@ -102,7 +102,7 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
         },
         "HostConfig": {
             "Memory": record.memory or 0,
-            "NanoCpus": int(round((record.cpus or 0) * 1e9)),
+            "NanoCpus": round((record.cpus or 0) * 1e9),
             "PidsLimit": record.pids or 0,
             "Binds": record.volumes,
             "NetworkMode": f"pod:{record.pod}" if record.pod else record.network,
