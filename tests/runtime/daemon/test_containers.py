@@ -148,3 +148,16 @@ def test_memory_limit_oom_kill_shows_in_inspect(daemon, remove_after):
         raise AssertionError(f"cgroups not writable here: {state['Warnings']}")
     assert state["State"]["OOMKilled"] is True
     assert state["State"]["ExitCode"] == 137
+
+
+def test_short_lived_containers_always_report_their_exit_code(daemon):
+    """The exit code the shim records survives the daemon reading the state as the shim ends."""
+    client = daemon.client
+    codes = []
+    for number in range(40):
+        container = client.create("busybox", cmd=["sh", "-c", f"exit {number % 7 + 1}"],
+                                  network="none")
+        client.start(container)
+        codes.append(client.wait(container)["exit_code"])
+        client.remove(container)
+    assert codes == [number % 7 + 1 for number in range(40)]
