@@ -179,8 +179,12 @@ def state(state_dir: str) -> ContainerState:
     status = data.get("status", "created")
     if status == "running" and not statefile.is_alive(data.get("shim_pid"),
                                                       data.get("shim_start_time")):
-        # the shim vanished without recording an exit (killed, or the host rebooted)
-        if not statefile.is_alive(data.get("pid"), data.get("pid_start_time")):
+        # The shim saves the exit and then ends: read again, since it may have done both
+        # since the first read. Only a shim still "running" on disk vanished without recording
+        # an exit (killed, or the host rebooted).
+        data = statefile.read_state(state_dir) or data
+        status = data.get("status", "created")
+        if status == "running" and not statefile.is_alive(data.get("pid"), data.get("pid_start_time")):
             data = statefile.update_state(state_dir, status="exited", exit_code=None)
             status = "exited"
     return ContainerState(

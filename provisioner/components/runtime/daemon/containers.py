@@ -22,7 +22,6 @@ from ..container.errors import ContainerError
 from ..container.spec import ContainerSpec, Mount, Process, Resources
 from ..images import ImageNotFound, ImageStore
 from . import options
-from .corestate import container_state
 from .errors import BadRequest, Conflict, DaemonError, NotFound
 from .names import VALID_NAME, generated_name, new_id
 from .netplug import NetworkPlug
@@ -78,7 +77,7 @@ class ContainerService:
         if not record.started_once:
             return never_started(record)
         try:
-            return container_state(self.directory(record))
+            return core.state(self.directory(record))
         except (ContainerError, FileNotFoundError):
             return never_started(record)
 

@@ -21,7 +21,6 @@ from ..container.spec import ContainerSpec, Process
 from ..images import ImageStore
 from ..images.errors import ImageError
 from ..images.reference import normalize_tag
-from .corestate import container_state
 from .errors import BadRequest, Conflict
 from .logs import parse_line
 from .names import new_id
@@ -45,13 +44,13 @@ def run_build_step(work_root: str, cgroup_parent: str, lower_dirs: list[str], up
         core.start(spec)
         position = 0
         while True:
-            finished = container_state(state_dir).status != "running"
+            finished = core.state(state_dir).status != "running"
             position = _forward_log(log_path, position, output)
             if finished:
                 position = _forward_log(log_path, position, output)
                 break
             time.sleep(0.05)
-        result = container_state(state_dir)
+        result = core.state(state_dir)
         return result.exit_code if result.exit_code is not None else 1
     finally:
         try:
