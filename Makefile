@@ -49,7 +49,7 @@ images: deps install
 	$(PY) -m provisioner.components.runtime.images.bootstrap
 
 lint: install
-	$(BIN)/ruff check provisioner tests
+	$(BIN)/ruff check provisioner tests benchmarks roles inventories
 
 clean-lab: install
 	$(BIN)/provisioner lab down --name $(LAB)

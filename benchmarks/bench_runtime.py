@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provisioner.components.runtime.client import RuntimeClient
-from provisioner.components.runtime.images import ImageStore
-from provisioner.components.runtime.net import Network
+from provisioner.components.runtime.client import RuntimeClient  # noqa: E402 - after sys.path
+from provisioner.components.runtime.images import ImageStore  # noqa: E402
+from provisioner.components.runtime.net import Network  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNTIME_RUNS", "100"))     # fewer for a quick try
 WARMUP = 3

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from pyinfra.operations import files, systemd
 
-from provisioner.errors import ProvisionerError
 from provisioner.engine.session import Session
+from provisioner.errors import ProvisionerError
 from provisioner.phases.context import (
     ETCD_UNIT,
     ETCD_UNIT_PATH,

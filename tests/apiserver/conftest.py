@@ -99,7 +99,7 @@ class Raw:
         self.contexts: dict[str | None, ssl.SSLContext] = {}
         self.ssl = ssl
 
-    def context(self, cert: str | None) -> "ssl.SSLContext":
+    def context(self, cert: str | None) -> "ssl.SSLContext":  # noqa: F821 - imported lazily above
         if cert not in self.contexts:
             ctx = self.ssl.create_default_context(cafile=str(self.cluster.pki / "ca.crt"))
             if cert:

@@ -3,7 +3,6 @@ real output. Every command the issue lists is exercised here."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from kubernetes import client

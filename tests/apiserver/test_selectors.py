@@ -4,8 +4,13 @@ import pytest
 
 from provisioner.components.apiserver.errors import ApiError
 from provisioner.components.apiserver.selectors import (
-    format_label_selector, match_fields, match_labels, parse_fields, parse_labels,
-    selector_from_label_selector)
+    format_label_selector,
+    match_fields,
+    match_labels,
+    parse_fields,
+    parse_labels,
+    selector_from_label_selector,
+)
 
 LABELS = {"app": "web", "tier": "front", "version": "3"}
 

@@ -198,7 +198,7 @@ def test_a_changed_host_key_is_refused(cluster):
     assert f"host {third}: SSH host key for {cluster.address[third]} changed" in result.stderr
     # The documented way out: forget the old key, and the next run converges.
     known = cluster.state_dir / "clusters" / "e2e" / "known_hosts"
-    known.write_text("".join(l for l in known.read_text().splitlines(True) if not l.startswith(cluster.address[third] + " ")))
+    known.write_text("".join(line for line in known.read_text().splitlines(True) if not line.startswith(cluster.address[third] + " ")))
     out = _ok(cluster.cli("create", "cluster", "-f", str(spec)))
     assert "changed:" not in out
 

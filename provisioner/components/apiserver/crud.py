@@ -12,7 +12,6 @@ import asyncio
 import copy
 import json
 import random
-import string
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable

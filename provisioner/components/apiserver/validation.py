@@ -97,7 +97,6 @@ def _default_template_owner(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
     tmpl = spec.get("template") or {}
     default_pod_spec(tmpl.setdefault("spec", {}))
-    labels = (tmpl.get("metadata") or {}).get("labels")
 
 
 def _default_deployment(obj: dict) -> None:

@@ -3,7 +3,11 @@
 import pytest
 
 from provisioner.components.runtime.build.dockerfile import (
-    DockerfileError, expand, parse, split_words)
+    DockerfileError,
+    expand,
+    parse,
+    split_words,
+)
 
 
 def test_continuations_comments_directives_and_forms():

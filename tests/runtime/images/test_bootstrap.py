@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from provisioner.components.runtime.images.elf import read_dynamic
 from provisioner.components.runtime.images.bootstrap import ensure_bootstrap_images
+from provisioner.components.runtime.images.elf import read_dynamic
 from provisioner.components.runtime.images.store import ImageStore
 
 

@@ -50,7 +50,7 @@ def test_a_host_matches_only_with_every_file_right(spec, tmp_path, remote, field
     cp1 = spec.hosts[0]
     override = {}
     if remote:
-        local = next(l for l, r, _ in host_files(spec, cp1) if r == remote)
+        local = next(name for name, r, _ in host_files(spec, cp1) if r == remote)
         digest = hashlib.sha256((pki / local).read_bytes()).hexdigest()
         override[remote] = tuple(digest if f == "SAME" else f for f in fields)
     assert host_matches(spec, pki, cp1, probe_lines(spec, pki, cp1, **override)) is expected

@@ -15,8 +15,8 @@ from provisioner.spec import (
     Host,
     Networking,
     Problem,
-    SSHSettings,
     SpecError,
+    SSHSettings,
 )
 from provisioner.spec.problems import Origin, in_reading_order
 

@@ -7,7 +7,7 @@ line to a close-on-exec pipe, so the parent learns "exec'd" (EOF) or why not (th
 
 from __future__ import annotations
 
-import _signal   # not `signal`: that one imports enum, which costs the shim milliseconds
+import _signal  # not `signal`: that one imports enum, which costs the shim milliseconds
 import errno
 import os
 

@@ -35,7 +35,7 @@ def write_json(path: str, data: dict) -> None:
 
 
 def read_state(state_dir: str) -> dict | None:
-    import json   # only readers pay for it, not the shim
+    import json  # only readers pay for it, not the shim
     try:
         with open(os.path.join(state_dir, STATE_FILE)) as f:
             return json.load(f)
