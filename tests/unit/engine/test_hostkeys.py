@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import paramiko
@@ -34,6 +35,11 @@ class _SSHServer:
             transport.add_server_key(self.key)
             try:
                 transport.start_server(server=paramiko.ServerInterface())
+                # Stay up until the client hangs up: closing as soon as our side of the key
+                # exchange is done can cut the client off before it has read our last message.
+                deadline = time.monotonic() + 10
+                while transport.is_active() and time.monotonic() < deadline:
+                    time.sleep(0.02)
             except (paramiko.SSHException, EOFError, OSError):
                 pass
             finally:
