@@ -88,4 +88,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, the traceback only with -v
+        if verbose:
+            traceback.print_exc()
+        what = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        click.secho(f"ERROR: {type(exc).__name__}: {what}", fg="red", err=True)
+        if not verbose:
+            click.echo("  (an unexpected error; run again with -v for the traceback, and please "
+                       "report it)", err=True)
+        sys.exit(1)
     sys.exit(0)

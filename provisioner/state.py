@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner.errors import ProvisionerError
+
 
 def state_root() -> Path:
     configured = os.environ.get("PROVISIONER_STATE_DIR")
@@ -47,5 +49,11 @@ class ClusterState:
 
     def ensure(self) -> "ClusterState":
         for directory in (self.root, self.pki_dir):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise ProvisionerError(
+                    f"cannot create the local state directory {directory} ({exc.strerror}); "
+                    "set PROVISIONER_STATE_DIR to a writable directory"
+                ) from None
         return self

@@ -117,6 +117,9 @@ class Session:
                     "ssh_allow_agent": False,
                     "ssh_look_for_keys": False,
                     "ssh_connect_retries": 1,
+                    # Everything the phases do needs root; other users go through sudo, which
+                    # must not ask for a password (preflight says so when it does).
+                    "_sudo": needs_sudo(host),
                 },
             )
             for host in self.hosts
@@ -162,7 +165,7 @@ class Session:
 
         def one(pyhost: Any) -> CommandResult:
             try:
-                ok, output = pyhost.run_shell_command(StringCommand(command))
+                ok, output = pyhost.run_shell_command(StringCommand(command), _sudo=pyhost.data._sudo)
             except Exception as exc:  # noqa: BLE001 - a transport failure is this host's result
                 return CommandResult(False, "", f"{type(exc).__name__}: {exc}")
             return CommandResult(ok, output.stdout, output.stderr)
@@ -232,6 +235,11 @@ class Session:
         if failures:
             raise HostCommandError("; ".join(failures) + " failed", output=output)
         return changes
+
+
+def needs_sudo(host: SSHTarget) -> bool:
+    """Whether commands on `host` must go through sudo (its SSH user is not root)."""
+    return host.ssh.user != "root"
 
 
 def _change_conditions(condition: Any) -> list[Any]:

@@ -48,6 +48,7 @@ PACKAGES: tuple[str, ...] = (
     "kmod",
     "ca-certificates",
     "iputils-ping",
+    "sudo",           # so tests and users can provision through a non-root SSH user
 )
 
 

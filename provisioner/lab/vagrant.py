@@ -2,8 +2,8 @@
 
 Place: the alternative to the nspawn lab behind `provisioner lab up --provider vagrant`. It runs
 `vagrant up` through python-vagrant in the directory holding the Vagrantfile, reads
-`vagrant ssh-config` for each machine (HostName, Port, User, IdentityFile) and writes the same
-inventory shape as the nspawn lab (inventory.py), to the lab state dir and to
+`vagrant ssh-config` for each machine (User, IdentityFile) and writes the same inventory shape
+as the nspawn lab (inventory.py), with each machine's private-network address, to the lab state dir and to
 `inventories/vagrant/hosts.yaml` of the repo. Machines are `vagrant-1..N`; roles follow the
 nspawn lab's layout. Its state (`labs/vagrant/lab.json`) only records the provider, the
 Vagrantfile's directory and the node count, so `lab down --name vagrant` can `vagrant destroy`.
@@ -126,14 +126,17 @@ class VagrantLab:
             except subprocess.CalledProcessError as exc:
                 raise ProvisionerError(f"vagrant ssh-config {name} failed (exit "
                                        f"{exc.returncode})", command=_command_text(exc.cmd))
-            missing = [k for k in ("HostName", "Port", "User", "IdentityFile") if k not in options]
+            missing = [k for k in ("User", "IdentityFile") if k not in options]
             if missing:
                 raise ProvisionerError(f"vagrant ssh-config {name} lacks {', '.join(missing)}")
             key = Path(options["IdentityFile"]).expanduser()
             if not key.is_absolute():
                 key = self.root / key
-            hosts.append(VagrantHost(name, options["HostName"], tuple(roles),
-                                     int(options["Port"]), options["User"], key))
+            # ssh-config's HostName/Port are a NAT port forward on 127.0.0.1, the same for every
+            # machine's address; etcd peers and smoke tests need each host's own address, so
+            # hosts are reached on the private network the Vagrantfile gives them.
+            hosts.append(VagrantHost(name, private_address(number), tuple(roles), 22,
+                                     options["User"], key))
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.dir / "lab.json").write_text(json.dumps(
             {"name": NAME, "provider": NAME, "root": str(self.root), "nodes": nodes}, indent=2
@@ -177,6 +180,11 @@ class VagrantLab:
         if states and running == len(states):
             return "running"
         return "stopped" if running == 0 else "partial"
+
+
+def private_address(number: int) -> str:
+    """The Vagrantfile's fixed private-network address of machine `vagrant-<number>`."""
+    return f"192.168.56.{10 + number}"
 
 
 def write_inventory(path: Path, hosts: list[VagrantHost]) -> bool:

@@ -132,6 +132,45 @@ def test_second_run_changes_nothing(cluster):
     assert "nothing to change" in dry
 
 
+def test_a_sudo_user_converges_the_same_cluster_and_one_without_sudo_is_named(cluster):
+    # Two users with root's key on every host: one with passwordless sudo, one without.
+    for host in cluster.hosts:
+        code, _ = cluster.ssh(host["name"], (
+            "set -e; for u in deploy nosudo; do id $u >/dev/null 2>&1 || useradd -m $u; "
+            "install -d -m 700 -o $u -g $u /home/$u/.ssh; "
+            "install -m 600 -o $u -g $u /root/.ssh/authorized_keys /home/$u/.ssh/; done; "
+            "echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy; chmod 440 /etc/sudoers.d/deploy"
+        ))
+        assert code == 0
+    as_deploy = cluster.spec("sudo.yaml", cluster.hosts, user="deploy")
+    out = _ok(cluster.cli("create", "cluster", "-f", str(as_deploy)))
+    assert "nothing to change: every host already matches the spec" in out, out
+
+    as_nosudo = cluster.spec("nosudo.yaml", cluster.hosts, user="nosudo")
+    result = cluster.cli("create", "cluster", "-f", str(as_nosudo))
+    assert result.returncode == 1
+    for host in cluster.hosts:
+        assert (f"host {host['name']}: user 'nosudo' cannot run commands as root with sudo without "
+                "a password") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_private_key_material_appears_in_any_output(cluster):
+    spec = cluster.workdir / "three.yaml"
+    pki = cluster.state_dir / "clusters" / "e2e" / "pki"
+    secrets = [line for key in pki.rglob("*.key") for line in key.read_text().splitlines()
+               if line and not line.startswith("-----")]
+    assert secrets
+    outputs = [cluster.cli("-v", "create", "cluster", "-f", str(spec), "--dry-run"),
+               cluster.cli("-v", "create", "cluster", "-f", str(spec), "--only", "pki", "--only", "etcd"),
+               cluster.cli("-v", "verify", "-f", str(spec), "--json")]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr
+        text = result.stdout + result.stderr
+        assert "PRIVATE KEY" not in text
+        assert not [line for line in secrets if line in text]
+
+
 def test_plain_pyinfra_roles_repair_drift_with_the_same_operations(cluster):
     spec = cluster.workdir / "three.yaml"
     victim = cluster.hosts[0]["name"]

@@ -35,6 +35,7 @@ Host {name}
 
 """
 PROVISIONER = str(Path(sys.executable).parent / "provisioner")
+REPO = Path(__file__).resolve().parents[3]
 PORTS = {"vagrant-1": 2222, "vagrant-2": 2200, "vagrant-3": 2201}
 
 
@@ -86,28 +87,51 @@ def test_up_runs_vagrant_and_writes_the_inventory_from_ssh_config(
     assert calls[0] == ["up"]
     assert calls[1:] == [["ssh-config", "vagrant-1"], ["ssh-config", "vagrant-2"],
                          ["ssh-config", "vagrant-3"]]
+    # Each machine on its own private address (ssh-config's 127.0.0.1 forwards are not used).
     assert [(h.name, h.address, h.port, h.user) for h in hosts] == [
-        ("vagrant-1", "127.0.0.1", 2222, "vagrant"),
-        ("vagrant-2", "127.0.0.1", 2200, "vagrant"),
-        ("vagrant-3", "127.0.0.1", 2201, "vagrant")]
+        ("vagrant-1", "192.168.56.11", 22, "vagrant"),
+        ("vagrant-2", "192.168.56.12", 22, "vagrant"),
+        ("vagrant-3", "192.168.56.13", 22, "vagrant")]
     key1 = f"{repo}/.vagrant/machines/vagrant-1/virtualbox/private_key"
     key2 = f"{repo}/.vagrant/machines/vagrant-2/virtualbox/private_key"
     text = lab.inventory_path.read_text()
     assert text.splitlines()[:5] == [
         "apiVersion: provisioner.dev/v1alpha1",
         "kind: Inventory",
-        f"ssh: {{user: vagrant, port: 2222, key: {key1}}}",
+        f"ssh: {{user: vagrant, port: 22, key: {key1}}}",
         "hosts:",
-        "  - {name: vagrant-1, address: 127.0.0.1, roles: [control-plane, etcd]}",
+        "  - {name: vagrant-1, address: 192.168.56.11, roles: [control-plane, etcd]}",
     ]
     assert text.splitlines()[5] == (
-        "  - {name: vagrant-2, address: 127.0.0.1, roles: [etcd, worker], "
-        f"ssh: {{port: 2200, key: {key2}}}}}"
+        "  - {name: vagrant-2, address: 192.168.56.12, roles: [etcd, worker], "
+        f"ssh: {{key: {key2}}}}}"
     )
     assert (repo / "inventories" / "vagrant" / "hosts.yaml").read_text() == text
-    assert yaml.safe_load(text)["hosts"][2]["ssh"]["port"] == 2201
     assert lab.load() == {"name": "vagrant", "provider": "vagrant", "root": str(repo),
                           "nodes": 3}
+
+
+def test_the_written_inventory_makes_the_repo_cluster_spec_valid(repo, stub_binary, calls, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from provisioner.spec import validate_cluster
+
+    for number in (1, 2, 3):
+        key = repo / ".vagrant" / "machines" / f"vagrant-{number}" / "virtualbox" / "private_key"
+        key.parent.mkdir(parents=True)
+        key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()))
+    spec_file = repo / "inventories" / "vagrant" / "cluster.yaml"
+    spec_file.parent.mkdir(parents=True)
+    spec_file.write_text((REPO / "inventories" / "vagrant" / "cluster.yaml").read_text())
+    VagrantLab(root=repo, state_root=tmp_path / "state").up(3)
+    spec, errors, _ = validate_cluster(str(spec_file))
+    assert errors == []
+    assert [(h.name, h.address, h.ssh.user) for h in spec.hosts] == [
+        ("vagrant-1", "192.168.56.11", "vagrant"), ("vagrant-2", "192.168.56.12", "vagrant"),
+        ("vagrant-3", "192.168.56.13", "vagrant")]
 
 
 def test_down_destroys_the_machines_and_forgets_the_lab(repo, stub_binary, calls, tmp_path):

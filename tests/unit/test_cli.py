@@ -1,0 +1,69 @@
+"""The CLI's contract for failures: one `ERROR:` line, documented exit codes, tracebacks only with -v.
+
+Each case runs the CLI in its own process: the CLI patches sockets for gevent, which must not
+leak into the test session.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+UNEXPECTED = """
+import click, sys
+from provisioner import cli
+
+@click.command("boom")
+def boom():
+    raise RuntimeError("disk on fire")
+
+cli.cli.add_command(boom)
+cli.main(sys.argv[1:])
+"""
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", UNEXPECTED, *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1():
+    result = run("boom")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "ERROR: RuntimeError: disk on fire"
+    assert "run again with -v" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_with_v_the_traceback_is_shown():
+    result = run("-v", "boom")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "disk on fire" in result.stderr
+
+
+def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Path):
+    key = tmp_path / "id_test"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
+        "spec": {"ssh": {"key": str(key)},
+                 "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}]},
+    }))
+    not_a_dir = tmp_path / "state-file"
+    not_a_dir.write_text("")
+    provisioner = str(Path(sys.executable).parent / "provisioner")
+    result = subprocess.run([provisioner, "create", "cluster", "-f", str(spec)], capture_output=True,
+                            text=True, timeout=120, env={"PROVISIONER_STATE_DIR": str(not_a_dir),
+                                                         "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert f"cannot create the local state directory {not_a_dir}/clusters/c" in result.stderr
+    assert "PROVISIONER_STATE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
