@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import vagrant as python_vagrant
-import yaml
 
 from provisioner.errors import ProvisionerError
 from provisioner.lab.vagrant import VagrantLab, parse_ssh_config
