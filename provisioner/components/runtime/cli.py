@@ -12,8 +12,8 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
 
+from .cliformat import ago, emit, human_size, shorten, table
 from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
 from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
 
@@ -125,43 +125,6 @@ def build_parser() -> Parser:
     return parser
 
 
-# -- formatting -----------------------------------------------------------------------------
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = ["   ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [headers, *rows]]
-    return "\n".join(lines)
-
-
-def ago(text: str) -> str:
-    from .daemon.views import human_duration, parse_time
-
-    moment = parse_time(text)
-    if moment is None:
-        return ""
-    return f"{human_duration((datetime.now(UTC) - moment).total_seconds())} ago"
-
-
-def human_size(size: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
-
-
-def shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def emit(event: dict) -> None:
-    data = event["data"].encode("utf-8", "surrogateescape")
-    target = sys.stderr if event.get("stream") == "stderr" else sys.stdout
-    target.buffer.write(data)
-    target.buffer.flush()
-
-
 # -- verbs ------------------------------------------------------------------------------------
 
 def cmd_build(client: RuntimeClient, args) -> int:
@@ -215,29 +178,49 @@ def _absolute_volume(spec: str) -> str:
 def cmd_run(client: RuntimeClient, args) -> int:
     try:
         container = client.create(args.image, **create_body(args))
-        client.start(container)
     except DaemonUnreachable:
         raise
     except RuntimeAPIError as error:
         raise RunFailed(str(error)) from None
-    if args.detach:
-        print(container)
-        return 0
+    finished = False
     try:
+        try:
+            client.start(container)
+        except DaemonUnreachable:
+            raise
+        except RuntimeAPIError as error:
+            raise RunFailed(str(error), start_exit_code(str(error))) from None
+        if args.detach:
+            print(container)
+            finished = True
+            return 0
         for event in client.logs(container, follow=True):
             emit(event)
         result = client.wait(container)
+        finished = True
+        return result["exit_code"] if result["exit_code"] is not None else 125
     finally:
-        if args.rm:
+        # --rm: gone however the run ends; a detached one that started is the daemon's to remove
+        if args.rm and not (args.detach and finished):
             try:
                 client.remove(container, force=True)
             except RuntimeAPIError:
                 pass
-    return result["exit_code"] if result["exit_code"] is not None else 125
+
+
+def start_exit_code(message: str) -> int:
+    """Docker's codes for a command that cannot be run: 127 not found, 126 not executable."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "exec format error" in message:
+        return 126
+    return 125
 
 
 class RunFailed(Exception):
-    pass
+    def __init__(self, message: str, exit_code: int = 125):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def cmd_ps(client: RuntimeClient, args) -> int:
@@ -414,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RunFailed as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 125
+        return error.exit_code
     except RuntimeAPIError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 125 if args.verb == "run" else 1

@@ -25,6 +25,7 @@ from . import options
 from .errors import BadRequest, Conflict, DaemonError, NotFound
 from .names import VALID_NAME, generated_name, new_id
 from .netplug import NetworkPlug
+from .pipes import run_with_pipes
 from .state import ContainerRecord, StateDirectory, now_rfc3339
 
 log = logging.getLogger("provisioner.runtime.daemon")
@@ -49,6 +50,8 @@ class ContainerService:
         self._create_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
         self.pods = None          # set by the PodService: gives the namespaces a pod member joins
+        self._creating: ContainerRecord | None = None      # being created (under _create_lock)
+        network.name_of = self._name_of
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -65,6 +68,16 @@ class ContainerService:
             raise NotFound(f"container id prefix {key!r} matches {len(matches)} containers; "
                            "give more characters or the name")
         raise NotFound(f"no such container: {key}")
+
+    def _name_of(self, owner_id: str) -> str | None:
+        """The name of a container (or pod) by id, for messages; None when unknown."""
+        creating = self._creating
+        if creating is not None and creating.id == owner_id:
+            return creating.name
+        if owner_id in self.records:
+            return self.records[owner_id].name
+        pod = self.pods.records.get(owner_id) if self.pods is not None else None
+        return f"{pod.namespace}/{pod.name}" if pod is not None else None
 
     def directory(self, record: ContainerRecord) -> str:
         return self.state.container_dir(record.id)
@@ -92,7 +105,12 @@ class ContainerService:
     async def create(self, body: dict, internal_pod_sandbox: bool = False) -> ContainerRecord:
         if not isinstance(body, dict) or not body.get("image"):
             raise BadRequest("a container needs an image (the request has no \"image\")")
-        ref = body["image"]
+        ref = options.as_text(body["image"], "image", '"busybox:latest"')
+        labels = options.as_labels(body.get("labels"))
+        user = options.as_user(body.get("user"))
+        hostname = options.as_hostname(body.get("hostname"))
+        workdir = options.as_workdir(body.get("workdir"))
+        name = options.as_text(body.get("name"), "name", '"web"')
         try:
             image = await asyncio.to_thread(self.store.resolve, ref)
         except ImageNotFound:
@@ -112,9 +130,10 @@ class ContainerService:
                                 options.parse_env(body.get("env")))
         if not any(item.startswith("PATH=") for item in env):
             env.insert(0, DEFAULT_PATH)
-        volumes = [options.parse_volume(spec) for spec in body.get("volumes") or []]
-        network = body.get("network") or "bridge"
-        pod_id = body.get("pod")
+        volumes = [options.parse_volume(spec)
+                   for spec in options.as_list(body.get("volumes"), "volumes")]
+        network = options.as_text(body.get("network"), "network", '"bridge"') or "bridge"
+        pod_id = options.as_text(body.get("pod"), "pod", "a pod id")
         if pod_id:
             network = "pod"
         elif network not in ("bridge", "host", "none"):
@@ -126,24 +145,25 @@ class ContainerService:
         record = ContainerRecord(
             id=new_id(), name="", image=ref, image_id=image.id, created=now_rfc3339(),
             args=args, env=env,
-            workdir=body.get("workdir") or image_config.get("WorkingDir") or "/",
-            user=body.get("user") or image_config.get("User") or "0:0",
-            hostname=body.get("hostname") or "",
+            workdir=workdir or image_config.get("WorkingDir") or "/",
+            user=user or image_config.get("User") or "0:0",
+            hostname=hostname or "",
             memory=options.parse_size(body.get("memory")), cpus=options.parse_cpus(body.get("cpus")),
             pids=options.parse_pids(body.get("pids")), ports=ports,
             volumes=[f"{src}:{dst}:{'ro' if ro else 'rw'}" for src, dst, ro in volumes],
             network=network, auto_remove=bool(body.get("auto_remove")), pod=pod_id,
-            entrypoint=entrypoint, cmd=cmd, labels=dict(body.get("labels") or {}))
+            entrypoint=entrypoint, cmd=cmd, labels=labels)
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
-            record.name = self._claim_name(body.get("name"))
+            record.name = self._claim_name(name)
             if pod_id:
                 pod = self.pods.find(pod_id)
                 record.pod = pod.id
                 record.netns = pod.netns
-                record.hostname = body.get("hostname") or pod.hostname
+                record.hostname = hostname or pod.hostname
             directory = self.directory(record)
             os.makedirs(directory)
+            self._creating = record
             try:
                 if network == "bridge":
                     record.netns, record.ip = await asyncio.to_thread(
@@ -152,6 +172,8 @@ class ContainerService:
             except BaseException:
                 await asyncio.to_thread(self._undo_create, record)
                 raise
+            finally:
+                self._creating = None
             self.records[record.id] = record
         log.info("created container %s (%s) from %s", record.name, record.id[:12], ref)
         return record
@@ -337,65 +359,11 @@ class ContainerService:
         if not cmd:
             raise BadRequest("exec needs a command")
         process = Process(args=cmd, env=options.merge_env(record.env, options.parse_env(
-            body.get("env"))), cwd=body.get("workdir") or record.workdir,
-            user=body.get("user") or record.user)
+            body.get("env"))), cwd=options.as_workdir(body.get("workdir")) or record.workdir,
+            user=options.as_user(body.get("user")) or record.user)
         async for event in run_with_pipes(
                 lambda out, err: core.exec_process(self.directory(record), process, out, err)):
             yield event
-
-
-async def run_with_pipes(call) -> AsyncIterator[dict]:
-    """Run `call(stdout_file, stderr_file)` in a thread, yielding its output as it comes and its
-    return value (the exit code) last."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    pipes = {}
-    for stream in ("stdout", "stderr"):
-        read_end, write_end = os.pipe()
-        os.set_blocking(read_end, False)
-        pipes[stream] = (read_end, write_end)
-
-    def readable(stream: str, fd: int) -> None:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if chunk:
-            queue.put_nowait((stream, chunk))
-        else:
-            loop.remove_reader(fd)
-            queue.put_nowait((stream, None))
-
-    for stream, (read_end, _) in pipes.items():
-        loop.add_reader(read_end, readable, stream, read_end)
-
-    def run() -> int:
-        outputs = {stream: os.fdopen(write_end, "wb", buffering=0)
-                   for stream, (_, write_end) in pipes.items()}
-        try:
-            return call(outputs["stdout"], outputs["stderr"])
-        finally:
-            for output in outputs.values():
-                output.close()
-
-    future = loop.run_in_executor(None, run)
-    open_streams = 2
-    try:
-        while open_streams:
-            stream, chunk = await queue.get()
-            if chunk is None:
-                open_streams -= 1
-                continue
-            yield {"stream": stream, "data": chunk.decode("utf-8", "surrogateescape")}
-        try:
-            exit_code = await future
-        except ContainerError as error:
-            raise DaemonError(error.message) from None
-        yield {"exit_code": exit_code}
-    finally:
-        for read_end, _ in pipes.values():
-            loop.remove_reader(read_end)
-            os.close(read_end)
 
 
 def parse_signal(value: int | str) -> int:

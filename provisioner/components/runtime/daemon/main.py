@@ -54,8 +54,13 @@ async def _serve(config: DaemonConfig) -> None:
     await site.start()
     os.chmod(config.socket, 0o660)
     stopping = asyncio.Event()
+    daemon_pid = os.getpid()
 
     def stop_on(signum: int, _frame) -> None:
+        if os.getpid() != daemon_pid:
+            # A forked helper (pyroute2's netns child) inherits this handler; its SIGTERM is
+            # its own end, not the daemon's.
+            os._exit(128 + signum)
         log.info("received %s", signal.Signals(signum).name)
         loop.call_soon_threadsafe(stopping.set)
 

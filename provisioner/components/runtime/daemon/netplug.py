@@ -7,7 +7,9 @@ published ports, all or nothing; `disconnect` takes it all back and may be calle
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from collections.abc import Callable
 
 from ..net import Network, NetworkError, PortInUse
 from ..net import PortMapping as NetworkPort
@@ -23,6 +25,8 @@ class NetworkPlug:
         self.network = Network(**self.options)
         self._ready = False
         self._lock = threading.Lock()
+        # owner id -> its name (container or pod), so messages name what the user named
+        self.name_of: Callable[[str], str | None] = lambda owner_id: None
 
     def ensure_ready(self) -> None:
         """Bridge, NAT and the port rules of endpoints a previous daemon left, once per daemon."""
@@ -44,10 +48,14 @@ class NetworkPlug:
         except BaseException as error:
             self.disconnect(owner_id)
             if isinstance(error, PortInUse):
-                raise Conflict(str(error)) from None
+                raise Conflict(self._with_names(str(error))) from None
             if isinstance(error, NetworkError):
                 raise DaemonError(str(error)) from None
             raise
+
+    def _with_names(self, message: str) -> str:
+        return re.sub(r"\b[0-9a-f]{64}\b",
+                      lambda match: self.name_of(match.group(0)) or match.group(0)[:12], message)
 
     def ensure_ready_quietly(self) -> None:
         try:

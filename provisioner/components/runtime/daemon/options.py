@@ -6,6 +6,7 @@ here, so every client gets the same checks and the same messages.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -43,9 +44,13 @@ def parse_cpus(value: float | str | None) -> float | None:
         cpus = float(value)
     except (TypeError, ValueError):
         raise BadRequest(f"invalid --cpus value {value!r}: use a number such as 0.5") from None
-    if cpus <= 0 or cpus > (os.cpu_count() or 1):
-        raise BadRequest(f"invalid --cpus value {value!r}: the range is 0.01 to "
-                         f"{os.cpu_count()} (the CPUs this host has)")
+    available = os.cpu_count() or 1
+    if not math.isfinite(cpus) or cpus < 0.01:
+        raise BadRequest(f"invalid --cpus value {value!r}: the range is 0.01 to {available} "
+                         f"(the CPUs this host has)")
+    if cpus > available:
+        raise BadRequest(f"invalid --cpus value {value!r}: this host has only {available} CPUs; "
+                         f"the range is 0.01 to {available}")
     return cpus
 
 
@@ -104,7 +109,7 @@ def parse_port(spec: str | dict) -> PortMapping:
 
 
 def parse_ports(specs: list | None) -> list[PortMapping]:
-    mappings = [parse_port(spec) for spec in specs or []]
+    mappings = [parse_port(spec) for spec in as_list(specs, "ports")]
     seen: dict[tuple, str] = {}
     for mapping in mappings:
         key = (mapping.host_ip, mapping.host_port, mapping.protocol)
@@ -117,6 +122,8 @@ def parse_ports(specs: list | None) -> list[PortMapping]:
 
 def parse_volume(spec: str) -> tuple[str, str, bool]:
     """`/host:/container[:ro|rw]` -> (host, container, read_only); the host path must exist."""
+    if not isinstance(spec, str):
+        raise BadRequest(f"invalid volume {spec!r}: use \"/host/path:/container/path[:ro]\"")
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise BadRequest(f"invalid volume {spec!r}: use /host/path:/container/path[:ro]")
@@ -137,9 +144,9 @@ def parse_volume(spec: str) -> tuple[str, str, bool]:
 
 def parse_env(values: list | dict | None) -> list[str]:
     if isinstance(values, dict):
-        return [f"{key}={value}" for key, value in values.items()]
+        return [f"{key}={value}" for key, value in as_labels(values).items()]
     env = []
-    for value in values or []:
+    for value in as_list(values, "env"):
         if not isinstance(value, str) or "=" not in value or value.startswith("="):
             raise BadRequest(f"invalid environment variable {value!r}: use KEY=VALUE")
         env.append(value)
@@ -162,4 +169,62 @@ def as_command(value: list | str | None, what: str) -> list[str] | None:
         return [value]
     if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
         raise BadRequest(f"invalid {what} {value!r}: must be a list of strings")
+    return value
+
+
+# Docker's rule for -h: an RFC 1123 host name, at most 64 characters (the kernel's limit).
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$")
+
+
+def as_text(value, what: str, example: str) -> str | None:
+    """An optional string field; anything else is the caller's mistake, named."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"invalid {what} {value!r}: must be a string such as {example}")
+    return value
+
+
+def as_hostname(value) -> str | None:
+    hostname = as_text(value, "hostname", '"web-1"')
+    if hostname is None:
+        return None
+    if len(hostname) > 64 or not _HOSTNAME.match(hostname):
+        raise BadRequest(f"invalid hostname {hostname!r}: use at most 64 letters, digits, "
+                         "dots and dashes (a valid host name)")
+    return hostname
+
+
+def as_user(value) -> str | None:
+    user = as_text(value, "user", '"1000:1000" or "nobody"')
+    if user is not None and not _USER.match(user):
+        raise BadRequest(f"invalid user {user!r}: use NAME, UID, NAME:GROUP or UID:GID")
+    return user
+
+
+def as_workdir(value) -> str | None:
+    workdir = as_text(value, "workdir", '"/app"')
+    if workdir is not None and not os.path.isabs(workdir):
+        raise BadRequest(f"invalid workdir {workdir!r}: the working directory must be an "
+                         "absolute path such as /app")
+    return workdir
+
+
+def as_labels(value) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) and isinstance(item, str)
+                                              for key, item in value.items()):
+        raise BadRequest(f"invalid labels {value!r}: must be an object of string keys to "
+                         "string values")
+    return dict(value)
+
+
+def as_list(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"invalid {what} {value!r}: must be a list")
     return value

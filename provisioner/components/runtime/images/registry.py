@@ -83,6 +83,20 @@ class RegistryClient:
             self.progress(f"{reference.tag}: digest: {image.digest} size: {len(manifest)}")
             return image.digest
 
+    async def login(self, registry: str, insecure: bool = False) -> None:
+        """Check this client's credentials for `registry` (host[:port]) as `docker login` does:
+        the API root with them must answer 200. RegistryError says why not."""
+        reference = parse_reference(f"{registry}/login-check")
+        async with _Connection(self, reference, insecure) as connection:
+            response = await connection.request("GET", "/v2/", "")
+            status = response.status
+            response.release()
+        if status in (401, 403):
+            raise RegistryError(f"login to registry {registry} failed: wrong user name or "
+                                "password")
+        if status != 200:
+            raise RegistryError(f"login to registry {registry} failed: /v2/ answered {status}")
+
     # ------------------------------------------------------------------ pull
 
     async def _pull(self, connection: _Connection, reference: Reference,

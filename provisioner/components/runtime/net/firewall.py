@@ -13,6 +13,13 @@ and a test bridge) never touch each other's rules:
   published port, tagged ``-m comment --comment container=<id>`` so release finds them by scanning.
 - filter ``PRT-<bridge>-FWD`` (first in FORWARD, since hosts may default to DROP): replies and
   published (DNATed) connections into the bridge, and anything leaving it.
+- raw ``PRT-<bridge>-RAW`` (first in PREROUTING): drops packets from the bridge addressed to
+  127.0.0.0/8. ``route_localnet`` (needed for loopback publishing) also switches off the
+  kernel's martian check on the bridge, so without this a container writing raw frames could
+  reach host services bound to 127.0.0.1 (CVE-2020-8558). raw PREROUTING runs before nat, and
+  replies to published-port connections still carry the gateway address there (conntrack
+  undoes the MASQUERADE later), so publishing is unaffected; the host's own loopback clients
+  come through OUTPUT, not through the bridge.
 
 There is no maintained Python library for iptables, so this drives the ``iptables`` binaries; the
 per-container rules go in one ``iptables-restore --noflush`` transaction so they land all or none.
@@ -79,10 +86,11 @@ class BridgeFirewall:
         self.post_chain = f"PRT-{bridge}-POST"
         self.dnat_chain = f"PRT-{bridge}-DNAT"
         self.forward_chain = f"PRT-{bridge}-FWD"
+        self.raw_chain = f"PRT-{bridge}-RAW"
 
     def _base_rules(self) -> list[tuple[str, str, list[str], bool]]:
         """(table, chain, rule, insert-first) for every static rule, jumps included."""
-        br, post, fwd = self.bridge, self.post_chain, self.forward_chain
+        br, post, fwd, raw = self.bridge, self.post_chain, self.forward_chain, self.raw_chain
         local_dst = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat_chain]
         return [
             ("nat", post, ["-s", self.subnet, "!", "-o", br, "-j", "MASQUERADE"], False),
@@ -94,14 +102,17 @@ class BridgeFirewall:
             ("filter", fwd, ["-o", br, "-m", "conntrack", "--ctstate", "DNAT",
                              "-j", "ACCEPT"], False),
             ("filter", fwd, ["-i", br, "-j", "ACCEPT"], False),
+            ("raw", raw, ["-i", br, "-d", "127.0.0.0/8", "-j", "DROP"], False),
             ("nat", "POSTROUTING", ["-j", post], False),
             ("nat", "PREROUTING", local_dst, False),
             ("nat", "OUTPUT", local_dst, False),
             ("filter", "FORWARD", ["-j", fwd], True),
+            ("raw", "PREROUTING", ["-j", raw], True),
         ]
 
     def _chains(self) -> list[tuple[str, str]]:
-        return [("nat", self.post_chain), ("nat", self.dnat_chain), ("filter", self.forward_chain)]
+        return [("nat", self.post_chain), ("nat", self.dnat_chain), ("filter", self.forward_chain),
+                ("raw", self.raw_chain)]
 
     def ensure(self) -> None:
         """Create the chains and static rules that are missing; present ones are left alone."""
