@@ -1,0 +1,140 @@
+"""DELETE: finalizers and deletionTimestamp, pod grace periods, namespace finalization, eviction.
+
+A mixin of crud.Registry. Objects with finalizers (and namespaces, and pods bound to a live
+node) only get a deletionTimestamp; the rest are removed in one revision-checked transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+from . import fields
+from .apirequest import Req
+from .errors import ApiError
+from .registry import BY_KIND, RESOURCES, Resource
+from .storage import Storage
+
+
+class Deletion:
+    storage: Storage
+    background: set[asyncio.Task]
+
+    # delete ---------------------------------------------------------------------------------
+    async def delete(self, req: Req, options: dict) -> tuple[dict, bool]:
+        """Returns (object, deleted now); objects with finalizers only get a deletionTimestamp."""
+        res = req.res
+        pre = options.get("preconditions") or {}
+        for _attempt in range(16):
+            cur = await self.storage.get(res.plural, req.namespace, req.name or "")
+            if cur is None:
+                raise ApiError.not_found(res.plural, req.name or "", res.group)
+            meta = cur["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise ApiError.conflict(res.plural, req.name or "", res.group)
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise ApiError.conflict(res.plural, req.name or "", res.group)
+            rv = int(meta["resourceVersion"])
+            graceful = await self._graceful(res, cur, options)
+            if res.kind == "Namespace" or meta.get("finalizers") or graceful:
+                if meta.get("deletionTimestamp") and not graceful:
+                    return cur, False
+                new = copy.deepcopy(cur)
+                new["metadata"]["deletionTimestamp"] = meta.get("deletionTimestamp") or fields.now()
+                new["metadata"]["deletionGracePeriodSeconds"] = graceful or 0
+                if res.kind == "Namespace":
+                    new.setdefault("status", {})["phase"] = "Terminating"
+                if req.dry_run:
+                    return new, False
+                try:
+                    out = await self.storage.update(res.plural, req.namespace, req.name or "", new, rv)
+                except ApiError:
+                    continue
+                if res.kind == "Namespace":
+                    self._spawn(self._finalize_namespace(req.name or ""))
+                return out, False
+            if req.dry_run:
+                return cur, True
+            try:
+                await self.storage.delete(res.plural, req.namespace, req.name or "", rv)
+            except ApiError:
+                continue
+            await self._after_delete(res, cur)
+            return cur, True
+        raise ApiError.conflict(res.plural, req.name or "", res.group)
+
+    async def _graceful(self, res: Resource, cur: dict, options: dict) -> int:
+        """Grace period for pods bound to an existing node (their kubelet finishes the delete)."""
+        if res.kind != "Pod":
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = (cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        node = (cur.get("spec") or {}).get("nodeName")
+        if not grace or not node or (cur.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if cur["metadata"].get("deletionTimestamp"):
+            return 0 if grace == 0 else int(cur["metadata"].get("deletionGracePeriodSeconds") or grace)
+        return int(grace) if await self.storage.get("nodes", None, node) else 0
+
+    async def _after_delete(self, res: Resource, obj: dict) -> None:
+        if res.kind == "Service":
+            await self.allocator.release_service(obj)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _finalize_namespace(self, name: str) -> None:
+        """The namespace controller's job, done here until the controller manager exists."""
+        for r in RESOURCES:
+            if not r.namespaced:
+                continue
+            items, _, _ = await self.storage.list(r.plural, name)
+            for obj in items:
+                req = Req(r, name, obj["metadata"]["name"])
+                try:
+                    cur = await self.storage.get(r.plural, name, req.name or "")
+                    if cur and cur["metadata"].get("finalizers"):
+                        continue
+                    await self.delete(req, {"gracePeriodSeconds": 0})
+                except ApiError:
+                    pass
+        ns_req = Req(BY_KIND[("", "Namespace")], None, name)
+
+        def drop_kubernetes(cur: dict) -> dict:
+            fin = [f for f in (cur.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
+            cur.setdefault("spec", {})["finalizers"] = fin
+            return cur
+        try:
+            await self.update(ns_req, drop_kubernetes, precondition_rv=None)
+        except ApiError:
+            return
+        await self._maybe_finish_namespace(name)
+
+    async def _maybe_finish_namespace(self, name: str) -> None:
+        ns = await self.storage.get("namespaces", None, name)
+        if ns and ns["metadata"].get("deletionTimestamp") and not (ns.get("spec") or {}).get("finalizers") \
+                and not ns["metadata"].get("finalizers"):
+            try:
+                await self.storage.delete("namespaces", None, name, int(ns["metadata"]["resourceVersion"]))
+            except ApiError:
+                pass
+
+    async def evict(self, req: Req, eviction: dict) -> dict:
+        """pods/eviction: a delete honouring the Eviction's DeleteOptions (no disruption budgets
+        are served, so nothing can refuse it)."""
+        if eviction.get("kind") not in (None, "", "Eviction"):
+            raise ApiError.bad_request(f'{eviction["kind"]} is not an Eviction')
+        name = (eviction.get("metadata") or {}).get("name")
+        if name and name != req.name:
+            raise ApiError.bad_request(f"name in URL does not match name in Eviction object ({name} != {req.name})")
+        options = eviction.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise ApiError.bad_request("Eviction.deleteOptions must be an object")
+        req.sub = None
+        await self.delete(req, options)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
