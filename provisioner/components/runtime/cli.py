@@ -13,8 +13,11 @@ import json
 import os
 import sys
 
-from .cliformat import ago, emit, human_size, shorten, table
 from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
+from .cliformat import ago, emit, human_size, shorten, table
+from .cliregistry import VERBS as REGISTRY_VERBS
+from .cliregistry import add_registry_verbs, run_registry_verb
+from .clirun import RunFailed, add_run_verb, cmd_run
 from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
 
 PROG = "provisioner-runtime"
@@ -56,24 +59,7 @@ def build_parser() -> Parser:
     images.add_argument("--bootstrap", action="store_true",
                         help="first add busybox and python:3.11 from host files if missing")
 
-    run = verbs.add_parser("run", help="create and start a container", add_help=False)
-    run.add_argument("-d", "--detach", action="store_true")
-    run.add_argument("--name")
-    run.add_argument("-p", "--publish", action="append", default=[])
-    run.add_argument("-e", "--env", action="append", default=[])
-    run.add_argument("-v", "--volume", action="append", default=[])
-    run.add_argument("-m", "--memory")
-    run.add_argument("--cpus")
-    run.add_argument("--pids", "--pids-limit", dest="pids")
-    run.add_argument("--network", "--net", dest="network", default="bridge")
-    run.add_argument("--rm", action="store_true")
-    run.add_argument("--entrypoint")
-    run.add_argument("-w", "--workdir")
-    run.add_argument("-u", "--user")
-    run.add_argument("-h", "--hostname")
-    run.add_argument("--help", action="help")
-    run.add_argument("image")
-    run.add_argument("command", nargs=argparse.REMAINDER)
+    add_run_verb(verbs)
 
     ps = verbs.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true")
@@ -114,10 +100,7 @@ def build_parser() -> Parser:
     save.add_argument("image")
     load = verbs.add_parser("load", help="load images from an OCI or docker-save tarball")
     load.add_argument("-i", "--input", required=True)
-    for verb in ("pull", "push"):
-        sub = verbs.add_parser(verb, help=f"{verb} an image from/to a registry")
-        sub.add_argument("--insecure", action="store_true", help="plain HTTP or unverified TLS")
-        sub.add_argument("image")
+    add_registry_verbs(verbs)
     tag = verbs.add_parser("tag", help="give an image another name")
     tag.add_argument("source")
     tag.add_argument("target")
@@ -152,75 +135,6 @@ def cmd_images(client: RuntimeClient, args) -> int:
             rows.append([name, version, short, ago(image["Created"]), human_size(image["Size"])])
     print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
     return 0
-
-
-def create_body(args) -> dict:
-    env = []
-    for item in args.env:
-        env.append(item if "=" in item else f"{item}={os.environ.get(item, '')}")
-    body = {"name": args.name, "cmd": args.command or None, "env": env, "ports": args.publish,
-            "volumes": [_absolute_volume(volume) for volume in args.volume],
-            "memory": args.memory, "cpus": args.cpus, "pids": args.pids,
-            "network": args.network, "auto_remove": args.rm and args.detach,
-            "workdir": args.workdir, "user": args.user, "hostname": args.hostname}
-    if args.entrypoint is not None:
-        body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
-    return {key: value for key, value in body.items() if value not in (None, [], "")}
-
-
-def _absolute_volume(spec: str) -> str:
-    source, sep, rest = spec.partition(":")
-    if source.startswith((".", "~")):
-        source = os.path.abspath(os.path.expanduser(source))
-    return f"{source}{sep}{rest}"
-
-
-def cmd_run(client: RuntimeClient, args) -> int:
-    try:
-        container = client.create(args.image, **create_body(args))
-    except DaemonUnreachable:
-        raise
-    except RuntimeAPIError as error:
-        raise RunFailed(str(error)) from None
-    finished = False
-    try:
-        try:
-            client.start(container)
-        except DaemonUnreachable:
-            raise
-        except RuntimeAPIError as error:
-            raise RunFailed(str(error), start_exit_code(str(error))) from None
-        if args.detach:
-            print(container)
-            finished = True
-            return 0
-        for event in client.logs(container, follow=True):
-            emit(event)
-        result = client.wait(container)
-        finished = True
-        return result["exit_code"] if result["exit_code"] is not None else 125
-    finally:
-        # --rm: gone however the run ends; a detached one that started is the daemon's to remove
-        if args.rm and not (args.detach and finished):
-            try:
-                client.remove(container, force=True)
-            except RuntimeAPIError:
-                pass
-
-
-def start_exit_code(message: str) -> int:
-    """Docker's codes for a command that cannot be run: 127 not found, 126 not executable."""
-    if "executable file not found" in message or "no such file or directory" in message:
-        return 127
-    if "permission denied" in message or "exec format error" in message:
-        return 126
-    return 125
-
-
-class RunFailed(Exception):
-    def __init__(self, message: str, exit_code: int = 125):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def cmd_ps(client: RuntimeClient, args) -> int:
@@ -361,10 +275,8 @@ def dispatch(client: RuntimeClient, args) -> int:
         return cmd_save(client, args)
     if verb == "load":
         return cmd_load(client, args)
-    if verb == "pull":
-        return cmd_stream(client.pull(args.image, args.insecure))
-    if verb == "push":
-        return cmd_stream(client.push(args.image, args.insecure))
+    if verb in REGISTRY_VERBS:
+        return run_registry_verb(client, args, cmd_stream, UsageError)
     if verb == "tag":
         client.tag_image(args.source, args.target)
         return 0

@@ -149,6 +149,17 @@ class RuntimeClient:
     def push(self, ref: str, insecure: bool = False) -> Iterator[dict]:
         return self._stream("POST", "/v1/images/push", {"ref": ref, "insecure": insecure})
 
+    def login(self, registry: str, username: str, password: str,
+              insecure: bool = False) -> dict:
+        """The daemon checks the credentials against the registry and saves them for pull and
+        push; {"registry": host, "status": ...}."""
+        return self._json("POST", "/v1/auth", {"registry": registry, "username": username,
+                                               "password": password, "insecure": insecure})
+
+    def logout(self, registry: str) -> dict:
+        """{"registry": host, "removed": bool}."""
+        return self._json("DELETE", f"/v1/auth/{quote(registry or 'docker.io', safe='')}")
+
     def save(self, ref: str, out: IO[bytes]) -> None:
         response = self._open("GET", f"/v1/images/{_ref_path(ref)}/save")
         try:

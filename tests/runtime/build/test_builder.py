@@ -130,7 +130,7 @@ def test_dockerignore_and_add_archive(builder, store, context, tmp_path):
     assert read_in_image(store, image, "/opt/pkg/readme") == "from the archive\n"
 
     with pytest.raises(BuildError, match=r"Dockerfile:2: source 'a.secret' not found in the "
-                                         r"build context .* \(it is excluded by .dockerignore\)"):
+                                         r"build context \(it is excluded by .dockerignore\)"):
         build(builder, directory, "FROM scratch\nCOPY a.secret /\n")
 
 

@@ -52,10 +52,13 @@ class BuildContext:
                  for rel in matches if rel == "." or not self.ignore.excluded(rel)]
         if not found:
             hint = " (it is excluded by .dockerignore)" if matches else ""
-            raise ContextError(f"source {pattern!r} not found in the build context "
-                               f"{self.root}{hint}")
+            # Not the context's path: in the daemon that is a temporary directory of its own.
+            raise ContextError(f"source {pattern!r} not found in the build context{hint}")
         for source in found:
-            real = os.path.realpath(source.path)
+            # A symlink source is copied as the link; only a path through a symlinked
+            # directory actually follows a link, and must stay inside the context.
+            real = os.path.join(os.path.realpath(os.path.dirname(source.path)),
+                                os.path.basename(source.path)) if source.rel else self.root
             if real != self.root and not real.startswith(self.root + os.sep):
                 raise ContextError(f"source {pattern!r} resolves outside the build context")
         return found

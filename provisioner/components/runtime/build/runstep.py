@@ -2,13 +2,16 @@
 
 Starts a container from the step's lower dirs (host network, its own mount/pid/uts/ipc
 namespaces), forwards its output while it runs, and on exit hands the overlay upper dir to
-the builder, then deletes the container. The daemon may pass its own RunStep instead.
+the builder, then deletes the container. The daemon builds with it too, passing its cgroup
+parent and an Event it sets when the client goes away: the step's container is then stopped
+and deleted, and the build ends with BuildError.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -20,12 +23,23 @@ from .builder import BuildError, RunStep
 POLL_SECONDS = 0.2
 
 
-def container_run_step(work_dir: str, cgroup_parent: str = "provisioner-runtime") -> RunStep:
-    """A RunStep whose per-step container state lives under `work_dir`."""
+STEP_PREFIX = "build-"       # the step containers' state dirs; a daemon sweeps leftovers
+
+
+class BuildCancelled(BuildError):
+    """The build was cancelled (its client went away) while a RUN step was running."""
+
+
+def container_run_step(work_dir: str, cgroup_parent: str = "provisioner-runtime",
+                       cancelled: threading.Event | None = None) -> RunStep:
+    """A RunStep whose per-step container state lives under `work_dir`; setting `cancelled`
+    stops a running step's container."""
 
     def run_step(lower_dirs: list[str], upper_dir: str, process: Process,
                  output: Callable[[bytes], None]) -> int:
-        container_id = "build-" + uuid.uuid4().hex[:12]
+        if cancelled is not None and cancelled.is_set():
+            raise BuildCancelled("the build was cancelled")
+        container_id = STEP_PREFIX + uuid.uuid4().hex[:12]
         state_dir = os.path.join(work_dir, container_id)
         os.makedirs(state_dir)
         spec = ContainerSpec(
@@ -41,6 +55,9 @@ def container_run_step(work_dir: str, cgroup_parent: str = "provisioner-runtime"
                 reader.forward()
                 if current.status != "running":
                     break
+                if cancelled is not None and cancelled.is_set():
+                    raise BuildCancelled("the build was cancelled while running "
+                                         f"`{' '.join(process.args)}`")
             if os.path.isdir(upper_dir):
                 os.rmdir(upper_dir)          # must be empty: the step's upper replaces it
             os.rename(os.path.join(state_dir, "upper"), upper_dir)
@@ -74,6 +91,18 @@ class _LogFollower:
                 continue
             text = parts[3] if len(parts) == 4 else b""
             self.output(text + (b"\n" if parts[2] == b"F" else b""))
+
+
+def sweep_step_containers(work_dir: str) -> list[str]:
+    """Stop and delete step containers a previous process left under `work_dir` (it was killed
+    mid-build); returns their ids."""
+    try:
+        names = [name for name in os.listdir(work_dir) if name.startswith(STEP_PREFIX)]
+    except FileNotFoundError:
+        return []
+    for name in names:
+        _remove(os.path.join(work_dir, name))
+    return names
 
 
 def _remove(state_dir: str) -> None:

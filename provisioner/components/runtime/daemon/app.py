@@ -129,9 +129,34 @@ async def build(request: web.Request) -> web.StreamResponse:
         context = await body_to_file(request, workdir, "context.tar")
         return await stream(request, daemon.images.build(
             context, tags, request.query.get("dockerfile") or "Dockerfile", build_args,
-            request.query.get("nocache") == "1"))
+            request.query.get("nocache") == "1", lambda: _client_gone(request)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@routes.post("/v1/auth")
+async def login(request: web.Request) -> web.Response:
+    """{registry, username, password, insecure}: checked against the registry, then saved.
+    The password is never logged nor returned."""
+    body = await body_json(request)
+    fields = [body.get(key) for key in ("registry", "username", "password")]
+    if not all(isinstance(value, str) for value in fields[1:]) or \
+            not isinstance(fields[0] or "", str):
+        raise BadRequest("login needs a registry, a username and a password (strings)")
+    host = await daemon_of(request).images.login(fields[0] or "", fields[1], fields[2],
+                                                 bool(body.get("insecure")))
+    return web.json_response({"registry": host, "status": "Login Succeeded"})
+
+
+@routes.delete("/v1/auth/{registry}")
+async def logout(request: web.Request) -> web.Response:
+    host, removed = daemon_of(request).images.logout(request.match_info["registry"])
+    return web.json_response({"registry": host, "removed": removed})
 
 
 @routes.post("/v1/images/pull")

@@ -19,3 +19,7 @@ class NotFound(DaemonError):
 
 class Conflict(DaemonError):
     status = 409
+
+
+class Unauthorized(DaemonError):
+    status = 401

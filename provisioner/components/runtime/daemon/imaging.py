@@ -2,90 +2,49 @@
 
 Long operations report progress lines through a callback; `events_of` turns a worker thread's
 callbacks into an async stream the API writes out line by line. Builds run each RUN instruction
-in a throwaway container (`run_build_step`) on the host network, its writes landing in the upper
-directory the builder gave.
+in a throwaway container (build/runstep.py) on the host network; when the client goes away the
+step's container is stopped and deleted. Pull and push use the credentials `login` saved and the
+CA files of `<root>/certs.d/<host:port>/*.crt`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
-import time
+import threading
 from collections.abc import AsyncIterator, Callable
 
-from ..container import api as core
-from ..container.spec import ContainerSpec, Process
+from ..build.runstep import container_run_step, sweep_step_containers
 from ..images import ImageStore
-from ..images.errors import ImageError
+from ..images.errors import ImageError, RegistryError
 from ..images.reference import normalize_tag
-from .errors import BadRequest, Conflict
-from .logs import parse_line
-from .names import new_id
+from .credentials import CredentialStore, registry_host
+from .errors import BadRequest, Conflict, Unauthorized
+
+log = logging.getLogger("provisioner.runtime.daemon")
+GONE_CHECK_SECONDS = 0.5
 
 
-def run_build_step(work_root: str, cgroup_parent: str, lower_dirs: list[str], upper_dir: str,
-                   process: Process, output: Callable[[bytes], None]) -> int:
-    """One RUN instruction: a container over `lower_dirs` writing into `upper_dir`; its output
-    goes to `output` as it comes; returns the exit code."""
-    step_id = f"build-{new_id()[:20]}"
-    state_dir = os.path.join(work_root, step_id)
-    os.makedirs(state_dir)
-    # The core makes its overlay upper dir at state_dir/upper: point it at the builder's.
-    os.symlink(upper_dir, os.path.join(state_dir, "upper"))
-    log_path = os.path.join(state_dir, "container.log")
-    spec = ContainerSpec(id=step_id, state_dir=state_dir, lower_dirs=lower_dirs, process=process,
-                         hostname="buildkit", namespaces={"mount": None, "pid": None,
-                                                           "uts": None, "ipc": None},
-                         log_path=log_path, cgroup_parent=cgroup_parent)
-    try:
-        core.start(spec)
-        position = 0
-        while True:
-            finished = core.state(state_dir).status != "running"
-            position = _forward_log(log_path, position, output)
-            if finished:
-                position = _forward_log(log_path, position, output)
-                break
-            time.sleep(0.05)
-        result = core.state(state_dir)
-        return result.exit_code if result.exit_code is not None else 1
-    finally:
-        try:
-            core.delete(state_dir)
-        finally:
-            shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _forward_log(log_path: str, position: int, output: Callable[[bytes], None]) -> int:
-    try:
-        with open(log_path, "rb") as source:
-            source.seek(position)
-            data = source.read()
-    except FileNotFoundError:
-        return position
-    complete = data.rfind(b"\n") + 1
-    for line in data[:complete].splitlines():
-        entry = parse_line(line)
-        if entry is not None:
-            output(entry.data)
-    return position + complete
-
-
-async def events_of(work: Callable[[Callable[[str], None]], dict]) -> AsyncIterator[dict]:
-    """Run `work(progress)` in a thread; yield {"progress": line} per call, then the dict it
-    returns as {"result": ...}; its exception is raised here after the lines before it."""
+async def events_of(work: Callable[[Callable[[str], None], threading.Event], dict],
+                    client_gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict]:
+    """Run `work(progress, cancelled)` in a thread; yield {"progress": line} per call, then the
+    dict it returns as {"result": ...}; its exception is raised here after the lines before it.
+    `cancelled` is set when `client_gone()` turns true or this stream is closed early, and the
+    worker is waited for: nothing it started outlives the request."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
+    cancelled = threading.Event()
 
     def progress(line: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("progress", line))
 
     def run() -> None:
         try:
-            result = work(progress)
+            result = work(progress, cancelled)
             loop.call_soon_threadsafe(queue.put_nowait, ("result", result))
         except BaseException as error:       # noqa: BLE001 - carried over to the event loop
             loop.call_soon_threadsafe(queue.put_nowait, ("error", error))
@@ -93,7 +52,13 @@ async def events_of(work: Callable[[Callable[[str], None]], dict]) -> AsyncItera
     task = loop.run_in_executor(None, run)
     try:
         while True:
-            kind, value = await queue.get()
+            getter = asyncio.ensure_future(queue.get())
+            # Not wait_for: on 3.11 its timeout can drop an item the getter already took.
+            while not (await asyncio.wait({getter}, timeout=GONE_CHECK_SECONDS))[0]:
+                if client_gone() and not cancelled.is_set():
+                    log.info("the client went away: cancelling its build")
+                    cancelled.set()
+            kind, value = getter.result()
             if kind == "progress":
                 yield {"progress": value}
             elif kind == "result":
@@ -102,7 +67,19 @@ async def events_of(work: Callable[[Callable[[str], None]], dict]) -> AsyncItera
             else:
                 raise value
     finally:
-        await task
+        if not task.done():
+            cancelled.set()
+        await asyncio.shield(task)
+
+
+def _context_member(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+    """The build context's extraction filter: Docker sends symlinks as they are, wherever they
+    point, and COPY copies them as links; so a symlink keeps its target ("tar" rules: its name
+    must stay inside). Everything else gets the strict "data" rules. A name that would pass
+    through an extracted symlink is still refused by either filter."""
+    if member.issym():
+        return tarfile.tar_filter(member, destination)
+    return tarfile.data_filter(member, destination)
 
 
 class ImageOperations:
@@ -111,53 +88,90 @@ class ImageOperations:
         self.store = store
         self.work_root = os.path.join(root, "tmp")
         os.makedirs(self.work_root, exist_ok=True)
+        self.credentials = CredentialStore(root)
+        self.certs_dir = os.path.join(root, "certs.d")    # <host:port>/ca.crt, as Docker's
         self.cgroup_parent = cgroup_parent
         self.images_in_use = images_in_use     # image id -> name of a container using it
 
     def temp_dir(self) -> str:
         return tempfile.mkdtemp(dir=self.work_root)
 
+    def sweep(self) -> None:
+        """At daemon start: step containers of builds a killed daemon left, and their dirs."""
+        for step in sweep_step_containers(self.work_root):
+            log.info("removed build step container %s left by a previous daemon", step)
+
     async def build(self, context_tar_path: str, tags: list[str], dockerfile: str,
-                    build_args: dict[str, str], no_cache: bool) -> AsyncIterator[dict]:
+                    build_args: dict[str, str], no_cache: bool,
+                    client_gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict]:
         from ..build.builder import Builder
 
         context_dir = self.temp_dir()
 
-        def work(progress: Callable[[str], None]) -> dict:
+        def work(progress: Callable[[str], None], cancelled: threading.Event) -> dict:
             try:
                 with tarfile.open(context_tar_path) as archive:
-                    archive.extractall(context_dir, filter="data")
-                builder = Builder(self.store, lambda lower, upper, process, output:
-                                  run_build_step(self.work_root, self.cgroup_parent, lower,
-                                                 upper, process, output))
+                    archive.extractall(context_dir, filter=_context_member)
+                builder = Builder(self.store, container_run_step(
+                    self.work_root, self.cgroup_parent, cancelled))
                 options = {"no_cache": True} if no_cache else {}
                 image = builder.build(context_dir, dockerfile=dockerfile, tags=tags,
                                       build_args=build_args, progress=progress, **options)
                 return {"id": image.id, "tags": image.tags}
+            except tarfile.FilterError as error:
+                raise BadRequest(f"the build context entry {error.tarinfo.name!r} is refused: "
+                                 f"{type(error).__name__} (it would land outside the "
+                                 "context or is a device)") from None
             except tarfile.TarError as error:
                 raise BadRequest(f"the build context is not a readable tar ({error})") from None
             finally:
                 shutil.rmtree(context_dir, ignore_errors=True)
 
-        async for event in events_of(work):
+        async for event in events_of(work, client_gone):
             yield event
 
-    async def pull(self, ref: str, insecure: bool) -> AsyncIterator[dict]:
+    def _registry(self, progress: Callable[[str], None]):
         from ..images.registry import RegistryClient
 
+        return RegistryClient(self.store, credentials=self.credentials.all(),
+                              certs_dir=self.certs_dir, progress=progress)
+
+    async def pull(self, ref: str, insecure: bool) -> AsyncIterator[dict]:
         async for event in self._registry_events(
-                lambda progress: RegistryClient(self.store, progress=progress).pull(ref, insecure),
+                lambda progress: self._registry(progress).pull(ref, insecure),
                 lambda image: {"id": image.id, "digest": image.digest, "tags": image.tags}):
             yield event
 
     async def push(self, ref: str, insecure: bool) -> AsyncIterator[dict]:
-        from ..images.registry import RegistryClient
-
         self.store.resolve(ref)
         async for event in self._registry_events(
-                lambda progress: RegistryClient(self.store, progress=progress).push(ref, insecure),
+                lambda progress: self._registry(progress).push(ref, insecure),
                 lambda digest: {"digest": digest, "ref": ref}):
             yield event
+
+    async def login(self, registry: str, user: str, password: str, insecure: bool) -> str:
+        """Check the credentials against the registry, then save them; returns the host."""
+        from ..images.registry import RegistryClient
+
+        host = registry_host(registry)
+        if not user or not password:
+            raise BadRequest("login needs a user name and a password")
+        client = RegistryClient(self.store, credentials={host: (user, password)},
+                                certs_dir=self.certs_dir)
+        try:
+            await client.login(host, insecure)
+        except RegistryError as error:
+            raise Unauthorized(str(error)) from None
+        await asyncio.to_thread(self.credentials.save, host, user, password)
+        log.info("saved credentials of user %s for registry %s", user, host)
+        return host
+
+    def logout(self, registry: str) -> tuple[str, bool]:
+        host = registry_host(registry)
+        removed = self.credentials.remove(host)
+        if removed:
+            log.info("removed the saved credentials for registry %s", host)
+        return host, removed
 
     async def _registry_events(self, start, describe) -> AsyncIterator[dict]:
         queue: asyncio.Queue = asyncio.Queue()

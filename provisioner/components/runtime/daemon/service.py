@@ -64,6 +64,7 @@ class RuntimeDaemon:
                 await asyncio.to_thread(self.images.bootstrap)
             except (ImageError, OSError) as error:
                 log.warning("bootstrap images not added: %s", error)
+        await asyncio.to_thread(self.images.sweep)
         self.pods.adopt()
         await self.containers.adopt()
         if any(record.network == "bridge" for record in self.containers.records.values()) or \

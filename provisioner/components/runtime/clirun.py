@@ -1,0 +1,104 @@
+"""runtime: the CLI's `run` verb: create, start, follow the output, wait (the CLI's helper).
+
+Exit codes as Docker's: the container's own, 125 when run itself fails, 127 when the command is
+not found in the image, 126 when it cannot be executed. With --rm the container is removed
+however the run ends, a failed start included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
+from .cliformat import emit
+
+
+def add_run_verb(verbs) -> None:
+    run = verbs.add_parser("run", help="create and start a container", add_help=False)
+    run.add_argument("-d", "--detach", action="store_true")
+    run.add_argument("--name")
+    run.add_argument("-p", "--publish", action="append", default=[])
+    run.add_argument("-e", "--env", action="append", default=[])
+    run.add_argument("-v", "--volume", action="append", default=[])
+    run.add_argument("-m", "--memory")
+    run.add_argument("--cpus")
+    run.add_argument("--pids", "--pids-limit", dest="pids")
+    run.add_argument("--network", "--net", dest="network", default="bridge")
+    run.add_argument("--rm", action="store_true")
+    run.add_argument("--entrypoint")
+    run.add_argument("-w", "--workdir")
+    run.add_argument("-u", "--user")
+    run.add_argument("-h", "--hostname")
+    run.add_argument("--help", action="help")
+    run.add_argument("image")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def create_body(args) -> dict:
+    env = []
+    for item in args.env:
+        env.append(item if "=" in item else f"{item}={os.environ.get(item, '')}")
+    body = {"name": args.name, "cmd": args.command or None, "env": env, "ports": args.publish,
+            "volumes": [_absolute_volume(volume) for volume in args.volume],
+            "memory": args.memory, "cpus": args.cpus, "pids": args.pids,
+            "network": args.network, "auto_remove": args.rm and args.detach,
+            "workdir": args.workdir, "user": args.user, "hostname": args.hostname}
+    if args.entrypoint is not None:
+        body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    return {key: value for key, value in body.items() if value not in (None, [], "")}
+
+
+def _absolute_volume(spec: str) -> str:
+    source, sep, rest = spec.partition(":")
+    if source.startswith((".", "~")):
+        source = os.path.abspath(os.path.expanduser(source))
+    return f"{source}{sep}{rest}"
+
+
+def cmd_run(client: RuntimeClient, args) -> int:
+    try:
+        container = client.create(args.image, **create_body(args))
+    except DaemonUnreachable:
+        raise
+    except RuntimeAPIError as error:
+        raise RunFailed(str(error)) from None
+    finished = False
+    try:
+        try:
+            client.start(container)
+        except DaemonUnreachable:
+            raise
+        except RuntimeAPIError as error:
+            raise RunFailed(str(error), start_exit_code(str(error))) from None
+        if args.detach:
+            print(container)
+            finished = True
+            return 0
+        for event in client.logs(container, follow=True):
+            emit(event)
+        result = client.wait(container)
+        finished = True
+        return result["exit_code"] if result["exit_code"] is not None else 125
+    finally:
+        # --rm: gone however the run ends; a detached one that started is the daemon's to remove
+        if args.rm and not (args.detach and finished):
+            try:
+                client.remove(container, force=True)
+            except RuntimeAPIError:
+                pass
+
+
+def start_exit_code(message: str) -> int:
+    """Docker's codes for a command that cannot be run: 127 not found, 126 not executable."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "exec format error" in message:
+        return 126
+    return 125
+
+
+class RunFailed(Exception):
+    def __init__(self, message: str, exit_code: int = 125):
+        super().__init__(message)
+        self.exit_code = exit_code
