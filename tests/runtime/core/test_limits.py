@@ -1,7 +1,9 @@
 """Resource limits through real cgroups: memory (OOM kill reported), CPU quota (throttling seen
 in cpu.stat), pids."""
 
+import glob
 import json
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ import time
 import pytest
 
 from provisioner.components.runtime.container import api, cgroups
+from provisioner.components.runtime.container.errors import ContainerError
 from provisioner.components.runtime.container.spec import Resources
 
 from .conftest import read_log, run_to_exit, wait_for_log
@@ -122,3 +125,23 @@ def test_without_writable_cgroups_the_container_runs_and_says_limits_are_not_app
     assert f"limits are not applied to container {spec.id}" in outcome["warning"]
     with open(f"{spec.state_dir}/shim.log") as f:
         assert outcome["warning"] in f.read()
+
+
+@pytest.mark.parametrize("resources, refused", [
+    (Resources(cpus=0.001), r"cpu limit 0\.001 cpus \('100' written to .*cpu\.cfs_quota_us: "
+                            r"Invalid argument\)"),
+    (Resources(memory_bytes=64 << 20, pids_limit=-5),
+     r"pids limit -5 \('-5' written to .*pids\.max: Invalid argument\)"),
+])
+def test_a_limit_the_kernel_refuses_fails_the_start_and_leaves_nothing(make_spec, resources,
+                                                                       refused):
+    spec = make_spec(["sh", "-c", "echo ran"], resources=resources)
+
+    with pytest.raises(ContainerError, match=f"container {spec.id} failed to start: the kernel "
+                                             f"refused the {refused}; choose another value"):
+        api.start(spec)
+
+    assert os.listdir(spec.state_dir) == []
+    leftovers = [os.path.join(base, spec.cgroup_parent, spec.id)
+                 for base in ["/sys/fs/cgroup", *glob.glob("/sys/fs/cgroup/*")]]
+    assert [path for path in leftovers if os.path.exists(path)] == []

@@ -20,6 +20,21 @@ class CgroupUnavailable(Exception):
     """The host gives no writable cgroups; the message says what was tried."""
 
 
+class CgroupSetupFailed(Exception):
+    """Cgroups exist but a limit (or the device allowlist) could not be set: the container must
+    not start, since it would run without the limit it asked for. Nothing is left behind."""
+
+
+# errors creating the directories that mean "this host gives us no cgroups" (read-only or
+# absent hierarchy, no permission, as inside an unprivileged container): run without limits
+_UNAVAILABLE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENODEV}
+
+# cgroup v1 device allowlist: the nodes the core creates in the container's /dev
+# (null, zero, full, random, urandom, tty, console, ptmx) and devpts terminals
+DEVICE_ALLOWLIST = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
+
+
 def mode(root: str = CGROUP_ROOT) -> str:
     """"v2" (unified hierarchy with controllers at root), "v1" or "none"."""
     if os.path.exists(os.path.join(root, "cgroup.controllers")):
@@ -54,12 +69,30 @@ def _read(path: str) -> str:
         return f.read()
 
 
+def _set(directory: str, name: str, value: str, what: str,
+         hint: str = "choose another value for that limit") -> None:
+    """Write one limit file; a refusal names the limit, the value, the file and what to do."""
+    try:
+        _write(os.path.join(directory, name), value)
+    except OSError as exc:
+        raise CgroupSetupFailed(f"the kernel refused the {what} ({value!r} written to "
+                                f"{os.path.join(directory, name)}: {exc.strerror or exc}); "
+                                f"{hint}") from None
+
+
 def create(container_id: str, parent: str, memory_bytes: int | None, cpus: float | None,
            pids_limit: int | None) -> dict:
     """Create the container's cgroups with limits; return the record {"mode", "paths"}.
 
-    Raises CgroupUnavailable when the hierarchy is absent or read-only; anything created is
-    removed again first.
+    Raises CgroupUnavailable when the hierarchy is absent, read-only or not ours to write (the
+    caller runs the container without limits and says so), and CgroupSetupFailed when a
+    limit value is refused (the caller fails the start). Anything created is removed first.
+
+    Devices: on v1 the container gets a deny-all devices cgroup allowing only the standard
+    nodes (DEVICE_ALLOWLIST), so device nodes in image layers are useless even if a mount
+    lacked nodev. v2 has no devices files (it needs an eBPF cgroup-device program, which this
+    runtime does not load); there the nodev overlay root and the core's own /dev tmpfs are
+    the protection.
     """
     kind = mode()
     record: dict = {"mode": kind, "paths": {}}
@@ -67,21 +100,41 @@ def create(container_id: str, parent: str, memory_bytes: int | None, cpus: float
         raise CgroupUnavailable(f"no cgroup hierarchy mounted at {CGROUP_ROOT}")
     try:
         if kind == "v2":
-            _create_v2(record, container_id, parent, memory_bytes, cpus, pids_limit)
+            _make_v2_dirs(record, container_id, parent)
         else:
-            _create_v1(record, container_id, parent, memory_bytes, cpus, pids_limit)
+            _make_v1_dirs(record, container_id, parent)
     except OSError as exc:
-        remove(record)
-        raise CgroupUnavailable(f"cannot set up cgroups under {CGROUP_ROOT}/{parent}: "
-                                f"{exc.strerror or exc}") from None
+        _remove_quietly(record)
+        reason = (f"cannot set up cgroups under {CGROUP_ROOT}/{parent}: "
+                  f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        if exc.errno in _UNAVAILABLE_ERRNOS:
+            raise CgroupUnavailable(reason) from None
+        raise CgroupSetupFailed(reason) from None
+    try:
+        if kind == "v2":
+            _limit_v2(record["paths"]["unified"], memory_bytes, cpus, pids_limit)
+        else:
+            _limit_v1(record["paths"], memory_bytes, cpus, pids_limit)
+    except CgroupSetupFailed:
+        _remove_quietly(record)
+        raise
     return record
 
 
-def _create_v1(record, container_id, parent, memory_bytes, cpus, pids_limit) -> None:
+def _remove_quietly(record: dict) -> None:
+    """Cleanup on a failed create: the groups are empty, so this only fails if someone else
+    holds them; the original error is the one to report."""
+    try:
+        remove(record)
+    except OSError:
+        pass
+
+
+def _make_v1_dirs(record: dict, container_id: str, parent: str) -> None:
     seen: set[str] = set()
     for controller, mountpoint in _v1_mountpoints().items():
         path = os.path.join(mountpoint, parent, container_id)
-        record["paths"][controller] = path
+        record["paths"][controller] = path     # before mkdir: a failed create removes it
         if path in seen:        # co-mounted controllers (cpu,cpuacct) share one directory
             continue
         seen.add(path)
@@ -95,17 +148,26 @@ def _create_v1(record, container_id, parent, memory_bytes, cpus, pids_limit) -> 
                         above = os.path.dirname(directory)
                         _write(os.path.join(directory, name), _read(os.path.join(above, name)))
         os.makedirs(path, exist_ok=True)
-    paths = record["paths"]
+
+
+def _limit_v1(paths: dict[str, str], memory_bytes, cpus, pids_limit) -> None:
+    if "devices" in paths:
+        hint = "the devices cgroup above the container must allow the standard nodes"
+        _set(paths["devices"], "devices.deny", "a", "device allowlist (deny all)", hint)
+        for rule in DEVICE_ALLOWLIST:
+            _set(paths["devices"], "devices.allow", rule, "device allowlist entry", hint)
     if memory_bytes is not None and "memory" in paths:
-        _write(os.path.join(paths["memory"], "memory.limit_in_bytes"), str(memory_bytes))
-        swap = os.path.join(paths["memory"], "memory.memsw.limit_in_bytes")
-        if os.path.exists(swap):    # equal limits: no swap, so the OOM killer fires
-            _write(swap, str(memory_bytes))
+        what = f"memory limit {memory_bytes} bytes"
+        _set(paths["memory"], "memory.limit_in_bytes", str(memory_bytes), what)
+        if os.path.exists(os.path.join(paths["memory"], "memory.memsw.limit_in_bytes")):
+            # equal limits: no swap, so the OOM killer fires
+            _set(paths["memory"], "memory.memsw.limit_in_bytes", str(memory_bytes), what)
     if cpus is not None and "cpu" in paths:
-        _write(os.path.join(paths["cpu"], "cpu.cfs_period_us"), str(CFS_PERIOD_US))
-        _write(os.path.join(paths["cpu"], "cpu.cfs_quota_us"), str(int(cpus * CFS_PERIOD_US)))
+        what = f"cpu limit {cpus} cpus"
+        _set(paths["cpu"], "cpu.cfs_period_us", str(CFS_PERIOD_US), what)
+        _set(paths["cpu"], "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD_US)), what)
     if pids_limit is not None and "pids" in paths:
-        _write(os.path.join(paths["pids"], "pids.max"), str(pids_limit))
+        _set(paths["pids"], "pids.max", str(pids_limit), f"pids limit {pids_limit}")
 
 
 def _enable_v2_controllers(directory: str) -> None:
@@ -118,7 +180,7 @@ def _enable_v2_controllers(directory: str) -> None:
                " ".join("+" + c for c in missing))
 
 
-def _create_v2(record, container_id, parent, memory_bytes, cpus, pids_limit) -> None:
+def _make_v2_dirs(record: dict, container_id: str, parent: str) -> None:
     parent_path = os.path.join(CGROUP_ROOT, parent)
     path = os.path.join(parent_path, container_id)
     _enable_v2_controllers(CGROUP_ROOT)
@@ -126,14 +188,19 @@ def _create_v2(record, container_id, parent, memory_bytes, cpus, pids_limit) -> 
     _enable_v2_controllers(parent_path)
     os.mkdir(path)
     record["paths"] = {"unified": path}
+
+
+def _limit_v2(path: str, memory_bytes, cpus, pids_limit) -> None:
     if memory_bytes is not None:
-        _write(os.path.join(path, "memory.max"), str(memory_bytes))
+        what = f"memory limit {memory_bytes} bytes"
+        _set(path, "memory.max", str(memory_bytes), what)
         if os.path.exists(os.path.join(path, "memory.swap.max")):
-            _write(os.path.join(path, "memory.swap.max"), "0")
+            _set(path, "memory.swap.max", "0", what)
     if cpus is not None:
-        _write(os.path.join(path, "cpu.max"), f"{int(cpus * CFS_PERIOD_US)} {CFS_PERIOD_US}")
+        _set(path, "cpu.max", f"{int(cpus * CFS_PERIOD_US)} {CFS_PERIOD_US}",
+             f"cpu limit {cpus} cpus")
     if pids_limit is not None:
-        _write(os.path.join(path, "pids.max"), str(pids_limit))
+        _set(path, "pids.max", str(pids_limit), f"pids limit {pids_limit}")
 
 
 def join(record: dict, pid: int = 0) -> None:

@@ -74,6 +74,8 @@ class Shim:
         statefile.write_json(os.path.join(self.state_dir, statefile.STATE_FILE), self.state)
 
     def setup_cgroups(self) -> None:
+        """Cgroups with the spec's limits. A host without writable cgroups gets a warning and
+        no limits; a limit the kernel refuses raises CgroupSetupFailed (nothing left behind)."""
         res = self.spec.resources
         try:
             self.cgroup_record = cgroups.create(self.spec.id, self.spec.cgroup_parent,
@@ -84,7 +86,10 @@ class Shim:
             print(f"warning: {self.cgroup_warning}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
-        self.setup_cgroups()
+        try:
+            self.setup_cgroups()
+        except cgroups.CgroupSetupFailed as exc:
+            return self.fail(str(exc))
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         _signal.set_wakeup_fd(wake_w)
         _signal.signal(_signal.SIGCHLD, lambda *_: None)
