@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import paramiko
+
 from provisioner.spec.hosts import DEFAULT_KEY_FIELD, HostEntry, resolve_path
-from provisioner.spec.problems import Problem
+from provisioner.spec.problems import Problem, capped
 
 HOSTS_FIELD = "spec.hosts"
 
@@ -38,7 +40,7 @@ def duplicates(entries: list[HostEntry]) -> list[Problem]:
             earlier = first.setdefault(normalize(value), entry)
             if earlier is not entry:
                 problems.append(Problem(entry.field(key),
-                                        f'duplicate {what} "{value}" (also {earlier.where})'))
+                                        f'duplicate {what} "{capped(value)}" (also {earlier.where})'))
     return problems
 
 
@@ -106,7 +108,8 @@ def etcd_ports(etcd: Any) -> list[Problem]:
 
 
 def key_files(entries: list[HostEntry]) -> list[Problem]:
-    """Every host's effective SSH key exists and is readable; reported once per field."""
+    """Every host's effective SSH key is a readable, unencrypted private key; reported once
+    per field."""
     problems: list[Problem] = []
     seen: set[tuple[str, Path]] = set()
     for entry in entries:
@@ -117,7 +120,7 @@ def key_files(entries: list[HostEntry]) -> list[Problem]:
         if (field, setting.value) in seen:
             continue
         seen.add((field, setting.value))
-        message = file_problem(setting.value)
+        message = file_problem(setting.value) or private_key_problem(setting.value)
         if message and setting.field is None:
             message += " (the default key; set spec.ssh.key to use another)"
         if message:
@@ -133,6 +136,35 @@ def file_problem(path: Path) -> str | None:
     if not os.access(path, os.R_OK):
         return f"file {path} is not readable"
     return None
+
+
+PUBLIC_KEY_PREFIXES = (b"ssh-", b"ecdsa-", b"sk-", b"---- BEGIN SSH2 PUBLIC KEY")
+KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def private_key_problem(path: Path) -> str | None:
+    """Why paramiko cannot log in with the key file at `path` (an existing, readable file).
+
+    Checked here so a public key or a passphrase-protected key is named now, with its field,
+    instead of failing later as an unclear SSH error on every host.
+    """
+    encrypted = False
+    for key_type in KEY_TYPES:
+        try:
+            key_type.from_private_key_file(str(path))
+            return None
+        except paramiko.PasswordRequiredException:
+            encrypted = True
+        except Exception:  # noqa: BLE001 - paramiko raises many kinds for "not this type"
+            continue
+    if encrypted:
+        return (f"{path} is protected by a passphrase; passphrase-protected keys are not "
+                "supported (nor is ssh-agent): use an unencrypted key readable only by you")
+    with path.open("rb") as key_file:
+        head = key_file.read(64).lstrip()
+    if path.suffix == ".pub" or head.startswith(PUBLIC_KEY_PREFIXES):
+        return f"{path} is not a private key (a public key?)"
+    return f"{path} is not an SSH private key (expected an Ed25519, ECDSA or RSA private key)"
 
 
 def wheelhouse(artifacts: Any, base: Path) -> list[Problem]:

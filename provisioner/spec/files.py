@@ -7,13 +7,14 @@ only the last value.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
 
-from provisioner.spec.problems import Problem
+from provisioner.spec.problems import Problem, capped
 from provisioner.spec.validator import describe
 
 
@@ -34,11 +35,16 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_error(error: yaml.YAMLError, display: str, text: str) -> Problem:
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def parse_error(error: yaml.YAMLError, display: str, text: str, echo: bool = True) -> Problem:
     """A YAML error as `file:line: could not parse YAML: what`.
 
     The line is where the parser noticed the problem, unless that is past the last line
-    (an unclosed construct); then it is where the construct started.
+    (an unclosed construct); then it is where the construct started. Quoted bits of the file
+    in `what` are capped, or left out entirely when `echo` is false (a file the user may have
+    named by mistake).
     """
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
@@ -48,16 +54,33 @@ def parse_error(error: yaml.YAMLError, display: str, text: str) -> Problem:
         what = error.problem or error.context or "invalid YAML"
         if error.context and error.problem:
             what = f"{error.problem} ({error.context})"
+        what = QUOTED.sub(lambda quoted: quote_back(quoted.group(0), echo), what)
         where = f"{display}:{mark.line + 1}" if mark is not None else display
         return Problem(where, f"could not parse YAML: {what}")
     first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
     return Problem(display, f"could not parse YAML: {first_line}")
 
 
-def read_mapping(path: Path, display: str, expected: str) -> tuple[dict | None, list[Problem]]:
+def quote_back(quoted: str, echo: bool) -> str:
+    """A quoted piece of a YAML error as a problem may show it.
+
+    PyYAML quotes both its own tokens (`':'`, `'<block end>'`) and text of the file (a key,
+    a tag); without `echo` only the short ones and token names are kept.
+    """
+    mark, inner = quoted[0], quoted[1:-1]
+    if echo:
+        return f"{mark}{capped(inner)}{mark}"
+    if len(inner) <= 3 or (inner.startswith("<") and inner.endswith(">")):
+        return quoted
+    return f"{mark}...{mark}"
+
+
+def read_mapping(path: Path, display: str, expected: str, echo: bool = True
+                 ) -> tuple[dict | None, list[Problem]]:
     """The top-level mapping of the YAML file at `path`, or the problems that prevent it.
 
-    `display` names the file in problems; `expected` says what the top level should hold.
+    `display` names the file in problems; `expected` says what the top level should hold;
+    `echo=False` keeps every piece of the file's text out of the problems.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -72,7 +95,7 @@ def read_mapping(path: Path, display: str, expected: str) -> tuple[dict | None, 
     try:
         document: Any = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as error:
-        return None, [parse_error(error, display, text)]
+        return None, [parse_error(error, display, text, echo)]
     if document is None:
         return None, [Problem(display, f"is empty; expected a mapping with {expected}")]
     if not isinstance(document, dict):

@@ -44,9 +44,15 @@ def load_inventory(
     if not path.exists():
         return None, [Problem("spec.inventory", f"file {name} does not exist")]
     origin = Origin(f"inventory {name}")
-    doc, problems = read_mapping(path, origin.field(), INVENTORY_TOP)
+    # spec.inventory may name any file by mistake (a key, /etc/shadow): until the file says
+    # it is an inventory, problems name it and what was expected, never its contents.
+    doc, problems = read_mapping(path, origin.field(), INVENTORY_TOP, echo=False)
     if doc is None:
         return None, problems
+    if doc.get("kind") != "Inventory":
+        return None, [Problem(origin.field(), "is not an inventory file: expected a YAML "
+                                              "mapping with kind: Inventory, apiVersion and "
+                                              "hosts")]
     doc, problems = validate_document(doc, INVENTORY, origin)
     if not isinstance(doc.get("hosts"), list):
         return None, problems

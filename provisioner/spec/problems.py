@@ -16,15 +16,25 @@ from provisioner.errors import InvalidInputError
 
 PathPart = str | int
 
+# Values and keys quoted back to the user are cut here: a file named by mistake (a key, a
+# password database) must not be echoed line by line into a terminal or a CI log.
+ECHO_LIMIT = 40
+
+
+def capped(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` as it may be echoed in a problem: at most `limit` characters, then `...`."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 def format_path(parts: Iterable[PathPart]) -> str:
-    """`("spec", "hosts", 1, "address")` -> `spec.hosts[1].address`."""
+    """`("spec", "hosts", 1, "address")` -> `spec.hosts[1].address` (long keys capped)."""
     text = ""
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            name = capped(str(part))
+            text += f".{name}" if text else name
     return text
 
 

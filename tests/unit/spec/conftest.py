@@ -1,4 +1,4 @@
-"""Fixtures for spec tests: a scratch directory as cwd, a key file, and file writers."""
+"""Fixtures for spec tests: a scratch directory as cwd, a real private key, and file writers."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from .keys import write_private_key
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """cwd = tmp_path, HOME = tmp_path/home (no default key), key file tmp_path/id_test."""
+    """cwd = tmp_path, HOME = tmp_path/home (no default key), private key tmp_path/id_test."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-    (tmp_path / "id_test").write_text("key\n")
+    write_private_key(tmp_path / "id_test")
     return tmp_path
 
 

