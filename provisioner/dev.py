@@ -93,6 +93,19 @@ class DevCluster:
         certs.issue(self._ca, name, organizations=groups, client=True).save(self.pki, file)
         return self.pki / f"{file}.crt", self.pki / f"{file}.key"
 
+    def user_kubeconfig(self, name: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for a client-certificate user (CN=name, O=groups), next to admin.conf."""
+        from provisioner.pki import certs
+        from provisioner.pki.kubeconfig import render_kubeconfig, write_kubeconfig
+
+        cert, _ = self.issue_user(name, groups)
+        pair = certs.CertKeyPair.load(self.pki, cert.stem)
+        path = self.root / f"{cert.stem}.conf"
+        write_kubeconfig(path, render_kubeconfig(cluster_name="dev", server=self.server,
+                                                 ca_pem=(self.pki / "ca.crt").read_bytes(), user=name,
+                                                 client=pair))
+        return path
+
     def start(self, timeout: float = 30) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.write_pki()

@@ -42,8 +42,8 @@ resources:
 
 
 class Kubectl:
-    def __init__(self, cluster: DevCluster, cache: Path):
-        self.env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig), KUBECACHEDIR=str(cache),
+    def __init__(self, cluster: DevCluster, cache: Path, kubeconfig: Path | None = None):
+        self.env = dict(os.environ, KUBECONFIG=str(kubeconfig or cluster.kubeconfig), KUBECACHEDIR=str(cache),
                         HOME=str(cache))
 
     def __call__(self, *args: str, input: str | None = None, check: bool = True,
@@ -66,6 +66,27 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def kubectl(cluster, tmp_path_factory):
     return Kubectl(cluster, tmp_path_factory.mktemp("kubectl-home"))
+
+
+@pytest.fixture(scope="session")
+def user_kubectl(cluster, tmp_path_factory):
+    """kubectl as another client-certificate user: user_kubectl("alice", ("devs",))."""
+    def make(name: str, groups: tuple[str, ...] = ()) -> Kubectl:
+        return Kubectl(cluster, tmp_path_factory.mktemp("kubectl-home"), cluster.user_kubeconfig(name, groups))
+    return make
+
+
+def eventually(check, timeout: float = 5.0):
+    """Retry `check` until it returns a truthy value: RBAC changes reach the authorizer's cache
+    within a second."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

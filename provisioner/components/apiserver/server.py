@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, discovery, openapi, rbac
+from . import auth, discovery, escalation, openapi, rbac
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
@@ -23,6 +23,8 @@ from .rest import ResourceAPI, json_response
 from .storage import Storage
 
 log = logging.getLogger("apiserver")
+# the server's own writes act as kube-apiserver's loopback client does: a superuser
+SELF = {"user": "system:apiserver", "groups": [rbac.SUPERUSER_GROUP], "user_agent": "apiserver"}
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ApiServer:
         self.authn = auth.Authenticator(storage, auth.load_public_keys(config.sa_key_files),
                                         config.sa_issuers)
         self.authz = rbac.Authorizer(storage)
+        self.registry.admission.append(escalation.EscalationCheck(storage, self.authz))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
         self.bootstrapped = asyncio.Event()
 
@@ -172,7 +175,7 @@ class ApiServer:
                         kind = obj["kind"]
                         try:
                             await self.registry.create(Req(BY_KIND[("rbac.authorization.k8s.io", kind)], None,
-                                                           user_agent="apiserver"), obj)
+                                                           **SELF), obj)
                         except ApiError:
                             pass
                 self.bootstrapped.set()
