@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
 import time
 from collections.abc import Sequence
 
@@ -45,15 +46,17 @@ def client_url(spec: ClusterSpec, host: Host) -> str:
     return f"https://{host.address}:{spec.etcd.client_port}"
 
 
-def etcdctl(spec: ClusterSpec, args: str, endpoint: str | None = None) -> str:
-    """An etcdctl command line run on an etcd host, authenticated as the healthcheck client."""
+def etcdctl(spec: ClusterSpec, *args: str, endpoint: str | None = None) -> str:
+    """An etcdctl command line run on an etcd host, authenticated as the healthcheck client.
+
+    Every word is shell-quoted: member names and URLs come from the spec.
+    """
     pki = f"{REMOTE_PKI}/etcd"
     endpoint = endpoint or f"https://127.0.0.1:{spec.etcd.client_port}"
-    return (
-        f"ETCDCTL_API=3 {ETCDCTL_BINARY} --endpoints={endpoint} --cacert={pki}/ca.crt "
-        f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key "
-        f"--command-timeout=10s {args}"
-    )
+    words = [ETCDCTL_BINARY, f"--endpoints={endpoint}", f"--cacert={pki}/ca.crt",
+             f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+             "--command-timeout=10s", *args]
+    return "ETCDCTL_API=3 " + shlex.join(words)
 
 
 def render_unit(spec: ClusterSpec, host: Host, certs_digest: str) -> str:
@@ -92,13 +95,18 @@ def certs_digest(ctx: ClusterContext, host: Host) -> str:
     return digest.hexdigest()[:16]
 
 
+def has_data_command(spec: ClusterSpec) -> str:
+    """Prints yes when the member's data directory holds data (the cluster exists)."""
+    return f"test -d {shlex.quote(spec.etcd.data_dir + '/member')} && echo yes || echo no"
+
+
 def has_data(session: Session, spec: ClusterSpec) -> dict[str, bool]:
-    results = session.run(f"test -d {spec.etcd.data_dir}/member && echo yes || echo no")
+    results = session.run(has_data_command(spec))
     return {name: r.stdout.strip() == "yes" for name, r in results.items()}
 
 
 def member_list(session: Session, spec: ClusterSpec, via: Host) -> list[dict]:
-    output = session.check(via, etcdctl(spec, "member list -w json"), "listing etcd members")
+    output = session.check(via, etcdctl(spec, "member", "list", "-w", "json"), "listing etcd members")
     return json.loads(output).get("members", [])
 
 
@@ -129,7 +137,7 @@ def wait_healthy(session: Session, spec: ClusterSpec, hosts: Sequence[Host]) -> 
     pending = list(hosts)
     last: dict[str, str] = {}
     while pending:
-        results = session.run(etcdctl(spec, "endpoint health"), pending)
+        results = session.run(etcdctl(spec, "endpoint", "health"), pending)
         pending = [h for h in pending if not results[h.name].ok]
         last = {h.name: (results[h.name].stderr or results[h.name].stdout).strip() for h in pending}
         if not pending:
@@ -189,7 +197,7 @@ def join(ctx: ClusterContext, host: Host, existing: Sequence[Host]):
         current = member_list(session, spec, via)
         url = peer_url(spec, host)
         if not any(url in m.get("peerURLs", []) for m in current):
-            session.check(via, etcdctl(spec, f"member add {host.name} --peer-urls={url}"),
+            session.check(via, etcdctl(spec, "member", "add", host.name, f"--peer-urls={url}"),
                           f"adding etcd member {host.name}")
             current = member_list(session, spec, via)
         initial = []

@@ -1,0 +1,140 @@
+"""`delete cluster` removes exactly what create placed: the list per host, and the probe and
+removal commands run by a real shell on a scratch tree that also holds things create did not
+make (which must survive)."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+
+from provisioner.phases.delete import Removals, host_removals, plan, probe_command
+from provisioner.spec import Artifacts, ClusterSpec, EtcdSettings, Host, Networking, SSHSettings
+
+SSH = SSHSettings(user="root", port=22, key=Path("/k"))
+PKI = "/etc/kubernetes/pki"
+
+
+def spec(data_dir: str = "/var/lib/etcd") -> ClusterSpec:
+    return ClusterSpec(
+        name="lab", source=Path("/c.yaml"),
+        hosts=(Host("cp1", "10.0.0.11", ("control-plane", "etcd"), SSH),
+               Host("w1", "10.0.0.21", ("worker",), SSH)),
+        networking=Networking(ipaddress.ip_network("10.244.0.0/16"),
+                              ipaddress.ip_network("10.96.0.0/12")),
+        etcd=EtcdSettings(data_dir=data_dir), artifacts=Artifacts())
+
+
+def test_etcd_control_plane_host_removes_the_files_create_placed_and_nothing_wider():
+    cluster = spec()
+    removals = host_removals(cluster, cluster.hosts[0])
+    assert removals.files == (
+        "/etc/systemd/system/etcd.service", "/etc/etcd/initial-cluster.env",
+        f"{PKI}/etcd/ca.crt", f"{PKI}/etcd/server.crt", f"{PKI}/etcd/server.key",
+        f"{PKI}/etcd/peer.crt", f"{PKI}/etcd/peer.key", f"{PKI}/etcd/healthcheck-client.crt",
+        f"{PKI}/etcd/healthcheck-client.key", f"{PKI}/ca.crt", f"{PKI}/ca.key", f"{PKI}/sa.key",
+        f"{PKI}/sa.pub", f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key")
+    assert removals.trees == ("/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
+                              "/var/lib/etcd")
+    assert removals.directories == (f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes",
+                                    "/opt/provisioner")
+
+
+def test_worker_host_only_loses_the_virtualenv_and_wheelhouse():
+    cluster = spec()
+    assert host_removals(cluster, cluster.hosts[1]) == Removals(
+        files=(), trees=("/opt/provisioner/venv", "/opt/provisioner/wheelhouse"),
+        directories=("/opt/provisioner",))
+
+
+def rebased(removals: Removals, root: Path) -> Removals:
+    def move(paths):
+        return tuple(f"{root}{p}" for p in paths)
+    return Removals(move(removals.files), move(removals.trees), move(removals.directories))
+
+
+def sh(command: str) -> str:
+    return subprocess.run(["sh", "-c", command], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def create_like(root: Path, removals: Removals) -> None:
+    """What create leaves: every file, the trees with content, directories made on the way."""
+    for path in removals.files:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("placed by create\n")
+    for tree in removals.trees:
+        (Path(tree) / "member" / "snap").mkdir(parents=True)
+        (Path(tree) / "member" / "snap" / "db").write_text("data\n")
+        (Path(tree) / ".hidden").write_text("x\n")
+
+
+def delete_like(removals: Removals) -> list[str]:
+    """Run delete's probe and steps with a real shell; return the step descriptions."""
+    steps = plan(removals, sh(probe_command(removals)))
+    for step in steps.steps:
+        sh(step.command)
+    return [step.description for step in steps.steps]
+
+
+def test_delete_keeps_what_was_there_before_and_a_second_delete_does_nothing(tmp_path):
+    cluster = spec()
+    removals = rebased(host_removals(cluster, cluster.hosts[0]), tmp_path)
+    # Before create: the host already had a kubeconfig in /etc/kubernetes and an etcd
+    # client config in /etc/etcd; other units live next to etcd's.
+    (tmp_path / "etc/kubernetes").mkdir(parents=True)
+    (tmp_path / "etc/kubernetes/admin.conf").write_text("mine\n")
+    (tmp_path / "etc/etcd").mkdir(parents=True)
+    (tmp_path / "etc/etcd/.etcdctl.conf").write_text("mine\n")
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    (tmp_path / "etc/systemd/system/other.service").write_text("mine\n")
+    create_like(tmp_path, removals)
+
+    done = delete_like(removals)
+
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["etc", "etc/etcd", "etc/etcd/.etcdctl.conf", "etc/kubernetes",
+                    "etc/kubernetes/admin.conf", "etc/systemd", "etc/systemd/system",
+                    "etc/systemd/system/other.service", "opt", "var", "var/lib"]
+    assert f"remove {tmp_path}/var/lib/etcd" in done
+    assert f"remove empty directory {tmp_path}/etc/kubernetes/pki" in done
+    assert f"remove empty directory {tmp_path}/etc/kubernetes" not in done
+    assert delete_like(removals) == []
+
+
+def test_directories_create_made_go_when_nothing_else_is_in_them(tmp_path):
+    cluster = spec()
+    removals = rebased(host_removals(cluster, cluster.hosts[0]), tmp_path)
+    create_like(tmp_path, removals)
+
+    done = delete_like(removals)
+
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["etc", "etc/systemd", "etc/systemd/system", "opt", "var", "var/lib"]
+    assert done[-5:] == [f"remove empty directory {tmp_path}{d}" for d in (
+        f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes", "/opt/provisioner")]
+    assert plan(removals, sh(probe_command(removals))).stop_unit is False
+
+
+def test_the_unit_is_stopped_and_reloaded_away_only_when_it_is_there():
+    cluster = spec()
+    removals = host_removals(cluster, cluster.hosts[0])
+
+    with_unit = plan(removals, "present /etc/systemd/system/etcd.service\n")
+    assert with_unit.stop_unit and with_unit.unit_removed
+    assert with_unit.steps[0].command == "rm -f -- /etc/systemd/system/etcd.service"
+
+    nothing = plan(removals, "")
+    assert not nothing.stop_unit and not nothing.unit_removed and nothing.steps == []
+
+
+def test_paths_reach_the_shell_quoted(tmp_path):
+    odd = tmp_path / "data dir;touch pwned"
+    (odd / "member").mkdir(parents=True)
+    removals = Removals(files=(), trees=(str(odd),), directories=())
+
+    assert delete_like(removals) == [f"remove {odd}"]
+
+    assert not odd.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not Path("pwned").exists()
