@@ -11,9 +11,9 @@ import sys
 
 import click
 
-from provisioner.errors import EXIT_INVALID_INPUT, ProvisionerError, VerifyFailedError
+from provisioner.errors import EXIT_INVALID_INPUT, VerifyFailedError
 from provisioner.state import ClusterState
-from provisioner.workflow import Printer, run_phases, select_phases
+from provisioner.workflow import PhaseSelectionError, Printer, run_phases, select_phases
 
 SPEC_OPTION = click.option(
     "-f", "--file", "spec_file", required=True, type=click.Path(dir_okay=False),
@@ -82,7 +82,10 @@ def create_cluster(spec_file: str, dry_run: bool, only: tuple[str, ...], skip: t
     """Bring every host in the spec to the desired state, then run the smoke tests."""
     from provisioner.phases import CREATE_PHASES
 
-    phases = select_phases(CREATE_PHASES, only, skip)
+    try:
+        phases = select_phases(CREATE_PHASES, only, skip)
+    except PhaseSelectionError as error:
+        raise click.UsageError(error.message) from error
     spec = _load(spec_file)
     ctx = _context(spec, dry_run=dry_run)
     run_phases(phases, ctx, ctx.printer, dry_run=dry_run)
@@ -114,16 +117,13 @@ def delete_cluster(spec_file: str, dry_run: bool, keep_state: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per check.")
 def verify(spec_file: str, as_json: bool) -> None:
     """Run the smoke tests against a created cluster; exit 0 only if all pass, 4 if any fails."""
+    from provisioner.phases.verify import require_created
     from provisioner.verify import etcd_checks
     from provisioner.verify.checks import to_json
 
     spec = _load(spec_file)
     state = ClusterState.for_cluster(spec.name)
-    if not (state.pki_dir / "etcd" / "ca.crt").exists():
-        raise ProvisionerError(
-            f"no local state for cluster {spec.name!r} in {state.root}; run "
-            f"`provisioner create cluster -f {spec_file}` first"
-        )
+    require_created(spec, state)
     results = etcd_checks(spec, state.pki_dir)
     if as_json:
         click.echo(to_json(results))

@@ -5,6 +5,7 @@ Nothing here knows about Kubernetes or etcd; the phases themselves live in provi
 
 from provisioner.workflow.output import Printer
 from provisioner.workflow.phase import Phase, PhaseOutcome
-from provisioner.workflow.runner import run_phases, select_phases
+from provisioner.workflow.runner import PhaseSelectionError, run_phases, select_phases
 
-__all__ = ["Phase", "PhaseOutcome", "Printer", "run_phases", "select_phases"]
+__all__ = ["Phase", "PhaseOutcome", "PhaseSelectionError", "Printer", "run_phases",
+           "select_phases"]

@@ -6,25 +6,31 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from provisioner.errors import InvalidInputError, ProvisionerError
+from provisioner.errors import EXIT_USAGE, ProvisionerError
 from provisioner.workflow.output import Printer
 from provisioner.workflow.phase import Phase, PhaseOutcome
+
+
+class PhaseSelectionError(ProvisionerError):
+    """--only/--skip name an unknown phase or leave none: a bad command line (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def select_phases(
     phases: Sequence[Phase], only: Sequence[str] = (), skip: Sequence[str] = ()
 ) -> list[Phase]:
-    """The phases to run, in workflow order; unknown names are an input error."""
+    """The phases to run, in workflow order; unknown names are a usage error."""
     known = [p.name for p in phases]
     for option, names in (("--only", only), ("--skip", skip)):
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise InvalidInputError(
+            raise PhaseSelectionError(
                 f"{option}: unknown phase {', '.join(unknown)}; phases are: {', '.join(known)}"
             )
     selected = [p for p in phases if (not only or p.name in only) and p.name not in skip]
     if not selected:
-        raise InvalidInputError("--only/--skip leave no phase to run")
+        raise PhaseSelectionError("--only/--skip leave no phase to run")
     return selected
 
 

@@ -6,8 +6,15 @@ import io
 
 import pytest
 
-from provisioner.errors import InvalidInputError, ProvisionerError, VerifyFailedError
-from provisioner.workflow import Phase, PhaseOutcome, Printer, run_phases, select_phases
+from provisioner.errors import EXIT_USAGE, ProvisionerError, VerifyFailedError
+from provisioner.workflow import (
+    Phase,
+    PhaseOutcome,
+    PhaseSelectionError,
+    Printer,
+    run_phases,
+    select_phases,
+)
 
 
 def _phase(name: str, calls: list[str], changes: dict[str, list[str]] | None = None) -> Phase:
@@ -46,12 +53,12 @@ def test_selection_keeps_workflow_order(only, skip, expected):
         (("pki",), ("pki",), "--only/--skip leave no phase to run"),
     ],
 )
-def test_bad_selection_is_an_input_error(only, skip, message):
+def test_bad_selection_is_a_usage_error(only, skip, message):
     phases = [_phase(n, []) for n in NAMES]
-    with pytest.raises(InvalidInputError) as raised:
+    with pytest.raises(PhaseSelectionError) as raised:
         select_phases(phases, only, skip)
     assert raised.value.message == message
-    assert raised.value.exit_code == 3
+    assert raised.value.exit_code == EXIT_USAGE == 2
 
 
 def test_phases_run_in_order_and_report_changes_per_host():
