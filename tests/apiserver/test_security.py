@@ -107,3 +107,43 @@ def test_default_cluster_roles_exist(kubectl):
     names = {i["metadata"]["name"] for i in kubectl.json("get", "clusterroles")["items"]}
     assert {"cluster-admin", "system:kube-scheduler", "system:kube-controller-manager", "system:node",
             "system:node-proxier", "view", "edit", "admin"} <= names
+
+
+def _bootstrap_token(kubectl, extra: str) -> dict:
+    """A bootstrap token Secret with a random id (and `extra` stringData lines); its auth header."""
+    import os
+
+    token_id = os.urandom(3).hex()
+    kubectl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: bootstrap-token-{token_id}, namespace: kube-system}}
+type: bootstrap.kubernetes.io/token
+stringData:
+  token-id: "{token_id}"
+  token-secret: "0123456789abcdef"
+  usage-bootstrap-authentication: "true"
+{extra}""")
+    return {"Authorization": f"Bearer {token_id}.0123456789abcdef"}
+
+
+@pytest.mark.parametrize("groups", ["system:masters", "system:bootstrappers:x,system:masters",
+                                    "system:bootstrappers:", "system:nodes", "system:bootstrappers:Upper"])
+def test_bootstrap_token_cannot_carry_other_groups(raw, kubectl, groups):
+    auth = _bootstrap_token(kubectl, f'  auth-extra-groups: "{groups}"\n')
+    status, _, _ = raw("GET", "/api/v1/namespaces/kube-system/secrets", cert=None, headers=auth)
+    assert status == 401  # the whole token is refused, not just the group
+
+
+def test_bootstrap_token_with_bootstrapper_groups(raw, kubectl):
+    auth = _bootstrap_token(kubectl, '  auth-extra-groups: "system:bootstrappers:kubeadm:default-node-token"\n')
+    status, _, body = raw("GET", "/api/v1/namespaces/kube-system/secrets", cert=None, headers=auth)
+    assert status == 403 and 'User "system:bootstrap:' in json.loads(body)["message"]
+
+
+@pytest.mark.parametrize("expiration,status", [("2001-01-01T00:00:00Z", 401), ("2001-01-01T00:00:00", 401),
+                                               ("not-a-date", 401), ("2999-01-01T00:00:00Z", 200)])
+def test_bootstrap_token_expiration(raw, kubectl, expiration, status):
+    auth = _bootstrap_token(kubectl, f'  expiration: "{expiration}"\n')
+    got, _, _ = raw("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests", cert=None, headers=auth)
+    assert got == status

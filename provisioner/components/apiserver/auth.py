@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hmac
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from .storage import Storage
 
 ANONYMOUS_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 LEGACY_ISSUER = "kubernetes/serviceaccount"
+# the only extra groups a bootstrap token may carry, as Kubernetes' bootstrap token authenticator
+BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
+BOOTSTRAP_GROUP = re.compile(r"system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]")
 
 
 @dataclass
@@ -77,7 +81,7 @@ class Authenticator:
         return user_from_peercert(peercert)
 
     async def _token(self, token: str) -> User | None:
-        if len(token) == 23 and token[6] == ".":
+        if BOOTSTRAP_TOKEN.fullmatch(token):
             return await self._bootstrap(token[:6], token[7:])
         return await self._service_account(token)
 
@@ -111,8 +115,13 @@ class Authenticator:
         obj = await self.storage.get("secrets", "kube-system", f"bootstrap-token-{token_id}")
         if not obj or obj.get("type") != "bootstrap.kubernetes.io/token":
             return None
-        data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
-        if data.get("token-id") != token_id or data.get("token-secret") != secret:
+        try:
+            data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+        except (ValueError, UnicodeDecodeError):
+            return None
+        # constant-time: the secret must not be guessable from response timing
+        if data.get("token-id") != token_id or \
+                not hmac.compare_digest(data.get("token-secret", "").encode(), secret.encode()):
             return None
         if data.get("usage-bootstrap-authentication") != "true":
             return None
@@ -122,9 +131,11 @@ class Authenticator:
                 when = dt.datetime.fromisoformat(exp.replace("Z", "+00:00"))
             except ValueError:
                 return None
-            if when < dt.datetime.now(dt.timezone.utc):
-                return None
-        extra = [g for g in data.get("auth-extra-groups", "").split(",") if g]
+            if when.tzinfo is None or when <= dt.datetime.now(dt.timezone.utc):
+                return None  # expired (or not RFC 3339 with a zone, which Kubernetes rejects too)
+        extra = [g.strip() for g in data.get("auth-extra-groups", "").split(",") if g.strip()]
+        if not all(BOOTSTRAP_GROUP.fullmatch(g) for g in extra):
+            return None  # e.g. system:masters: a token may only add bootstrapper groups
         return User(f"system:bootstrap:{token_id}", ["system:bootstrappers"] + extra + ["system:authenticated"])
 
 
