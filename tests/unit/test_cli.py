@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.unit.spec.keys import write_private_key
+
 UNEXPECTED = """
 import click, sys
 from provisioner import cli
@@ -46,11 +48,7 @@ def test_with_v_the_traceback_is_shown():
 
 def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Path):
     key = tmp_path / "id_test"
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    write_private_key(key)
     spec = tmp_path / "cluster.yaml"
     spec.write_text(yaml.safe_dump({
         "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},

@@ -10,13 +10,14 @@ import yaml
 
 from provisioner.errors import InvalidInputError
 from provisioner.roles import DirectOperations, inventory_groups, load_spec
+from tests.unit.spec.keys import write_private_key
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def spec_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "id_test").write_text("key\n")
+    write_private_key(tmp_path / "id_test")
     document = {
         "apiVersion": "provisioner.dev/v1alpha1",
         "kind": "Cluster",

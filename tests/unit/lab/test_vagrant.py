@@ -17,6 +17,7 @@ import vagrant as python_vagrant
 
 from provisioner.errors import ProvisionerError
 from provisioner.lab.vagrant import VagrantLab, parse_ssh_config
+from tests.unit.spec.keys import write_private_key
 
 SSH_CONFIG = """\
 Host {name}
@@ -111,17 +112,12 @@ def test_up_runs_vagrant_and_writes_the_inventory_from_ssh_config(
 
 
 def test_the_written_inventory_makes_the_repo_cluster_spec_valid(repo, stub_binary, calls, tmp_path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from provisioner.spec import validate_cluster
 
     for number in (1, 2, 3):
         key = repo / ".vagrant" / "machines" / f"vagrant-{number}" / "virtualbox" / "private_key"
         key.parent.mkdir(parents=True)
-        key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption()))
+        write_private_key(key)
     spec_file = repo / "inventories" / "vagrant" / "cluster.yaml"
     spec_file.parent.mkdir(parents=True)
     spec_file.write_text((REPO / "inventories" / "vagrant" / "cluster.yaml").read_text())

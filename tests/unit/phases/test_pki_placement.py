@@ -10,11 +10,12 @@ import yaml
 
 from provisioner.phases.pki import ensure_local, host_files, host_matches, placed_files_probe
 from provisioner.spec import load_cluster
+from tests.unit.spec.keys import write_private_key
 
 
 @pytest.fixture
 def spec(tmp_path: Path):
-    (tmp_path / "id_test").write_text("key\n")
+    write_private_key(tmp_path / "id_test")
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump({
         "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "pki"},
