@@ -151,6 +151,29 @@ class Session:
                 lines.append(f"host {name} ({spec_host.ssh.user}@{spec_host.address}): {reason}{hint}")
             raise UnreachableError("cannot log in over SSH:\n  " + "\n  ".join(lines))
         self._by_name = {host.name: host for host in self.state.inventory}
+        self._check_sudo()
+
+    def _check_sudo(self) -> None:
+        """Hosts reached as a non-root user must have passwordless sudo.
+
+        Checked once up front with `sudo -n`: otherwise pyinfra, seeing sudo ask for a password,
+        would prompt on the terminal, which a provisioning run must never do.
+        """
+        problems = []
+        for host in self.hosts:
+            if not needs_sudo(host):
+                continue
+            ok, output = self._by_name[host.name].run_shell_command(StringCommand("sudo -n true"))
+            if not ok:
+                reason = (output.stderr or output.stdout).strip().splitlines()
+                problems.append(
+                    f"host {host.name}: user {host.ssh.user!r} cannot run commands as root with "
+                    f"sudo without a password ({reason[-1] if reason else 'sudo failed'}); give it "
+                    "passwordless sudo, or use root in the spec"
+                )
+        if problems:
+            self.close()
+            raise ProvisionerError("hosts refuse root access:\n  " + "\n  ".join(problems))
 
     def close(self) -> None:
         if self.state is not None and self.state.activated_hosts:

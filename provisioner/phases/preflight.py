@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 
-from provisioner.engine.session import needs_sudo
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ETCD_UNIT, ClusterContext
 from provisioner.workflow import Phase, PhaseOutcome
@@ -108,11 +107,6 @@ def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operat
     return problems
 
 
-def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
-
-
 def run(ctx: ClusterContext) -> PhaseOutcome:
     outcome = PhaseOutcome()
     spec = ctx.spec
@@ -125,14 +119,7 @@ def run(ctx: ClusterContext) -> PhaseOutcome:
     for host in spec.hosts:
         result = results[host.name]
         if not result.ok and not result.stdout:
-            if needs_sudo(host) and "sudo" in result.stderr:
-                problems.append(
-                    f"host {host.name}: user {host.ssh.user!r} cannot run commands as root with "
-                    f"sudo without a password ({last_line(result.stderr)}); give it passwordless "
-                    "sudo, or use root in the spec"
-                )
-            else:
-                problems.append(f"host {host.name}: probe failed: {result.stderr.strip()}")
+            problems.append(f"host {host.name}: probe failed: {result.stderr.strip()}")
             continue
         facts = parse_probe(result.stdout)
         for problem in check_host(
