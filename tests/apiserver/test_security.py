@@ -147,3 +147,58 @@ def test_bootstrap_token_expiration(raw, kubectl, expiration, status):
     auth = _bootstrap_token(kubectl, f'  expiration: "{expiration}"\n')
     got, _, _ = raw("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests", cert=None, headers=auth)
     assert got == status
+
+
+def _claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_service_account_token_for_another_audience_is_refused(raw, kubectl, ns):
+    kubectl("create", "serviceaccount", "bob", "-n", ns)
+    bearer = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+    default = kubectl("create", "token", "bob", "-n", ns).stdout.strip()
+    assert _claims(default)["aud"] == ["https://kubernetes.default.svc.cluster.local"]
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None, headers=bearer(default))
+    assert status == 403  # authenticated as bob, who may do nothing
+    vault = kubectl("create", "token", "bob", "-n", ns, "--audience=vault").stdout.strip()
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None, headers=bearer(vault))
+    assert status == 401
+    both = kubectl("create", "token", "bob", "-n", ns, "--audience=vault",
+                   "--audience=https://kubernetes.default.svc.cluster.local").stdout.strip()
+    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None, headers=bearer(both))
+    assert status == 403
+
+
+def test_api_audiences_flag(cluster, raw, kubectl, ns):
+    import subprocess
+
+    from provisioner.dev import free_port
+
+    from .conftest import Raw
+
+    kubectl("create", "serviceaccount", "carol", "-n", ns)
+    port = free_port()
+    proc = subprocess.Popen(cluster.apiserver_command(port) + ["--api-audiences", "api.example,other"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cluster.wait_ready(30, port)
+        second = Raw(cluster)
+        second.port = port
+        path = f"/api/v1/namespaces/{ns}/serviceaccounts/carol/token"
+        status, _, body = second("POST", path, body={"spec": {}})
+        assert status == 201
+        token = json.loads(body)["status"]["token"]
+        assert _claims(token)["aud"] == ["api.example", "other"]  # TokenRequest defaults to the API audiences
+        bearer = {"Authorization": f"Bearer {token}"}
+        status, _, _ = second("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None, headers=bearer)
+        assert status == 403
+        status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None, headers=bearer)
+        assert status == 401  # the first server's audience is still the issuer
+        issuer_token = kubectl("create", "token", "carol", "-n", ns).stdout.strip()
+        status, _, _ = second("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                              headers={"Authorization": f"Bearer {issuer_token}"})
+        assert status == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)

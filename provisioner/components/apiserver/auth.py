@@ -1,10 +1,10 @@
-"""Authentication (client certificates, service-account JWTs, bootstrap tokens) and RBAC.
+"""Authentication: client certificates, service-account JWTs, bootstrap tokens.
 
 Users: a client certificate's CN is the user and its O entries the groups; a bearer token is a
 service-account JWT verified with --service-account-key-file, or a bootstrap token
-(`<id>.<secret>`) matched against its kube-system Secret. Everyone authenticated is also in
-`system:authenticated`. RBAC reads roles and bindings from storage (cached for a second, so
-several API servers agree within that second); `system:masters` is the superuser group.
+(`<id>.<secret>`) matched against its kube-system Secret. Bound service-account tokens must
+name one of the API audiences (--api-audiences, by default the issuer) in `aud`. Everyone
+authenticated is also in `system:authenticated`. Authorization (RBAC) is in rbac.py.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ def load_public_keys(paths: list[str]) -> list[Any]:
 
 
 class Authenticator:
-    def __init__(self, storage: Storage, sa_keys: list[Any], issuers: list[str]):
+    def __init__(self, storage: Storage, sa_keys: list[Any], issuers: list[str],
+                 audiences: list[str] | None = None):
         self.storage = storage
         self.sa_keys = sa_keys
         self.issuers = issuers or ["https://kubernetes.default.svc.cluster.local"]
+        # a token minted for another audience (`kubectl create token --audience=vault`) is for
+        # that service, never a credential for this API server
+        self.audiences = audiences or self.issuers[:1]
 
     async def authenticate(self, peercert: dict | None, authorization: str | None) -> User | None:
         if authorization and authorization.lower().startswith("bearer "):
@@ -96,6 +100,10 @@ class Authenticator:
                 ns = claims.get("kubernetes.io/serviceaccount/namespace", "")
                 name = claims.get("kubernetes.io/serviceaccount/service-account.name", "")
             elif claims.get("iss") in self.issuers:
+                aud = claims.get("aud")
+                if not any(a in self.audiences for a in (aud if isinstance(aud, list) else [aud])
+                           if isinstance(a, str)):
+                    return None
                 info = claims.get("kubernetes.io") or {}
                 ns = info.get("namespace", "")
                 name = (info.get("serviceaccount") or {}).get("name", "")

@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     a("--service-account-key-file", action="append", default=[])
     a("--service-account-signing-key-file")
     a("--service-account-issuer", action="append", default=[])
+    a("--api-audiences", action="append", default=[],
+      help="audiences a service-account token must name to be accepted here (comma-separated); "
+           "default: the first --service-account-issuer")
     a("--service-cluster-ip-range", default="10.96.0.0/12")
     a("--secure-port", type=int, default=6443)
     a("--bind-address", default="0.0.0.0")
@@ -74,6 +77,7 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
                     sa_signing_key_file=args.service_account_signing_key_file,
                     sa_issuers=args.service_account_issuer or
                     ["https://kubernetes.default.svc.cluster.local"],
+                    api_audiences=[a for v in args.api_audiences for a in v.split(",") if a],
                     advertise_address=args.advertise_address, secure_port=args.secure_port)
     server = ApiServer(storage, config)
     return server, server.app()

@@ -33,6 +33,7 @@ class Config:
     sa_key_files: list[str] = field(default_factory=list)
     sa_signing_key_file: str | None = None
     sa_issuers: list[str] = field(default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"])
+    api_audiences: list[str] = field(default_factory=list)  # empty: the first issuer
     advertise_address: str = "127.0.0.1"
     secure_port: int = 6443
 
@@ -43,7 +44,7 @@ class ApiServer:
         self.config = config
         self.registry = Registry(storage, Allocator(storage, config.service_cidr))
         self.authn = auth.Authenticator(storage, auth.load_public_keys(config.sa_key_files),
-                                        config.sa_issuers)
+                                        config.sa_issuers, config.api_audiences)
         self.authz = rbac.Authorizer(storage)
         self.registry.admission.append(escalation.EscalationCheck(storage, self.authz))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
@@ -154,7 +155,7 @@ class ApiServer:
             raise ApiError.invalid("TokenRequest", name, [(
                 "spec.expirationSeconds", f"Invalid value: {seconds}: may not specify a duration less than 10 minutes")],
                 "authentication.k8s.io")
-        audiences = spec.get("audiences") or self.config.sa_issuers[:1]
+        audiences = spec.get("audiences") or self.authn.audiences
         with open(self.config.sa_signing_key_file, "rb") as fh:
             token, exp = auth.sign_service_account_token(fh.read(), self.config.sa_issuers[0], ns, name,
                                                          sa["metadata"]["uid"], audiences, seconds)
