@@ -8,12 +8,16 @@ one-second cache.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
 from .storage import Storage
 
 SUPERUSER_GROUP = "system:masters"
+# default roles carrying "true" are reset to this file's rules when a server starts, so a fix
+# to a default role reaches existing clusters; "false" keeps an administrator's own edits
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 
 R = dict[str, Any]
 
@@ -29,7 +33,50 @@ def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str]
 
 
 READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 ALL = ["*"]
+
+# The user-facing roles, as Kubernetes defines them (for the resources Kubernetes names, served
+# here or not): `view` reads a namespace's workloads but never Secrets (they hold credentials;
+# reading them would be escalation); `edit` also writes them and reads/writes Secrets, but not
+# RBAC objects, nor Endpoints/EndpointSlices (which could redirect a Service's traffic);
+# `admin` adds Roles and RoleBindings in the namespace.
+VIEW = [
+    rule(READ, [""], ["configmaps", "endpoints", "persistentvolumeclaims",
+                      "persistentvolumeclaims/status", "pods", "pods/log", "pods/status",
+                      "replicationcontrollers", "replicationcontrollers/scale",
+                      "replicationcontrollers/status", "serviceaccounts", "services", "services/status",
+                      "bindings", "events", "limitranges", "namespaces", "namespaces/status",
+                      "resourcequotas", "resourcequotas/status"]),
+    rule(READ, ["apps"], ["controllerrevisions", "daemonsets", "daemonsets/status", "deployments",
+                          "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
+                          "replicasets/status", "statefulsets", "statefulsets/scale",
+                          "statefulsets/status"]),
+    rule(READ, ["autoscaling"], ["horizontalpodautoscalers", "horizontalpodautoscalers/status"]),
+    rule(READ, ["batch"], ["cronjobs", "cronjobs/status", "jobs", "jobs/status"]),
+    rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+    rule(READ, ["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"]),
+    rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+]
+EDIT = VIEW + [
+    rule(["impersonate"], [""], ["serviceaccounts"]),
+    rule(["create"], [""], ["serviceaccounts/token", "pods/eviction"]),
+    rule(READ + WRITE, [""], ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy",
+                              "configmaps", "events", "persistentvolumeclaims", "replicationcontrollers",
+                              "replicationcontrollers/scale", "secrets", "serviceaccounts", "services",
+                              "services/proxy"]),
+    rule(READ + WRITE, ["apps"], ["daemonsets", "deployments", "deployments/rollback",
+                                  "deployments/scale", "replicasets", "replicasets/scale", "statefulsets",
+                                  "statefulsets/scale"]),
+    rule(READ + WRITE, ["autoscaling"], ["horizontalpodautoscalers"]),
+    rule(READ + WRITE, ["batch"], ["cronjobs", "jobs"]),
+    rule(READ + WRITE, ["policy"], ["poddisruptionbudgets"]),
+    rule(READ + WRITE, ["networking.k8s.io"], ["ingresses", "networkpolicies"]),
+]
+ADMIN = EDIT + [
+    rule(READ + WRITE, ["rbac.authorization.k8s.io"], ["roles", "rolebindings"]),
+    rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
+]
 DEFAULT_ROLES: dict[str, list[R]] = {
     "cluster-admin": [rule(ALL, ["*"], ["*"]), rule(ALL, urls=["*"])],
     "system:discovery": [rule(["get"], urls=["/api", "/api/*", "/apis", "/apis/*", "/healthz",
@@ -38,10 +85,9 @@ DEFAULT_ROLES: dict[str, list[R]] = {
     "system:public-info-viewer": [rule(["get"], urls=["/healthz", "/livez", "/readyz", "/version", "/version/"])],
     "system:basic-user": [rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews",
                                                                       "selfsubjectrulesreviews"])],
-    "view": [rule(READ, ["", "apps", "batch", "discovery.k8s.io"], ["*"])],
-    "edit": [rule(ALL, ["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], ["*"])],
-    "admin": [rule(ALL, ["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io",
-                         "rbac.authorization.k8s.io"], ["*"])],
+    "view": VIEW,
+    "edit": EDIT,
+    "admin": ADMIN,
     "system:kube-scheduler": [
         rule(READ, [""], ["pods", "nodes", "namespaces", "services", "persistentvolumeclaims"]),
         rule(["create"], [""], ["pods/binding", "bindings"]),
@@ -170,15 +216,17 @@ class Authorizer:
 
 def default_objects() -> list[tuple[str, dict]]:
     """(plural, object) for the default ClusterRoles and ClusterRoleBindings."""
-    labels = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    meta = {"labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {AUTOUPDATE: "true"}}
     out: list[tuple[str, dict]] = []
     for name, rules in DEFAULT_ROLES.items():
         out.append(("clusterroles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                                     "metadata": {"name": name, "labels": labels}, "rules": rules}))
+                                     "metadata": {"name": name, **copy.deepcopy(meta)},
+                                     "rules": copy.deepcopy(rules)}))
     for name, (role, subjects) in DEFAULT_BINDINGS.items():
         out.append(("clusterrolebindings", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": name, "labels": labels},
+            "metadata": {"name": name, **copy.deepcopy(meta)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": k, "name": n} for k, n in subjects]}))
     return out

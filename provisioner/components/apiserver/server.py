@@ -172,18 +172,33 @@ class ApiServer:
             try:
                 await self.registry.ensure_defaults()
                 for plural, obj in rbac.default_objects():
-                    if await self.storage.get(plural, None, obj["metadata"]["name"]) is None:
-                        kind = obj["kind"]
-                        try:
-                            await self.registry.create(Req(BY_KIND[("rbac.authorization.k8s.io", kind)], None,
-                                                           **SELF), obj)
-                        except ApiError:
-                            pass
+                    await self._ensure_default_rbac(plural, obj)
                 self.bootstrapped.set()
                 return
             except Exception as exc:
                 log.warning("bootstrap waiting for etcd: %s", exc)
                 await asyncio.sleep(1)
+
+    async def _ensure_default_rbac(self, plural: str, obj: dict) -> None:
+        """Create a default role or binding, or reset a default role's rules (unless its
+        autoupdate annotation is "false"); another server doing the same at once is fine."""
+        name = obj["metadata"]["name"]
+        req = Req(BY_KIND[("rbac.authorization.k8s.io", obj["kind"])], None, name, **SELF)
+        current = await self.storage.get(plural, None, name)
+        try:
+            if current is None:
+                await self.registry.create(req, obj)
+            elif plural == "clusterroles" and current.get("rules") != obj["rules"] and \
+                    (current["metadata"].get("annotations") or {}).get(rbac.AUTOUPDATE) != "false":
+                log.info("resetting the rules of default cluster role %s", name)
+
+                def reset(cur: dict) -> dict:
+                    cur["rules"] = obj["rules"]
+                    cur["metadata"].setdefault("annotations", {})[rbac.AUTOUPDATE] = "true"
+                    return cur
+                await self.registry.update(req, reset, precondition_rv=None)
+        except ApiError:
+            pass
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=4 * 1024 * 1024)

@@ -1,0 +1,75 @@
+"""The default user-facing roles (view, edit, admin) grant what Kubernetes' do, checked with real
+kubectl as certificate users bound to them in a namespace; default roles are reset on start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from provisioner.dev import free_port
+
+from .conftest import eventually
+
+
+def _bound_user(kubectl, user_kubectl, ns, role):
+    user = f"{role}-" + os.urandom(3).hex()
+    kubectl("create", "rolebinding", user, f"--clusterrole={role}", f"--user={user}", "-n", ns)
+    as_user = user_kubectl(user)
+    assert eventually(lambda: as_user("get", "pods", "-n", ns, check=False).returncode == 0)
+    return user, as_user
+
+
+def test_view_reads_workloads_but_not_secrets(kubectl, user_kubectl, ns):
+    kubectl("create", "secret", "generic", "db", "--from-literal=password=hunter2", "-n", ns)
+    kubectl("create", "configmap", "settings", "--from-literal=a=b", "-n", ns)
+    _, as_user = _bound_user(kubectl, user_kubectl, ns, "view")
+    for resource in ("pods", "configmaps", "deployments", "services", "jobs", "endpointslices"):
+        as_user("get", resource, "-n", ns)
+    for args in (("get", "secrets"), ("get", "secret", "db"), ("get", "secrets", "-w", "--request-timeout=2s")):
+        out = as_user(*args, "-n", ns, check=False)
+        assert out.returncode != 0 and "cannot" in out.stderr and '"secrets"' in out.stderr, out.stderr
+    out = as_user("create", "configmap", "x", "-n", ns, check=False)
+    assert out.returncode != 0 and "forbidden" in out.stderr
+
+
+def test_edit_writes_workloads_and_secrets_but_not_rbac_or_endpoints(kubectl, user_kubectl, ns):
+    _, as_user = _bound_user(kubectl, user_kubectl, ns, "edit")
+    as_user("create", "secret", "generic", "db", "--from-literal=password=hunter2", "-n", ns)
+    assert as_user.json("get", "secret", "db", "-n", ns)["data"] == {"password": "aHVudGVyMg=="}
+    as_user("create", "deployment", "web", "--image=busybox", "-n", ns)
+    as_user("scale", "deployment", "web", "--replicas=2", "-n", ns)
+    for args in (("create", "rolebinding", "rb", "--clusterrole=view", "--user=bob"),
+                 ("create", "role", "r", "--verb=get", "--resource=pods")):
+        out = as_user(*args, "-n", ns, check=False)
+        assert out.returncode != 0 and "forbidden" in out.stderr, out.stderr
+    out = as_user("apply", "-n", ns, "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+        "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}))
+    assert out.returncode != 0 and "forbidden" in out.stderr, out.stderr
+
+
+def test_admin_delegates_within_what_it_holds(kubectl, user_kubectl, ns):
+    _, as_user = _bound_user(kubectl, user_kubectl, ns, "admin")
+    as_user("create", "rolebinding", "viewers", "--clusterrole=view", "--user=bob", "-n", ns)
+    as_user("create", "role", "pod-reader", "--verb=get", "--resource=pods", "-n", ns)
+    out = as_user("create", "rolebinding", "root", "--clusterrole=cluster-admin", "--user=bob", "-n", ns,
+                  check=False)
+    assert out.returncode != 0 and "attempting to grant RBAC permissions not currently held" in out.stderr
+
+
+def test_default_roles_are_reset_when_a_server_starts(cluster, kubectl):
+    original = kubectl.json("get", "clusterrole", "view")
+    assert original["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] == "true"
+    kubectl("patch", "clusterrole", "view", "--type=json", "-p",
+            '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]}}]')
+    port = free_port()
+    proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cluster.wait_ready(30, port)  # ready means its bootstrap (default RBAC included) is done
+        rules = kubectl.json("get", "clusterrole", "view")["rules"]
+        assert rules == original["rules"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"]}))
