@@ -35,10 +35,8 @@ class Daemon:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [*CLI, "daemon", "--root", self.root, "--socket", self.socket, "--bridge",
-                 BRIDGE, "--subnet", SUBNET, "--cgroup-parent", CGROUP_PARENT],
-                stdout=log, stderr=log, start_new_session=True)
+            self.process = subprocess.Popen([sys.executable, *self.command()], stdout=log,
+                                            stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -49,6 +47,11 @@ class Daemon:
             except Exception:  # noqa: BLE001 - not listening yet
                 time.sleep(0.05)
         raise RuntimeError(f"daemon did not start: {self.log()}")
+
+    def command(self) -> list[str]:
+        """The daemon's command line after the Python executable."""
+        return [*CLI[1:], "daemon", "--root", self.root, "--socket", self.socket, "--bridge",
+                BRIDGE, "--subnet", SUBNET, "--cgroup-parent", CGROUP_PARENT]
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)

@@ -40,7 +40,7 @@ def test_a_bad_field_is_refused_with_400_naming_it(daemon, fields, message):
         daemon.client.create("busybox", cmd=["true"], **fields)
     assert refused.value.status == 400 and message in str(refused.value)
     assert daemon.container_dirs() == before
-    assert "Traceback" not in daemon.log()
+    assert "Traceback" not in daemon.log(), daemon.log()
 
 
 def test_good_values_of_those_fields_run(daemon, remove_after):

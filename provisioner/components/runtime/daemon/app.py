@@ -75,15 +75,26 @@ async def stream(request: web.Request, events: AsyncIterator[dict]) -> web.Strea
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     try:
-        async for event in events:
-            await response.write(json.dumps(event).encode() + b"\n")
-    except Exception as error:
-        known = _status_of(error)
-        if known is None:
-            log.exception("%s %s failed while streaming", request.method, request.path)
-            known = (500, f"internal error in the runtime daemon: {error}")
-        await response.write(json.dumps({"error": known[1], "status": known[0]}).encode() + b"\n")
-    await response.write_eof()
+        try:
+            async for event in events:
+                await response.write(json.dumps(event).encode() + b"\n")
+        except ConnectionResetError:
+            raise
+        except Exception as error:
+            known = _status_of(error)
+            if known is None:
+                log.exception("%s %s failed while streaming", request.method, request.path)
+                known = (500, f"internal error in the runtime daemon: {error}")
+            await response.write(json.dumps({"error": known[1], "status": known[0]}).encode()
+                                 + b"\n")
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client went away (a cancelled build, an interrupted logs -f): nobody to tell.
+        log.info("%s %s: the client went away", request.method, request.path)
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()       # its cleanup (a build's cancellation) runs now, not at GC
     return response
 
 
