@@ -163,7 +163,10 @@ class Session:
         for host in self.hosts:
             if not needs_sudo(host):
                 continue
-            ok, output = self._by_name[host.name].run_shell_command(StringCommand("sudo -n true"))
+            # sudo's own "a password is required" line must not reach pyinfra, which would
+            # answer it with a password prompt; prefixed, it is only our message.
+            ok, output = self._by_name[host.name].run_shell_command(StringCommand(
+                'out=$(sudo -n true 2>&1) || { echo "sudo refused: $out" >&2; exit 1; }'))
             if not ok:
                 reason = (output.stderr or output.stdout).strip().splitlines()
                 problems.append(
