@@ -2,8 +2,14 @@
 and /dev, a reduced capability set, no_new_privs, and the user it was asked to run as."""
 
 import os
+import stat
+import subprocess
+import sys
 
-from provisioner.components.runtime.container import caps
+import pytest
+
+from provisioner.components.runtime.container import caps, cgroups
+from provisioner.components.runtime.container import syscalls as sc
 from provisioner.components.runtime.container.spec import Mount
 
 from .conftest import read_log, run_to_exit
@@ -135,3 +141,119 @@ def test_read_only_rootfs(make_spec):
     lines = read_log(spec).splitlines()
     assert "touch: /newfile: Read-only file system" in lines
     assert "refused" in lines and "ok" in lines
+
+
+def _a_host_disk() -> tuple[int, int]:
+    """major, minor of a block device of this host that has data (reading it would succeed)."""
+    for name in sorted(os.listdir("/sys/class/block")):
+        base = os.path.join("/sys/class/block", name)
+        with open(os.path.join(base, "size")) as f:
+            if int(f.read()) > 0:
+                with open(os.path.join(base, "dev")) as f:
+                    major, minor = f.read().strip().split(":")
+                return int(major), int(minor)
+    pytest.fail("this host has no block device with data to test device isolation with")
+
+
+def test_device_nodes_shipped_in_an_image_layer_cannot_be_used(make_spec, busybox_layer,
+                                                               tmp_path):
+    layer = tmp_path / "devices-layer"
+    (layer / "devices").mkdir(parents=True)
+    os.mknod(layer / "devices" / "null-copy", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(layer / "devices" / "disk", 0o666 | stat.S_IFBLK, os.makedev(*_a_host_disk()))
+    spec = make_spec(["sh", "-c", "echo x > /devices/null-copy && echo null-copy-usable; "
+                                  "head -c 512 /devices/disk | wc -c; echo x > /dev/null && "
+                                  "echo own-null-usable"],
+                     lower_dirs=[busybox_layer, str(layer)])
+
+    run_to_exit(spec)
+
+    lines = read_log(spec).splitlines()
+    assert "null-copy-usable" not in lines and "512" not in lines, lines
+    assert any("/devices/null-copy: Permission denied" in line for line in lines), lines
+    assert any("/devices/disk: Permission denied" in line for line in lines), lines
+    assert "own-null-usable" in lines
+
+
+def test_a_device_node_made_in_the_containers_dev_is_refused_by_the_device_cgroup(make_spec):
+    assert cgroups.mode() == "v1", "the device allowlist is v1 only (v2 needs eBPF)"
+    major, minor = _a_host_disk()
+    spec = make_spec(["sh", "-c", f"mknod /dev/disk b {major} {minor} && echo made; "
+                                  "head -c 512 /dev/disk | wc -c; mknod /dev/null2 c 1 3 && "
+                                  "echo x > /dev/null2 && echo null2-usable"],
+                     capabilities=[*caps.DEFAULT_CAPABILITIES, "MKNOD"])
+
+    run_to_exit(spec)
+
+    lines = read_log(spec).splitlines()
+    assert "512" not in lines, lines
+    # refused at mknod already (the allowlist covers making nodes too)
+    assert "mknod: /dev/disk: Operation not permitted" in lines and "made" not in lines, lines
+    assert "null2-usable" in lines
+
+
+@pytest.fixture
+def volume_with_a_tmpfs_inside(tmp_path):
+    """A host dir with a file, and a tmpfs mounted at its sub/ (unmounted afterwards)."""
+    volume = tmp_path / "volume"
+    (volume / "sub").mkdir(parents=True)
+    (volume / "top.txt").write_text("top\n")
+    sc.mount("tmpfs", str(volume / "sub"), "tmpfs", 0, "size=1m")
+    try:
+        (volume / "sub" / "inner.txt").write_text("inner\n")
+        yield volume
+    finally:
+        sc.umount2(str(volume / "sub"), sc.MNT_DETACH)
+
+
+def test_a_read_only_rbind_volume_is_read_only_in_its_submounts_too(make_spec,
+                                                                   volume_with_a_tmpfs_inside):
+    volume = volume_with_a_tmpfs_inside
+    spec = make_spec(["sh", "-c", "cat /data/sub/inner.txt; echo x > /data/top.txt || echo top-ro; "
+                                  "echo x > /data/sub/inner.txt || echo sub-ro"],
+                     mounts=[Mount(str(volume), "/data", options=["rbind", "ro"])])
+
+    run_to_exit(spec)
+
+    lines = read_log(spec).splitlines()
+    assert "inner" in lines and "top-ro" in lines and "sub-ro" in lines, lines
+    assert (volume / "sub" / "inner.txt").read_text() == "inner\n"
+
+
+# Without mount_setattr (kernels before 5.12), each mount under the volume is remounted, its own
+# flags kept; run in a private mount namespace of a child process.
+REMOUNT_FALLBACK = """
+import errno, os, sys
+from provisioner.components.runtime.container import rootfs, syscalls as sc
+def no_mount_setattr(*args):
+    raise OSError(errno.ENOSYS, "mount_setattr: Function not implemented")
+sc.mount_setattr = no_mount_setattr
+sc.unshare(sc.CLONE_NEWNS)
+sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+volume, target = sys.argv[1], sys.argv[2]
+sc.mount(volume, target, None, sc.MS_BIND | sc.MS_REC)
+rootfs._set_bind_flags(target, sc.MS_RDONLY, recursive=True)
+for name in ("top.txt", "sub/inner.txt"):
+    try:
+        open(os.path.join(target, name), "w").close()
+        print(name, "writable")
+    except OSError as exc:
+        print(name, exc.strerror)
+print("nodev kept:", "nodev" in [l.split()[5] for l in open("/proc/self/mountinfo")
+                                 if l.split()[4] == target + "/sub"][0])
+"""
+
+
+def test_without_mount_setattr_each_submount_is_remounted_read_only(volume_with_a_tmpfs_inside,
+                                                                    tmp_path):
+    volume = volume_with_a_tmpfs_inside
+    sc.mount(None, str(volume / "sub"), None, sc.MS_REMOUNT | sc.MS_NODEV, "size=1m")
+    target = tmp_path / "target"
+    target.mkdir()
+
+    result = subprocess.run([sys.executable, "-c", REMOUNT_FALLBACK, str(volume), str(target)],
+                            capture_output=True, text=True, check=False)
+
+    assert result.stdout.splitlines() == ["top.txt Read-only file system",
+                                          "sub/inner.txt Read-only file system",
+                                          "nodev kept: True"], result.stderr

@@ -1,7 +1,8 @@
 """Linux capabilities by name, the default reduced set, and dropping to a set before exec.
 
-The default set is Docker's minus CAP_MKNOD: this runtime sets no device cgroup (cgroup v2 would
-need eBPF for it), so a container able to mknod could open host block devices.
+The default set is Docker's minus CAP_MKNOD: the device cgroup allowlist exists on cgroup v1
+only (v2 would need eBPF, see cgroups.create), so on v2 a container able to mknod in its /dev
+tmpfs could open host block devices.
 """
 
 from . import syscalls

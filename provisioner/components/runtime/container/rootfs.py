@@ -1,5 +1,5 @@
-"""The container's root filesystem, built inside its own (new) mount namespace: overlay root,
-/proc, /dev (tmpfs with device nodes, pts, shm, mqueue), read-only /sys, user mounts,
+"""The container's root filesystem, built inside its own (new) mount namespace: overlay root
+(nodev), /proc, /dev (tmpfs with device nodes, pts, shm, mqueue), read-only /sys, user mounts,
 pivot_root, then masked and read-only paths as runc does. Runs in the init process before exec.
 
 Everything is mounted in the container's mount namespace only, so when the container's last
@@ -104,11 +104,57 @@ def _user_mount(rootfs: str, mount: Mount) -> None:
         _make_mountpoint(target, os.path.isdir(mount.source))
         sc.mount(mount.source, target, None, sc.MS_BIND | (flags & sc.MS_REC))
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
-        if extra:   # a bind mount takes its flags only through a remount
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+        if extra:   # a bind mount takes its flags only afterwards
+            _set_bind_flags(target, extra, recursive=bool(flags & sc.MS_REC))
     else:
         _make_mountpoint(target, True)
         sc.mount(mount.source, target, mount.type, flags, ",".join(data) or None)
+
+
+_MOUNT_ATTRS = {sc.MS_RDONLY: sc.MOUNT_ATTR_RDONLY, sc.MS_NOSUID: sc.MOUNT_ATTR_NOSUID,
+                sc.MS_NODEV: sc.MOUNT_ATTR_NODEV, sc.MS_NOEXEC: sc.MOUNT_ATTR_NOEXEC}
+# per-mount options as /proc/self/mountinfo lists them
+_MOUNTINFO_FLAGS = {"ro": sc.MS_RDONLY, "nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV,
+                    "noexec": sc.MS_NOEXEC, "noatime": sc.MS_NOATIME,
+                    "nodiratime": sc.MS_NODIRATIME, "relatime": sc.MS_RELATIME}
+_ATIME_FLAGS = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NODIRATIME
+
+
+def _set_bind_flags(target: str, flags: int, recursive: bool) -> None:
+    """Add `flags` to the bind mount at `target` and, for rbind, to every mount under it: a
+    remount of the top alone would leave e.g. a tmpfs inside a ":ro" volume writable.
+    mount_setattr does it in one call and keeps each mount's other flags; kernels before
+    5.12 (ENOSYS) and atime options get a remount of each mount, its own flags kept."""
+    attrs = [attr for bit, attr in _MOUNT_ATTRS.items() if flags & bit]
+    if attrs and not flags & ~sum(_MOUNT_ATTRS):
+        try:
+            sc.mount_setattr(target, sum(attrs), recursive)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+    for mountpoint, current in _mounts_from(target, recursive):
+        if flags & _ATIME_FLAGS:
+            current &= ~_ATIME_FLAGS
+        sc.mount(None, mountpoint, None, sc.MS_BIND | sc.MS_REMOUNT | current | flags)
+
+
+def _mounts_from(target: str, recursive: bool) -> list[tuple[str, int]]:
+    """(mount point, its MS_* flags) for `target` and, if `recursive`, the mounts under it,
+    top first, from this mount namespace's /proc/self/mountinfo."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            # octal escapes (\040 for a space) as the kernel writes them
+            point = fields[4].encode().decode("unicode_escape").encode("latin-1").decode(
+                errors="surrogateescape")
+            if point == target or (recursive and point.startswith(target.rstrip("/") + "/")):
+                current = 0
+                for option in fields[5].split(","):
+                    current |= _MOUNTINFO_FLAGS.get(option, 0)
+                found.append((point, current))
+    return found
 
 
 def _mount_dev(rootfs: str) -> None:
@@ -149,7 +195,9 @@ def prepare(spec: ContainerSpec) -> None:
     rootfs = os.path.join(spec.state_dir, "rootfs")
     # our mounts must never propagate back to the host
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.mount("overlay", rootfs, "overlay", 0, overlay_options(spec))
+    # nodev: image layers may carry device nodes (a tar can hold any); the container's device
+    # nodes live only in its own /dev tmpfs (see cgroups.DEVICE_ALLOWLIST for the v1 backstop)
+    sc.mount("overlay", rootfs, "overlay", sc.MS_NODEV, overlay_options(spec))
     proc = os.path.join(rootfs, "proc")
     os.makedirs(proc, exist_ok=True)
     sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
@@ -165,7 +213,8 @@ def prepare(spec: ContainerSpec) -> None:
     os.chdir("/")
     _mask_paths()
     if spec.readonly_rootfs:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+        # a bind remount sets exactly the flags given: keep nodev
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)
 
 
 def _mask_paths() -> None:

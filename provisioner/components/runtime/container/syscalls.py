@@ -1,5 +1,5 @@
 """Thin ctypes wrappers for the Linux syscalls Python 3.11 lacks (unshare, setns, mount, umount2,
-pivot_root, sethostname, prctl, capset). Each raises OSError with errno on failure.
+pivot_root, mount_setattr, sethostname, prctl, capset). Each raises OSError with errno on failure.
 """
 
 import ctypes
@@ -37,6 +37,16 @@ MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
+
+# mount_setattr(2), Linux 5.12: change flags of a whole mount tree at once
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+_SYS_MOUNT_SETATTR = 442    # one number on every architecture (added after the table unification)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -97,6 +107,23 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if number is None:
         raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
     _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(target: str, attr_set: int, recursive: bool) -> None:
+    """Set MOUNT_ATTR_* flags on the mount at `target` (and every mount below it if
+    `recursive`), leaving its other flags alone. ENOSYS before Linux 5.12."""
+    attr = _MountAttr(attr_set, 0, 0, 0)
+    flags = AT_SYMLINK_NOFOLLOW | (AT_RECURSIVE if recursive else 0)
+    _libc.syscall.restype = ctypes.c_long
+    result = _libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD),
+                           _b(target), ctypes.c_uint(flags), ctypes.byref(attr),
+                           ctypes.c_size_t(ctypes.sizeof(attr)))
+    _check(result, f"mount_setattr {target}")
 
 
 def sethostname(name: str) -> None:
