@@ -93,14 +93,14 @@ def test_exec_runs_inside_the_container_with_its_env_user_and_cwd(make_spec):
     out, err = io.BytesIO(), io.BytesIO()
     code = api.exec_process(
         spec.state_dir,
-        Process(args=["sh", "-c", "echo $FOO; hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; "
+        Process(args=["sh", "-c", "echo $FOO; hostname; echo $HOSTNAME; tr '\\0' ' ' < /proc/1/cmdline; echo; "
                                   "id -u; pwd; grep NoNewPrivs /proc/self/status; "
                                   f"grep -c /{spec.id}$ /proc/self/cgroup; echo oops >&2; exit 4"],
                 env=["PATH=/bin", "FOO=bar"], user="nobody", cwd="/tmp"),
         out, err)
     assert code == 4
     assert out.getvalue().decode().splitlines() == [
-        "bar", "exec-box", "sleep 600 ", "65534", "/tmp", "NoNewPrivs:\t1",
+        "bar", "exec-box", "exec-box", "sleep 600 ", "65534", "/tmp", "NoNewPrivs:\t1",
         str(len(set(api.state(spec.state_dir).cgroups["paths"])))]
     assert err.getvalue() == b"oops\n"
 
@@ -234,3 +234,17 @@ def test_unwritable_log_path_fails_start_and_leaves_nothing(make_spec, tmp_path)
         api.start(spec)
     assert os.listdir(spec.state_dir) == []
     assert _cgroup_dirs(spec.id) == []
+
+
+def test_exec_gets_the_same_hostname_variable_as_the_container_process(make_spec):
+    # the host's uts namespace is shared, so only the spec knows the container's hostname
+    spec = make_spec(["sh", "-c", "echo $HOSTNAME; sleep 600"], hostname="shares-host-uts",
+                     namespaces={"mount": None, "pid": None, "ipc": None})
+    api.start(spec)
+    wait_for_log(spec, "shares-host-uts")
+    out = io.BytesIO()
+
+    code = api.exec_process(spec.state_dir, Process(args=["sh", "-c", "echo $HOSTNAME"],
+                                                    env=["PATH=/bin"]), out, io.BytesIO())
+
+    assert code == 0 and out.getvalue() == b"shares-host-uts\n"

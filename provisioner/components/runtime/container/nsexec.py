@@ -33,6 +33,14 @@ def _join(pid: int) -> None:
         os.close(fd)
 
 
+def _spec_hostname(state_dir: str) -> str | None:
+    try:
+        with open(os.path.join(state_dir, statefile.CONFIG_FILE)) as f:
+            return json.load(f).get("hostname") or None
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> int:
     state_dir, process_json = sys.argv[1], sys.argv[2]
     result_fd = int(os.environ.pop(RESULT_FD_ENV))
@@ -46,8 +54,10 @@ def main() -> int:
         # opened now, written by the child: the helper itself stays out of the container's
         # cgroups (its memory must not count against the container's limit)
         cgroup_fds = cgroups.open_procs_files(data.get("cgroups") or {})
+        hostname = _spec_hostname(state_dir)
         _join(pid)
-        hostname = os.uname().nodename
+        # HOSTNAME as start gives it: the spec's, else the (joined) uts namespace's name
+        hostname = hostname or os.uname().nodename
     except BaseException as exc:
         launcher.report_failure(result_fd, exc)
         return 126
