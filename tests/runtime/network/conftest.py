@@ -1,6 +1,6 @@
 """Fixtures for the runtime network tests: a real bridge, real namespaces, real iptables.
 
-Everything uses a test bridge and subnet of its own (prtest0, 10.199.0.0/24) and a netns
+Everything uses a test bridge and subnet of its own (prtest<pid>, 10.199.<pid%256>.0/24) and a netns
 directory of its own, so these tests run beside others that use the runtime defaults; each test
 gets a fresh network and tears all of it down (bridge, veths, chains, namespaces, state).
 """
@@ -17,8 +17,10 @@ import pytest
 
 from provisioner.components.runtime.net import Network
 
-TEST_BRIDGE = "prtest0"
-TEST_SUBNET = "10.199.0.0/24"
+# per pytest process, so two sessions on one machine (two engineers, CI jobs) never share them
+TEST_BRIDGE = f"prtest{os.getpid() % 100000}"
+TEST_SUBNET = f"10.199.{os.getpid() % 256}.0/24"
+TEST_GATEWAY = TEST_SUBNET.replace(".0/24", ".1")
 TEST_RUN_DIR = f"/run/provisioner-runtime-nettest-{os.getpid()}"
 
 
@@ -130,7 +132,7 @@ def host_address() -> str:
             ip = addr.get("IFA_ADDRESS")
             if not ip.startswith("127.") and addr["index"] not in bridge:
                 return ip
-    return "10.199.0.1"
+    return TEST_GATEWAY
 
 
 def tcp_fetch(address: str, port: int) -> bytes:

@@ -11,7 +11,7 @@ from pyroute2 import IPRoute
 
 from provisioner.components.runtime.net import NetworkError, net_namespace_entry, uses_host_network
 
-from .conftest import TEST_BRIDGE, TEST_SUBNET, iptables_save, ping_from, run_in_netns
+from .conftest import TEST_BRIDGE, TEST_GATEWAY, TEST_SUBNET, iptables_save, ping_from, run_in_netns
 
 
 def test_two_containers_get_distinct_addresses_and_reach_each_other_and_the_gateway(network):
@@ -21,13 +21,13 @@ def test_two_containers_get_distinct_addresses_and_reach_each_other_and_the_gate
     assert first.ip != second.ip
     for attachment in (first, second):
         assert ipaddress.IPv4Address(attachment.ip) in ipaddress.IPv4Network(TEST_SUBNET)
-        assert attachment.gateway == "10.199.0.1"
+        assert attachment.gateway == TEST_GATEWAY
         assert attachment.prefixlen == 24
     web_ns = os.path.join(network.netns_dir, "web")
     db_ns = os.path.join(network.netns_dir, "db")
     assert ping_from(web_ns, second.ip).returncode == 0
     assert ping_from(db_ns, first.ip).returncode == 0
-    assert ping_from(web_ns, "10.199.0.1").returncode == 0
+    assert ping_from(web_ns, TEST_GATEWAY).returncode == 0
 
 
 def test_container_side_is_eth0_with_address_route_and_the_bridge_mtu(network):
@@ -46,7 +46,7 @@ def test_container_side_is_eth0_with_address_route_and_the_bridge_mtu(network):
     assert attachment.mac in eth0
     assert f"mtu {bridge.get('IFLA_MTU')} " in eth0
     routes = run_in_netns(path, ["/bin/busybox", "ip", "route"]).stdout
-    assert "default via 10.199.0.1 dev eth0" in routes
+    assert f"default via {TEST_GATEWAY} dev eth0" in routes
     loopback = run_in_netns(path, ["/bin/busybox", "ping", "-c1", "-W2", "127.0.0.1"])
     assert loopback.returncode == 0
 
@@ -57,7 +57,7 @@ def test_bridge_has_the_gateway_forwarding_and_outbound_nat(network):
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname=TEST_BRIDGE)[0]
         addresses = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.addr("dump", index=index)]
-    assert addresses.count(("10.199.0.1", 24)) == 1
+    assert addresses.count((TEST_GATEWAY, 24)) == 1
     with open("/proc/sys/net/ipv4/ip_forward") as ip_forward:
         assert ip_forward.read().strip() == "1"
     saved = iptables_save()
@@ -89,7 +89,7 @@ def test_attach_twice_is_refused_and_keeps_the_first_attachment(network):
     with pytest.raises(NetworkError, match="already attached"):
         network.attach("web", path)
     assert network.ipam.allocations() == {"web": first.ip}
-    assert ping_from(path, "10.199.0.1").returncode == 0
+    assert ping_from(path, TEST_GATEWAY).returncode == 0
 
 
 def test_a_bad_container_id_is_refused_before_touching_anything(network):

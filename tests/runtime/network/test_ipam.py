@@ -10,7 +10,7 @@ import pytest
 from provisioner.components.runtime.net import Network, NetworkError, PortMapping
 from provisioner.components.runtime.net.ipam import HostLocalIPAM
 
-from .conftest import free_host_port, ping_from, tcp_fetch
+from .conftest import TEST_GATEWAY, free_host_port, ping_from, tcp_fetch
 
 
 def test_a_small_subnet_hands_out_only_host_addresses_and_says_when_full(tmp_path):
@@ -65,7 +65,7 @@ def test_concurrent_attaches_get_distinct_working_addresses(network):
         addresses = list(pool.map(attach, range(8)))
 
     assert len(set(addresses)) == 8
-    assert "10.199.0.1" not in addresses
+    assert TEST_GATEWAY not in addresses
     assert ping_from(f"{network.netns_dir}/c0", addresses[7]).returncode == 0
 
 
