@@ -39,6 +39,7 @@ class RuntimeDaemon:
     def __init__(self, config: DaemonConfig):
         self.config = config
         os.makedirs(config.root, exist_ok=True)
+        os.chmod(config.root, 0o700)  # container state, logs and credentials: root's alone
         self.state = StateDirectory(config.root)
         self.store = ImageStore(config.root)
         self.network = NetworkPlug(config.bridge, config.subnet,

@@ -65,6 +65,9 @@ class ImageStore:
         self.root = os.path.join(root, "images")
         self.layers_dir = os.path.join(self.root, "layers")
         os.makedirs(self.layers_dir, exist_ok=True)
+        # Unpacked layers hold whatever images carry (set-uid binaries, device nodes); only root
+        # may reach them from the host, as with Docker's data directory.
+        os.chmod(self.root, 0o700)
         self.blobs = BlobStore(self.root)
         self._index_path = os.path.join(self.root, "index.json")
         self._thread_lock = threading.RLock()
