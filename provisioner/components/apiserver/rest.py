@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +24,7 @@ from .selectors import predicate
 from .storage import Storage
 from .watchhub import WatchHubs
 
+log = logging.getLogger("apiserver")
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
 BOOKMARK_INTERVAL = 5.0
 
@@ -290,8 +293,10 @@ class ResourceAPI:
                     await queue.put(ev)
             except ApiError as exc:
                 await queue.put(exc)
-            except Exception as exc:  # etcd gone: end the watch, the client re-lists
-                await queue.put(ApiError(500, "InternalError", f"watch ended: {exc}"))
+            except Exception:  # etcd gone: end the watch, the client re-lists
+                request_id = str(uuid.uuid4())
+                log.exception("watch ended, request id %s, on %s", request_id, request.path)
+                await queue.put(ApiError.internal(request_id))
 
         task = asyncio.get_running_loop().create_task(pump())
         loop = asyncio.get_running_loop()

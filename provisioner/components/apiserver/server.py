@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,9 +87,12 @@ class ApiServer:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
             raise
-        except Exception as exc:  # never a dropped connection: report the failure as a Status
-            log.exception("internal error on %s %s", request.method, request.path)
-            return json_response(ApiError(500, "InternalError", f"Internal error occurred: {exc}").status(), 500)
+        except Exception:  # never a dropped connection: report the failure as a Status
+            request_id = str(uuid.uuid4())
+            log.exception("internal error, request id %s, on %s %s", request_id, request.method, request.path)
+            resp = json_response(ApiError.internal(request_id).status(), 500)
+            resp.headers["Audit-Id"] = request_id
+            return resp
 
     @staticmethod
     def _is_discovery(path: str) -> bool:
