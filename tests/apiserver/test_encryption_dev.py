@@ -67,7 +67,9 @@ resources:
     assert _etcd_value(cluster, f"/registry/secrets/{ns}/old").startswith(b"k8s:enc:aescbc:v1:key1:")
     # the aescbc-only server cannot read the aesgcm value: the error names the missing key
     status, _, body = raw("GET", f"/api/v1/namespaces/{ns}/secrets/new")
-    assert status == 500 and "no key to decrypt" in json.loads(body)["message"]
+    assert status == 500 and json.loads(body)["message"] == (
+        "Internal error occurred: unable to transform key: no key to decrypt stored secrets value "
+        "(written with k8s:enc:aesgcm:v1:key2); check --encryption-provider-config")
 
 
 def test_dev_apiserver_command_writes_admin_conf_and_stops_on_sigterm(tmp_path):

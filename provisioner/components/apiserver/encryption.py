@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import ApiError
 from .storage import Transformer
 
 
@@ -55,10 +56,21 @@ class EncryptionTransformer(Transformer):
     def from_storage(self, resource: str, data: bytes) -> bytes:
         if not data.startswith(b"k8s:enc:"):
             return data
+        # errors name the provider and key of the stored value, never its bytes
+        prefix = b":".join(data.split(b":", 5)[:5]).decode(errors="replace")
         for key in self.rules.get(resource, []) + self.rules.get("*.*", []):
             if key is not None and data.startswith(key.prefix):
-                return key.decrypt(data)
-        raise ValueError(f"no key to decrypt stored {resource} value ({data[:40]!r})")
+                try:
+                    return key.decrypt(data)
+                except Exception:  # wrong key material or a damaged value
+                    raise _transform_error(f"{prefix} value of {resource} does not decrypt") from None
+        raise _transform_error(f"no key to decrypt stored {resource} value (written with {prefix})")
+
+
+def _transform_error(detail: str) -> ApiError:
+    """A value this server cannot decrypt: its configuration lacks the key it was written with."""
+    return ApiError(500, "InternalError", f"Internal error occurred: unable to transform key: {detail}; "
+                    "check --encryption-provider-config")
 
 
 def load(path: str) -> EncryptionTransformer:
