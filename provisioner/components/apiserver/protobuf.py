@@ -109,6 +109,15 @@ M = {
     "TokenRequestSpec": {1: "audiences:[string]", 4: "expirationSeconds:*int",
                          3: "boundObjectRef:BoundObjectReference"},
     "BoundObjectReference": {1: "kind:string", 2: "apiVersion:string", 3: "name:string", 4: "uid:string"},
+    "SelfSubjectReview": {1: "metadata:ObjectMeta"},
+    # authorization/v1 (`kubectl auth can-i`)
+    "SelfSubjectAccessReview": {1: "metadata:ObjectMeta", 2: "spec:SSARSpec"},
+    "SSARSpec": {1: "resourceAttributes:ResourceAttributes", 2: "nonResourceAttributes:NonResourceAttributes"},
+    "ResourceAttributes": {1: "namespace:string", 2: "verb:string", 3: "group:string", 4: "version:string",
+                           5: "resource:string", 6: "subresource:string", 7: "name:string"},
+    "NonResourceAttributes": {1: "path:string", 2: "verb:string"},
+    "SelfSubjectRulesReview": {1: "metadata:ObjectMeta", 2: "spec:SSRRSpec"},
+    "SSRRSpec": {1: "namespace:string"},
 }
 
 

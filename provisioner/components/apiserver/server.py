@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, discovery, escalation, openapi, rbac
+from . import auth, discovery, escalation, openapi, rbac, selfsubject
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
@@ -138,6 +138,9 @@ class ApiServer:
         if root == "api" and len(parts) == 6 and parts[3] == "serviceaccounts" and parts[5] == "token" \
                 and request.method == "POST":
             return await self.token_request(request, parts[2], parts[4])
+        review = selfsubject.served(parts) if root == "apis" else None
+        if review:
+            return await selfsubject.handle(request, self.authz, *review)
         return await self.api.handle(request, root)
 
     async def token_request(self, request: web.Request, ns: str, name: str) -> web.Response:
