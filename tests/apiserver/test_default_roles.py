@@ -1,5 +1,5 @@
 """The default user-facing roles (view, edit, admin) grant what Kubernetes' do, checked with real
-kubectl as certificate users bound to them in a namespace; default roles are reset on start."""
+kubectl as certificate users bound to them in a namespace; default roles get missing rules back on start."""
 
 from __future__ import annotations
 
@@ -58,18 +58,37 @@ def test_admin_delegates_within_what_it_holds(kubectl, user_kubectl, ns):
     assert out.returncode != 0 and "attempting to grant RBAC permissions not currently held" in out.stderr
 
 
-def test_default_roles_are_reset_when_a_server_starts(cluster, kubectl):
+def test_a_server_start_gives_default_roles_back_missing_rules_and_keeps_additions(cluster, kubectl):
     original = kubectl.json("get", "clusterrole", "view")
     assert original["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] == "true"
-    kubectl("patch", "clusterrole", "view", "--type=json", "-p",
-            '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]}}]')
+    extra = {"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}
+    edited = original["rules"][1:] + [extra]      # one default rule lost, one rule of our own
+    kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": edited}))
     port = free_port()
     proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         cluster.wait_ready(30, port)  # ready means its bootstrap (default RBAC included) is done
         rules = kubectl.json("get", "clusterrole", "view")["rules"]
-        assert rules == original["rules"]
+        assert original["rules"][0] in rules   # given back
+        assert extra in rules                  # an administrator's addition stays
+        assert all(r in rules for r in original["rules"])
     finally:
         proc.terminate()
         proc.wait(10)
+        kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"]}))
+
+
+def test_a_default_role_marked_autoupdate_false_is_left_alone(cluster, kubectl):
+    original = kubectl.json("get", "clusterrole", "view")
+    kubectl("annotate", "clusterrole", "view", "--overwrite", "rbac.authorization.kubernetes.io/autoupdate=false")
+    kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"][1:]}))
+    port = free_port()
+    proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cluster.wait_ready(30, port)
+        assert kubectl.json("get", "clusterrole", "view")["rules"] == original["rules"][1:]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        kubectl("annotate", "clusterrole", "view", "--overwrite", "rbac.authorization.kubernetes.io/autoupdate=true")
         kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"]}))

@@ -15,8 +15,8 @@ from typing import Any
 from .storage import Storage
 
 SUPERUSER_GROUP = "system:masters"
-# default roles carrying "true" are reset to this file's rules when a server starts, so a fix
-# to a default role reaches existing clusters; "false" keeps an administrator's own edits
+# default roles carrying "true" get back any of this file's rules they lack when a server starts
+# (rules are added, never removed, as Kubernetes reconciles); "false" leaves a role alone
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 
 R = dict[str, Any]

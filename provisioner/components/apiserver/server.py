@@ -187,23 +187,28 @@ class ApiServer:
                 await asyncio.sleep(1)
 
     async def _ensure_default_rbac(self, plural: str, obj: dict) -> None:
-        """Create a default role or binding, or reset a default role's rules (unless its
-        autoupdate annotation is "false"); another server doing the same at once is fine."""
+        """Create a default role or binding, or give a default role back the rules it lacks.
+
+        As Kubernetes reconciles its bootstrap roles: rules are only added, never removed, so
+        an administrator's additions survive; an autoupdate annotation of "false" opts out.
+        Another server doing the same at once is fine."""
         name = obj["metadata"]["name"]
         req = Req(BY_KIND[("rbac.authorization.k8s.io", obj["kind"])], None, name, **SELF)
         current = await self.storage.get(plural, None, name)
         try:
             if current is None:
                 await self.registry.create(req, obj)
-            elif plural == "clusterroles" and current.get("rules") != obj["rules"] and \
-                    (current["metadata"].get("annotations") or {}).get(rbac.AUTOUPDATE) != "false":
-                log.info("resetting the rules of default cluster role %s", name)
+                return
+            opted_out = (current["metadata"].get("annotations") or {}).get(rbac.AUTOUPDATE) == "false"
+            missing = [r for r in obj.get("rules", []) if r not in (current.get("rules") or [])]
+            if plural == "clusterroles" and missing and not opted_out:
+                log.info("adding %d missing rule(s) to default cluster role %s", len(missing), name)
 
-                def reset(cur: dict) -> dict:
-                    cur["rules"] = obj["rules"]
-                    cur["metadata"].setdefault("annotations", {})[rbac.AUTOUPDATE] = "true"
+                def reconcile(cur: dict) -> dict:
+                    have = cur.get("rules") or []
+                    cur["rules"] = have + [r for r in obj["rules"] if r not in have]
                     return cur
-                await self.registry.update(req, reset, precondition_rv=None)
+                await self.registry.update(req, reconcile, precondition_rv=None)
         except ApiError:
             pass
 
