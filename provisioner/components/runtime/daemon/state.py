@@ -42,8 +42,22 @@ class PortMapping:
         return f"{host}:{self.host_port}->{self.container_port}/{self.protocol}"
 
 
+class _Record:
+    """Saved as JSON: unknown keys from newer daemons are ignored, ports come back typed."""
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        values = {key: value for key, value in data.items() if key in known}
+        values["ports"] = [PortMapping(**port) for port in values.get("ports", [])]
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class ContainerRecord:
+class ContainerRecord(_Record):
     id: str
     name: str
     image: str                      # the reference as the user gave it
@@ -69,19 +83,10 @@ class ContainerRecord:
     labels: dict[str, str] = field(default_factory=dict)
     started_once: bool = False
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ContainerRecord:
-        known = {name for name in cls.__dataclass_fields__}
-        values = {key: value for key, value in data.items() if key in known}
-        values["ports"] = [PortMapping(**port) for port in values.get("ports", [])]
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
-class PodRecord:
+class PodRecord(_Record):
     id: str
     name: str
     namespace: str
@@ -95,15 +100,6 @@ class PodRecord:
     ports: list[PortMapping] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> PodRecord:
-        known = {name for name in cls.__dataclass_fields__}
-        values = {key: value for key, value in data.items() if key in known}
-        values["ports"] = [PortMapping(**port) for port in values.get("ports", [])]
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class StateDirectory:
