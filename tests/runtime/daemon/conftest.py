@@ -1,5 +1,6 @@
 """tests/runtime/daemon: a real daemon process on a temporary root and socket, with its own bridge
-(prtd0, 10.198.0.0/24) so it runs beside other runtime tests. The daemon starts on an empty root
+(prtd<N>, 10.198.<N>.0/24, N from the test process) so it runs beside other runtime tests and
+beside another test session on the same machine. The daemon starts on an empty root
 and adds its bootstrap images (busybox, python:3.11) itself, as on a fresh machine."""
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from provisioner.components.runtime.client import RuntimeClient
 from provisioner.components.runtime.net import Network
 from provisioner.components.runtime.paths import netns_dir
 
-BRIDGE = "prtd0"
-SUBNET = "10.198.0.0/24"
+_SESSION = 20 + os.getpid() % 200     # 20..219: clear of fixed test bridges such as prtd9
+BRIDGE = f"prtd{_SESSION}"
+SUBNET_PREFIX = f"10.198.{_SESSION}."
+SUBNET = f"{SUBNET_PREFIX}0/24"
 CGROUP_PARENT = "provisioner-runtime-daemon-tests"
 CLI = [sys.executable, "-m", "provisioner.components.runtime.cli"]
 

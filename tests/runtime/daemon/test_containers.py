@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.request
 
+from tests.runtime.daemon.conftest import SUBNET_PREFIX
+
 
 def wait_for(predicate, timeout: float = 20, what: str = "condition"):
     deadline = time.monotonic() + timeout
@@ -38,7 +40,7 @@ def test_run_detached_then_ps_inspect_exec_stop_start_rm(daemon, remove_after):
     inspected = json.loads(daemon.cli("inspect", "life").stdout)[0]
     assert inspected["Id"] == container_id and inspected["Name"] == "/life"
     assert inspected["State"]["Running"] is True and inspected["State"]["Pid"] > 0
-    assert inspected["NetworkSettings"]["IPAddress"].startswith("10.198.0.")
+    assert inspected["NetworkSettings"]["IPAddress"].startswith(SUBNET_PREFIX)
     assert "GREETING=hello" in inspected["Config"]["Env"]
 
     wait_for(lambda: "started" in daemon.cli("logs", "life").stdout, what="log line")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from tests.runtime.daemon.conftest import SUBNET_PREFIX
+
 from .conftest import CGROUP_PARENT, netns_handles
 from .test_containers import fetch, free_port, wait_for
 
@@ -14,7 +16,7 @@ def test_pod_members_share_localhost_but_not_files_and_delete_removes_all(daemon
     dirs, handles = daemon.container_dirs(), netns_handles()
     pod = client.create_pod("web", namespace="tests", uid="uid-1")
     try:
-        assert pod["state"] == "ready" and pod["ip"].startswith("10.198.0.")
+        assert pod["state"] == "ready" and pod["ip"].startswith(SUBNET_PREFIX)
         assert len(netns_handles() - handles) == 1
         server = client.create(
             "busybox", pod=pod["id"], name="pod-server",
