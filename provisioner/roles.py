@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from provisioner.engine.session import pyinfra_host_data
 from provisioner.errors import InvalidInputError
 from provisioner.phases.context import ClusterContext
 from provisioner.spec import ClusterSpec, Host, load_cluster
@@ -47,16 +48,7 @@ def inventory_groups(spec: ClusterSpec) -> dict[str, list[tuple[str, dict[str, A
         )
 
     def entry(host: Host) -> tuple[str, dict[str, Any]]:
-        return host.name, {
-            "ssh_hostname": host.address,
-            "ssh_port": host.ssh.port,
-            "ssh_user": host.ssh.user,
-            "ssh_key": str(host.ssh.key),
-            "ssh_known_hosts_file": str(known_hosts),
-            "ssh_strict_host_key_checking": "yes",
-            "ssh_allow_agent": False,
-            "ssh_look_for_keys": False,
-        }
+        return host.name, pyinfra_host_data(host, known_hosts)
 
     return {
         "all_hosts": [entry(h) for h in spec.hosts],

@@ -105,23 +105,7 @@ class Session:
         _quiet_pyinfra(self.verbose)
         pin_host_keys(self.hosts, self.known_hosts)
         names = [
-            (
-                host.name,
-                {
-                    "ssh_hostname": host.address,
-                    "ssh_port": host.ssh.port,
-                    "ssh_user": host.ssh.user,
-                    "ssh_key": str(host.ssh.key),
-                    "ssh_known_hosts_file": str(self.known_hosts),
-                    "ssh_strict_host_key_checking": "yes",
-                    "ssh_allow_agent": False,
-                    "ssh_look_for_keys": False,
-                    "ssh_connect_retries": 1,
-                    # Everything the phases do needs root; other users go through sudo, which
-                    # must not ask for a password (preflight says so when it does).
-                    "_sudo": needs_sudo(host),
-                },
-            )
+            (host.name, pyinfra_host_data(host, self.known_hosts))
             for host in self.hosts
         ]
         inventory = Inventory((names, {}))
@@ -159,16 +143,18 @@ class Session:
         Checked once up front with `sudo -n`: otherwise pyinfra, seeing sudo ask for a password,
         would prompt on the terminal, which a provisioning run must never do.
         """
+        users = [host for host in self.hosts if needs_sudo(host)]
+        if not users:
+            return
+        # sudo's own "a password is required" line must not reach pyinfra, which would
+        # answer it with a password prompt; prefixed, it is only our message.
+        results = self.run('out=$(sudo -n true 2>&1) || { echo "sudo refused: $out" >&2; exit 1; }',
+                           users, as_root=False)
         problems = []
-        for host in self.hosts:
-            if not needs_sudo(host):
-                continue
-            # sudo's own "a password is required" line must not reach pyinfra, which would
-            # answer it with a password prompt; prefixed, it is only our message.
-            ok, output = self._by_name[host.name].run_shell_command(StringCommand(
-                'out=$(sudo -n true 2>&1) || { echo "sudo refused: $out" >&2; exit 1; }'))
-            if not ok:
-                reason = (output.stderr or output.stdout).strip().splitlines()
+        for host in users:
+            result = results[host.name]
+            if not result.ok:
+                reason = (result.stderr or result.stdout).strip().splitlines()
                 problems.append(
                     f"host {host.name}: user {host.ssh.user!r} cannot run commands as root with "
                     f"sudo without a password ({reason[-1] if reason else 'sudo failed'}); give it "
@@ -184,14 +170,19 @@ class Session:
 
     # -- facts and commands ----------------------------------------------------------------
 
-    def run(self, command: str, hosts: Sequence[SSHTarget] | None = None) -> dict[str, CommandResult]:
-        """Run a read-only shell command on hosts in parallel; return each host's result."""
+    def run(self, command: str, hosts: Sequence[SSHTarget] | None = None, *,
+            as_root: bool = True) -> dict[str, CommandResult]:
+        """Run a read-only shell command on hosts in parallel; return each host's result.
+
+        As root by default (through sudo for non-root users); `as_root=False` runs it as the
+        SSH user itself."""
         targets = [self._by_name[h.name] for h in (hosts or self.hosts)]
         assert self.state is not None
 
         def one(pyhost: Any) -> CommandResult:
             try:
-                ok, output = pyhost.run_shell_command(StringCommand(command), _sudo=pyhost.data._sudo)
+                ok, output = pyhost.run_shell_command(StringCommand(command),
+                                                      _sudo=as_root and pyhost.data._sudo)
             except Exception as exc:  # noqa: BLE001 - a transport failure is this host's result
                 return CommandResult(False, "", f"{type(exc).__name__}: {exc}")
             return CommandResult(ok, output.stdout, output.stderr)
@@ -261,6 +252,27 @@ class Session:
         if failures:
             raise HostCommandError("; ".join(failures) + " failed", output=output)
         return changes
+
+
+def pyinfra_host_data(host: SSHTarget, known_hosts: Path) -> dict[str, Any]:
+    """pyinfra's data for reaching `host`: its SSH settings, the pinned keys, sudo if not root.
+
+    Shared by the engine and the plain-pyinfra inventory of `roles/`, so both connect alike.
+    """
+    return {
+        "ssh_hostname": host.address,
+        "ssh_port": host.ssh.port,
+        "ssh_user": host.ssh.user,
+        "ssh_key": str(host.ssh.key),
+        "ssh_known_hosts_file": str(known_hosts),
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_allow_agent": False,
+        "ssh_look_for_keys": False,
+        "ssh_connect_retries": 1,
+        # Everything the phases do needs root; other users go through sudo, which must not ask
+        # for a password (checked when a session opens).
+        "_sudo": needs_sudo(host),
+    }
 
 
 def needs_sudo(host: SSHTarget) -> bool:

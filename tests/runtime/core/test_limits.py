@@ -14,6 +14,7 @@ from provisioner.components.runtime.container import api, cgroups
 from provisioner.components.runtime.container.errors import ContainerError
 from provisioner.components.runtime.container.spec import Resources
 
+from ..readonly_cgroups import READ_ONLY_CGROUPS_PREAMBLE
 from .conftest import read_log, run_to_exit, wait_for_log
 
 
@@ -95,16 +96,10 @@ def test_cpu_quota_values(make_spec, cpus, quota):
     assert int(value) == quota
 
 
-READ_ONLY_CGROUPS_STARTER = """
-import json, os, sys
-from provisioner.components.runtime.container import api, syscalls as sc
+READ_ONLY_CGROUPS_STARTER = READ_ONLY_CGROUPS_PREAMBLE + """
+import json, sys
+from provisioner.components.runtime.container import api
 from provisioner.components.runtime.container.spec import ContainerSpec
-# a host whose cgroup filesystem is read-only, as inside an unprivileged container
-sc.unshare(sc.CLONE_NEWNS)
-sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-sc.mount("tmpfs", "/sys/fs/cgroup", "tmpfs", 0, "mode=755")
-os.mkdir("/sys/fs/cgroup/memory")
-sc.mount(None, "/sys/fs/cgroup", None, sc.MS_REMOUNT | sc.MS_RDONLY, "mode=755")
 spec = ContainerSpec.from_dict(json.loads(sys.argv[1]))
 api.start(spec)
 final = api.wait(spec.state_dir, 30)

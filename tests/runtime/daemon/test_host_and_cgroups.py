@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from ..readonly_cgroups import READ_ONLY_CGROUPS_PREAMBLE
 from .conftest import CGROUP_PARENT, CLI, Daemon
 
 
@@ -46,15 +47,8 @@ def test_images_made_from_host_files_show_no_age(daemon):
     assert "weeks ago" not in busybox[0]
 
 
-READ_ONLY_CGROUPS_DAEMON = """
-import os, sys
-from provisioner.components.runtime.container import syscalls as sc
-# a host whose cgroup filesystem is read-only, as inside an unprivileged container
-sc.unshare(sc.CLONE_NEWNS)
-sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-sc.mount("tmpfs", "/sys/fs/cgroup", "tmpfs", 0, "mode=755")
-os.mkdir("/sys/fs/cgroup/memory")
-sc.mount(None, "/sys/fs/cgroup", None, sc.MS_REMOUNT | sc.MS_RDONLY, "mode=755")
+READ_ONLY_CGROUPS_DAEMON = READ_ONLY_CGROUPS_PREAMBLE + """
+import sys
 os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """
 

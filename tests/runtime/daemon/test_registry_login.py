@@ -7,21 +7,7 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
-
-from ..images.registry_fixtures import TOKEN_PASSWORD, TOKEN_USER, TokenServer, start_registry
-
-
-@pytest.fixture
-def token_registry(tmp_path):
-    directory = tmp_path / "registry-token"
-    os.makedirs(directory)
-    tokens = TokenServer(str(directory))
-    registry = start_registry(str(directory), token_realm=tokens.realm,
-                              token_cert=tokens.cert_path)
-    yield registry
-    registry.stop()
-    tokens.stop()
+from ..images.registry_fixtures import TOKEN_PASSWORD, TOKEN_USER
 
 
 def test_push_and_pull_after_login_and_not_after_logout(daemon, token_registry):

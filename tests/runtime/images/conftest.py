@@ -60,18 +60,6 @@ def tls_registry(tmp_path):
     registry.stop()
 
 
-@pytest.fixture
-def token_registry(tmp_path):
-    from .registry_fixtures import TokenServer, start_registry
-    directory = tmp_path / "registry-token"
-    os.makedirs(directory)
-    tokens = TokenServer(str(directory))
-    registry = start_registry(str(directory), token_realm=tokens.realm,
-                              token_cert=tokens.cert_path)
-    registry.tokens = tokens
-    yield registry
-    registry.stop()
-    tokens.stop()
 
 
 @pytest.fixture

@@ -45,6 +45,15 @@ def _status_of(error: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def _reply_for(request: web.Request, error: Exception) -> tuple[int, str]:
+    """The status and message for a failed request; an unexpected error is logged in full."""
+    known = _status_of(error)
+    if known is None:
+        log.exception("%s %s failed", request.method, request.path)
+        known = (500, f"internal error in the runtime daemon: {error}")
+    return known
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler):
     try:
@@ -52,11 +61,8 @@ async def errors_as_json(request: web.Request, handler):
     except web.HTTPException:
         raise
     except Exception as error:
-        known = _status_of(error)
-        if known is None:
-            log.exception("%s %s failed", request.method, request.path)
-            known = (500, f"internal error in the runtime daemon: {error}")
-        return web.json_response({"message": known[1]}, status=known[0])
+        status, message = _reply_for(request, error)
+        return web.json_response({"message": message}, status=status)
 
 
 async def body_json(request: web.Request) -> dict:
@@ -81,11 +87,8 @@ async def stream(request: web.Request, events: AsyncIterator[dict]) -> web.Strea
         except ConnectionResetError:
             raise
         except Exception as error:
-            known = _status_of(error)
-            if known is None:
-                log.exception("%s %s failed while streaming", request.method, request.path)
-                known = (500, f"internal error in the runtime daemon: {error}")
-            await response.write(json.dumps({"error": known[1], "status": known[0]}).encode()
+            status, message = _reply_for(request, error)
+            await response.write(json.dumps({"error": message, "status": status}).encode()
                                  + b"\n")
         await response.write_eof()
     except ConnectionResetError:
