@@ -43,9 +43,9 @@ R = Resource
 RESOURCES: list[Resource] = [
     R("", "v1", "Namespace", "namespaces", False, ("ns",), status=True, extra_sub=("finalize",),
       verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
-    R("", "v1", "Node", "nodes", False, ("no",), status=True),
+    R("", "v1", "Node", "nodes", False, ("no",), status=True, extra_sub=("proxy",)),
     R("", "v1", "Pod", "pods", short=("po",), status=True, categories=("all",),
-      extra_sub=("binding", "eviction")),
+      extra_sub=("binding", "eviction", "log", "exec", "attach", "portforward")),
     R("", "v1", "Service", "services", short=("svc",), status=True, categories=("all",),
       verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     R("", "v1", "Endpoints", "endpoints", short=("ep",), singular="endpoints"),
