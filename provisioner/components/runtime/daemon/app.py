@@ -16,8 +16,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ..build.context import ContextError
+from ..build.dockerfile import DockerfileError
 from ..container.errors import ContainerError
 from ..images.errors import ImageError, ImageNotFound, InvalidReference
+from ..net.errors import NetworkError, PortInUse
 from . import logs as logfiles
 from . import views
 from .errors import BadRequest, DaemonError
@@ -28,20 +31,26 @@ routes = web.RouteTableDef()
 DAEMON = web.AppKey("daemon", RuntimeDaemon)
 
 
+# Exceptions the daemon answers for, most specific first: the first class an error is an instance
+# of decides its status. Anything else is a 500 with its details in the daemon's log.
+ERROR_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
+    (ImageNotFound, 404),
+    (InvalidReference, 400),
+    (ImageError, 400),            # includes BuildError and registry refusals
+    (DockerfileError, 400),
+    (ContextError, 400),          # the build context the client sent is unusable
+    (PortInUse, 409),
+    (NetworkError, 400),
+    (ContainerError, 500),        # a known failure with a message worth showing as it is
+)
+
+
 def _status_of(error: BaseException) -> tuple[int, str] | None:
     if isinstance(error, DaemonError):
         return error.status, error.message
-    if isinstance(error, ImageNotFound):
-        return 404, str(error)
-    if isinstance(error, (InvalidReference, ImageError)):
-        return 400, str(error)
-    if isinstance(error, ContainerError):
-        return 500, error.message
-    name = type(error).__name__
-    if name == "PortInUse":
-        return 409, str(error)
-    if name.endswith(("DockerfileError", "BuildError", "NetworkError")):
-        return 400, str(error)
+    for cls, status in ERROR_STATUSES:
+        if isinstance(error, cls):
+            return status, getattr(error, "message", None) or str(error)
     return None
 
 
