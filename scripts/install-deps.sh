@@ -12,6 +12,8 @@ packages=(
   busybox-static                    # the offline busybox image for runtime tests
   runc                              # benchmark anchor for the container runtime
   docker-registry                   # OCI distribution registry for pull/push tests
+  containernetworking-plugins       # reference CNI plugins (/usr/lib/cni) for the CNI tests
+  dnsmasq-base                      # DNS benchmark anchor (answers from a hosts file)
   rsync ca-certificates curl
 )
 
