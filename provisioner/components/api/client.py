@@ -78,8 +78,36 @@ class Client:
         return await self.request("PATCH", path(group, version, plural, ns, name, sub), patch,
                                   content_type=patch_type)
 
-    async def delete(self, group: str, version: str, plural: str, name: str, ns: str | None = None) -> dict:
-        return await self.request("DELETE", path(group, version, plural, ns, name))
+    async def update_status(self, group: str, version: str, plural: str, obj: dict, ns: str | None = None) -> dict:
+        """PUT the status subresource (the object's resourceVersion guards against lost updates)."""
+        return await self.replace(group, version, plural, obj, ns, sub="status")
+
+    async def patch_status(self, group: str, version: str, plural: str, name: str, patch: Any,
+                           ns: str | None = None,
+                           patch_type: str = "application/strategic-merge-patch+json") -> dict:
+        return await self.patch(group, version, plural, name, patch, ns, "status", patch_type)
+
+    async def bind(self, pod: dict, node: str) -> dict:
+        """Bind a pod to a node through pods/binding, as the scheduler does."""
+        meta = pod["metadata"]
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        return await self.request("POST", path("", "v1", "pods", meta["namespace"], meta["name"], "binding"), body)
+
+    async def delete(self, group: str, version: str, plural: str, name: str, ns: str | None = None,
+                     grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                     uid: str | None = None) -> dict:
+        """DELETE with optional DeleteOptions (grace period, propagation, a uid precondition)."""
+        options: dict[str, Any] = {}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        body = dict(options, kind="DeleteOptions", apiVersion="v1") if options else None
+        return await self.request("DELETE", path(group, version, plural, ns, name), body)
 
     async def watch(self, group: str, version: str, plural: str, ns: str | None = None,
                     resource_version: str = "", **params: str) -> AsyncIterator[tuple[str, dict]]:

@@ -21,6 +21,7 @@ class KubeConfig:
     ssl_context: ssl.SSLContext
     token: str | None = None
     namespace: str = "default"
+    ca_pem: bytes | None = None  # the cluster CA, for components that verify clients with it
 
 
 def _material(entry: dict, key: str, base_dir: str) -> bytes | None:
@@ -64,4 +65,4 @@ def load(path: str, context: str | None = None) -> KubeConfig:
     if not token and user.get("tokenFile"):
         with open(user["tokenFile"]) as fh:
             token = fh.read().strip()
-    return KubeConfig(cluster["server"].rstrip("/"), sslctx, token, ctx.get("namespace") or "default")
+    return KubeConfig(cluster["server"].rstrip("/"), sslctx, token, ctx.get("namespace") or "default", ca)
