@@ -47,6 +47,13 @@ def build_parser() -> Parser:
     daemon.add_argument("--pause-image", default="busybox:latest")
     daemon.add_argument("--no-bootstrap-images", dest="bootstrap_images", action="store_false",
                         help="do not add busybox and python:3.11 from host files on start")
+    daemon.add_argument("--pod-network", choices=("auto", "cni", "bridge"), default="auto",
+                        help="pod sandboxes' network: CNI plugins, the bridge, or CNI when a "
+                             "configuration is installed (auto)")
+    daemon.add_argument("--cni-conf-dir", default="/etc/cni/net.d")
+    daemon.add_argument("--cni-bin-dir", default="/opt/cni/bin",
+                        help="CNI plugin directories, separated by ':'")
+    daemon.add_argument("--cni-cache-dir", default="/var/lib/cni")
 
     build = verbs.add_parser("build", help="build an image from a Dockerfile")
     build.add_argument("-t", "--tag", action="append", default=[])
@@ -300,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
                                   socket=socket_path(args.daemon_socket or args.socket),
                                   bridge=args.bridge, subnet=args.subnet,
                                   cgroup_parent=args.cgroup_parent, pause_image=args.pause_image,
-                                  bootstrap_images=args.bootstrap_images))
+                                  bootstrap_images=args.bootstrap_images,
+                                  pod_network=args.pod_network, cni_conf_dir=args.cni_conf_dir,
+                                  cni_bin_dirs=tuple(args.cni_bin_dir.split(":")),
+                                  cni_cache_dir=args.cni_cache_dir))
     client = RuntimeClient(args.socket)
     try:
         return dispatch(client, args)

@@ -1,6 +1,7 @@
 """runtime/daemon: pod sandboxes for the kubelet.
 
-A sandbox is a named netns on the bridge (or the host's network) plus an ipc and a uts namespace
+A sandbox is a named netns networked by CNI plugins or the bridge (see netplug), or the host's
+network, plus an ipc and a uts namespace
 held by a pause container (the busybox image running `sleep`). Containers created with
 {"pod": ID} join the sandbox's net, ipc and uts namespaces; each keeps its own mount and pid
 namespaces, cgroup and log. Deleting a pod removes its containers, then the sandbox.
@@ -83,7 +84,9 @@ class PodService:
                         hostname=body.get("hostname") or body["name"], host_network=host_network,
                         created=now_rfc3339(), ports=ports, labels=dict(body.get("labels") or {}))
         if not host_network:
-            pod.netns, pod.ip = await asyncio.to_thread(self.network.connect, pod.id, ports)
+            pod.netns, pod.ip = await asyncio.to_thread(
+                self.network.connect_pod, pod.id, ports,
+                {"name": pod.name, "namespace": namespace, "uid": uid})
         self.records[pod.id] = pod
         try:
             self.state.save_pod(pod)
@@ -119,7 +122,7 @@ class PodService:
             except DaemonError as error:
                 log.warning("removing %s of pod %s: %s", record.name, pod.name, error)
         if not pod.host_network:
-            await asyncio.to_thread(self.network.disconnect, pod.id)
+            await asyncio.to_thread(self.network.disconnect_pod, pod.id, pod.netns)
         self.records.pop(pod.id, None)
         self.state.remove_pod(pod.id)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..container import cgroups
 from ..images import ImageStore
 from ..images.errors import ImageError
+from ..net.cni import CniSettings
 from .containers import ContainerService
 from .imaging import ImageOperations
 from .netplug import NetworkPlug
@@ -33,6 +34,10 @@ class DaemonConfig:
     cgroup_parent: str = "provisioner-runtime"
     pause_image: str = "busybox:latest"
     bootstrap_images: bool = True     # add busybox and python:3.11 from host files on start
+    pod_network: str = "auto"         # pod sandboxes: "cni", "bridge", "auto" (CNI if configured)
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: tuple[str, ...] = ("/opt/cni/bin",)
+    cni_cache_dir: str = "/var/lib/cni"
 
 
 class RuntimeDaemon:
@@ -43,7 +48,9 @@ class RuntimeDaemon:
         self.state = StateDirectory(config.root)
         self.store = ImageStore(config.root)
         self.network = NetworkPlug(config.bridge, config.subnet,
-                                   os.path.join(config.root, "network"))
+                                   os.path.join(config.root, "network"),
+                                   CniSettings(config.cni_conf_dir, list(config.cni_bin_dirs),
+                                               config.cni_cache_dir), config.pod_network)
         self.containers = ContainerService(self.state, self.store, self.network,
                                            config.cgroup_parent)
         self.pods = PodService(self.state, self.containers, self.network, config.pause_image)
