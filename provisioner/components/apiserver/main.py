@@ -16,6 +16,7 @@ import sys
 from aiohttp import web
 
 from . import encryption
+from .nodeproxy import DEFAULT_ADDRESS_TYPES
 from .server import ApiServer, Config
 from .storage import Storage, TLSClient, Transformer, parse_etcd_url
 
@@ -43,11 +44,16 @@ def parser() -> argparse.ArgumentParser:
     a("--bind-address", default="0.0.0.0")
     a("--advertise-address", default="127.0.0.1")
     a("--encryption-provider-config")
+    a("--kubelet-client-certificate", help="client certificate the API server shows kubelets (logs, exec, proxy)")
+    a("--kubelet-client-key")
+    a("--kubelet-certificate-authority", help="CA that signed kubelets' serving certificates; without it "
+      "they are not checked, as with kube-apiserver")
+    a("--kubelet-preferred-address-types", default=",".join(DEFAULT_ADDRESS_TYPES),
+      help="node address types to reach kubelets by, in order of preference")
     a("--v", "-v", type=int, default=0, dest="verbosity")
     # accepted for command-line compatibility with kube-apiserver manifests; no effect here
     for flag in ("--authorization-mode", "--enable-admission-plugins", "--allow-privileged",
-                 "--kubelet-client-certificate", "--kubelet-client-key", "--requestheader-client-ca-file",
-                 "--enable-bootstrap-token-auth", "--kubelet-preferred-address-types"):
+                 "--requestheader-client-ca-file", "--enable-bootstrap-token-auth"):
         a(flag)
     return p
 
@@ -79,6 +85,11 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
                     ["https://kubernetes.default.svc.cluster.local"],
                     api_audiences=[a for v in args.api_audiences for a in v.split(",") if a],
                     advertise_address=args.advertise_address, secure_port=args.secure_port)
+    config.kubelet_client_certificate = args.kubelet_client_certificate
+    config.kubelet_client_key = args.kubelet_client_key
+    config.kubelet_certificate_authority = args.kubelet_certificate_authority
+    config.kubelet_preferred_address_types = tuple(
+        t.strip() for t in args.kubelet_preferred_address_types.split(",") if t.strip())
     server = ApiServer(storage, config)
     return server, server.app()
 

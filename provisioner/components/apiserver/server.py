@@ -19,6 +19,7 @@ from . import auth, discovery, escalation, openapi, rbac, selfsubject
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
+from .nodeproxy import DEFAULT_ADDRESS_TYPES, KubeletClient, NodeProxy, served_by_kubelet
 from .registry import BY_KIND, Resource
 from .rest import ResourceAPI, json_response
 from .storage import Storage
@@ -37,6 +38,11 @@ class Config:
     api_audiences: list[str] = field(default_factory=list)  # empty: the first issuer
     advertise_address: str = "127.0.0.1"
     secure_port: int = 6443
+    # the kubelet proxy (nodeproxy.py): --kubelet-client-certificate/-key, --kubelet-certificate-authority
+    kubelet_client_certificate: str | None = None
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None
+    kubelet_preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
 
 
 class ApiServer:
@@ -50,6 +56,9 @@ class ApiServer:
         self.registry.admission.append(escalation.EscalationCheck(storage, self.authz))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
         self.bootstrapped = asyncio.Event()
+        self.nodeproxy = NodeProxy(storage, KubeletClient(
+            config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
+            config.kubelet_preferred_address_types), self.authorize)
 
     # authorization --------------------------------------------------------------------------
     async def authorize(self, request: web.Request, verb: str, res: Resource | None, ns: str | None,
@@ -135,6 +144,9 @@ class ApiServer:
     async def resources(self, request: web.Request) -> web.StreamResponse:
         root = "api" if request.path.startswith("/api/") or request.path == "/api" else "apis"
         parts = [p for p in request.match_info.get("tail", "").split("/") if p]
+        kubelet_target = served_by_kubelet(parts) if root == "api" else None
+        if kubelet_target:  # logs, exec, attach, port-forward, nodes/proxy: the kubelet answers
+            return await self.nodeproxy.handle(request, kubelet_target)
         if root == "api" and len(parts) == 6 and parts[3] == "serviceaccounts" and parts[5] == "token" \
                 and request.method == "POST":
             return await self.token_request(request, parts[2], parts[4])
