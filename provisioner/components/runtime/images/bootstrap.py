@@ -43,11 +43,11 @@ GROUP = "root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n"
 def ensure_bootstrap_images(store: ImageStore) -> list[Image]:
     """busybox:latest and python:3.11/python:latest, built only when missing."""
     images = []
-    busybox = _existing(store, "busybox:latest")
+    busybox = existing_image(store, "busybox:latest")
     if busybox is None:
         busybox = _build_busybox(store)
     images.append(busybox)
-    python = _existing(store, "python:3.11")
+    python = existing_image(store, "python:3.11")
     if python is None:
         python = _build_python(store, busybox)
     elif "python:latest" not in python.tags:
@@ -57,16 +57,16 @@ def ensure_bootstrap_images(store: ImageStore) -> list[Image]:
     return images
 
 
-def _existing(store: ImageStore, tag: str) -> Image | None:
+def existing_image(store: ImageStore, tag: str) -> Image | None:
     return store.resolve(tag) if store.exists(tag) else None
 
 
 def _build_busybox(store: ImageStore) -> Image:
     if not os.path.exists(BUSYBOX):
         raise ImageError(f"{BUSYBOX} is missing; install the Debian package busybox-static")
-    with _staging(store) as tree:
+    with staging(store) as tree:
         busybox_layer(tree)
-        layer = _layer(store, tree)
+        layer = layer_from_tree(store, tree)
     return store.commit(_config(["sh"], [PATH_ENV], "busybox from Debian's busybox-static"),
                         [layer], ["busybox:latest"])
 
@@ -101,9 +101,9 @@ def _build_python(store: ImageStore, busybox: Image) -> Image:
     if not os.path.exists(PYTHON) or not os.path.isdir(PYTHON_STDLIB):
         raise ImageError(f"{PYTHON} or {PYTHON_STDLIB} is missing; install the Debian package "
                          "python3-minimal (and libpython3.11-stdlib)")
-    with _staging(store) as tree:
+    with staging(store) as tree:
         python_layer(tree)
-        layer = _layer(store, tree)
+        layer = layer_from_tree(store, tree)
     config = _config(["python3"], [PATH_ENV, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"],
                      "python3.11 from the host's Debian packages")
     return store.commit(config, list(busybox.layers) + [layer], ["python:3.11", "python:latest"])
@@ -111,7 +111,7 @@ def _build_python(store: ImageStore, busybox: Image) -> Image:
 
 def python_layer(tree: str) -> None:
     """Write python3.11, its libraries and its standard library into `tree`."""
-    _copy_file(PYTHON, tree, PYTHON)
+    copy_file(PYTHON, tree, PYTHON)
     os.symlink("python3.11", os.path.join(tree, "usr", "bin", "python3"))
     os.symlink("python3.11", os.path.join(tree, "usr", "bin", "python"))
     stdlib_files = []
@@ -124,7 +124,7 @@ def python_layer(tree: str) -> None:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.symlink(os.readlink(source), target)
                 continue
-            _copy_file(source, tree, source)
+            copy_file(source, tree, source)
             stdlib_files.append(source)
     modules = glob.glob(os.path.join(PYTHON_STDLIB, "lib-dynload", "*.so"))
     # glibc dlopens libgcc_s for thread exit and cancellation; no DT_NEEDED names it.
@@ -132,13 +132,13 @@ def python_layer(tree: str) -> None:
     closure = elf.library_closure([PYTHON] + modules + dlopened)
     closure.update({path: os.path.realpath(path) for path in dlopened})
     for image_path, host_path in sorted(closure.items()):
-        _copy_file(host_path, tree, image_path)
+        copy_file(host_path, tree, image_path)
     # Debian's site.py reads this; keep the image's python as the host's.
     if os.path.exists("/etc/python3.11/sitecustomize.py"):
-        _copy_file("/etc/python3.11/sitecustomize.py", tree, "/etc/python3.11/sitecustomize.py")
+        copy_file("/etc/python3.11/sitecustomize.py", tree, "/etc/python3.11/sitecustomize.py")
 
 
-def _copy_file(source: str, tree: str, image_path: str) -> None:
+def copy_file(source: str, tree: str, image_path: str) -> None:
     target = os.path.join(tree, image_path.lstrip("/"))
     os.makedirs(os.path.dirname(target), exist_ok=True)
     for parent in _parents_below(tree, os.path.dirname(target)):
@@ -155,7 +155,7 @@ def _parents_below(tree: str, directory: str) -> list[str]:
     return result
 
 
-def _layer(store: ImageStore, tree: str) -> Layer:
+def layer_from_tree(store: ImageStore, tree: str) -> Layer:
     tar = tree + ".tar"
     try:
         diff_upper_dir(tree, tar)
@@ -170,7 +170,7 @@ def _config(cmd: list[str], env: list[str], comment: str) -> dict:
             "history": [{"created": EPOCH, "created_by": f"provisioner bootstrap: {comment}"}]}
 
 
-class _staging:
+class staging:
     """A temporary tree under the store (same filesystem), removed afterwards."""
 
     def __init__(self, store: ImageStore):
