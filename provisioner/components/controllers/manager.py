@@ -1,0 +1,92 @@
+"""Which controllers exist, and running the chosen ones on shared informers while leading.
+
+CONTROLLERS is the table: kube-controller-manager's canonical name, the short alias `--controllers`
+has always accepted, where the class lives, and whether `*` turns it on. run_controllers() builds
+fresh informers and controllers for each term of leadership, so after a lost lease nothing
+carries over from the previous term (no half-made decision is acted on twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from dataclasses import dataclass
+
+from provisioner.components.api.client import Client
+from provisioner.components.api.informer import InformerFactory
+
+from .base import Context
+from .flags import Options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # canonical (names.go)
+    alias: str  # what --controllers has accepted since before the canonical names
+    target: str  # module:Class within this package
+    on_by_default: bool = True
+
+
+CONTROLLERS: list[Entry] = [
+    Entry("replicaset-controller", "replicaset", "replicaset:ReplicaSetController"),
+    Entry("deployment-controller", "deployment", "deployment:DeploymentController"),
+    Entry("replicationcontroller-controller", "replicationcontroller",
+          "replicaset:ReplicationControllerController"),
+]
+
+BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
+
+
+def known() -> dict[str, bool]:
+    """Every accepted --controllers name -> on under `*` (for flags.select_controllers)."""
+    return {n: e.on_by_default for e in CONTROLLERS for n in (e.name, e.alias)}
+
+
+def canonical(selected: set[str]) -> list[Entry]:
+    """Entries for a selection that may mix canonical names and aliases, in table order."""
+    names = {BY_NAME[s].name for s in selected}
+    return [e for e in CONTROLLERS if e.name in names]
+
+
+def load(entry: Entry) -> type:
+    module, cls = entry.target.split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+
+@dataclass
+class Manager:
+    """Runs the selected controllers; `running` and `synced` feed /readyz."""
+
+    client: Client
+    options: Options
+    recorder: object | None = None
+
+    def __post_init__(self) -> None:
+        self.running = False
+        self.synced = False
+        self.controllers: list = []
+
+    async def run_controllers(self) -> None:
+        """One term of leadership: start informers and controllers; stop them when cancelled.
+        Returns only by cancellation (losing the lease, shutting down)."""
+        factory = InformerFactory(self.client)
+        ctx = Context(self.client, factory, self.options, self.recorder)
+        entries = canonical(self.options.controllers)
+        self.controllers = [load(e)(ctx, workers=self.options.concurrent_syncs) for e in entries]
+        log.info("starting controllers: %s", ", ".join(e.alias for e in entries) or "(none)")
+        self.running = True
+        factory.start()
+        try:
+            await factory.wait_for_sync()
+            self.synced = True
+            log.info("caches synced; controllers running")
+            await asyncio.gather(*(c.run() for c in self.controllers))
+            await asyncio.Event().wait()  # no controllers chosen: hold the lease anyway
+        finally:
+            self.running = self.synced = False
+            await factory.stop()
+            for c in self.controllers:
+                c.queue.shutdown()
