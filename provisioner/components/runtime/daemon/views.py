@@ -133,6 +133,13 @@ def list_row(record: ContainerRecord, state: ContainerState) -> dict:
         "Status": status_text(state),
         "Ports": ", ".join(port.describe() for port in record.ports),
         "Pod": record.pod,
+        # for the kubelet's relist: one call gives every container's labels and last exit
+        "Labels": record.labels,
+        "ImageID": record.image_id,
+        "ExitCode": state.exit_code,
+        "OOMKilled": bool(state.oom_killed),
+        "StartedAt": state.started_at,
+        "FinishedAt": state.finished_at,
     }
 
 

@@ -1,0 +1,356 @@
+"""kubelet: the node agent put together: pod sources, relist, workers, node, mirror pods, events.
+
+Pods come from two sources: static manifests (always, even with no API server: this is how a
+control-plane host starts its API server) and the API (pods whose spec.nodeName is this node,
+once a kubeconfig is given and the server answers). A relist of the runtime every second wakes
+the pod workers; a pod the sources no longer have is stopped and its containers removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+
+from ..api.client import ApiStatusError, Client
+from . import staticpods
+from .node import NodeAgent
+from .podworker import PodWorker
+from .runtimeview import Runtime, Snapshot
+
+log = logging.getLogger("kubelet")
+RELIST_SECONDS = 1.0
+STATIC_CHECK_SECONDS = 2.0
+
+
+class Kubelet:
+    def __init__(self, *, node_name: str, node_ip: str, root_dir: str, runtime: Runtime,
+                 config: dict, client: Client | None, node: NodeAgent | None):
+        self.node_name = node_name
+        self.node_ip = node_ip
+        self.root_dir = root_dir
+        self.runtime = runtime
+        self.config = config
+        self.client = client
+        self.node = node
+        self.cluster_dns = list(config.get("clusterDNS") or [])
+        self.cluster_domain = config.get("clusterDomain") or "cluster.local"
+        self.host_resolv_conf = config.get("resolvConf") or "/etc/resolv.conf"
+        self.snapshot = Snapshot()
+        self.workers: dict[str, PodWorker] = {}
+        self.static_pods: dict[str, dict] = {}
+        self.api_pods: dict[str, dict] = {}
+        self.allocatable: dict = {}
+        self._refresh_lock = asyncio.Lock()
+        self._events_sent: dict[tuple, float] = {}
+        self._static_problems: set[str] = set()
+        self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
+
+    # -- small services for the workers ----------------------------------------------------
+
+    @staticmethod
+    def now() -> str:
+        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def refresh(self) -> Snapshot:
+        async with self._refresh_lock:
+            self.snapshot = await self.runtime.relist()
+        return self.snapshot
+
+    async def exec_collect(self, container_id: str, cmd: list[str], timeout: float):
+        try:
+            return await asyncio.wait_for(self.runtime.call("exec_collect", container_id, cmd),
+                                          timeout)
+        except asyncio.TimeoutError:
+            return -1, b"command timed out"
+        except Exception as error:  # noqa: BLE001 - a failed exec is a failed probe/hook
+            return -1, str(error).encode()
+
+    def is_static(self, worker: PodWorker) -> bool:
+        return worker.uid in self.static_pods or staticpods.SOURCE in (
+            worker.pod["metadata"].get("annotations") or {}) and \
+            worker.pod["metadata"]["annotations"][staticpods.SOURCE] == "file"
+
+    def is_removed(self, worker: PodWorker) -> bool:
+        return worker.uid not in self.static_pods and worker.uid not in self.api_pods
+
+    def lookup_for(self, pod: dict):
+        namespace = pod["metadata"].get("namespace", "default")
+        plural = {"ConfigMap": "configmaps", "Secret": "secrets"}
+
+        async def lookup(kind: str, name: str) -> dict | None:
+            if self.client is None:
+                return None
+            try:
+                obj = await self.client.get("", "v1", plural[kind], name, ns=namespace)
+            except ApiStatusError as error:
+                if error.code == 404:
+                    return None
+                raise
+            obj.setdefault("kind", kind)
+            return obj
+        return lookup
+
+    def token_for(self, pod: dict):
+        async def token(service_account: str, audience: str, seconds: int) -> str:
+            if self.client is None:
+                raise OSError("no API server: service-account tokens need a kubeconfig")
+            body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {"audiences": [audience] if audience else [],
+                             "expirationSeconds": max(int(seconds), 600),
+                             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                                "name": pod["metadata"]["name"],
+                                                "uid": pod["metadata"]["uid"]}}}
+            if not audience:
+                del body["spec"]["audiences"]
+            result = await self.client.create(
+                "", "v1", f"serviceaccounts/{service_account}/token", body,
+                ns=pod["metadata"].get("namespace", "default"))
+            return result["status"]["token"]
+        return token
+
+    async def service_env(self, pod: dict) -> dict[str, str]:
+        """KUBERNETES_SERVICE_HOST/PORT (and the docker-link variables) for in-cluster clients."""
+        if self.client is None:
+            return {}
+        try:
+            service = await self.client.get("", "v1", "services", "kubernetes", ns="default")
+        except Exception:  # noqa: BLE001 - no service yet: no variables, as with a new cluster
+            return {}
+        ip = service["spec"].get("clusterIP")
+        port = (service["spec"].get("ports") or [{}])[0].get("port", 443)
+        if not ip:
+            return {}
+        return {"KUBERNETES_SERVICE_HOST": ip, "KUBERNETES_SERVICE_PORT": str(port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+                "KUBERNETES_PORT": f"tcp://{ip}:{port}",
+                f"KUBERNETES_PORT_{port}_TCP": f"tcp://{ip}:{port}",
+                f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+                f"KUBERNETES_PORT_{port}_TCP_PORT": str(port),
+                f"KUBERNETES_PORT_{port}_TCP_ADDR": ip}
+
+    def event(self, pod: dict, kind: str, reason: str, message: str, field_path: str = "",
+              once_per: float = 0) -> None:
+        """Record an Event (fire and forget); repeats within once_per seconds are dropped."""
+        key = (pod["metadata"].get("uid"), reason, field_path, message if not once_per else "")
+        now = time.monotonic()
+        if key in self._events_sent and now - self._events_sent[key] < max(once_per, 1):
+            return
+        self._events_sent[key] = now
+        (log.warning if kind == "Warning" else log.info)("%s/%s %s: %s",
+                                                         pod["metadata"].get("namespace"),
+                                                         pod["metadata"]["name"], reason, message)
+        if self.client is None:
+            return
+        asyncio.get_running_loop().create_task(self._post_event(pod, kind, reason, message,
+                                                                field_path))
+
+    async def _post_event(self, pod: dict, kind: str, reason: str, message: str,
+                          field_path: str) -> None:
+        meta = pod["metadata"]
+        namespace = meta.get("namespace", "default")
+        stamp = self.now()
+        uid = self.mirror_uids.get(meta["uid"], meta["uid"])
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": namespace},
+                "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": namespace,
+                                   "name": meta["name"], "uid": uid,
+                                   **({"fieldPath": field_path} if field_path else {})},
+                "reason": reason, "message": message, "type": kind, "count": 1,
+                "source": {"component": "kubelet", "host": self.node_name},
+                "firstTimestamp": stamp, "lastTimestamp": stamp,
+                "reportingComponent": "kubelet", "reportingInstance": self.node_name}
+        try:
+            await self.client.create("", "v1", "events", body, ns=namespace)
+        except Exception as error:  # noqa: BLE001 - events are best effort, as upstream
+            log.debug("event not recorded: %s", error)
+
+    async def publish_status(self, worker: PodWorker, status: dict) -> bool:
+        if self.client is None:
+            return True
+        meta = worker.pod["metadata"]
+        name, namespace = meta["name"], meta.get("namespace", "default")
+        if worker.uid in self.static_pods and worker.uid not in self.mirror_uids:
+            return False      # the mirror pod is not there yet
+        try:
+            await self.client.patch("", "v1", "pods", name, {"status": status}, ns=namespace,
+                                    sub="status")
+            return True
+        except ApiStatusError as error:
+            if error.code != 404:
+                log.warning("status of pod %s/%s not written: %s", namespace, name, error)
+            return False
+        except Exception as error:  # noqa: BLE001 - the API may be restarting
+            log.warning("status of pod %s/%s not written: %s", namespace, name, error)
+            return False
+
+    async def pod_terminated(self, worker: PodWorker) -> None:
+        """The final delete of an API pod being deleted, once its containers are gone."""
+        self.workers.pop(worker.uid, None)
+        meta = worker.pod["metadata"]
+        if self.client is None or worker.uid in self.static_pods or \
+                not meta.get("deletionTimestamp"):
+            return
+        try:
+            await self.client.request(
+                "DELETE", f"/api/v1/namespaces/{meta.get('namespace', 'default')}/pods/"
+                f"{meta['name']}", {"gracePeriodSeconds": 0,
+                                    "preconditions": {"uid": worker.uid}})
+        except ApiStatusError as error:
+            if error.code not in (404, 409):
+                log.warning("final delete of %s failed: %s", worker.key, error)
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Start workers for new pods; wake workers of changed and removed pods."""
+        wanted = {**self.api_pods, **self.static_pods}
+        for uid, pod in wanted.items():
+            worker = self.workers.get(uid)
+            if worker is None:
+                worker = PodWorker(self, pod)
+                self.workers[uid] = worker
+                worker.task = asyncio.get_running_loop().create_task(worker.run())
+            elif worker.pod is not pod:
+                worker.update(pod)
+        for uid, worker in self.workers.items():
+            if uid not in wanted:
+                worker.wake.set()
+
+    async def relist_loop(self) -> None:
+        while True:
+            try:
+                before = self.snapshot
+                after = await self.refresh()
+                self.collect_orphans(after)
+                if after != before:
+                    for worker in self.workers.values():
+                        worker.wake.set()
+            except Exception as error:  # noqa: BLE001 - the runtime may be restarting
+                log.warning("relist failed: %s", error)
+            await asyncio.sleep(RELIST_SECONDS)
+
+    def collect_orphans(self, snapshot: Snapshot) -> None:
+        """Sandboxes and containers of pods the kubelet no longer has (deleted while it was
+        down) get a worker that only tears them down."""
+        for uid in snapshot.uids():
+            if uid in self.workers or uid in self.static_pods or uid in self.api_pods:
+                continue
+            name = next((c.name for c in snapshot.containers.get(uid, [])), "orphan")
+            pod = {"metadata": {"uid": uid, "name": f"orphan-{name}", "namespace": ""},
+                   "spec": {"containers": [], "terminationGracePeriodSeconds": 2}}
+            worker = PodWorker(self, pod)
+            self.workers[uid] = worker
+            worker.task = asyncio.get_running_loop().create_task(worker.run())
+
+    async def static_loop(self) -> None:
+        path = self.config.get("staticPodPath") or ""
+        while True:
+            pods, problems = await asyncio.to_thread(staticpods.read_manifests, path,
+                                                     self.node_name)
+            for problem in set(problems) - self._static_problems:
+                log.error("static pod manifest skipped: %s", problem)
+            self._static_problems = set(problems)
+            if set(pods) != set(self.static_pods):
+                self.static_pods = pods
+                self.dispatch()
+            await asyncio.sleep(STATIC_CHECK_SECONDS)
+
+    # -- the API side ---------------------------------------------------------------------
+
+    async def api_loop(self) -> None:
+        """Register the node, then watch this node's pods; retry while the API is away."""
+        assert self.client is not None and self.node is not None
+        backoff = 0.5
+        while True:
+            try:
+                if not self.node.registered.is_set():
+                    await self.node.register()
+                    node_status = (await self.client.get("", "v1", "nodes", self.node_name))
+                    self.allocatable = node_status["status"].get("allocatable") or {}
+                await self.watch_pods()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - keep trying; the API may not be up yet
+                log.warning("API server not reachable (%s); retrying in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 7)
+
+    async def watch_pods(self) -> None:
+        selector = f"spec.nodeName={self.node_name}"
+        listing = await self.client.list("", "v1", "pods", fieldSelector=selector)
+        fresh = {}
+        for pod in listing.get("items") or []:
+            if not staticpods.is_mirror(pod):
+                fresh[pod["metadata"]["uid"]] = pod
+        self.api_pods = fresh
+        await self.sync_mirrors(listing.get("items") or [])
+        self.dispatch()
+        version = listing["metadata"].get("resourceVersion", "")
+        async for kind, pod in self.client.watch("", "v1", "pods", resource_version=version,
+                                                 fieldSelector=selector):
+            if kind == "BOOKMARK":
+                continue
+            if kind == "ERROR":
+                return           # expired: list again
+            uid = pod["metadata"]["uid"]
+            if staticpods.is_mirror(pod):
+                if kind == "DELETED":
+                    self.mirror_uids = {k: v for k, v in self.mirror_uids.items() if v != uid}
+                continue
+            if kind == "DELETED":
+                self.api_pods.pop(uid, None)
+            else:
+                self.api_pods[uid] = pod
+            self.dispatch()
+
+    async def sync_mirrors(self, items: list[dict]) -> None:
+        """Create a mirror pod for each static pod, delete mirrors of static pods gone."""
+        mirrors = {pod["metadata"]["annotations"][staticpods.MIRROR]: pod for pod in items
+                   if staticpods.is_mirror(pod)}
+        node = None
+        for uid, pod in self.static_pods.items():
+            if uid in mirrors:
+                self.mirror_uids[uid] = mirrors[uid]["metadata"]["uid"]
+                continue
+            if node is None:
+                node = await self.client.get("", "v1", "nodes", self.node_name)
+            namespace = pod["metadata"]["namespace"]
+            try:
+                created = await self.client.create("", "v1", "pods",
+                                                   staticpods.mirror_of(pod, node), ns=namespace)
+            except ApiStatusError as error:
+                if error.code == 409:      # an old mirror (the static pod changed): replace
+                    await self.client.request(
+                        "DELETE", f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}",
+                        {"gracePeriodSeconds": 0})
+                    continue
+                log.warning("mirror pod for %s not created: %s", pod["metadata"]["name"], error)
+                continue
+            self.mirror_uids[uid] = created["metadata"]["uid"]
+            if uid in self.workers:
+                self.workers[uid].last_status = None
+        for uid, mirror in mirrors.items():
+            if uid not in self.static_pods:
+                meta = mirror["metadata"]
+                try:
+                    await self.client.request(
+                        "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                        {"gracePeriodSeconds": 0})
+                except ApiStatusError:
+                    pass
+
+    async def mirror_loop(self) -> None:
+        """Keep mirror pods in step with the static pods (every few seconds)."""
+        while True:
+            await asyncio.sleep(STATIC_CHECK_SECONDS)
+            if self.client is None or not self.node.registered.is_set():
+                continue
+            try:
+                listing = await self.client.list("", "v1", "pods",
+                                                 fieldSelector=f"spec.nodeName={self.node_name}")
+                await self.sync_mirrors(listing.get("items") or [])
+            except Exception as error:  # noqa: BLE001 - retried on the next round
+                log.debug("mirror pod sync failed: %s", error)

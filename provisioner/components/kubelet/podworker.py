@@ -1,0 +1,519 @@
+"""kubelet: one worker per pod, bringing the runtime in line with the pod's spec.
+
+Each sync, against the latest relist: make the sandbox (one runtime pod: shared net, ipc and
+uts namespaces), the volumes, /etc/hosts and /etc/resolv.conf; run init containers one after the
+other; start the containers; restart exited ones per restartPolicy with CrashLoopBackOff (10 s,
+doubling to 5 min); run probes and hooks; then write the pod status when it changed. A pod being
+deleted is stopped gracefully (preStop, TERM, grace period, KILL) and its sandbox removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..runtime.client import RuntimeAPIError
+from . import dnsfiles, podspec, probes
+from .podstatus import build_status
+from .runtimeview import (
+    CONTAINER_NAME,
+    POD_NAME,
+    POD_NAMESPACE,
+    POD_UID,
+    RESTART_COUNT,
+    ContainerView,
+    Snapshot,
+)
+from .volumes import PodVolumes, VolumeError
+
+log = logging.getLogger("kubelet.pods")
+BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+VOLUME_REFRESH_SECONDS = 10.0
+
+
+@dataclass
+class Waiting:
+    reason: str
+    message: str = ""
+
+
+@dataclass
+class ContainerMemory:
+    """What the kubelet keeps about one container of a pod between syncs."""
+    backoff: float = 0.0
+    next_start: float = 0.0
+    waiting: Waiting | None = None
+    probes: dict[tuple[str, str], probes.ProbeState] = field(default_factory=dict)
+    started_seen: dict[str, float] = field(default_factory=dict)   # instance id -> monotonic
+    hook_done: set[str] = field(default_factory=set)
+
+
+class PodWorker:
+    def __init__(self, kubelet, pod: dict):
+        self.kubelet = kubelet
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.wake = asyncio.Event()
+        self.memory: dict[str, ContainerMemory] = {}
+        self.volumes: PodVolumes | None = None
+        self.volumes_at = 0.0
+        self.last_status: dict | None = None
+        self.start_time = None
+        self.done = False
+        self.terminated_final = False
+        self.sandbox_error = ""
+        self.task: asyncio.Task | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.pod['metadata'].get('namespace')}/{self.pod['metadata']['name']}"
+
+    def mem(self, name: str) -> ContainerMemory:
+        return self.memory.setdefault(name, ContainerMemory())
+
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        self.wake.set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.done:
+            try:
+                await self.sync(self.kubelet.snapshot)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one pod's trouble never stops the kubelet
+                log.exception("syncing pod %s failed", self.key)
+            if self.done:
+                break
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def terminating(self) -> bool:
+        return bool(self.pod["metadata"].get("deletionTimestamp")) or self.kubelet.is_removed(self)
+
+    async def sync(self, snapshot: Snapshot) -> None:
+        if self.terminating():
+            await self.terminate(snapshot)
+            return
+        sandbox = next((s for s in snapshot.sandboxes.get(self.uid, []) if s.ready), None)
+        if sandbox is None:
+            if not await self.make_sandbox(snapshot):
+                await self.report(snapshot, None)
+                return
+            snapshot = await self.kubelet.refresh()
+            sandbox = next((s for s in snapshot.sandboxes.get(self.uid, []) if s.ready), None)
+            if sandbox is None:
+                return
+        if self.start_time is None:
+            self.start_time = self.kubelet.now()
+        if not await self.ensure_volumes():
+            await self.report(snapshot, sandbox)
+            return
+        spec = self.pod["spec"]
+        phase_done = self.pod_finished(snapshot)
+        if not phase_done and await self.run_init_containers(snapshot, sandbox):
+            for container in spec["containers"]:
+                await self.sync_container(container, snapshot, sandbox)
+        await self.report(snapshot, sandbox)
+
+    def pod_finished(self, snapshot: Snapshot) -> bool:
+        """restartPolicy Never/OnFailure pods whose containers all ended are left as they are."""
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        if policy == "Always":
+            return False
+        for container in self.pod["spec"]["containers"]:
+            instances = snapshot.instances(self.uid, container["name"])
+            if not instances or instances[0].state != "exited":
+                return False
+            if policy == "OnFailure" and instances[0].exit_code != 0:
+                return False
+        return True
+
+    # -- sandbox, volumes, files -----------------------------------------------------------
+
+    @property
+    def pod_dir(self) -> str:
+        return os.path.join(self.kubelet.root_dir, "pods", self.uid)
+
+    async def make_sandbox(self, snapshot: Snapshot) -> bool:
+        for stale in snapshot.sandboxes.get(self.uid, []):
+            await self.kubelet.runtime.call("remove_pod", stale.id)
+        metadata, spec = self.pod["metadata"], self.pod["spec"]
+        ports = [{"host_port": p["hostPort"], "container_port": p["containerPort"],
+                  "protocol": p.get("protocol", "TCP").lower(), "host_ip": p.get("hostIP", "")}
+                 for c in spec["containers"] for p in c.get("ports") or [] if p.get("hostPort")]
+        try:
+            await self.kubelet.runtime.call(
+                "create_pod", metadata["name"], metadata.get("namespace", "default"), self.uid,
+                spec.get("hostname") or metadata["name"][:63], bool(spec.get("hostNetwork")),
+                [] if spec.get("hostNetwork") else ports,
+                {POD_UID: self.uid, POD_NAME: metadata["name"],
+                 POD_NAMESPACE: metadata.get("namespace", "default")})
+        except RuntimeAPIError as error:
+            self.sandbox_error = str(error)
+            self.kubelet.event(self.pod, "Warning", "FailedCreatePodSandBox",
+                               f"Failed to create pod sandbox: {error}")
+            return False
+        self.sandbox_error = ""
+        return True
+
+    async def ensure_volumes(self) -> bool:
+        if self.volumes is None:
+            self.volumes = PodVolumes(self.pod_dir, self.pod, self.kubelet.lookup_for(self.pod),
+                                      self.kubelet.token_for(self.pod), self.kubelet.node_ip,
+                                      self.kubelet.allocatable)
+        if self.volumes_at and time.monotonic() - self.volumes_at < VOLUME_REFRESH_SECONDS:
+            return True
+        try:
+            self.volumes.pod = self.pod
+            await self.volumes.setup()
+            self.volumes_at = time.monotonic()
+            self.volume_error = ""
+            return True
+        except (VolumeError, OSError) as error:
+            self.volume_error = str(error)
+            self.kubelet.event(self.pod, "Warning", "FailedMount",
+                               f"MountVolume.SetUp failed: {error}")
+            return False
+
+    def write_dns_files(self, sandbox) -> list[str]:
+        """/etc/hosts and /etc/resolv.conf for the pod's containers, as bind mounts."""
+        os.makedirs(self.pod_dir, exist_ok=True)
+        hosts = os.path.join(self.pod_dir, "etc-hosts")
+        resolv = os.path.join(self.pod_dir, "resolv.conf")
+        kubelet = self.kubelet
+        ips = [sandbox.ip] if sandbox.ip else [kubelet.node_ip]
+        with open(hosts, "w") as out:
+            if self.pod["spec"].get("hostNetwork"):
+                out.write(_read("/etc/hosts"))
+            else:
+                out.write(dnsfiles.hosts_file(self.pod, ips, kubelet.cluster_domain))
+        with open(resolv, "w") as out:
+            out.write(dnsfiles.resolv_conf(self.pod, _read(kubelet.host_resolv_conf),
+                                           kubelet.cluster_dns, kubelet.cluster_domain))
+        return [f"{hosts}:/etc/hosts:rw", f"{resolv}:/etc/resolv.conf:rw"]
+
+    # -- containers -----------------------------------------------------------------------
+
+    async def run_init_containers(self, snapshot: Snapshot, sandbox) -> bool:
+        """True once every init container has completed."""
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        for container in self.pod["spec"].get("initContainers") or []:
+            instances = snapshot.instances(self.uid, container["name"])
+            latest = instances[0] if instances else None
+            if latest is not None and latest.state == "exited" and latest.exit_code == 0:
+                continue
+            if latest is None:
+                await self.start_container(container, 0, sandbox)
+            elif latest.state == "exited" and policy != "Never":
+                await self.restart_after_backoff(container, latest, sandbox)
+            elif latest.state == "created":
+                await self.kubelet.runtime.call("start", latest.id)
+            return False
+        return True
+
+    async def sync_container(self, container: dict, snapshot: Snapshot, sandbox) -> None:
+        name = container["name"]
+        instances = snapshot.instances(self.uid, name)
+        latest = instances[0] if instances else None
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        if latest is None:
+            await self.start_container(container, 0, sandbox)
+            return
+        if latest.state == "running":
+            await self.run_probes(container, latest, sandbox)
+            return
+        if latest.state == "created":
+            await self.kubelet.runtime.call("start", latest.id)
+            return
+        restart = policy == "Always" or (policy == "OnFailure" and latest.exit_code != 0)
+        if restart:
+            await self.restart_after_backoff(container, latest, sandbox)
+
+    async def restart_after_backoff(self, container: dict, latest: ContainerView,
+                                    sandbox) -> None:
+        memory = self.mem(container["name"])
+        now = time.monotonic()
+        if memory.next_start == 0:
+            # the first exit: restart now, then back off 10 s, 20 s, ... 5 min
+            memory.backoff = BACKOFF_START
+            memory.next_start = now
+        if now < memory.next_start:
+            memory.waiting = Waiting("CrashLoopBackOff",
+                                     f"back-off {int(memory.backoff)}s restarting failed container="
+                                     f"{container['name']} pod={self.pod['metadata']['name']}_"
+                                     f"{self.pod['metadata'].get('namespace')}({self.uid})")
+            self.kubelet.event(self.pod, "Warning", "BackOff",
+                               "Back-off restarting failed container "
+                               f"{container['name']} in pod {self.pod['metadata']['name']}",
+                               once_per=memory.backoff, field_path=self.field_path(container))
+            return
+        if await self.start_container(container, latest.restart_count + 1, sandbox):
+            memory.next_start = now + memory.backoff
+            memory.backoff = min(memory.backoff * 2, BACKOFF_MAX)
+            # the instance before the previous one goes; the previous stays for --previous logs
+            for old in self.kubelet.snapshot.instances(self.uid, container["name"])[1:]:
+                if old.id != latest.id and old.state == "exited":
+                    await self.kubelet.runtime.call("remove", old.id, True)
+
+    def field_path(self, container: dict) -> str:
+        init = any(c["name"] == container["name"] for c in self.pod["spec"].get("initContainers")
+                   or [])
+        return f"spec.{'initContainers' if init else 'containers'}{{{container['name']}}}"
+
+    async def ensure_image(self, container: dict) -> bool:
+        image = container["image"]
+        memory = self.mem(container["name"])
+        policy = container.get("imagePullPolicy") or (
+            "Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]
+            else "IfNotPresent")
+        try:
+            await self.kubelet.runtime.call("image", image)
+            present = True
+        except RuntimeAPIError:
+            present = False
+        if present and policy != "Always":
+            return True
+        if policy == "Never":
+            if present:
+                return True
+            memory.waiting = Waiting("ErrImageNeverPull", f'Container image "{image}" is not '
+                                     'present with pull policy of Never')
+            return False
+        if present:
+            return True      # offline hosts: a present image is used rather than a failed pull
+        self.kubelet.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"',
+                           field_path=self.field_path(container))
+        try:
+            await self.kubelet.runtime.pull(image)
+        except RuntimeAPIError as error:
+            reason = "ImagePullBackOff" if memory.waiting and memory.waiting.reason in (
+                "ErrImagePull", "ImagePullBackOff") else "ErrImagePull"
+            memory.waiting = Waiting(reason, f'Failed to pull image "{image}": {error}')
+            self.kubelet.event(self.pod, "Warning", "Failed", memory.waiting.message,
+                               field_path=self.field_path(container))
+            return False
+        self.kubelet.event(self.pod, "Normal", "Pulled", f'Successfully pulled image "{image}"',
+                           field_path=self.field_path(container))
+        return True
+
+    async def start_container(self, container: dict, restart_count: int, sandbox) -> bool:
+        memory = self.mem(container["name"])
+        kubelet = self.kubelet
+        if not await self.ensure_image(container):
+            return False
+        try:
+            env = await podspec.container_env(
+                self.pod_with_ip(sandbox), container, kubelet.lookup_for(self.pod),
+                kubelet.node_ip, kubelet.allocatable, await kubelet.service_env(self.pod))
+            entrypoint, cmd = podspec.command_line(container, env)
+            assert self.volumes is not None
+            mounts = [*self.write_dns_files(sandbox), *self.volumes.mounts_for(container)]
+            mounts.append(self.termination_log(container, restart_count))
+        except (podspec.ContainerConfigError, VolumeError) as error:
+            memory.waiting = Waiting("CreateContainerConfigError", str(error))
+            kubelet.event(self.pod, "Warning", "Failed", f"Error: {error}",
+                          field_path=self.field_path(container))
+            return False
+        meta = self.pod["metadata"]
+        options = {
+            "name": f"k8s_{container['name']}_{meta['name']}_{meta.get('namespace')}_"
+                    f"{self.uid[:8]}_{restart_count}",
+            "env": [f"{k}={v}" for k, v in env.items()], "pod": sandbox.id,
+            "volumes": mounts, "workdir": container.get("workingDir"),
+            "user": podspec.user_of(self.pod, container),
+            "labels": {POD_UID: self.uid, POD_NAME: meta["name"],
+                       POD_NAMESPACE: meta.get("namespace", "default"),
+                       CONTAINER_NAME: container["name"], RESTART_COUNT: str(restart_count)},
+            **podspec.limits(container)}
+        if entrypoint is not None:
+            options["entrypoint"] = entrypoint
+        if cmd is not None:
+            options["cmd"] = cmd
+        options = {k: v for k, v in options.items() if v is not None}
+        try:
+            container_id = await kubelet.runtime.call("create", container["image"], **options)
+        except RuntimeAPIError as error:
+            memory.waiting = Waiting("CreateContainerError", str(error))
+            kubelet.event(self.pod, "Warning", "Failed", f"Error: {error}",
+                          field_path=self.field_path(container))
+            return False
+        kubelet.event(self.pod, "Normal", "Created", f"Created container {container['name']}",
+                      field_path=self.field_path(container))
+        try:
+            await kubelet.runtime.call("start", container_id)
+        except RuntimeAPIError as error:
+            memory.waiting = Waiting("RunContainerError", str(error))
+            kubelet.event(self.pod, "Warning", "Failed", f"Error: {error}",
+                          field_path=self.field_path(container))
+            return True
+        memory.waiting = None
+        memory.started_seen[container_id] = time.monotonic()
+        kubelet.event(self.pod, "Normal", "Started", f"Started container {container['name']}",
+                      field_path=self.field_path(container))
+        hook = (container.get("lifecycle") or {}).get("postStart")
+        if hook and "exec" in hook:
+            code, output = await kubelet.exec_collect(container_id, hook["exec"]["command"], 30)
+            if code != 0:
+                kubelet.event(self.pod, "Warning", "FailedPostStartHook",
+                              f"PostStartHook failed: exit {code}: {output[-256:]!r}",
+                              field_path=self.field_path(container))
+                await kubelet.runtime.call("stop", container_id, 0)
+        await kubelet.refresh()
+        return True
+
+    def termination_log(self, container: dict, restart_count: int) -> str:
+        directory = os.path.join(self.pod_dir, "containers", container["name"])
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"termination-{restart_count}")
+        with open(path, "w"):
+            pass
+        os.chmod(path, 0o666)
+        target = container.get("terminationMessagePath") or "/dev/termination-log"
+        return f"{path}:{target}:rw"
+
+    def termination_message(self, name: str, instance: ContainerView) -> str:
+        path = os.path.join(self.pod_dir, "containers", name, f"termination-{instance.restart_count}")
+        return _read(path)[:4096]
+
+    def pod_with_ip(self, sandbox) -> dict:
+        pod = dict(self.pod)
+        ip = sandbox.ip or self.kubelet.node_ip
+        pod["status"] = {**(pod.get("status") or {}), "podIP": ip, "podIPs": [{"ip": ip}]}
+        return pod
+
+    # -- probes ---------------------------------------------------------------------------
+
+    async def run_probes(self, container: dict, instance: ContainerView, sandbox) -> None:
+        memory = self.mem(container["name"])
+        started = memory.started_seen.setdefault(instance.id, time.monotonic())
+        ip = sandbox.ip or self.kubelet.node_ip
+        startup = container.get("startupProbe")
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            probe = container.get(kind)
+            if not probe:
+                continue
+            state = memory.probes.setdefault((instance.id, kind), probes.ProbeState())
+            if kind != "startupProbe" and startup and \
+                    memory.probes.get((instance.id, "startupProbe"), probes.ProbeState()).result \
+                    is not True:
+                continue
+            if kind == "startupProbe" and state.result is True:
+                continue
+            if not probes.due(probe, state, started):
+                continue
+
+            async def exec_fn(cmd, timeout, cid=instance.id):
+                return await self.kubelet.exec_collect(cid, cmd, timeout)
+            ok, message = await probes.run(probe, container, ip, exec_fn)
+            verdict = probes.record(probe, state, ok, message)
+            if not ok:
+                label = {"startupProbe": "Startup", "livenessProbe": "Liveness",
+                         "readinessProbe": "Readiness"}[kind]
+                self.kubelet.event(self.pod, "Warning", "Unhealthy",
+                                   f"{label} probe failed: {message}",
+                                   field_path=self.field_path(container))
+            if verdict is False and kind in ("livenessProbe", "startupProbe"):
+                what = "liveness" if kind == "livenessProbe" else "startup"
+                self.kubelet.event(self.pod, "Normal", "Killing",
+                                   f"Container {container['name']} failed {what} probe, will be "
+                                   "restarted", field_path=self.field_path(container))
+                await self.stop_container(container, instance.id, self.grace())
+                await self.kubelet.refresh()
+                return
+
+    def ready(self, container: dict, instance: ContainerView) -> bool:
+        if instance.state != "running":
+            return False
+        memory = self.mem(container["name"])
+        if container.get("startupProbe") and memory.probes.get(
+                (instance.id, "startupProbe"), probes.ProbeState()).result is not True:
+            return False
+        if not container.get("readinessProbe"):
+            return True
+        return memory.probes.get((instance.id, "readinessProbe"), probes.ProbeState()).result \
+            is True
+
+    def started(self, container: dict, instance: ContainerView) -> bool:
+        if instance.state != "running":
+            return False
+        if not container.get("startupProbe"):
+            return True
+        return self.mem(container["name"]).probes.get(
+            (instance.id, "startupProbe"), probes.ProbeState()).result is True
+
+    # -- termination ----------------------------------------------------------------------
+
+    def grace(self) -> int:
+        meta, spec = self.pod["metadata"], self.pod["spec"]
+        value = meta.get("deletionGracePeriodSeconds")
+        return int(value if value is not None else spec.get("terminationGracePeriodSeconds", 30))
+
+    async def stop_container(self, container: dict, container_id: str, grace: int) -> None:
+        deadline = time.monotonic() + grace
+        hook = (container.get("lifecycle") or {}).get("preStop")
+        if hook and "exec" in hook and grace > 0:
+            await self.kubelet.exec_collect(container_id, hook["exec"]["command"], grace)
+        remaining = max(0, int(deadline - time.monotonic()))
+        try:
+            await self.kubelet.runtime.call("stop", container_id, remaining)
+        except RuntimeAPIError as error:
+            log.warning("stopping %s: %s", container_id[:12], error)
+
+    async def terminate(self, snapshot: Snapshot) -> None:
+        grace = self.grace()
+        running = []
+        spec_by_name = {c["name"]: c for c in [*(self.pod["spec"].get("initContainers") or []),
+                                                *self.pod["spec"]["containers"]]}
+        for instance in snapshot.containers.get(self.uid, []):
+            if instance.state == "running":
+                self.kubelet.event(self.pod, "Normal", "Killing",
+                                   f"Stopping container {instance.name}")
+                running.append(self.stop_container(spec_by_name.get(instance.name, {}),
+                                                   instance.id, grace))
+        await asyncio.gather(*running)
+        snapshot = await self.kubelet.refresh()
+        if self.pod["metadata"].get("deletionTimestamp") and not self.kubelet.is_removed(self):
+            await self.report(snapshot, None, final=True)
+        for sandbox in snapshot.sandboxes.get(self.uid, []):
+            await self.kubelet.runtime.call("remove_pod", sandbox.id)
+        for instance in snapshot.containers.get(self.uid, []):
+            try:
+                await self.kubelet.runtime.call("remove", instance.id, True)
+            except RuntimeAPIError:
+                pass
+        if self.volumes is not None:
+            await asyncio.to_thread(self.volumes.teardown)
+        else:
+            await asyncio.to_thread(PodVolumes(self.pod_dir, self.pod, None, None, "", {})
+                                    .teardown)
+        await self.kubelet.pod_terminated(self)
+        self.done = True
+
+    # -- status ---------------------------------------------------------------------------
+
+    async def report(self, snapshot: Snapshot, sandbox, final: bool = False) -> None:
+        status = build_status(self, snapshot, sandbox, final)
+        comparable = {**status, "conditions": [{k: v for k, v in c.items()
+                                                if k != "lastTransitionTime"}
+                                               for c in status["conditions"]]}
+        if comparable == self.last_status:
+            return
+        if await self.kubelet.publish_status(self, status):
+            self.last_status = comparable
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as source:
+            return source.read()
+    except OSError:
+        return ""

@@ -1,0 +1,338 @@
+"""kubelet: the HTTPS server on port 10250: /healthz, /pods, /containerLogs, /exec, /stats.
+
+Every request is authenticated (a client certificate from authentication.x509.clientCAFile, or a
+bearer token checked with a TokenReview) and authorized with a SubjectAccessReview on the Node:
+the verb from the HTTP method, subresource `stats`, `metrics`, `log` or `spec` by path and
+`proxy` for the rest (exec, attach, portForward, containerLogs), as kubelet maps them. Anonymous
+requests get 401. Without tlsCertFile a self-signed serving certificate is made in the root dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import ssl
+import threading
+
+from aiohttp import web
+
+from ..api.client import ApiStatusError
+from . import hostinfo
+
+log = logging.getLogger("kubelet.server")
+VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
+         "DELETE": "delete"}
+SUBRESOURCES = {"stats": "stats", "metrics": "metrics", "logs": "log", "spec": "spec",
+                "checkpoint": "checkpoint"}
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+KUBELET = web.AppKey("kubelet", object)
+
+
+def self_signed(directory: str, name: str, ip: str) -> tuple[str, str]:
+    """kubelet's self-signed serving pair, <dir>/kubelet.crt and .key, made once."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_path, key_path = os.path.join(directory, "kubelet.crt"), os.path.join(directory,
+                                                                               "kubelet.key")
+    if os.path.exists(cert_path) and os.path.exists(key_path):
+        return cert_path, key_path
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}@{int(dt.datetime.now().timestamp())}")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    with open(cert_path, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def subresource_of(path: str) -> str:
+    return SUBRESOURCES.get(path.strip("/").split("/")[0], "proxy")
+
+
+class KubeletServer:
+    def __init__(self, kubelet, cfg: dict, args):
+        self.kubelet = kubelet
+        self.cfg = cfg
+        self.args = args
+        self.runner: web.AppRunner | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        cert, key = self.cfg.get("tlsCertFile"), self.cfg.get("tlsPrivateKeyFile")
+        if not cert or not key:
+            cert, key = self_signed(os.path.join(self.args.root_dir, "pki"),
+                                    self.kubelet.node_name, self.kubelet.node_ip)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        client_ca = self.cfg["authentication"]["x509"].get("clientCAFile")
+        if client_ca:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self.auth])
+        app[KUBELET] = self.kubelet
+        app.add_routes([
+            web.get("/healthz", self.healthz),
+            web.get("/pods", self.pods), web.get("/pods/", self.pods),
+            web.get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
+            web.route("*", "/exec/{namespace}/{pod}/{container}", self.exec),
+            web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
+            web.get("/stats/summary", self.stats_summary),
+            web.get("/metrics/resource", self.metrics_resource),
+            web.get("/metrics", self.metrics),
+        ])
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        address = self.cfg.get("address") or "0.0.0.0"
+        site = web.TCPSite(self.runner, address, int(self.cfg["port"]),
+                           ssl_context=self.ssl_context())
+        await site.start()
+        log.info("serving on https://%s:%s", address, self.cfg["port"])
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # -- authentication and authorization -------------------------------------------------
+
+    async def identity(self, request: web.Request) -> tuple[str, list[str]] | None:
+        transport = request.transport
+        peer = transport.get_extra_info("peercert") if transport else None
+        if peer:
+            subject = dict(item[0] for item in peer.get("subject", ()))
+            groups = [value for rdn in peer.get("subject", ()) for key, value in rdn
+                      if key == "organizationName"]
+            return subject.get("commonName", ""), groups
+        header = request.headers.get("Authorization", "")
+        client = self.kubelet.client
+        if header.startswith("Bearer ") and client is not None and \
+                self.cfg["authentication"]["webhook"].get("enabled", True):
+            review = await client.create("authentication.k8s.io", "v1", "tokenreviews", {
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": header[7:]}})
+            status = review.get("status") or {}
+            if status.get("authenticated"):
+                user = status.get("user") or {}
+                return user.get("username", ""), list(user.get("groups") or [])
+        if self.cfg["authentication"].get("anonymous", {}).get("enabled"):
+            return "system:anonymous", ["system:unauthenticated"]
+        return None
+
+    async def allowed(self, request: web.Request, user: str, groups: list[str]) -> bool:
+        if self.cfg["authorization"].get("mode") == "AlwaysAllow":
+            return True
+        client = self.kubelet.client
+        if client is None:
+            return False
+        review = await client.create("authorization.k8s.io", "v1", "subjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups, "resourceAttributes": {
+                "verb": VERBS.get(request.method, "get"), "resource": "nodes",
+                "subresource": subresource_of(request.path), "name": self.kubelet.node_name}}})
+        return bool((review.get("status") or {}).get("allowed"))
+
+    @web.middleware
+    async def auth(self, request: web.Request, handler):
+        try:
+            who = await self.identity(request)
+            if who is None:
+                return web.Response(status=401, text="Unauthorized")
+            if not await self.allowed(request, *who):
+                verb = VERBS.get(request.method, "get")
+                return web.Response(status=403, text=(
+                    f"Forbidden (user={who[0]}, verb={verb}, resource=nodes, "
+                    f"subresource={subresource_of(request.path)})"))
+        except (ApiStatusError, OSError) as error:
+            return web.Response(status=503, text=f"authentication/authorization failed: {error}")
+        return await handler(request)
+
+    # -- handlers -------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def pods(self, request: web.Request) -> web.Response:
+        items = []
+        for worker in list(self.kubelet.workers.values()):
+            pod = dict(worker.pod)
+            if worker.last_status is not None:
+                pod["status"] = worker.last_status
+            items.append(pod)
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": items})
+
+    def find_instance(self, request: web.Request, previous: bool = False):
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        container = request.match_info["container"]
+        for worker in self.kubelet.workers.values():
+            meta = worker.pod["metadata"]
+            if meta.get("namespace") == ns and meta["name"] == name:
+                instances = self.kubelet.snapshot.instances(worker.uid, container)
+                index = 1 if previous else 0
+                if len(instances) > index:
+                    return instances[index]
+                what = "previous terminated container" if previous else "container"
+                raise web.HTTPNotFound(text=f'{what} "{container}" in pod "{name}" not found')
+        raise web.HTTPNotFound(text=f'pod "{name}" in namespace "{ns}" not found on this node')
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        instance = self.find_instance(request, query.get("previous") in ("1", "true"))
+        follow = query.get("follow") in ("1", "true")
+        tail = int(query["tailLines"]) if query.get("tailLines", "").isdigit() else None
+        limit = int(query["limitBytes"]) if query.get("limitBytes", "").isdigit() else None
+        since = None
+        if query.get("sinceSeconds", "").isdigit():
+            since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(
+                seconds=int(query["sinceSeconds"]))
+        elif query.get("sinceTime"):
+            since = dt.datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+        timestamps = query.get("timestamps") in ("1", "true")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        sent = 0
+        async for entry in self._log_entries(instance.id, follow, tail):
+            stamp = entry.get("time", "")
+            if since is not None and stamp:
+                try:
+                    if dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) < since:
+                        continue
+                except ValueError:
+                    pass
+            data = entry["data"].encode("utf-8", "surrogateescape")
+            if timestamps:
+                data = stamp.encode() + b" " + data
+            if limit is not None:
+                data = data[:max(0, limit - sent)]
+            if data:
+                await response.write(data)
+                sent += len(data)
+            if limit is not None and sent >= limit:
+                break
+        await response.write_eof()
+        return response
+
+    async def _log_entries(self, container_id: str, follow: bool, tail: int | None):
+        """The runtime's log stream, read in a thread and handed over through a queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        stop = threading.Event()
+        client = self.kubelet.runtime.client
+
+        def pump() -> None:
+            try:
+                for entry in client.logs(container_id, follow=follow, tail=tail):
+                    if stop.is_set():
+                        break
+                    asyncio.run_coroutine_threadsafe(queue.put(entry), loop).result()
+            except Exception as error:  # noqa: BLE001 - ends the stream
+                log.debug("log stream ended: %s", error)
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        try:
+            while (entry := await queue.get()) is not None:
+                yield entry
+        finally:
+            stop.set()
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        instance = self.find_instance(request)
+        commands = request.query.getall("command", [])
+        if not commands:
+            raise web.HTTPBadRequest(text="you must specify at least one command for the "
+                                          "container")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="exec needs a WebSocket upgrade (subprotocol "
+                                          "v5.channel.k8s.io or v4.channel.k8s.io)")
+        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
+        await ws.prepare(request)
+        want = {1: request.query.get("stdout") in ("1", "true"),
+                2: request.query.get("stderr") in ("1", "true")}
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        client = self.kubelet.runtime.client
+
+        def pump() -> None:
+            try:
+                for event in client.exec(instance.id, commands):
+                    asyncio.run_coroutine_threadsafe(queue.put(event), loop).result()
+            except Exception as error:  # noqa: BLE001 - reported on the error channel
+                asyncio.run_coroutine_threadsafe(queue.put({"error": str(error)}), loop)
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+        threading.Thread(target=pump, daemon=True).start()
+        status = {"metadata": {}, "status": "Success"}
+        while (event := await queue.get()) is not None:
+            if "exit_code" in event:
+                if event["exit_code"] != 0:
+                    status = {"metadata": {}, "status": "Failure",
+                              "message": f"command terminated with non-zero exit code: "
+                                         f"exit status {event['exit_code']}",
+                              "reason": "NonZeroExitCode",
+                              "details": {"causes": [{"reason": "ExitCode",
+                                                      "message": str(event["exit_code"])}]}}
+            elif "error" in event:
+                status = {"metadata": {}, "status": "Failure", "message": event["error"]}
+            else:
+                channel = 1 if event.get("stream") == "stdout" else 2
+                if want[channel]:
+                    await ws.send_bytes(bytes([channel]) +
+                                        event["data"].encode("utf-8", "surrogateescape"))
+        await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+        await ws.close()
+        return ws
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        memory = hostinfo.meminfo()
+        total, free, inodes, free_inodes = hostinfo.disk(self.kubelet.root_dir)
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        used = memory.get("MemTotal", 0) - memory.get("MemAvailable", 0)
+        node = {"nodeName": self.kubelet.node_name, "startTime": now,
+                "memory": {"time": now, "availableBytes": memory.get("MemAvailable", 0),
+                           "usageBytes": used, "workingSetBytes": used},
+                "fs": {"time": now, "availableBytes": free, "capacityBytes": total,
+                       "usedBytes": total - free, "inodesFree": free_inodes, "inodes": inodes}}
+        pods = [{"podRef": {"name": w.pod["metadata"]["name"],
+                            "namespace": w.pod["metadata"].get("namespace", ""), "uid": w.uid},
+                 "startTime": w.start_time, "containers": []}
+                for w in self.kubelet.workers.values()]
+        return web.json_response({"node": node, "pods": pods})
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        memory = hostinfo.meminfo()
+        used = memory.get("MemTotal", 0) - memory.get("MemAvailable", 0)
+        lines = ["# HELP node_memory_working_set_bytes [STABLE] Current working set of the node "
+                 "in bytes", "# TYPE node_memory_working_set_bytes gauge",
+                 f"node_memory_working_set_bytes {used}"]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        running = sum(1 for worker in self.kubelet.workers.values())
+        lines = ["# HELP kubelet_running_pods [ALPHA] Number of pods that have a running pod "
+                 "sandbox", "# TYPE kubelet_running_pods gauge", f"kubelet_running_pods {running}"]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

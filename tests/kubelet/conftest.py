@@ -1,0 +1,191 @@
+"""tests/kubelet: ONE real etcd + API server (DevCluster), ONE real runtime daemon on its own
+root, socket, bridge (pkub<N>) and subnet (10.213.<N>.0/24), and ONE kubelet process for the
+session; tests that only read share them. Tests drive the cluster with the official client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from provisioner.components.runtime.client import RuntimeClient
+from provisioner.components.runtime.net import Network
+from provisioner.dev import DevCluster, free_port
+
+_SESSION = 20 + os.getpid() % 200
+BRIDGE = f"pkub{_SESSION}"
+SUBNET = f"10.213.{_SESSION}.0/24"
+CGROUP_PARENT = f"provisioner-kubelet-tests-{_SESSION}"
+NODE = f"kubelet-test-{_SESSION}"
+
+
+def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    """Poll `check` until it returns something truthy; its last value or an AssertionError."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as error:  # noqa: BLE001 - not there yet
+            last = error
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class RuntimeDaemon:
+    def __init__(self, base: Path):
+        self.base = base
+        self.root = str(base / "root")
+        self.socket = str(base / "runtime.sock")
+        self.client = RuntimeClient(self.socket, timeout=120)
+        self.log = base / "runtime.log"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "provisioner.components.runtime.cli", "daemon", "--root",
+             self.root, "--socket", self.socket, "--bridge", BRIDGE, "--subnet", SUBNET,
+             "--cgroup-parent", CGROUP_PARENT], stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self.client.version(), 60, what="the runtime daemon")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            for pod in self.client.pods():
+                self.client.remove_pod(pod["id"])
+            for container in self.client.containers(all=True):
+                self.client.remove(container["Id"], force=True)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+        Network(bridge=BRIDGE, subnet=SUBNET,
+                state_dir=os.path.join(self.root, "network")).teardown_all()
+        for top in ["/sys/fs/cgroup", *(os.path.join("/sys/fs/cgroup", d)
+                                         for d in os.listdir("/sys/fs/cgroup"))]:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(top, CGROUP_PARENT))
+
+
+class KubeletProcess:
+    """A kubelet process with its own root dir, static pod dir and port."""
+
+    def __init__(self, base: Path, runtime: RuntimeDaemon, cluster: DevCluster | None,
+                 node: str = NODE, extra_config: str = ""):
+        self.base = base
+        self.runtime = runtime
+        self.cluster = cluster
+        self.node = node
+        self.port = free_port()
+        self.root_dir = base / "kubelet"
+        self.manifests = base / "manifests"
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        self.log = base / "kubelet.log"
+        self.config = base / "kubelet-config.yaml"
+        ca = f"    clientCAFile: {cluster.pki / 'ca.crt'}\n" if cluster else ""
+        self.config.write_text(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            f"staticPodPath: {self.manifests}\nport: {self.port}\nclusterDNS: [10.96.0.10]\n"
+            f"clusterDomain: cluster.local\nauthentication:\n  x509:\n{ca or '    {}'}\n"
+            f"{extra_config}")
+        self.kubeconfig = None
+        if cluster is not None:
+            self.kubeconfig = cluster.user_kubeconfig(f"system:node:{node}", ("system:nodes",))
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "provisioner.components.kubelet.main", "--config",
+               str(self.config), "--root-dir", str(self.root_dir), "--hostname-override",
+               self.node, "--node-ip", "127.0.0.1", "--container-runtime-endpoint",
+               f"unix://{self.runtime.socket}", "--node-labels", "test.provisioner.io/role=kubelet"]
+        if self.kubeconfig:
+            cmd += ["--kubeconfig", str(self.kubeconfig)]
+        return cmd
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command(), stdout=open(self.log, "ab"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    c = DevCluster(tmp_path_factory.mktemp("kubelet-api"))
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory):
+    base = Path(f"/tmp/kubelet-tests-{uuid.uuid4().hex[:8]}")
+    base.mkdir()
+    daemon = RuntimeDaemon(base)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kubelet(cluster, runtime, tmp_path_factory):
+    process = KubeletProcess(tmp_path_factory.mktemp("kubelet"), runtime, cluster)
+    process.start()
+    api = core_api(cluster)
+    wait_for(lambda: node_ready(api, process.node), 60, what=f"node {process.node} Ready "
+             f"({process.log})")
+    yield process
+    process.stop()
+
+
+def node_ready(api, name: str) -> bool:
+    node = api.read_node(name)
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def core_api(cluster: DevCluster) -> k8s.CoreV1Api:
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)
+    return k8s.CoreV1Api(k8s.ApiClient(configuration))
+
+
+@pytest.fixture(scope="session")
+def api(cluster) -> k8s.CoreV1Api:
+    return core_api(cluster)
+
+
+@pytest.fixture
+def namespace(api):
+    name = f"kt-{uuid.uuid4().hex[:8]}"
+    api.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    yield name
+    with contextlib.suppress(Exception):
+        for pod in api.list_namespaced_pod(name).items:
+            api.delete_namespaced_pod(pod.metadata.name, name, grace_period_seconds=0)
+        api.delete_namespace(name)
+
+
+def pod_manifest(name: str, node: str, containers: list[dict], **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": containers,
+                     "terminationGracePeriodSeconds": 2, **spec}}
