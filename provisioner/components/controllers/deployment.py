@@ -201,7 +201,7 @@ class DeploymentController(Controller):
     async def _scale_rs(self, d: Obj, rs: Obj, replicas: int) -> Obj:
         current = int((rs.get("spec") or {}).get("replicas") or 0)
         surge, _ = rollout.fenceposts(d)
-        annotations = rollout.replicaset_annotations(d, rs, None, surge)
+        annotations = rollout.replicas_annotations(d, rs, surge)
         if current == replicas and annotations == (rs["metadata"].get("annotations") or {}):
             return rs
         out = await self._update_rs(rs, lambda body: (body["spec"].__setitem__("replicas", replicas),

@@ -96,6 +96,15 @@ def replicaset_annotations(deployment: Obj, rs: Obj, new_revision: int | None, m
     return out
 
 
+def replicas_annotations(deployment: Obj, rs: Obj, max_surge: int) -> Obj:
+    """`rs`'s annotations with desired/max replicas brought up to date (and nothing else)."""
+    out = dict((rs.get("metadata") or {}).get("annotations") or {})
+    replicas = replicas_of(deployment)
+    out[DESIRED_REPLICAS] = str(replicas)
+    out[MAX_REPLICAS] = str(replicas + max_surge)
+    return out
+
+
 def new_replicaset(deployment: Obj, collision_count: int, replicas: int, new_revision: int,
                    max_surge: int) -> Obj:
     """The ReplicaSet a deployment's current template needs."""
