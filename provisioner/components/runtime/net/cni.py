@@ -106,12 +106,14 @@ def find_network(conf_dir: str) -> NetworkConfigList | None:
 
 
 def pod_address(result: dict) -> str | None:
-    """The first IPv4 (else IPv6) address of a result, for any result version from 0.1 to 1.0."""
+    """The first IPv4 (else IPv6) address of a result, for any result version from 0.1 to 1.0;
+    never loopback (a loopback plugin's own result)."""
     addresses = [entry.get("address", "") for entry in result.get("ips") or []]
     for legacy in ("ip4", "ip6"):                        # 0.1/0.2 results
         if isinstance(result.get(legacy), dict):
             addresses.append(result[legacy].get("ip", ""))
-    bare = [address.split("/")[0] for address in addresses if address]
+    bare = [address.split("/")[0] for address in addresses
+            if address and not address.startswith(("127.", "::1/"))]
     return next((a for a in bare if ":" not in a), None) or next(iter(bare), None)
 
 
