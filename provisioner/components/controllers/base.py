@@ -116,6 +116,7 @@ class Controller:
     """A named reconcile loop over keys; subclasses set `name` and implement setup() and sync()."""
 
     name = "controller"
+    requires: tuple[tuple[str, str, str], ...] = ()  # (group, version, plural) that must be served
 
     def __init__(self, ctx: Context, workers: int = 1) -> None:
         self.ctx = ctx

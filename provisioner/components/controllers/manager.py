@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from provisioner.components.api.client import Client
 from provisioner.components.api.informer import InformerFactory
 
+from . import discovery
 from .base import Context
 from .flags import Options
 
@@ -35,6 +36,11 @@ CONTROLLERS: list[Entry] = [
     Entry("deployment-controller", "deployment", "deployment:DeploymentController"),
     Entry("replicationcontroller-controller", "replicationcontroller",
           "replicaset:ReplicationControllerController"),
+    Entry("serviceaccount-controller", "serviceaccount", "serviceaccount:ServiceAccountController"),
+    Entry("root-ca-certificate-publisher-controller", "root-ca-cert-publisher", "rootca:RootCAPublisher"),
+    Entry("namespace-controller", "namespace", "namespace:NamespaceController"),
+    Entry("garbage-collector-controller", "garbagecollector", "garbagecollector:GarbageCollector"),
+    Entry("pod-garbage-collector-controller", "podgc", "podgc:PodGCController"),
 ]
 
 BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
@@ -69,12 +75,33 @@ class Manager:
         self.synced = False
         self.controllers: list = []
 
+    async def _served(self) -> set[tuple[str, str, str]]:
+        """(group, version, plural) the API server serves; waits for it to answer."""
+        delay = 0.5
+        while True:
+            try:
+                return {(r.group, r.version, r.plural) for r in await discovery.served(self.client)}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("API discovery failed (%s); retrying in %.1fs", exc or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     async def run_controllers(self) -> None:
         """One term of leadership: start informers and controllers; stop them when cancelled.
         Returns only by cancellation (losing the lease, shutting down)."""
         factory = InformerFactory(self.client)
         ctx = Context(self.client, factory, self.options, self.recorder)
-        entries = canonical(self.options.controllers)
+        served = await self._served()
+        entries = []
+        for e in canonical(self.options.controllers):
+            missing = [r for r in getattr(load(e), "requires", ()) if r not in served]
+            if missing:
+                log.warning("not starting %s: the API server does not serve %s", e.alias,
+                            ", ".join("/".join(filter(None, r)) for r in missing))
+            else:
+                entries.append(e)
         self.controllers = [load(e)(ctx, workers=self.options.concurrent_syncs) for e in entries]
         log.info("starting controllers: %s", ", ".join(e.alias for e in entries) or "(none)")
         self.running = True

@@ -119,6 +119,7 @@ class _Expectations:
 class ReplicaSetController(Controller):
     name = "replicaset"
     workload: Workload = REPLICASET
+    requires = (("apps", "v1", "replicasets"),)
 
     def setup(self) -> None:
         w = self.workload
@@ -268,3 +269,4 @@ class ReplicaSetController(Controller):
 class ReplicationControllerController(ReplicaSetController):
     name = "replicationcontroller"
     workload = REPLICATIONCONTROLLER
+    requires = (("", "v1", "replicationcontrollers"),)

@@ -1,0 +1,98 @@
+"""Namespaces, service accounts, the root CA bundle, the garbage collector and pod GC, seen through
+the API with the shared controller manager running."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import eventually
+
+
+def exists(kubectl, *args: str) -> bool:
+    return kubectl("get", *args, "-o", "name", check=False).returncode == 0
+
+
+def test_every_namespace_gets_default_account_and_root_ca(kubectl, ns, cluster):
+    eventually(lambda: exists(kubectl, "sa", "default", "-n", ns), what="default ServiceAccount")
+    cm = eventually(lambda: exists(kubectl, "cm", "kube-root-ca.crt", "-n", ns) and
+                    kubectl.json("get", "cm", "kube-root-ca.crt", "-n", ns), what="kube-root-ca.crt")
+    assert cm["data"]["ca.crt"] == (cluster.pki / "ca.crt").read_text()
+    # both come back when deleted
+    kubectl("delete", "sa", "default", "-n", ns)
+    kubectl("delete", "cm", "kube-root-ca.crt", "-n", ns)
+    eventually(lambda: exists(kubectl, "sa", "default", "-n", ns), what="default ServiceAccount again")
+    eventually(lambda: exists(kubectl, "cm", "kube-root-ca.crt", "-n", ns), what="kube-root-ca.crt again")
+    # an edited bundle is put back
+    kubectl("patch", "cm", "kube-root-ca.crt", "-n", ns, "--type=merge", "-p", '{"data":{"ca.crt":"x"}}')
+    eventually(lambda: kubectl.json("get", "cm", "kube-root-ca.crt", "-n", ns)["data"]["ca.crt"] != "x",
+               what="bundle restored")
+
+
+def test_deleting_a_namespace_deletes_its_content(kubectl, kcm):
+    kubectl("create", "namespace", "doomed-ns")
+    kubectl("create", "deployment", "web", "-n", "doomed-ns", "--image=nginx", "--replicas=2")
+    kubectl("create", "configmap", "cfg", "-n", "doomed-ns", "--from-literal=a=b")
+    eventually(lambda: len(kubectl.json("get", "pods", "-n", "doomed-ns")["items"]) == 2, what="2 pods")
+    kubectl("delete", "namespace", "doomed-ns", "--wait=false")
+    eventually(lambda: not exists(kubectl, "namespace", "doomed-ns"), timeout=60, what="namespace gone")
+
+
+def owned_configmap(name: str, owner: dict | None, block: bool = False, finalizers=None) -> str:
+    meta: dict = {"name": name}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
+                                    "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block}]
+    if finalizers:
+        meta["finalizers"] = finalizers
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}})
+
+
+def test_background_deletion_removes_dependents(kubectl, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx", "--replicas=2")
+    eventually(lambda: len(kubectl.json("get", "pods", "-n", ns)["items"]) == 2, what="2 pods")
+    kubectl("delete", "deployment", "web", "-n", ns)
+    eventually(lambda: not kubectl.json("get", "rs", "-n", ns)["items"], what="ReplicaSet collected")
+    eventually(lambda: not kubectl.json("get", "pods", "-n", ns)["items"], what="pods collected")
+
+
+def test_dependent_with_one_owner_left_only_loses_the_dangling_reference(kubectl, ns):
+    a = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-", input=owned_configmap("a", None)).stdout)
+    b = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-", input=owned_configmap("b", None)).stdout)
+    dep = json.loads(owned_configmap("dep", a))
+    dep["metadata"]["ownerReferences"].append(dict(dep["metadata"]["ownerReferences"][0], name="b",
+                                                   uid=b["metadata"]["uid"]))
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(dep))
+    kubectl("delete", "cm", "a", "-n", ns)
+    eventually(lambda: [r["name"] for r in kubectl.json("get", "cm", "dep", "-n", ns)["metadata"]
+                        .get("ownerReferences", [])] == ["b"], what="reference to a removed")
+
+
+def test_foreground_deletion_waits_for_blocking_dependents(kubectl, ns):
+    owner = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-",
+                               input=owned_configmap("owner", None, finalizers=["foregroundDeletion"])).stdout)
+    kubectl("apply", "-n", ns, "-f", "-", input=owned_configmap("child", owner, block=True,
+                                                                  finalizers=["example.com/slow"]))
+    kubectl("delete", "cm", "owner", "-n", ns, "--wait=false")
+    # the child is being deleted, and holds its owner while it exists
+    eventually(lambda: kubectl.json("get", "cm", "child", "-n", ns)["metadata"].get("deletionTimestamp"),
+               what="child deleted first")
+    assert exists(kubectl, "cm", "owner", "-n", ns)
+    kubectl("patch", "cm", "child", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    eventually(lambda: not exists(kubectl, "cm", "owner", "-n", ns), what="owner gone after its child")
+
+
+def test_orphan_deletion_keeps_dependents(kubectl, ns):
+    owner = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-",
+                               input=owned_configmap("owner", None, finalizers=["orphan"])).stdout)
+    kubectl("apply", "-n", ns, "-f", "-", input=owned_configmap("child", owner))
+    kubectl("delete", "cm", "owner", "-n", ns, "--wait=false")
+    eventually(lambda: not exists(kubectl, "cm", "owner", "-n", ns), what="owner gone")
+    child = kubectl.json("get", "cm", "child", "-n", ns)
+    assert not child["metadata"].get("ownerReferences")
+
+
+def test_podgc_removes_pods_of_vanished_nodes(kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray"},
+        "spec": {"nodeName": "no-such-node", "containers": [{"name": "c", "image": "busybox"}]}}))
+    eventually(lambda: not exists(kubectl, "pod", "stray", "-n", ns), what="orphaned pod collected")
