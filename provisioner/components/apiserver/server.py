@@ -19,6 +19,8 @@ from . import auth, discovery, escalation, openapi, rbac, selfsubject
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
+from .metrics import handler as metrics_handler
+from .metrics import middleware as metrics_middleware
 from .nodeproxy import DEFAULT_ADDRESS_TYPES, KubeletClient, NodeProxy, served_by_kubelet
 from .registry import BY_KIND, Resource
 from .rest import ResourceAPI, json_response
@@ -231,6 +233,9 @@ class ApiServer:
             app.router.add_get(f"/{kind}/{{check:.+}}", self.health(kind))
         app.router.add_get("/version", discovery.version)
         app.router.add_get("/version/", discovery.version)
+        # outermost, so refusals by authentication and authorization are counted too
+        app.middlewares.insert(0, metrics_middleware)
+        app.router.add_get("/metrics", metrics_handler(self.storage))
         app.router.add_get("/openapi/v2", openapi.handle_v2)
         app.router.add_get("/openapi/v3", openapi.handle_v3)
         app.router.add_get("/openapi/v3/{tail:.*}", openapi.handle_v3)

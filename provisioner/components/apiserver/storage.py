@@ -22,6 +22,7 @@ from aetcd import rpc, utils, watcher
 from aetcd.exceptions import RevisionCompactedError
 
 from .errors import ApiError
+from .metrics import etcd_timer
 
 
 class TLSClient(aetcd.Client):
@@ -126,7 +127,8 @@ class Storage:
 
     async def get(self, resource: str, namespace: str | None, name: str) -> dict | None:
         await self.client.connect()
-        resp = await self.client.kvstub.Range(rpc.RangeRequest(key=self.key(resource, namespace, name)))
+        with etcd_timer("get", resource):
+            resp = await self.client.kvstub.Range(rpc.RangeRequest(key=self.key(resource, namespace, name)))
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -149,8 +151,9 @@ class Storage:
             want = (limit - len(items)) if limit else 0
             page = max(want, 100) if (predicate and want) else want
             try:
-                resp = await self.client.kvstub.Range(rpc.RangeRequest(
-                    key=key, range_end=end, limit=page + 1 if page else 0, revision=revision))
+                with etcd_timer("list", resource):
+                    resp = await self.client.kvstub.Range(rpc.RangeRequest(
+                        key=key, range_end=end, limit=page + 1 if page else 0, revision=revision))
             except rpc.AioRpcError as exc:
                 if "compacted" in (exc.details() or ""):
                     raise ApiError.gone("The provided continue parameter is too old to display "
@@ -177,11 +180,22 @@ class Storage:
             key = kvs[-1].key + b"\0"
 
     # writes -----------------------------------------------------------------------------------
-    async def _txn(self, compare: list, success: list) -> tuple[bool, Any]:
+    async def _txn(self, compare: list, success: list, operation: str = "update",
+                   resource: str = "") -> tuple[bool, Any]:
         await self.client.connect()
         req = rpc.TxnRequest(compare=compare, success=success, failure=[])
-        resp = await self.client.kvstub.Txn(req)
+        with etcd_timer(operation, resource):
+            resp = await self.client.kvstub.Txn(req)
         return resp.succeeded, resp
+
+    async def count(self, resource: str) -> int:
+        """How many objects of a resource are stored (apiserver_storage_objects)."""
+        await self.client.connect()
+        prefix = self.collection(resource, None)
+        with etcd_timer("count", resource):
+            resp = await self.client.kvstub.Range(rpc.RangeRequest(
+                key=prefix, range_end=utils.prefix_range_end(prefix), count_only=True))
+        return resp.count
 
     @staticmethod
     def _cmp_mod(key: bytes, rev: int) -> Any:
@@ -191,7 +205,8 @@ class Storage:
         key = self.key(resource, namespace, name)
         ok, resp = await self._txn(
             [rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
-            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))])
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))],
+            "create", resource)
         if not ok:
             raise ApiError.already_exists(resource, name)
         obj["metadata"]["resourceVersion"] = str(resp.header.revision)
@@ -203,7 +218,8 @@ class Storage:
         key = self.key(resource, namespace, name)
         ok, resp = await self._txn(
             [self._cmp_mod(key, expected_rev)],
-            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))])
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))],
+            "update", resource)
         if not ok:
             raise ApiError.conflict(resource, name)
         obj["metadata"]["resourceVersion"] = str(resp.header.revision)
@@ -213,7 +229,7 @@ class Storage:
         key = self.key(resource, namespace, name)
         ok, resp = await self._txn(
             [self._cmp_mod(key, expected_rev)],
-            [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))])
+            [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))], "delete", resource)
         if not ok:
             raise ApiError.conflict(resource, name)
         return resp.header.revision

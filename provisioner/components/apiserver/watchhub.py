@@ -17,6 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
+from . import metrics
 from .errors import ApiError
 from .storage import Storage, WatchEvent
 
@@ -75,6 +76,7 @@ class WatchHubs:
                 hub = self.hubs[resource] = _Hub(self.storage, resource, current + 1)
         if hub is None or hub.task.done() or start < hub.start or start <= hub.delivered:
             async for ev in self.storage.watch(resource, namespace, start):
+                metrics.watch_event(resource)
                 yield ev
             return
         sub = _Subscriber(start, self.storage.collection(resource, namespace))
@@ -84,6 +86,7 @@ class WatchHubs:
                 item = await sub.queue.get()
                 if isinstance(item, ApiError):
                     raise item
+                metrics.watch_event(resource)
                 yield item
         finally:
             hub.subscribers.discard(sub)

@@ -1,0 +1,172 @@
+"""/metrics: kube-apiserver's core metrics, in Prometheus text format via prometheus-client.
+
+Names and labels are kube-apiserver's, so its dashboards and alerts work unchanged:
+- apiserver_request_total{verb,dry_run,group,version,resource,subresource,scope,component,code}
+- apiserver_request_duration_seconds (same labels but code), long-running requests excluded
+- apiserver_current_inflight_requests{request_kind="readOnly"|"mutating"}
+- apiserver_storage_objects{resource} (counted in etcd when scraped)
+- etcd_request_duration_seconds{operation,type} (storage.py times each etcd call through `etcd_timer`)
+- apiserver_watch_events_total{group,version,kind} (watchhub.py counts events passed to watchers)
+
+Each process has one registry (REGISTRY, not prometheus-client's global one, so tests and tools
+importing this module get no process metrics twice). The middleware is installed outermost by
+server.py; who may read /metrics is RBAC's nonResourceURLs decision, made in server.py's middleware.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from .registry import RESOURCES, lookup
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+
+REQUEST_LABELS = ("verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component")
+# kube-apiserver's buckets for request latency
+REQUEST_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15,
+                   20, 30, 45, 60)
+ETCD_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15,
+                20, 30, 45, 60)
+
+REQUESTS = Counter("apiserver_request_total", "Counter of apiserver requests broken out for each verb, dry "
+                   "run value, group, version, resource, scope, component, and HTTP response code.",
+                   REQUEST_LABELS + ("code",), registry=REGISTRY)
+DURATION = Histogram("apiserver_request_duration_seconds", "Response latency distribution in seconds for each "
+                     "verb, dry run value, group, version, resource, subresource, scope and component.",
+                     REQUEST_LABELS, buckets=REQUEST_BUCKETS, registry=REGISTRY)
+INFLIGHT = Gauge("apiserver_current_inflight_requests", "Maximal number of currently used inflight request "
+                 "limit of this apiserver per request kind in last second.", ("request_kind",),
+                 registry=REGISTRY)
+STORED = Gauge("apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.",
+               ("resource",), registry=REGISTRY)
+ETCD = Histogram("etcd_request_duration_seconds", "Etcd request latency in seconds for each operation and "
+                 "object type.", ("operation", "type"), buckets=ETCD_BUCKETS, registry=REGISTRY)
+WATCH_EVENTS = Counter("apiserver_watch_events_total", "Number of events sent in watch clients",
+                       ("group", "version", "kind"), registry=REGISTRY)
+for kind in ("readOnly", "mutating"):
+    INFLIGHT.labels(kind).set(0)
+
+# HTTP method -> kube-apiserver's verb label (GET is refined by the path and query below)
+METHOD_VERBS = {"POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE", "HEAD": "GET",
+                "OPTIONS": "OPTIONS"}
+CONNECT_SUBRESOURCES = {"log", "exec", "attach", "portforward", "proxy"}
+
+
+def resource_label(res: Any) -> str:
+    """kube-apiserver's name for a resource in metrics: plural, then `.group` outside core."""
+    return f"{res.plural}.{res.group}" if res.group else res.plural
+
+
+def request_labels(request: web.Request) -> tuple[dict[str, str], bool]:
+    """(labels, long_running) for a request, parsed from its path as kube-apiserver's RequestInfo."""
+    labels = dict.fromkeys(REQUEST_LABELS, "")
+    labels["component"] = "apiserver"
+    labels["dry_run"] = "All" if request.query.get("dryRun") == "All" else ""
+    parts = [p for p in request.path.split("/") if p]
+    verb = METHOD_VERBS.get(request.method, "GET")
+    if not parts or parts[0] not in ("api", "apis"):
+        labels["verb"] = verb
+        return labels, False
+    if parts[0] == "api":
+        group, rest = "", parts[1:]
+    else:
+        group, rest = (parts[1] if len(parts) > 1 else ""), parts[2:]
+    version, rest = (rest[0] if rest else ""), rest[1:]
+    labels["group"], labels["version"] = group, version
+    ns = None
+    if len(rest) >= 2 and rest[0] == "namespaces" and (len(rest) == 2 or lookup(group, version, rest[2])):
+        ns, rest = rest[1], rest[2:]
+        if not rest:  # /api/v1/namespaces/<name> is the namespace itself
+            rest = ["namespaces", ns]
+            ns = None
+    res = lookup(group, version, rest[0]) if rest else None
+    if res is None:
+        labels["verb"] = verb
+        return labels, False
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    labels["resource"], labels["subresource"] = res.plural, sub
+    labels["scope"] = "resource" if name else ("namespace" if ns else "cluster")
+    watching = request.query.get("watch") in ("1", "true")
+    if sub in CONNECT_SUBRESOURCES:
+        labels["verb"] = "CONNECT"
+        return labels, True
+    if request.method == "GET":
+        labels["verb"] = "WATCH" if watching else ("GET" if name else "LIST")
+    elif request.method == "PATCH" and "apply-patch" in request.headers.get("Content-Type", ""):
+        labels["verb"] = "APPLY"
+    elif request.method == "DELETE" and not name:
+        labels["verb"] = "DELETE"  # kube-apiserver reports deletecollection as DELETE too
+    else:
+        labels["verb"] = verb
+    return labels, watching
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    labels, long_running = request_labels(request)
+    kind = "readOnly" if request.method in ("GET", "HEAD", "OPTIONS") else "mutating"
+    if not long_running:
+        INFLIGHT.labels(kind).inc()
+    start = time.perf_counter()
+    code = 500
+    try:
+        resp = await handler(request)
+        code = resp.status
+        return resp
+    except web.HTTPException as exc:
+        code = exc.status
+        raise
+    finally:
+        if not long_running:
+            INFLIGHT.labels(kind).dec()
+            DURATION.labels(**labels).observe(time.perf_counter() - start)
+        REQUESTS.labels(**labels, code=str(code)).inc()
+
+
+@contextmanager
+def etcd_timer(operation: str, resource: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        ETCD.labels(operation, _type_label(resource)).observe(time.perf_counter() - start)
+
+
+_TYPE_BY_PLURAL = {r.plural: resource_label(r) for r in RESOURCES}
+_GVK_BY_PLURAL = {r.plural: (r.group, r.version, r.kind) for r in RESOURCES}
+
+
+def _type_label(resource: str) -> str:
+    return _TYPE_BY_PLURAL.get(resource, resource)
+
+
+def watch_event(resource: str) -> None:
+    group, version, kind = _GVK_BY_PLURAL.get(resource, ("", "", resource))
+    WATCH_EVENTS.labels(group, version, kind).inc()
+
+
+def handler(storage: Any) -> Any:
+    """The /metrics handler; object counts are read from etcd (`storage.count`) at each scrape."""
+    async def handle(_: web.Request) -> web.Response:
+        for res in RESOURCES:
+            try:
+                STORED.labels(resource_label(res)).set(await storage.count(res.plural))
+            except Exception:  # etcd away: the last counts stay, as with kube-apiserver's periodic check
+                break
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return handle
