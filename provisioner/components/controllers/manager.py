@@ -41,6 +41,8 @@ CONTROLLERS: list[Entry] = [
     Entry("namespace-controller", "namespace", "namespace:NamespaceController"),
     Entry("garbage-collector-controller", "garbagecollector", "garbagecollector:GarbageCollector"),
     Entry("pod-garbage-collector-controller", "podgc", "podgc:PodGCController"),
+    Entry("endpoints-controller", "endpoint", "endpoints:EndpointsController"),
+    Entry("endpointslice-controller", "endpointslice", "endpointslice:EndpointSliceController"),
 ]
 
 BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
