@@ -1,6 +1,7 @@
-"""`provisioner lab up|down|list`: thin click commands over provisioner.lab.
+"""`provisioner lab up|down|list`: thin click commands over the lab providers.
 
-Place: attached to the root CLI by provisioner/commands.py. Errors are raised as
+Place: attached to the root CLI by provisioner/commands.py. Labs are opened through
+providers.py, so nothing here knows which providers exist. Errors are raised as
 ProvisionerError and printed by provisioner/cli.py; this module only prints progress and results.
 """
 
@@ -10,8 +11,10 @@ import time
 
 import click
 
-from provisioner.lab.lab import DEFAULT_NAME, DEFAULT_NODES, Lab, list_labs, repo_inventory_path
-from provisioner.lab.vagrant import VagrantLab
+from provisioner.lab.base import repo_inventory_path
+from provisioner.lab.lab import DEFAULT_NAME, DEFAULT_NODES
+from provisioner.lab.providers import PROVIDERS, list_labs, open_lab
+from provisioner.lab.sources import ENV_VAR as MIRROR_ENV
 
 
 def _say(message: str) -> None:
@@ -24,34 +27,34 @@ def _hosts(count: int) -> str:
 
 @click.group()
 def lab() -> None:
-    """Local lab hosts to provision: systemd-nspawn machines (or Vagrant VMs)."""
+    """Local lab hosts to provision: systemd-nspawn machines or Vagrant VMs."""
 
 
 @lab.command("up")
-@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Lab name.")
+@click.option("--name", default=None,
+              help="Lab name (default: the provider's own, `lab` or `vagrant`).")
 @click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 200),
               help="Number of hosts (an existing lab only grows).")
-@click.option("--provider", type=click.Choice(["nspawn", "vagrant"]), default="nspawn",
-              show_default=True)
-def up(name: str, nodes: int, provider: str) -> None:
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)), default=None,
+              help="How hosts are made (default: what the lab was made with, else nspawn).")
+@click.option("--mirror", default=None, metavar="URL",
+              help=f"Debian mirror for building the lab's root (default: ${MIRROR_ENV}, "
+                   "else this machine's apt sources).")
+def up(name: str | None, nodes: int, provider: str | None, mirror: str | None) -> None:
     """Boot the lab hosts (idempotent) and write their inventory."""
     started = time.monotonic()
-    if provider == "vagrant":
-        vagrant_lab = VagrantLab(progress=_say)
-        for vm in vagrant_lab.up(nodes):
-            _say(f"{vm.name}  {vm.address}:{vm.port}  [{', '.join(vm.roles)}]")
-        _say(f"inventory: {vagrant_lab.inventory_path}")
-        return
-    the_lab = Lab(name, progress=_say)
-    hosts = the_lab.up(nodes)
+    the_lab = open_lab(name, provider, progress=_say)
+    hosts = the_lab.up(nodes, mirror=mirror)
     for host in hosts:
-        _say(f"{host.name}  {host.address}  [{', '.join(host.roles)}]")
+        _say(f"{host.name}  {host.user}@{host.address}  [{', '.join(host.roles)}]")
     if the_lab.changes:
-        _say(f"lab {name} is up ({_hosts(len(hosts))}, {time.monotonic() - started:.0f}s)")
+        _say(f"lab {the_lab.name} is up ({_hosts(len(hosts))}, "
+             f"{time.monotonic() - started:.0f}s)")
     else:
-        _say(f"lab {name} is already up with {_hosts(len(hosts))}: nothing changed")
-    _say(f"ssh key: {the_lab.key_path}")
-    repo_copy = repo_inventory_path(name)
+        _say(f"lab {the_lab.name} is already up with {_hosts(len(hosts))}: nothing changed")
+    keys = sorted({str(host.key) for host in hosts if host.key})
+    _say(f"ssh key{'s' if len(keys) > 1 else ''}: {', '.join(keys)}")
+    repo_copy = repo_inventory_path(the_lab.name, type(the_lab).default_name)
     if repo_copy:
         _say(f"inventory: {repo_copy} (copy of {the_lab.inventory_path})")
     else:
@@ -62,11 +65,7 @@ def up(name: str, nodes: int, provider: str) -> None:
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="Lab name.")
 def down(name: str) -> None:
     """Stop the lab hosts and remove everything the lab created."""
-    if name == "vagrant" and VagrantLab().load() is not None:
-        if VagrantLab(progress=_say).down():
-            _say("vagrant lab destroyed")
-        return
-    the_lab = Lab(name, progress=_say)
+    the_lab = open_lab(name, progress=_say)
     if the_lab.down():
         _say(f"lab {name} removed")
     else:

@@ -15,17 +15,24 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from provisioner.errors import ProvisionerError
-from provisioner.lab import inventory, network, rootfs
+from provisioner.lab import hostkeys, inventory, network, rootfs
+from provisioner.lab.base import (
+    LabHost,
+    Progress,
+    all_states,
+    default_state_root,
+    global_lock,
+    repo_inventory_path,
+    ssh_banner,
+    validate_name,
+)
 from provisioner.lab.machine import (
     CGROUP_PARENT,
     Machine,
@@ -40,37 +47,16 @@ DEFAULT_NAME = "lab"
 DEFAULT_NODES = 3
 BOOT_TIMEOUT = float(os.environ.get("PROVISIONER_LAB_BOOT_TIMEOUT", "180"))
 STOP_GRACE = 20.0
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
-Progress = Callable[[str], None]
-
-
-def default_state_root() -> Path:
-    configured = os.environ.get("PROVISIONER_STATE_DIR")
-    if configured:
-        return Path(configured).expanduser().resolve()
-    return Path("~/.local/state/provisioner").expanduser()
-
-
-def validate_name(name: str) -> None:
-    # The name becomes hostnames (`<name>-1`), cgroup and directory names.
-    if not name or len(name) > 40 or not set(name) <= _NAME_CHARS or name[0] == "-":
-        raise ProvisionerError(
-            f"invalid lab name {name!r}: use 1-40 lowercase letters, digits and '-'"
-        )
-
-
-@dataclass(frozen=True)
-class LabHost:
-    name: str
-    address: str
-    roles: tuple[str, ...] = ()
+__all__ = ["DEFAULT_NAME", "DEFAULT_NODES", "Lab", "LabHost", "default_state_root",
+           "repo_inventory_path"]
 
 
 class Lab:
     """One local lab of systemd-nspawn hosts (provider nspawn)."""
 
     provider = "nspawn"
+    default_name = DEFAULT_NAME
 
     def __init__(self, name: str = DEFAULT_NAME, state_root: Path | None = None,
                  progress: Progress | None = None):
@@ -138,7 +124,8 @@ class Lab:
         if not state:
             return []
         roles = inventory.roles_for(state["nodes"])
-        return [LabHost(m.name, m.address, tuple(r)) for m, r in zip(self.machines(state), roles)]
+        return [LabHost(m.name, m.address, tuple(r), key=self.key_path)
+                for m, r in zip(self.machines(state), roles)]
 
     def status(self) -> str:
         """running, stopped, partial, or absent (no such lab)."""
@@ -160,8 +147,11 @@ class Lab:
 
     # -- up --------------------------------------------------------------------------------
 
-    def up(self, nodes: int = DEFAULT_NODES) -> list[LabHost]:
-        """Make the lab run at least `nodes` hosts, each answering SSH; return all hosts."""
+    def up(self, nodes: int = DEFAULT_NODES, mirror: str | None = None) -> list[LabHost]:
+        """Make the lab run at least `nodes` hosts, each answering SSH; return all hosts.
+
+        Each host boots with the SSH host keys it had before (hostkeys.py), so a rebuilt lab
+        does not trip the host-key pins of clusters created on it."""
         if not 1 <= nodes <= network.MAX_HOSTS:
             raise ProvisionerError(f"--nodes must be between 1 and {network.MAX_HOSTS}")
         if os.geteuid() != 0:
@@ -176,7 +166,7 @@ class Lab:
             if state and nodes < state["nodes"]:
                 self.progress(f"lab {self.name} has {state['nodes']} hosts; keeping them all "
                               f"(`lab down` first for a smaller lab)")
-            root = rootfs.ensure_rootfs(progress=self.progress)
+            root = rootfs.ensure_rootfs(progress=self.progress, mirror=mirror)
             state = self._ensure_state(state, nodes, root)
             index = state["subnet_index"]
             if network.ensure_bridge(index):
@@ -188,7 +178,8 @@ class Lab:
                     continue
                 was_known = machine.host_dir.exists()
                 self._cleanup_host(machine)
-                machine.prepare(public_key)
+                machine.prepare(public_key, hostkeys.ensure(self.state_root, self.name,
+                                                            machine.name))
                 machine.start()
                 started.append(machine)
                 self._changed(f"{'restarted' if was_known else 'started'} {machine.name} "
@@ -196,7 +187,7 @@ class Lab:
             self._wait_for_ssh(self.machines(state), started)
             if inventory.write(self.inventory_path, self.hosts(), self.key_path):
                 self._changed(f"wrote {self.inventory_path}")
-            repo_copy = repo_inventory_path(self.name)
+            repo_copy = repo_inventory_path(self.name, DEFAULT_NAME)
             if repo_copy and inventory.write(repo_copy, self.hosts(), self.key_path):
                 self._changed(f"wrote {repo_copy}")
         return self.hosts()
@@ -208,9 +199,13 @@ class Lab:
     def _ensure_state(self, state: dict | None, nodes: int, root: Path) -> dict:
         if state is None:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with _global_lock():
-                taken = [lab_state["subnet_index"] for lab_state in _all_states(self.state_root)]
-                index = network.pick_subnet_index(taken, network.addresses_on_machine())
+            with global_lock():
+                taken = [lab_state["subnet_index"] for lab_state in all_states(self.state_root)]
+                # The subnet it had before, if free: same addresses, same pinned host keys.
+                index = network.pick_subnet_index(
+                    taken, network.addresses_on_machine(),
+                    preferred=hostkeys.last_subnet(self.state_root, self.name))
+                hostkeys.remember_subnet(self.state_root, self.name, index)
                 state = {"name": self.name, "provider": self.provider, "subnet_index": index,
                          "nodes": nodes, "rootfs": str(root)}
                 self._save(state)
@@ -259,7 +254,7 @@ class Lab:
             self.progress(f"waiting for sshd on {', '.join(m.name for m in started)}")
         while waiting:
             for machine in list(waiting):
-                if _ssh_banner(machine.address):
+                if ssh_banner(machine.address):
                     waiting.remove(machine)
                     continue
                 if not machine.is_running():
@@ -319,64 +314,6 @@ class Lab:
 
 def host_name(lab: str, number: int) -> str:
     return f"{lab}-{number}"
-
-
-def list_labs(state_root: Path | None = None) -> list[Any]:
-    """The labs of a state root: `Lab` objects, and a `VagrantLab` for the Vagrant one."""
-    from provisioner.lab.vagrant import VagrantLab  # vagrant.py imports this module
-
-    root = Path(state_root) if state_root else default_state_root()
-    labs_dir = root / "labs"
-    if not labs_dir.is_dir():
-        return []
-    labs: list[Any] = []
-    for path in sorted(labs_dir.iterdir()):
-        try:
-            state = json.loads((path / "lab.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if state.get("provider") == VagrantLab.provider:
-            labs.append(VagrantLab(state_root=root))
-        else:
-            labs.append(Lab(path.name, root))
-    return labs
-
-
-def repo_inventory_path(lab_name: str, cwd: Path | None = None) -> Path | None:
-    """`inventories/lab/hosts.yaml` of the repo around cwd, for the default lab only."""
-    if lab_name != DEFAULT_NAME:
-        return None
-    here = (cwd or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory / "inventories" / "lab" / "hosts.yaml"
-    return None
-
-
-def _all_states(state_root: Path) -> list[dict]:
-    states = []
-    for lab in list_labs(state_root):
-        state = lab.load()
-        if state and "subnet_index" in state:
-            states.append(state)
-    return states
-
-
-@contextmanager
-def _global_lock() -> Iterator[None]:
-    # Subnet picking must not race between labs of different state roots.
-    with open("/run/provisioner-lab.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _ssh_banner(address: str, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            return sock.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
 
 
 def _tail(path: Path, lines: int = 20) -> str:

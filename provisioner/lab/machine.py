@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.errors import ProvisionerError
+from provisioner.lab import hostkeys
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "provisioner-lab"
@@ -97,8 +98,10 @@ class Machine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def prepare(self, authorized_key: str) -> None:
-        """Write the host's own files into its upper layer (before the overlay is mounted)."""
+    def prepare(self, authorized_key: str, host_keys: Path | None = None) -> None:
+        """Write the host's own files into its upper layer (before the overlay is mounted):
+        hostname, machine id, address, root's authorized key and the host's SSH host keys
+        (kept by the lab across rebuilds; without them sshd generates new ones at boot)."""
         for directory in (self.upper, self.work, self.root, self.data):
             directory.mkdir(parents=True, exist_ok=True)
         etc = self.upper / "etc"
@@ -123,6 +126,8 @@ class Machine:
         os.chmod(ssh_dir, 0o700)
         os.chmod(self.upper / "root", 0o700)
         _write(ssh_dir / "authorized_keys", authorized_key.strip() + "\n", mode=0o600)
+        if host_keys is not None:
+            hostkeys.install(host_keys, etc / "ssh")
 
     def mount(self) -> None:
         if self.is_mounted():

@@ -43,8 +43,10 @@ def host_address(index: int, number: int) -> str:
     return f"{NETWORK_PREFIX}.{index}.{FIRST_HOST_OCTET + number - 1}"
 
 
-def pick_subnet_index(taken_by_labs: Iterable[int], in_use_on_machine: Iterable[str]) -> int:
-    """The lowest index no lab records and no address on this machine falls into."""
+def pick_subnet_index(taken_by_labs: Iterable[int], in_use_on_machine: Iterable[str],
+                      preferred: int | None = None) -> int:
+    """`preferred` if free, else the lowest index no lab records and no address on this
+    machine falls into."""
     taken = set(taken_by_labs)
     networks = [ipaddress.ip_network(subnet(i)) for i in range(256)]
     for address in in_use_on_machine:
@@ -52,7 +54,7 @@ def pick_subnet_index(taken_by_labs: Iterable[int], in_use_on_machine: Iterable[
         for i, net in enumerate(networks):
             if ip in net:
                 taken.add(i)
-    for index in range(256):
+    for index in ([preferred] if preferred is not None else []) + list(range(256)):
         if index not in taken:
             return index
     raise ProvisionerError(f"no free lab subnet left in {NETWORK_PREFIX}.0.0/16")

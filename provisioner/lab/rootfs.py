@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Callable
 
 from provisioner.errors import ProvisionerError
+from provisioner.lab import sources
 
 log = logging.getLogger(__name__)
 
 SUITE = "bookworm"
-MIRROR = os.environ.get("PROVISIONER_LAB_MIRROR", "http://deb.debian.org/debian")
 CACHE_DIR = Path(os.environ.get("PROVISIONER_LAB_CACHE", "/var/cache/provisioner/lab"))
 
 # What a lab host needs to act like a plain server the provisioner can take over: systemd as init,
@@ -60,7 +60,7 @@ def packages() -> tuple[str, ...]:
     return tuple(dict.fromkeys((*PACKAGES, *extra)))
 
 
-# Bump when _finish_root() changes what it writes, so existing caches are rebuilt.
+# Bump when finish_root() changes what it writes, so existing caches are rebuilt.
 RECIPE_VERSION = 4
 
 # Debian's ssh.service runs `sshd -t` before starting, which fails without host keys. The cached
@@ -121,9 +121,13 @@ def rootfs_path(cache_dir: Path = CACHE_DIR) -> Path:
 
 
 def ensure_rootfs(
-    cache_dir: Path = CACHE_DIR, progress: Callable[[str], None] = lambda _msg: None
+    cache_dir: Path = CACHE_DIR, progress: Callable[[str], None] = lambda _msg: None,
+    mirror: str | None = None,
 ) -> Path:
-    """Return the cached root, building it (debootstrap, ~1-2 minutes) when it is missing."""
+    """Return the cached root, building it (debootstrap, ~1-2 minutes) when it is missing.
+
+    `mirror` overrides the Debian mirror (see sources.py); it is not part of the cache key:
+    every mirror serves the same packages."""
     final = rootfs_path(cache_dir)
     if _is_complete(final):
         return final
@@ -137,8 +141,8 @@ def ensure_rootfs(
         progress(f"building the lab root {final.name} with debootstrap (first run only)")
         started = time.monotonic()
         try:
-            _debootstrap(building)
-            _finish_root(building)
+            _debootstrap(building, mirror=mirror)
+            finish_root(building)
             (building / ".provisioner-complete").write_text(cache_key() + "\n")
             if final.exists():  # an incomplete leftover from an older, killed run
                 shutil.rmtree(final)
@@ -160,7 +164,8 @@ def _remove_stale_builds(cache_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _debootstrap(target: Path) -> None:
+def _debootstrap(target: Path, mirror: str | None = None,
+                 package_list: tuple[str, ...] | None = None) -> None:
     if shutil.which("debootstrap") is None:
         raise ProvisionerError(
             "debootstrap is not installed; run `bash scripts/install-deps.sh` (needs root)"
@@ -168,10 +173,10 @@ def _debootstrap(target: Path) -> None:
     command = [
         "debootstrap",
         "--variant=minbase",
-        f"--include={','.join(packages())}",
+        f"--include={','.join(package_list or packages())}",
         SUITE,
         str(target),
-        MIRROR,
+        sources.debian_mirror(SUITE, mirror),
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -182,7 +187,7 @@ def _debootstrap(target: Path) -> None:
         )
 
 
-def _finish_root(root: Path) -> None:
+def finish_root(root: Path) -> None:
     """Strip what must be per host and add what every host boots with."""
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

@@ -9,7 +9,7 @@ import pytest
 
 from provisioner.errors import ProvisionerError
 from provisioner.lab import Lab, list_labs
-from provisioner.lab.lab import default_state_root, repo_inventory_path
+from provisioner.lab.base import default_state_root, repo_inventory_path
 
 
 def _write_state(state_root: Path, lab_name: str, **state) -> None:
@@ -82,12 +82,14 @@ def test_repo_inventory_path_only_for_the_default_lab(tmp_path):
     (tmp_path / "pyproject.toml").write_text("")
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
-    assert repo_inventory_path("lab", nested) == tmp_path / "inventories" / "lab" / "hosts.yaml"
-    assert repo_inventory_path("e2e", nested) is None
+    assert repo_inventory_path("lab", "lab", nested) == tmp_path / "inventories/lab/hosts.yaml"
+    assert repo_inventory_path("vagrant", "vagrant", nested) == (
+        tmp_path / "inventories/vagrant/hosts.yaml")
+    assert repo_inventory_path("e2e", "lab", nested) is None
 
 
 def test_repo_inventory_path_without_a_repo(tmp_path):
-    assert repo_inventory_path("lab", tmp_path) is None
+    assert repo_inventory_path("lab", "lab", tmp_path) is None
 
 
 def test_an_nspawn_up_of_the_vagrant_lab_is_refused(tmp_path):
@@ -112,7 +114,7 @@ def test_boot_timeout_names_the_host_and_its_log(tmp_path, monkeypatch):
     import provisioner.lab.lab as lab_module
 
     monkeypatch.setattr(lab_module, "BOOT_TIMEOUT", 0.0)
-    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: False)
+    monkeypatch.setattr(lab_module, "ssh_banner", lambda address: False)
     machine = _FakeMachine(tmp_path, running=True)
     with pytest.raises(ProvisionerError) as caught:
         Lab("demo", tmp_path)._wait_for_ssh([machine], [machine])
@@ -124,7 +126,7 @@ def test_boot_timeout_names_the_host_and_its_log(tmp_path, monkeypatch):
 def test_a_host_dying_while_booting_is_reported_at_once(tmp_path, monkeypatch):
     import provisioner.lab.lab as lab_module
 
-    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: False)
+    monkeypatch.setattr(lab_module, "ssh_banner", lambda address: False)
     machine = _FakeMachine(tmp_path, running=False)
     with pytest.raises(ProvisionerError, match="demo-2 stopped while booting"):
         Lab("demo", tmp_path)._wait_for_ssh([machine], [machine])
@@ -133,5 +135,5 @@ def test_a_host_dying_while_booting_is_reported_at_once(tmp_path, monkeypatch):
 def test_hosts_answering_ssh_end_the_wait(tmp_path, monkeypatch):
     import provisioner.lab.lab as lab_module
 
-    monkeypatch.setattr(lab_module, "_ssh_banner", lambda address: True)
+    monkeypatch.setattr(lab_module, "ssh_banner", lambda address: True)
     Lab("demo", tmp_path)._wait_for_ssh([_FakeMachine(tmp_path, running=True)], [])

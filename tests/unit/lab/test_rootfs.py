@@ -32,7 +32,7 @@ def test_required_packages_are_in_the_root():
     assert required <= set(rootfs.PACKAGES)
 
 
-def _fake_debootstrap(target: Path) -> None:
+def _fake_debootstrap(target: Path, **_options) -> None:
     (target / "etc/ssh").mkdir(parents=True)
     (target / "etc/ssh/ssh_host_ed25519_key").write_text("shared secret")
     (target / "etc/ssh/ssh_host_ed25519_key.pub").write_text("shared")
@@ -63,7 +63,7 @@ def test_a_complete_cache_is_reused_without_building(tmp_path, monkeypatch):
     monkeypatch.setattr(rootfs, "_debootstrap", _fake_debootstrap)
     first = rootfs.ensure_rootfs(tmp_path)
 
-    def must_not_run(target: Path) -> None:
+    def must_not_run(target: Path, **_options) -> None:
         raise AssertionError("rebuilt a complete cache")
 
     monkeypatch.setattr(rootfs, "_debootstrap", must_not_run)
@@ -71,7 +71,7 @@ def test_a_complete_cache_is_reused_without_building(tmp_path, monkeypatch):
 
 
 def test_a_failed_build_leaves_no_half_cache(tmp_path, monkeypatch):
-    def failing(target: Path) -> None:
+    def failing(target: Path, **_options) -> None:
         (target / "etc").mkdir(parents=True)
         raise ProvisionerError("debootstrap failed")
 
@@ -96,3 +96,15 @@ def test_missing_debootstrap_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(rootfs.shutil, "which", lambda name: None)
     with pytest.raises(ProvisionerError, match="debootstrap is not installed"):
         rootfs._debootstrap(tmp_path / "x")
+
+
+def test_debootstrap_uses_the_mirror_given(tmp_path, monkeypatch):
+    ran: list[list[str]] = []
+
+    class Done:
+        returncode, stdout, stderr = 0, "", ""
+
+    monkeypatch.setattr(rootfs.shutil, "which", lambda name: "/usr/sbin/debootstrap")
+    monkeypatch.setattr(rootfs.subprocess, "run", lambda command, **_: ran.append(command) or Done)
+    rootfs._debootstrap(tmp_path / "x", mirror="http://mirror.example/debian/")
+    assert ran[0][-3:] == ["bookworm", str(tmp_path / "x"), "http://mirror.example/debian"]
