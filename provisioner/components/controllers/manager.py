@@ -43,6 +43,7 @@ CONTROLLERS: list[Entry] = [
     Entry("pod-garbage-collector-controller", "podgc", "podgc:PodGCController"),
     Entry("endpoints-controller", "endpoint", "endpoints:EndpointsController"),
     Entry("endpointslice-controller", "endpointslice", "endpointslice:EndpointSliceController"),
+    Entry("daemonset-controller", "daemonset", "daemonset:DaemonSetController"),
 ]
 
 BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
