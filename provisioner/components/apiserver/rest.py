@@ -19,6 +19,7 @@ from aiohttp import web
 from . import discovery, protobuf, tables
 from .crud import Registry, Req, dumps
 from .errors import ApiError
+from .limits import read_body
 from .registry import Resource, lookup
 from .selectors import predicate
 from .storage import Storage
@@ -133,11 +134,7 @@ class ResourceAPI:
         body = b""
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if method in ("POST", "PUT", "PATCH", "DELETE"):
-            if request.content_length and request.content_length > MAX_BODY:
-                raise ApiError.too_large()
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise ApiError.too_large()
+            body = await read_body(request, MAX_BODY)  # whole, or 413 past the limit
         if method in ("POST", "PUT", "DELETE") and body:
             if ctype == "application/vnd.kubernetes.protobuf":
                 body = dumps(protobuf.decode(body))

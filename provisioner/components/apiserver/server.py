@@ -19,6 +19,7 @@ from . import auth, discovery, escalation, openapi, rbac, selfsubject
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
+from .limits import check as limits_check
 from .metrics import handler as metrics_handler
 from .metrics import middleware as metrics_middleware
 from .nodeproxy import DEFAULT_ADDRESS_TYPES, KubeletClient, NodeProxy, served_by_kubelet
@@ -57,6 +58,7 @@ class ApiServer:
         self.authz = rbac.Authorizer(storage)
         self.registry.admission.append(escalation.EscalationCheck(storage, self.authz))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
+        self.registry.admission.append(limits_check)  # object sizes, with kube-apiserver's messages
         self.bootstrapped = asyncio.Event()
         self.nodeproxy = NodeProxy(storage, KubeletClient(
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
