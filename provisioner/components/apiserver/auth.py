@@ -33,6 +33,8 @@ class User:
     name: str
     groups: list[str] = field(default_factory=list)
     extra: dict[str, list[str]] = field(default_factory=dict)
+    uid: str = ""
+    audiences: list[str] = field(default_factory=list)  # those the credential was accepted for
 
 
 def user_from_peercert(cert: dict | None) -> User | None:
@@ -84,12 +86,25 @@ class Authenticator:
             return await self._token(authorization[7:].strip())
         return user_from_peercert(peercert)
 
-    async def _token(self, token: str) -> User | None:
+    async def _token(self, token: str, audiences: list[str] | None = None) -> User | None:
+        """The user a bearer token stands for, when it is valid for one of `audiences` (default:
+        this server's API audiences), as TokenReview asks it too."""
+        wanted = audiences or self.audiences
         if BOOTSTRAP_TOKEN.fullmatch(token):
-            return await self._bootstrap(token[:6], token[7:])
-        return await self._service_account(token)
+            # audience-agnostic: valid for whichever of the API audiences were asked for
+            accepted = [a for a in wanted if a in self.audiences]
+            user = await self._bootstrap(token[:6], token[7:]) if accepted else None
+        else:
+            user = await self._service_account(token, wanted)
+            accepted = user.audiences if user else []
+        if user is not None:
+            user.audiences = accepted
+        return user
 
-    async def _service_account(self, token: str) -> User | None:
+    async def review(self, token: str, audiences: list[str] | None) -> User | None:
+        return await self._token(token, audiences)
+
+    async def _service_account(self, token: str, audiences: list[str]) -> User | None:
         for key in self.sa_keys:
             try:
                 claims = jwt.decode(token, key, algorithms=["RS256", "ES256", "ES384", "ES512", "PS256"],
@@ -101,8 +116,9 @@ class Authenticator:
                 name = claims.get("kubernetes.io/serviceaccount/service-account.name", "")
             elif claims.get("iss") in self.issuers:
                 aud = claims.get("aud")
-                if not any(a in self.audiences for a in (aud if isinstance(aud, list) else [aud])
-                           if isinstance(a, str)):
+                accepted = [a for a in (aud if isinstance(aud, list) else [aud])
+                            if isinstance(a, str) and a in audiences]
+                if not accepted:
                     return None
                 info = claims.get("kubernetes.io") or {}
                 ns = info.get("namespace", "")
@@ -115,8 +131,21 @@ class Authenticator:
             uid = ((claims.get("kubernetes.io") or {}).get("serviceaccount") or {}).get("uid")
             if uid and uid != sa["metadata"].get("uid"):
                 return None
+            extra = {}
+            info = claims.get("kubernetes.io") or {}
+            for key, claim in (("pod", "pod"), ("node", "node")):
+                ref = info.get(claim) if isinstance(info.get(claim), dict) else {}
+                if ref.get("name"):
+                    extra[f"authentication.kubernetes.io/{key}-name"] = [ref["name"]]
+                if ref.get("uid"):
+                    extra[f"authentication.kubernetes.io/{key}-uid"] = [ref["uid"]]
+            if claims.get("jti"):
+                extra["authentication.kubernetes.io/credential-id"] = [f"JTI={claims['jti']}"]
             return User(f"system:serviceaccount:{ns}:{name}",
-                        ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"])
+                        ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
+                        extra, uid=sa["metadata"].get("uid", ""),
+                        audiences=[a for a in audiences if a in self.audiences]
+                        if claims.get("iss") == LEGACY_ISSUER else accepted)
         return None
 
     async def _bootstrap(self, token_id: str, secret: str) -> User | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-from . import decode, fields, validation
+from . import admission, decode, fields, validation
 from .allocator import Allocator
 from .apirequest import Req, dumps
 from .deletion import Deletion
@@ -31,11 +31,12 @@ Admission = Callable[[Req, dict], Awaitable[None]]
 
 
 class Registry(Writes, Patching, Deletion):
-    def __init__(self, storage: Storage, allocator: Allocator):
+    def __init__(self, storage: Storage, allocator: Allocator, admission_plugins: list[str] | None = None):
         self.storage = storage
         self.allocator = allocator
         self.background: set[asyncio.Task] = set()
         self.admission: list[Admission] = []
+        self.admission_chain = admission.Chain(storage, admission_plugins)
 
     # helpers --------------------------------------------------------------------------------
     def _api_version(self, res: Resource) -> str:
@@ -115,25 +116,36 @@ class Registry(Writes, Patching, Deletion):
         out, _ = await self.update(req, mutate, precondition_rv=None)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
+    async def _create_if_absent(self, req: Req, obj: dict) -> None:
+        """Create a default object; another server (or a controller) having made it first is
+        fine, any other failure is the caller's to see."""
+        if await self.storage.get(req.res.plural, req.namespace, obj["metadata"]["name"]) is not None:
+            return
+        try:
+            await self.create(req, obj)
+        except ApiError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+
+    async def ensure_service_account(self, namespace: str, name: str) -> None:
+        await self._create_if_absent(Req(BY_KIND[("", "ServiceAccount")], namespace, user_agent="apiserver"),
+                                     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+
     async def ensure_defaults(self) -> None:
-        """The namespaces every cluster has; idempotent and safe with several servers."""
+        """The namespaces (with their default service accounts), the kubernetes Service and the
+        built-in priority classes every cluster has; idempotent and safe with several servers."""
+        from .admission.priority import builtin_classes
+
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            if await self.storage.get("namespaces", None, ns) is None:
-                try:
-                    await self.create(Req(BY_KIND[("", "Namespace")], None, user_agent="apiserver"),
-                                      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-                except ApiError:
-                    pass
-        if await self.storage.get("services", "default", "kubernetes") is None:
-            first = str(self.allocator.net.network_address + 1)
-            try:
-                await self.create(Req(BY_KIND[("", "Service")], "default", user_agent="apiserver"), {
-                    "apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
-                                                                  "provider": "kubernetes"}},
-                    "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443,
-                                                            "targetPort": 6443, "protocol": "TCP"}]}})
-            except ApiError:
-                pass
-
-
+            await self._create_if_absent(Req(BY_KIND[("", "Namespace")], None, user_agent="apiserver"),
+                                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            await self.ensure_service_account(ns, "default")  # namespaces made by an older server
+        for pc in builtin_classes():
+            await self._create_if_absent(Req(BY_KIND[("scheduling.k8s.io", "PriorityClass")], None,
+                                             user_agent="apiserver"), pc)
+        first = str(self.allocator.net.network_address + 1)
+        await self._create_if_absent(Req(BY_KIND[("", "Service")], "default", user_agent="apiserver"), {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "targetPort": 6443,
+                                                    "protocol": "TCP"}]}})

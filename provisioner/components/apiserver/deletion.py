@@ -10,7 +10,8 @@ import asyncio
 import copy
 from typing import Any
 
-from . import fields
+from . import admission, fields, strategies
+from . import eviction as eviction_budget
 from .apirequest import Req
 from .errors import ApiError
 from .registry import BY_KIND, RESOURCES, Resource
@@ -36,23 +37,24 @@ class Deletion:
             if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
             rv = int(meta["resourceVersion"])
+            strategy = strategies.for_kind(res.kind)
+            if _attempt == 0:
+                await self.admission_chain.validate(admission.Attributes("DELETE", req, None, cur))
             graceful = await self._graceful(res, cur, options)
-            if res.kind == "Namespace" or meta.get("finalizers") or graceful:
+            if strategy.marks_on_delete or meta.get("finalizers") or graceful:
                 if meta.get("deletionTimestamp") and not graceful:
                     return cur, False
                 new = copy.deepcopy(cur)
                 new["metadata"]["deletionTimestamp"] = meta.get("deletionTimestamp") or fields.now()
                 new["metadata"]["deletionGracePeriodSeconds"] = graceful or 0
-                if res.kind == "Namespace":
-                    new.setdefault("status", {})["phase"] = "Terminating"
+                strategy.prepare_for_delete_mark(new)
                 if req.dry_run:
                     return new, False
                 try:
                     out = await self.storage.update(res.plural, req.namespace, req.name or "", new, rv)
                 except ApiError:
                     continue
-                if res.kind == "Namespace":
-                    self._spawn(self._finalize_namespace(req.name or ""))
+                strategy.after_delete_mark(self, out)  # type: ignore[arg-type]
                 return out, False
             if req.dry_run:
                 return cur, True
@@ -79,8 +81,7 @@ class Deletion:
         return int(grace) if await self.storage.get("nodes", None, node) else 0
 
     async def _after_delete(self, res: Resource, obj: dict) -> None:
-        if res.kind == "Service":
-            await self.allocator.release_service(obj)
+        await strategies.for_kind(res.kind).after_delete(self, obj)  # type: ignore[arg-type]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -90,7 +91,7 @@ class Deletion:
     async def _finalize_namespace(self, name: str) -> None:
         """The namespace controller's job, done here until the controller manager exists."""
         for r in RESOURCES:
-            if not r.namespaced:
+            if not r.namespaced or not r.stored:
                 continue
             items, _, _ = await self.storage.list(r.plural, name)
             for obj in items:
@@ -124,8 +125,8 @@ class Deletion:
                 pass
 
     async def evict(self, req: Req, eviction: dict) -> dict:
-        """pods/eviction: a delete honouring the Eviction's DeleteOptions (no disruption budgets
-        are served, so nothing can refuse it)."""
+        """pods/eviction: a delete honouring the Eviction's DeleteOptions, refused with 429 while
+        a PodDisruptionBudget allows no disruption (eviction.py)."""
         if eviction.get("kind") not in (None, "", "Eviction"):
             raise ApiError.bad_request(f'{eviction["kind"]} is not an Eviction')
         name = (eviction.get("metadata") or {}).get("name")
@@ -134,6 +135,11 @@ class Deletion:
         options = eviction.get("deleteOptions") or {}
         if not isinstance(options, dict):
             raise ApiError.bad_request("Eviction.deleteOptions must be an object")
+        pod = await self.storage.get("pods", req.namespace, req.name or "")
+        if pod is None:
+            raise ApiError.not_found("pods", req.name or "")
+        await self.admission_chain.validate(admission.Attributes("CREATE", req, eviction, pod))
+        await eviction_budget.spend_budget(self.storage, pod, req.dry_run or options.get("dryRun") == ["All"])
         req.sub = None
         await self.delete(req, options)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}

@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from . import encryption
+from . import admission, authz, encryption
 from .nodeproxy import DEFAULT_ADDRESS_TYPES
 from .server import ApiServer, Config
 from .storage import Storage, TLSClient, Transformer, parse_etcd_url
@@ -52,7 +52,11 @@ def parser() -> argparse.ArgumentParser:
       help="node address types to reach kubelets by, in order of preference")
     a("--v", "-v", type=int, default=0, dest="verbosity")
     # accepted for command-line compatibility with kube-apiserver manifests; no effect here
-    for flag in ("--authorization-mode", "--enable-admission-plugins", "--allow-privileged",
+    a("--authorization-mode", default="Node,RBAC",
+      help="comma-separated authorizers in order: Node, RBAC, AlwaysAllow, AlwaysDeny")
+    a("--enable-admission-plugins", help="admission plugins to turn on besides the defaults (comma-separated)")
+    a("--disable-admission-plugins", help="default admission plugins to turn off (comma-separated)")
+    for flag in ("--allow-privileged",
                  "--requestheader-client-ca-file", "--enable-bootstrap-token-auth"):
         a(flag)
     return p
@@ -84,7 +88,10 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
                     sa_issuers=args.service_account_issuer or
                     ["https://kubernetes.default.svc.cluster.local"],
                     api_audiences=[a for v in args.api_audiences for a in v.split(",") if a],
-                    advertise_address=args.advertise_address, secure_port=args.secure_port)
+                    advertise_address=args.advertise_address, secure_port=args.secure_port,
+                    authorization_modes=authz.parse_modes(args.authorization_mode),
+                    admission_plugins=admission.plugin_names(args.enable_admission_plugins,
+                                                             args.disable_admission_plugins))
     config.kubelet_client_certificate = args.kubelet_client_certificate
     config.kubelet_client_key = args.kubelet_client_key
     config.kubelet_certificate_authority = args.kubelet_certificate_authority

@@ -26,6 +26,16 @@ PACKAGES = [
     (("EndpointSlice",), "io.k8s.api.discovery.v1"),
     (("PolicyRule", "Role", "ClusterRole", "Subject", "RoleRef"), "io.k8s.api.rbac.v1"),
     (("CertificateSigningRequest",), "io.k8s.api.certificates.v1"),
+    (("StatefulSet", "ControllerRevision"), "io.k8s.api.apps.v1"),
+    (("CronJob", "JobTemplateSpec"), "io.k8s.api.batch.v1"),
+    (("PodDisruptionBudget",), "io.k8s.api.policy.v1"),
+    (("PriorityClass",), "io.k8s.api.scheduling.v1"),
+    (("NetworkPolicy", "Ingress"), "io.k8s.api.networking.v1"),
+    (("HorizontalPodAutoscaler", "CrossVersionObjectReference"), "io.k8s.api.autoscaling.v2"),
+    (("StorageClass",), "io.k8s.api.storage.v1"),
+    (("APIService",), "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1"),
+    (("TokenReview", "SelfSubjectReview"), "io.k8s.api.authentication.v1"),
+    (("SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubject"), "io.k8s.api.authorization.v1"),
 ]
 
 
@@ -130,6 +140,8 @@ def _paths(r: Resource) -> dict:
     base = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
     coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
     gvk = _gvk(r)
+    if not r.stored:  # a review: POST only
+        return {coll: {"post": _op(r, "create", r.kind, gvk, body=True)}}
     paths = {
         coll: {"get": _op(r, "list", r.kind, gvk), "post": _op(r, "post", r.kind, gvk, body=True)},
         f"{coll}/{{name}}": {"get": _op(r, "get", r.kind, gvk), "put": _op(r, "put", r.kind, gvk, body=True),
@@ -203,4 +215,9 @@ async def handle_v3(request: web.Request) -> web.Response:
 
 
 async def handle_v2(request: web.Request) -> web.Response:
+    if "protobuf" in request.headers.get("Accept", ""):
+        # kubectl validates create-only kinds (reviews) on the client with the protobuf v2
+        # document; no gnostic encoder is kept here, so an empty (valid) Document is served,
+        # with which kubectl leaves validation to the server, where it happens anyway
+        return web.Response(body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
     return web.Response(body=v2_document(), content_type="application/json")

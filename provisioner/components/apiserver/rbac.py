@@ -106,7 +106,17 @@ DEFAULT_ROLES: dict[str, list[R]] = {
         rule(["create", "patch", "update"], [""], ["events"]),
         rule(ALL, ["coordination.k8s.io"], ["leases"]),
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"], ["certificatesigningrequests"]),
-        rule(READ, ["discovery.k8s.io"], ["endpointslices"])],
+        rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+        rule(["create"], [""], ["pods/eviction"]),
+        rule(["update", "patch"], [""], ["persistentvolumeclaims/status"]),
+        rule(["get"], [""], ["persistentvolumes"]),
+        rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+        rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews", "localsubjectaccessreviews"]),
+        rule(READ, ["storage.k8s.io"], ["storageclasses", "csidrivers", "csinodes", "volumeattachments"]),
+        rule(READ, ["node.k8s.io"], ["runtimeclasses"])],
+    # kube-apiserver's delegated authentication/authorization role (webhook authn/authz)
+    "system:auth-delegator": [rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+                              rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"])],
     "system:node-proxier": [
         rule(READ, [""], ["services", "endpoints", "nodes"]),
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
@@ -122,7 +132,9 @@ DEFAULT_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "system:kube-scheduler": ("system:kube-scheduler", [("User", "system:kube-scheduler")]),
     "system:kube-controller-manager": ("system:kube-controller-manager",
                                        [("User", "system:kube-controller-manager")]),
-    "system:node": ("system:node", [("Group", "system:nodes")]),
+    # no subjects, as in Kubernetes: kubelets get these rules from the Node authorizer, which
+    # also scopes them to the node's own objects (nodeauthz.py)
+    "system:node": ("system:node", []),
     "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
     "system:node-bootstrapper": ("system:node-bootstrapper", [("Group", "system:bootstrappers")]),
 }
@@ -229,5 +241,6 @@ def default_objects() -> list[tuple[str, dict]]:
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": name, **copy.deepcopy(meta)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": k, "name": n} for k, n in subjects]}))
+            **({"subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": k, "name": n}
+                             for k, n in subjects]} if subjects else {})}))
     return out

@@ -25,6 +25,7 @@ class Resource:
     verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch",
                               "update", "watch")
     singular: str = field(default="")
+    stored: bool = True  # False: answered on the spot (reviews), never kept in etcd
 
     @property
     def group_version(self) -> str:
@@ -67,6 +68,40 @@ RESOURCES: list[Resource] = [
     R("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     R("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
       ("csr",), status=True, extra_sub=("approval",)),
+    # core/v1, more
+    R("", "v1", "ReplicationController", "replicationcontrollers", short=("rc",), status=True, scale=True,
+      categories=("all",)),
+    R("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), status=True),
+    R("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), status=True),
+    R("", "v1", "ResourceQuota", "resourcequotas", short=("quota",), status=True),
+    R("", "v1", "LimitRange", "limitranges", short=("limits",)),
+    R("", "v1", "PodTemplate", "podtemplates"),
+    R("apps", "v1", "StatefulSet", "statefulsets", short=("sts",), status=True, scale=True,
+      categories=("all",)),
+    R("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    R("batch", "v1", "CronJob", "cronjobs", short=("cj",), status=True, categories=("all",)),
+    R("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), status=True),
+    R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    R("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short=("netpol",)),
+    R("networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), status=True),
+    R("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    R("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+      status=True, categories=("all",)),
+    R("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    R("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, status=True,
+      categories=("api-extensions",)),
+    # reviews: create-only questions answered at once (reviews.py, selfsubject.py)
+    R("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",), stored=False),
+    R("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",),
+      stored=False),
+    R("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",),
+      stored=False),
+    R("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+      verbs=("create",), stored=False),
+    R("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+      verbs=("create",), stored=False),
+    R("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+      verbs=("create",), stored=False),
 ]
 
 BY_GV_PLURAL: dict[tuple[str, str, str], Resource] = {

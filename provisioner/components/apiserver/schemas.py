@@ -238,6 +238,158 @@ t("CertificateSigningRequestStatus", "CertificateSigningRequestStatus contains c
   {"conditions": "[Condition@type]", "certificate": "string"})
 
 
+# core/v1, storage and policy objects -------------------------------------------------------------
+t("ReplicationController", "ReplicationController represents the configuration of a replication controller.",
+  _top("ReplicationControllerSpec", "ReplicationControllerStatus"))
+t("ReplicationControllerSpec", "ReplicationControllerSpec is the specification of a replication controller.", {
+    "replicas": "integer", "minReadySeconds": "integer", "selector": "map", "template": "PodTemplateSpec"})
+t("ReplicationControllerStatus", "ReplicationControllerStatus represents the current status of a replication "
+  "controller.", {"replicas": "integer", "fullyLabeledReplicas": "integer", "readyReplicas": "integer",
+                  "availableReplicas": "integer", "observedGeneration": "integer",
+                  "conditions": "[Condition@type]"}, ("replicas",))
+t("PersistentVolume", "PersistentVolume (PV) is a storage resource provisioned by an administrator.",
+  _top("PersistentVolumeSpec", "PersistentVolumeStatus"))
+t("PersistentVolumeSpec", "PersistentVolumeSpec is the specification of a persistent volume.", {
+    "capacity": "{quantity}", "accessModes": "[string]", "claimRef": "ObjectReference",
+    "persistentVolumeReclaimPolicy": "string", "storageClassName": "string", "mountOptions": "[string]",
+    "volumeMode": "string", "nodeAffinity": "any", "volumeAttributesClassName": "string",
+    "hostPath": "any", "local": "any", "nfs": "any", "csi": "any", "iscsi": "any", "fc": "any",
+    "cephfs": "any", "rbd": "any"})
+t("PersistentVolumeStatus", "PersistentVolumeStatus is the current status of a persistent volume.", {
+    "phase": "string", "message": "string", "reason": "string", "lastPhaseTransitionTime": "time"})
+t("PersistentVolumeClaim", "PersistentVolumeClaim is a user's request for and claim to a persistent volume",
+  _top("PersistentVolumeClaimSpec", "PersistentVolumeClaimStatus"))
+t("PersistentVolumeClaimSpec", "PersistentVolumeClaimSpec describes the common attributes of storage devices.", {
+    "accessModes": "[string]", "selector": "LabelSelector", "resources": "VolumeResourceRequirements",
+    "volumeName": "string", "storageClassName": "string", "volumeMode": "string", "dataSource": "any",
+    "dataSourceRef": "any", "volumeAttributesClassName": "string"})
+t("VolumeResourceRequirements", "VolumeResourceRequirements describes the storage resource requirements.",
+  {"limits": "{quantity}", "requests": "{quantity}"})
+t("PersistentVolumeClaimStatus", "PersistentVolumeClaimStatus is the current status of a claim.", {
+    "phase": "string", "accessModes": "[string]", "capacity": "{quantity}", "conditions": "[Condition@type]",
+    "allocatedResources": "{quantity}", "allocatedResourceStatuses": "map",
+    "currentVolumeAttributesClassName": "string", "modifyVolumeStatus": "any"})
+t("ResourceQuota", "ResourceQuota sets aggregate quota restrictions enforced per namespace",
+  _top("ResourceQuotaSpec", "ResourceQuotaStatus"))
+t("ResourceQuotaSpec", "ResourceQuotaSpec defines the desired hard limits to enforce for Quota.", {
+    "hard": "{quantity}", "scopes": "[string]", "scopeSelector": "any"})
+t("ResourceQuotaStatus", "ResourceQuotaStatus defines the enforced hard limits and observed use.", {
+    "hard": "{quantity}", "used": "{quantity}"})
+t("LimitRange", "LimitRange sets resource usage limits for each kind of resource in a Namespace.",
+  _top("LimitRangeSpec", None))
+t("LimitRangeSpec", "LimitRangeSpec defines a min/max usage limit for resources that match on kind.",
+  {"limits": "[LimitRangeItem]"}, ("limits",))
+t("LimitRangeItem", "LimitRangeItem defines a min/max usage limit for any resource that matches on kind.", {
+    "type": "string", "max": "{quantity}", "min": "{quantity}", "default": "{quantity}",
+    "defaultRequest": "{quantity}", "maxLimitRequestRatio": "{quantity}"}, ("type",))
+t("PodTemplate", "PodTemplate describes a template for creating copies of a predefined pod.",
+  _top(None, None, template="PodTemplateSpec"))
+
+# apps, batch, policy, scheduling -----------------------------------------------------------------
+t("StatefulSet", "StatefulSet represents a set of pods with consistent identities.",
+  _top("StatefulSetSpec", "StatefulSetStatus"))
+t("StatefulSetSpec", "A StatefulSetSpec is the specification of a StatefulSet.", {
+    "replicas": "integer", "selector": "LabelSelector", "template": "PodTemplateSpec",
+    "volumeClaimTemplates": "[PersistentVolumeClaim]", "serviceName": "string",
+    "podManagementPolicy": "string", "updateStrategy": "any", "revisionHistoryLimit": "integer",
+    "minReadySeconds": "integer", "persistentVolumeClaimRetentionPolicy": "any", "ordinals": "any"},
+  ("selector", "template"))
+t("StatefulSetStatus", "StatefulSetStatus represents the current state of a StatefulSet.", {
+    "observedGeneration": "integer", "replicas": "integer", "readyReplicas": "integer",
+    "currentReplicas": "integer", "updatedReplicas": "integer", "currentRevision": "string",
+    "updateRevision": "string", "collisionCount": "integer", "conditions": "[Condition@type]",
+    "availableReplicas": "integer"}, ("replicas",))
+t("ControllerRevision", "ControllerRevision implements an immutable snapshot of state data.",
+  _top(None, None, data="any", revision="integer"), ("revision",))
+t("CronJob", "CronJob represents the configuration of a single cron job.", _top("CronJobSpec", "CronJobStatus"))
+t("CronJobSpec", "CronJobSpec describes how the job execution will look like and when it will actually run.", {
+    "schedule": "string", "timeZone": "string", "startingDeadlineSeconds": "integer",
+    "concurrencyPolicy": "string", "suspend": "boolean", "jobTemplate": "JobTemplateSpec",
+    "successfulJobsHistoryLimit": "integer", "failedJobsHistoryLimit": "integer"},
+  ("schedule", "jobTemplate"))
+t("JobTemplateSpec", "JobTemplateSpec describes the data a Job should have when created from a template",
+  {"metadata": "ObjectMeta", "spec": "JobSpec"})
+t("CronJobStatus", "CronJobStatus represents the current state of a cron job.", {
+    "active": "[ObjectReference]", "lastScheduleTime": "time", "lastSuccessfulTime": "time"})
+t("PodDisruptionBudget", "PodDisruptionBudget is an object to define the max disruption that can be caused "
+  "to a collection of pods", _top("PodDisruptionBudgetSpec", "PodDisruptionBudgetStatus"))
+t("PodDisruptionBudgetSpec", "PodDisruptionBudgetSpec is a description of a PodDisruptionBudget.", {
+    "minAvailable": "int-or-string", "maxUnavailable": "int-or-string", "selector": "LabelSelector",
+    "unhealthyPodEvictionPolicy": "string"})
+t("PodDisruptionBudgetStatus", "PodDisruptionBudgetStatus represents information about the status of a "
+  "PodDisruptionBudget.", {
+    "observedGeneration": "integer", "disruptedPods": "map", "disruptionsAllowed": "integer",
+    "currentHealthy": "integer", "desiredHealthy": "integer", "expectedPods": "integer",
+    "conditions": "[Condition@type]"},
+  ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"))
+t("PriorityClass", "PriorityClass defines mapping from a priority class name to the priority integer value.",
+  _top(None, None, value="integer", globalDefault="boolean", description="string",
+       preemptionPolicy="string"), ("value",))
+
+# networking, autoscaling, storage, apiregistration -------------------------------------------------
+t("NetworkPolicy", "NetworkPolicy describes what network traffic is allowed for a set of Pods",
+  _top("NetworkPolicySpec", None))
+t("NetworkPolicySpec", "NetworkPolicySpec provides the specification of a NetworkPolicy", {
+    "podSelector": "LabelSelector", "ingress": "[any]", "egress": "[any]", "policyTypes": "[string]"})
+t("Ingress", "Ingress is a collection of rules that allow inbound connections to reach the endpoints "
+  "defined by a backend.", _top("IngressSpec", "IngressStatus"))
+t("IngressSpec", "IngressSpec describes the Ingress the user wishes to exist.", {
+    "ingressClassName": "string", "defaultBackend": "any", "tls": "[IngressTLS]", "rules": "[IngressRule]"})
+t("IngressTLS", "IngressTLS describes the transport layer security associated with an ingress.",
+  {"hosts": "[string]", "secretName": "string"})
+t("IngressRule", "IngressRule represents the rules mapping the paths under a specified host to the "
+  "related backend services.", {"host": "string", "http": "any"})
+t("IngressStatus", "IngressStatus describe the current state of the Ingress.", {"loadBalancer": "any"})
+t("IngressClass", "IngressClass represents the class of the Ingress, referenced by the Ingress Spec.",
+  _top("IngressClassSpec", None))
+t("IngressClassSpec", "IngressClassSpec provides information about the class of an Ingress.",
+  {"controller": "string", "parameters": "any"})
+t("HorizontalPodAutoscaler", "HorizontalPodAutoscaler is the configuration for a horizontal pod autoscaler.",
+  _top("HorizontalPodAutoscalerSpec", "HorizontalPodAutoscalerStatus"))
+t("HorizontalPodAutoscalerSpec", "HorizontalPodAutoscalerSpec describes the desired functionality of the "
+  "HorizontalPodAutoscaler.", {
+    "scaleTargetRef": "CrossVersionObjectReference", "minReplicas": "integer", "maxReplicas": "integer",
+    "metrics": "[any]", "behavior": "any"}, ("scaleTargetRef", "maxReplicas"))
+t("CrossVersionObjectReference", "CrossVersionObjectReference contains enough information to let you "
+  "identify the referred resource.", {"kind": "string", "name": "string", "apiVersion": "string"},
+  ("kind", "name"))
+t("HorizontalPodAutoscalerStatus", "HorizontalPodAutoscalerStatus describes the current status of a "
+  "horizontal pod autoscaler.", {
+    "observedGeneration": "integer", "lastScaleTime": "time", "currentReplicas": "integer",
+    "desiredReplicas": "integer", "currentMetrics": "[any]", "conditions": "[Condition@type]"},
+  ("desiredReplicas",))
+t("StorageClass", "StorageClass describes the parameters for a class of storage for which "
+  "PersistentVolumes can be dynamically provisioned.", _top(
+    None, None, provisioner="string", parameters="map", reclaimPolicy="string", mountOptions="[string]",
+    allowVolumeExpansion="boolean", volumeBindingMode="string", allowedTopologies="[any]"),
+  ("provisioner",))
+t("APIService", "APIService represents a server for a particular GroupVersion.",
+  _top("APIServiceSpec", "APIServiceStatus"))
+t("APIServiceSpec", "APIServiceSpec contains information for locating and communicating with a server.", {
+    "service": "any", "group": "string", "version": "string", "insecureSkipTLSVerify": "boolean",
+    "caBundle": "string", "groupPriorityMinimum": "integer", "versionPriority": "integer"},
+  ("groupPriorityMinimum", "versionPriority"))
+t("APIServiceStatus", "APIServiceStatus contains derived information about an API server",
+  {"conditions": "[Condition@type]"})
+
+# reviews (never stored) -------------------------------------------------------------------------
+t("TokenReview", "TokenReview attempts to authenticate a token to a known user.",
+  _top("TokenReviewSpec", "any"), ("spec",))
+t("TokenReviewSpec", "TokenReviewSpec is a description of the token authentication request.",
+  {"token": "string", "audiences": "[string]"})
+t("SelfSubjectReview", "SelfSubjectReview contains the user information that the kube-apiserver has "
+  "about the user making this request.", _top(None, "any"))
+t("SubjectAccessReviewSpec", "SubjectAccessReviewSpec is a description of the access request.", {
+    "resourceAttributes": "any", "nonResourceAttributes": "any", "user": "string", "groups": "[string]",
+    "extra": "any", "uid": "string"})
+for _kind in ("SubjectAccessReview", "LocalSubjectAccessReview"):
+    t(_kind, f"{_kind} checks whether or not a user or group can perform an action.",
+      _top("SubjectAccessReviewSpec", "any"), ("spec",))
+t("SelfSubjectAccessReview", "SelfSubjectAccessReview checks whether or the current user can perform an action.",
+  _top("any", "any"), ("spec",))
+t("SelfSubjectRulesReview", "SelfSubjectRulesReview enumerates the set of actions the current user can "
+  "perform within a namespace.", _top("any", "any"), ("spec",))
+
 def parse(notation: str) -> tuple[str, str, str | None]:
     """Return (shape, element, merge key): shape is scalar, ref, list, map or any."""
     if notation.startswith("["):

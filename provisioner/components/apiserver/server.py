@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, discovery, escalation, openapi, rbac, selfsubject
+from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject
 from .allocator import Allocator
 from .crud import Registry, Req
 from .errors import ApiError
@@ -46,17 +46,20 @@ class Config:
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None
     kubelet_preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
+    authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
+    admission_plugins: list[str] | None = None  # None: kube-apiserver's defaults
 
 
 class ApiServer:
     def __init__(self, storage: Storage, config: Config):
         self.storage = storage
         self.config = config
-        self.registry = Registry(storage, Allocator(storage, config.service_cidr))
+        self.registry = Registry(storage, Allocator(storage, config.service_cidr), config.admission_plugins)
         self.authn = auth.Authenticator(storage, auth.load_public_keys(config.sa_key_files),
                                         config.sa_issuers, config.api_audiences)
-        self.authz = rbac.Authorizer(storage)
-        self.registry.admission.append(escalation.EscalationCheck(storage, self.authz))
+        self.rbac = rbac.Authorizer(storage)
+        self.authz = authz.build(config.authorization_modes, self.rbac, storage)
+        self.registry.admission.append(escalation.EscalationCheck(storage, self.rbac))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
         self.registry.admission.append(limits_check)  # object sizes, with kube-apiserver's messages
         self.bootstrapped = asyncio.Event()
@@ -72,9 +75,16 @@ class ApiServer:
             if not await self.authz.allowed_url(user, groups, verb, request.path):
                 raise ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path "{request.path}"')
             return
-        if not await self.authz.allowed(user, groups, verb, res.group, res.plural, sub, ns, name):
+        ok, reason = await self.authz.why_not(authz.Attributes(
+            user, groups, verb, res.group, res.plural, sub, ns, name,
+            field_selector=request.query.get("fieldSelector", ""),
+            label_selector=request.query.get("labelSelector", "")))
+        if not ok:
             plural = f"{res.plural}/{sub}" if sub else res.plural
-            raise ApiError.forbidden(user, verb, plural, res.group, ns, name)
+            exc = ApiError.forbidden(user, verb, plural, res.group, ns, name)
+            if reason:
+                exc.message += f": {reason}"
+            raise exc
 
     # middleware -----------------------------------------------------------------------------
     @web.middleware
@@ -154,6 +164,9 @@ class ApiServer:
         if root == "api" and len(parts) == 6 and parts[3] == "serviceaccounts" and parts[5] == "token" \
                 and request.method == "POST":
             return await self.token_request(request, parts[2], parts[4])
+        delegated = reviews.served(parts) if root == "apis" else None
+        if delegated:
+            return await reviews.handle(request, self.authn, self.authz.chain, *delegated)
         review = selfsubject.served(parts) if root == "apis" else None
         if review:
             return await selfsubject.handle(request, self.authz, *review)

@@ -31,6 +31,8 @@ LABEL_NAMED = {"Namespace", "Service"}
 PATH_NAMED = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
 
 Causes = list[tuple[str, str]]
+# a static pod's copy in the API, written by its kubelet
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
 def check_name(kind: str, name: str) -> Causes:

@@ -12,19 +12,18 @@ import copy
 import uuid
 from typing import Callable
 
-from . import fields, validation
+from . import admission, fields, strategies, validation
 from .allocator import Allocator
 from .apirequest import Req, rand_suffix, without
 from .errors import ApiError
 from .storage import Storage
-
-STATUS_RESET_ON_CREATE = {"Deployment", "ReplicaSet", "DaemonSet", "Job", "CertificateSigningRequest"}
 
 
 class Writes:
     storage: Storage
     allocator: Allocator
     admission: list
+    admission_chain: admission.Chain
 
     # create ---------------------------------------------------------------------------------
     async def create(self, req: Req, obj: dict) -> dict:
@@ -50,35 +49,32 @@ class Writes:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = fields.now()
         meta["generation"] = 1
-        if res.kind in STATUS_RESET_ON_CREATE:
-            obj.pop("status", None)
-        if res.kind == "Pod":
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        if res.kind == "CertificateSigningRequest" and isinstance(obj.get("spec"), dict):
-            # who asked is recorded by the server, never taken from the request body
-            obj["spec"].update(username=req.user, groups=req.groups or ["system:authenticated"])
-            obj["spec"].pop("uid", None)
-            obj["spec"].pop("extra", None)
+        strategy = strategies.for_kind(res.kind)
+        strategy.prepare_for_create(req, obj)
         validation.prepare_for_create(res.kind, obj)
         validation.default(res.kind, obj)
+        await self.admission_chain.mutate(admission.Attributes("CREATE", req, obj))
+        validation.default(res.kind, obj)  # what mutating admission added gets its defaults too
         self._validate(req, obj)
         await self._admit(req, obj)
         fields.record(meta, req.manager, "Update", res.group_version,
                       fields.field_set(without(obj, "status"), res.kind))
-        if res.kind == "Service" and not req.dry_run:
-            await self.allocator.allocate_service(obj)
+        await strategy.before_store(self, req, obj, None)
         if req.dry_run:
             return obj
         try:
-            return await self.storage.create(res.plural, req.namespace, req.name, obj)
+            out = await self.storage.create(res.plural, req.namespace, req.name, obj)
         except ApiError as exc:
-            if res.kind == "Service":
-                await self.allocator.release_service(obj)
+            await strategy.store_failed(self, req, obj)
             if exc.reason == "AlreadyExists":
                 raise ApiError.already_exists(res.plural, req.name, res.group) from None
             raise
+        await strategy.after_create(self, req, out)
+        return out
 
-    async def _admit(self, req: Req, obj: dict) -> None:
+    async def _admit(self, req: Req, obj: dict, old: dict | None = None) -> None:
+        """The validating phase: the admission plugins, then the registry's own checks."""
+        await self.admission_chain.validate(admission.Attributes("UPDATE" if old else "CREATE", req, obj, old))
         for check in self.admission:
             await check(req, obj)
 
@@ -98,9 +94,8 @@ class Writes:
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
             new = mutate(copy.deepcopy(cur))
             new = self._finish_update(req, cur, new, operation)
-            await self._admit(req, new)
-            if res.kind == "Service" and not req.dry_run and not req.sub:
-                await self.allocator.allocate_service(new, cur)
+            await self._admit(req, new, cur)
+            await strategies.for_kind(res.kind).before_store(self, req, new, cur)
             if req.dry_run:
                 return new, False
             if without(new, "metadata") == without(cur, "metadata") and \
@@ -146,27 +141,16 @@ class Writes:
                                    f"finalizers can be added if the object is being deleted, found new "
                                    f"finalizers []string{{{', '.join(repr(f) for f in sorted(new_f))}}}")],
                                    res.group)
+        strategy = strategies.for_kind(res.kind)
         if req.sub in ("status", "approval"):
-            keep = copy.deepcopy(cur)
-            keep["status"] = new.get("status", {})
-            if req.sub == "approval":  # approvers change conditions only, signers the rest
-                keep["status"] = dict(cur.get("status") or {},
-                                      conditions=(new.get("status") or {}).get("conditions") or [])
-            if res.kind == "CertificateSigningRequest":
-                for cond in (keep["status"].get("conditions") or []):
-                    if isinstance(cond, dict):
-                        cond.setdefault("lastTransitionTime", fields.now())
-            for k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields"):
-                keep["metadata"].pop(k, None)
-                if k in meta:
-                    keep["metadata"][k] = meta[k]
-            new = keep
-        elif res.status and req.sub is None and "status" in cur:
-            new["status"] = cur["status"]
-            if res.kind == "CertificateSigningRequest":  # spec is immutable after creation
-                new["spec"] = cur.get("spec")
-        elif res.status and req.sub is None:
-            new.pop("status", None)
+            new = strategies.status_update(req, cur, new, meta, strategy)
+        else:
+            if res.status and req.sub is None and "status" in cur:
+                new["status"] = cur["status"]
+            elif res.status and req.sub is None:
+                new.pop("status", None)
+            if req.sub is None:
+                strategy.prepare_for_update(req, new, cur)
         validation.default(res.kind, new)
         self._validate(req, new, check_name=False)
         if without(new, "metadata", "status") != without(cur, "metadata", "status"):
