@@ -144,12 +144,13 @@ def runtime(tmp_path_factory):
     daemon.start()
     yield daemon
     daemon.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    if not os.environ.get("KUBELET_TESTS_KEEP"):     # set it to read the logs after a run
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def kubelet(cluster, runtime, tmp_path_factory):
-    process = KubeletProcess(tmp_path_factory.mktemp("kubelet"), runtime, cluster)
+def kubelet(cluster, runtime):
+    process = KubeletProcess(runtime.base / "node", runtime, cluster)
     process.start()
     api = core_api(cluster)
     wait_for(lambda: node_ready(api, process.node), 60, what=f"node {process.node} Ready "

@@ -173,6 +173,15 @@ class NodeAgent:
                 "capacity": {k: v for k, v in status["capacity"].items() if k != "memory"}}
 
     async def update_status(self, force: bool = False) -> None:
+        if not force:
+            try:
+                await self.client.get("", "v1", "nodes", self.settings.name)
+            except ApiStatusError as error:
+                if error.code != 404:
+                    raise
+                log.warning("node %s was deleted; registering it again", self.settings.name)
+                await self.register()
+                return
         status = await self._status()
         comparable = self._comparable(status)
         due = time.monotonic() - self._last_report >= self.settings.report_seconds
