@@ -35,7 +35,7 @@ def lab() -> None:
               help="Lab name (default: the provider's own, `lab` or `vagrant`).")
 @click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 200),
               help="Number of hosts (an existing lab only grows).")
-@click.option("--provider", type=click.Choice(sorted(PROVIDERS)), default=None,
+@click.option("--provider", default=None, metavar="|".join(PROVIDERS),
               help="How hosts are made (default: what the lab was made with, else nspawn).")
 @click.option("--mirror", default=None, metavar="URL",
               help=f"Debian mirror for building the lab's root (default: ${MIRROR_ENV}, "

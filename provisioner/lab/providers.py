@@ -38,6 +38,9 @@ def open_lab(name: str | None = None, provider: str | None = None,
 
     Without a name, the provider's default lab (`lab` for nspawn, `vagrant` for Vagrant)."""
     root = Path(state_root) if state_root else default_state_root()
+    if provider is not None and provider not in PROVIDERS:
+        raise ProvisionerError(f"unknown lab provider {provider!r}: use "
+                               f"{' or '.join(PROVIDERS)}")
     if name is None:
         name = PROVIDERS[provider or DEFAULT_PROVIDER].default_name
     recorded = recorded_provider(name, root)

@@ -15,7 +15,7 @@ import pytest
 import vagrant as python_vagrant
 
 from provisioner.errors import ProvisionerError
-from provisioner.lab import libvirt
+from provisioner.lab import hostkeys, libvirt
 from provisioner.lab import vagrant as vagrant_module
 from provisioner.lab.vagrant import VagrantLab, domain_name, parse_ssh_configs
 from tests.unit.spec.keys import write_private_key
@@ -85,6 +85,7 @@ def fake_libvirt(monkeypatch, tmp_path) -> FakeLibvirt:
     monkeypatch.setattr(vagrant_module.box, "ensure_box", lambda progress, mirror: "test/box")
     monkeypatch.setattr(vagrant_module, "ssh_banner", lambda address: True)
     monkeypatch.setattr(vagrant_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(hostkeys, "KEY_TYPES", ("ed25519",))  # RSA keys take seconds to make
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "vagrant").write_text("#!/bin/sh\nexit 99\n")  # never run: subprocess is faked
