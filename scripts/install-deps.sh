@@ -15,6 +15,9 @@ packages=(
   containernetworking-plugins       # reference CNI plugins (/usr/lib/cni) for the CNI tests
   dnsmasq-base                      # DNS benchmark anchor (answers from a hosts file)
   rsync ca-certificates curl
+  vagrant vagrant-libvirt           # the Vagrant lab: VMs on libvirt/QEMU (provisioner/lab/vagrant.py)
+  libvirt-daemon-system libvirt-clients qemu-system-x86 dnsmasq-base
+  qemu-utils extlinux syslinux-common  # building the lab's own Vagrant box (provisioner/lab/box.py)
 )
 
 missing=()
