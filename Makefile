@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LAB ?= lab
 NODES ?= 3
 
-.PHONY: deps install cluster test unit e2e bench lint clean-lab images
+.PHONY: deps install cluster test unit e2e bench lint clean-lab images box vagrant-cluster
 
 deps:
 	@bash scripts/install-deps.sh
@@ -53,3 +53,13 @@ lint: install
 
 clean-lab: install
 	$(BIN)/provisioner lab down --name $(LAB)
+
+# The Vagrant lab's own box (Debian bookworm, debootstrapped here), registered with vagrant;
+# cached by its inputs. `lab up --provider vagrant` builds it too when missing.
+box: deps install
+	$(PY) -m provisioner.lab.box
+
+# The same cluster on Vagrant VMs (libvirt; KVM where the CPU has it, else QEMU emulation).
+vagrant-cluster: deps install
+	$(BIN)/provisioner lab up --provider vagrant --nodes $(NODES)
+	$(BIN)/provisioner create cluster -f inventories/vagrant/cluster.yaml

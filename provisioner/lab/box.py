@@ -228,3 +228,20 @@ def _run(command: list[str], intent: str) -> str:
                                command=" ".join(command),
                                output=(result.stdout + result.stderr)[-4000:])
     return result.stdout
+
+
+def main() -> None:
+    """`python -m provisioner.lab.box [--mirror URL]` (`make box`): build and register the box."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--mirror", help="Debian mirror (default: this machine's apt sources)")
+    args = parser.parse_args()
+    try:
+        print(ensure_box(lambda message: print(f"[box] {message}", flush=True), args.mirror))
+    except ProvisionerError as exc:
+        raise SystemExit(f"ERROR: {exc.message}" + (f"\n{exc.output}" if exc.output else ""))
+
+
+if __name__ == "__main__":
+    main()
