@@ -1,0 +1,170 @@
+"""Measures kube-scheduler's throughput as Kubernetes' scheduler_perf does (SchedulingBasic): pods
+bound per second with the pods created ahead of time.
+
+- 1,000 Node objects (4 CPU, 32Gi, 110 pods: scheduler_perf's node-default) and 3,000 pending pods
+  (100m CPU, 500Mi: its pod-default) are created through the API server before the scheduler starts.
+- Throughput: pods bound per second, counted from a pod watch; `average_pods_per_s` is bound pods
+  over the time from the first to the last binding (scheduler_perf's average), `end_to_end_pods_per_s`
+  includes the scheduler's start and initial list. Anchor: kube-scheduler's CI floor for
+  SchedulingBasic 5000Nodes_10000Pods is 270 pods/s.
+- Scheduler process RSS (MB) and CPU (% of one core) idle (10 s after everything is bound) and
+  under that load (over the scheduling run), plus the peak RSS.
+
+Starts etcd + the API server (provisioner.dev.DevCluster) in a temporary directory and the real
+`kube-scheduler` process; everything runs on this machine, so the API server shares its CPUs.
+Writes benchmarks/results/scheduler.json and prints it. Run with
+`.venv/bin/python benchmarks/bench_scheduler.py [--nodes N --pods N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from provisioner.components.api import kubeconfig  # noqa: E402
+from provisioner.components.api.client import Client  # noqa: E402
+from provisioner.dev import DevCluster, free_port  # noqa: E402
+
+NS = "bench-scheduler"
+CONCURRENCY = 32
+IDLE_SECONDS = 10
+ANCHOR = 270.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def node(i: int) -> dict:
+    cap = {"cpu": "4", "memory": "32Gi", "pods": "110"}
+    name = f"node-{i:05d}"
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"capacity": cap, "allocatable": cap, "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def pod(i: int) -> dict:
+    res = {"cpu": "100m", "memory": "500Mi"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"pod-{i:05d}", "namespace": NS},
+            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                                     "ports": [{"containerPort": 80}],
+                                     "resources": {"requests": res, "limits": res}}]}}
+
+
+async def create_all(client: Client, plural: str, objs: list[dict], ns: str | None) -> None:
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(obj: dict) -> None:
+        async with sem:
+            await client.create("", "v1", plural, obj, ns)
+    await asyncio.gather(*(one(o) for o in objs))
+
+
+def proc_sample(pid: int) -> tuple[float, float, float]:
+    """(CPU seconds used so far, RSS MB, peak RSS MB) of a process."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    rss = hwm = 0.0
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, rss, hwm
+
+
+async def count_bound(client: Client, total: int, rv: str, stamps: list[float]) -> None:
+    bound: set[str] = set()
+    while len(bound) < total:
+        async for etype, obj in client.watch("", "v1", "pods", NS, resource_version=rv, timeoutSeconds="600"):
+            if etype == "ERROR":
+                raise RuntimeError(f"watch failed: {obj}")
+            rv = obj["metadata"].get("resourceVersion", rv)
+            name = obj["metadata"].get("name")
+            if etype != "BOOKMARK" and (obj.get("spec") or {}).get("nodeName") and name not in bound:
+                bound.add(name)
+                stamps.append(time.monotonic())
+                if len(bound) >= total:
+                    return
+
+
+async def bench(nodes: int, pods: int, root: Path) -> dict:
+    cluster = DevCluster(root / "cluster")
+    cluster.start(timeout=60)
+    sched = None
+    try:
+        async with Client(kubeconfig.load(str(cluster.kubeconfig)), user_agent="bench-scheduler") as client:
+            t0 = time.monotonic()
+            await client.create("", "v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": NS}})
+            await create_all(client, "nodes", [node(i) for i in range(nodes)], None)
+            await create_all(client, "pods", [pod(i) for i in range(pods)], NS)
+            setup_s = time.monotonic() - t0
+            rv = (await client.list("", "v1", "pods", NS, limit="1"))["metadata"]["resourceVersion"]
+            stamps: list[float] = []
+            watcher = asyncio.ensure_future(count_bound(client, pods, rv, stamps))
+            log = open(root / "scheduler.log", "wb")
+            start = time.monotonic()
+            sched = subprocess.Popen([sys.executable, "-c", "from provisioner.components.scheduler.main import main; main()",
+                                      "--kubeconfig", str(cluster.kubeconfig), "--leader-elect=false",
+                                      "--secure-port", str(free_port()), "--bind-address", "127.0.0.1"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+            await asyncio.wait_for(watcher, 1800)
+            end = time.monotonic()
+            cpu_load, rss_load, _ = proc_sample(sched.pid)
+            await asyncio.sleep(IDLE_SECONDS)
+            cpu_idle_end, rss_idle, peak = proc_sample(sched.pid)
+            first, last = stamps[0], stamps[-1]
+            per_second: dict[int, int] = {}
+            for s in stamps:
+                per_second[int(s - first)] = per_second.get(int(s - first), 0) + 1
+            window = max(last - first, 1e-6)
+            return {
+                "benchmark": "scheduler SchedulingBasic (scheduler_perf style, pods created ahead)",
+                "nodes": nodes, "pods": pods, "setup_seconds": round(setup_s, 1),
+                "average_pods_per_s": round(pods / window, 1),
+                "end_to_end_pods_per_s": round(pods / (end - start), 1),
+                "seconds_to_first_binding": round(first - start, 2),
+                "seconds_scheduling": round(window, 2),
+                "per_second_min": min(per_second.values()), "per_second_max": max(per_second.values()),
+                "anchor_pods_per_s": ANCHOR,
+                "anchor": "kube-scheduler CI floor, SchedulingBasic 5000Nodes_10000Pods",
+                "scheduler_cpu_percent_under_load": round(100 * cpu_load / (end - start), 1),
+                "scheduler_rss_mb_under_load": round(rss_load, 1),
+                "scheduler_cpu_percent_idle": round(100 * (cpu_idle_end - cpu_load) / IDLE_SECONDS, 1),
+                "scheduler_rss_mb_idle": round(rss_idle, 1),
+                "scheduler_peak_rss_mb": round(peak, 1),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "note": "API server, etcd, the watch counting bindings and the scheduler share this machine",
+            }
+    finally:
+        if sched is not None:
+            sched.terminate()
+            sched.wait(30)
+        cluster.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=3000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp:
+        result = asyncio.run(bench(args.nodes, args.pods, Path(tmp)))
+    out = ROOT / "benchmarks" / "results" / "scheduler.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
