@@ -26,6 +26,7 @@ MAX_REQUEST_BODY = 3 * 1024 * 1024
 MAX_DATA_SIZE = 1024 * 1024  # corev1.MaxSecretSize, for ConfigMaps too
 MAX_ANNOTATIONS_SIZE = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
 READ_CHUNK = 64 * 1024
+BODY_KEY = "request_body"  # the body read, kept on the request for the audit log
 
 
 def too_large(limit: int) -> ApiError:
@@ -41,7 +42,8 @@ async def read_body(request: web.Request, limit: int = MAX_REQUEST_BODY) -> byte
     while True:
         chunk = await request.content.read(READ_CHUNK)
         if not chunk:
-            return b"".join(chunks)
+            body = request[BODY_KEY] = b"".join(chunks)
+            return body
         size += len(chunk)
         if size > limit:
             raise too_large(limit)

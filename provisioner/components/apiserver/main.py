@@ -16,6 +16,8 @@ import sys
 from aiohttp import web
 
 from . import admission, authz, encryption
+from .audit import add_flags as add_audit_flags
+from .audit import options as audit_options
 from .nodeproxy import DEFAULT_ADDRESS_TYPES
 from .server import ApiServer, Config
 from .storage import Storage, TLSClient, Transformer, parse_etcd_url
@@ -44,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     a("--bind-address", default="0.0.0.0")
     a("--advertise-address", default="127.0.0.1")
     a("--encryption-provider-config")
+    add_audit_flags(p)
     a("--kubelet-client-certificate", help="client certificate the API server shows kubelets (logs, exec, proxy)")
     a("--kubelet-client-key")
     a("--kubelet-certificate-authority", help="CA that signed kubelets' serving certificates; without it "
@@ -97,6 +100,7 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
     config.kubelet_certificate_authority = args.kubelet_certificate_authority
     config.kubelet_preferred_address_types = tuple(
         t.strip() for t in args.kubelet_preferred_address_types.split(",") if t.strip())
+    config.audit = audit_options(args)
     server = ApiServer(storage, config)
     return server, server.app()
 

@@ -30,7 +30,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .registry import RESOURCES, lookup
+from . import requestinfo
+from .registry import RESOURCES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -60,10 +61,9 @@ WATCH_EVENTS = Counter("apiserver_watch_events_total", "Number of events sent in
 for kind in ("readOnly", "mutating"):
     INFLIGHT.labels(kind).set(0)
 
-# HTTP method -> kube-apiserver's verb label (GET is refined by the path and query below)
-METHOD_VERBS = {"POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE", "HEAD": "GET",
-                "OPTIONS": "OPTIONS"}
-CONNECT_SUBRESOURCES = {"log", "exec", "attach", "portforward", "proxy"}
+# kube-apiserver's verb label for each request verb (APPLY and CONNECT are decided below)
+VERB_LABELS = {"get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
+               "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETE"}
 
 
 def resource_label(res: Any) -> str:
@@ -72,48 +72,23 @@ def resource_label(res: Any) -> str:
 
 
 def request_labels(request: web.Request) -> tuple[dict[str, str], bool]:
-    """(labels, long_running) for a request, parsed from its path as kube-apiserver's RequestInfo."""
+    """(labels, long_running) for a request, as kube-apiserver labels it."""
+    info = requestinfo.parse(request)
     labels = dict.fromkeys(REQUEST_LABELS, "")
     labels["component"] = "apiserver"
     labels["dry_run"] = "All" if request.query.get("dryRun") == "All" else ""
-    parts = [p for p in request.path.split("/") if p]
-    verb = METHOD_VERBS.get(request.method, "GET")
-    if not parts or parts[0] not in ("api", "apis"):
-        labels["verb"] = verb
+    if not info.is_resource:
+        labels.update(verb=request.method, group=info.group, version=info.version)
         return labels, False
-    if parts[0] == "api":
-        group, rest = "", parts[1:]
-    else:
-        group, rest = (parts[1] if len(parts) > 1 else ""), parts[2:]
-    version, rest = (rest[0] if rest else ""), rest[1:]
-    labels["group"], labels["version"] = group, version
-    ns = None
-    if len(rest) >= 2 and rest[0] == "namespaces" and (len(rest) == 2 or lookup(group, version, rest[2])):
-        ns, rest = rest[1], rest[2:]
-        if not rest:  # /api/v1/namespaces/<name> is the namespace itself
-            rest = ["namespaces", ns]
-            ns = None
-    res = lookup(group, version, rest[0]) if rest else None
-    if res is None:
-        labels["verb"] = verb
-        return labels, False
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else ""
-    labels["resource"], labels["subresource"] = res.plural, sub
-    labels["scope"] = "resource" if name else ("namespace" if ns else "cluster")
-    watching = request.query.get("watch") in ("1", "true")
-    if sub in CONNECT_SUBRESOURCES:
-        labels["verb"] = "CONNECT"
-        return labels, True
-    if request.method == "GET":
-        labels["verb"] = "WATCH" if watching else ("GET" if name else "LIST")
-    elif request.method == "PATCH" and "apply-patch" in request.headers.get("Content-Type", ""):
-        labels["verb"] = "APPLY"
-    elif request.method == "DELETE" and not name:
-        labels["verb"] = "DELETE"  # kube-apiserver reports deletecollection as DELETE too
-    else:
-        labels["verb"] = verb
-    return labels, watching
+    verb = VERB_LABELS.get(info.verb, info.verb.upper())
+    if info.connect:
+        verb = "CONNECT"
+    elif info.verb == "patch" and "apply-patch" in request.headers.get("Content-Type", ""):
+        verb = "APPLY"
+    labels.update(verb=verb, group=info.group, version=info.version, resource=info.resource,
+                  subresource=info.subresource,
+                  scope="resource" if info.name else ("namespace" if info.namespace else "cluster"))
+    return labels, info.long_running
 
 
 @web.middleware

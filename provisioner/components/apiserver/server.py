@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject
 from .allocator import Allocator
+from .audit import AuditOptions, Auditor
 from .crud import Registry, Req
 from .errors import ApiError
 from .limits import check as limits_check
@@ -46,6 +47,7 @@ class Config:
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None
     kubelet_preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
+    audit: AuditOptions | None = None  # --audit-policy-file and --audit-log-* (audit.py)
     authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     admission_plugins: list[str] | None = None  # None: kube-apiserver's defaults
 
@@ -61,6 +63,7 @@ class ApiServer:
         self.authz = authz.build(config.authorization_modes, self.rbac, storage)
         self.registry.admission.append(escalation.EscalationCheck(storage, self.rbac))
         self.api = ResourceAPI(storage, self.registry, self.authorize)
+        self.auditor = Auditor.from_options(config.audit)
         self.registry.admission.append(limits_check)  # object sizes, with kube-apiserver's messages
         self.bootstrapped = asyncio.Event()
         self.nodeproxy = NodeProxy(storage, KubeletClient(
@@ -251,6 +254,8 @@ class ApiServer:
         # outermost, so refusals by authentication and authorization are counted too
         app.middlewares.insert(0, metrics_middleware)
         app.router.add_get("/metrics", metrics_handler(self.storage))
+        if self.auditor:  # inside authentication: events name the user
+            app.middlewares.append(self.auditor.middleware)
         app.router.add_get("/openapi/v2", openapi.handle_v2)
         app.router.add_get("/openapi/v3", openapi.handle_v3)
         app.router.add_get("/openapi/v3/{tail:.*}", openapi.handle_v3)
