@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from provisioner.dev import free_port
 
 from .conftest import ENCRYPTION_KEY, KUBECTL, run
@@ -64,6 +66,16 @@ resources:
         proc.wait(10)
     stored = _etcd_value(cluster, f"/registry/secrets/{ns}/new")
     assert stored.startswith(b"k8s:enc:aesgcm:v1:key2:") and b"gcm-value" not in stored
+    # as kube-apiserver reads it: nonce, then AES-GCM with the etcd key as authenticated data
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    sealed = stored[len(b"k8s:enc:aesgcm:v1:key2:"):]
+    gcm = AESGCM(base64.b64decode(GCM_KEY))
+    plain = gcm.decrypt(sealed[:12], sealed[12:], f"/registry/secrets/{ns}/new".encode())
+    assert json.loads(plain)["data"]["k"] == base64.b64encode(b"gcm-value").decode()
+    with pytest.raises(InvalidTag):  # bound to its key: moved under another name it does not open
+        gcm.decrypt(sealed[:12], sealed[12:], f"/registry/secrets/{ns}/other".encode())
     assert _etcd_value(cluster, f"/registry/secrets/{ns}/old").startswith(b"k8s:enc:aescbc:v1:key1:")
     # the aescbc-only server cannot read the aesgcm value: the error names the missing key
     status, _, body = raw("GET", f"/api/v1/namespaces/{ns}/secrets/new")

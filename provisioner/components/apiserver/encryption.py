@@ -2,7 +2,8 @@
 
 As kube-apiserver: the first provider listed for a resource encrypts new writes, every listed
 provider can read; encrypted values start with `k8s:enc:<provider>:v1:<key name>:`. Supported
-providers: aescbc (IV + AES-CBC/PKCS#7), aesgcm (nonce + AES-GCM), identity.
+providers: aescbc (IV + AES-CBC/PKCS#7), aesgcm (nonce + AES-GCM with the etcd key as authenticated
+data, as kube-apiserver, so each can read what the other wrote), identity.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import base64
 import os
 
 import yaml
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ApiError
 from .storage import Transformer
+
+# read aesgcm values stored before the etcd key was bound as authenticated data
+LEGACY_UNBOUND_GCM = True
 
 
 class _Key:
@@ -26,19 +31,28 @@ class _Key:
         self.provider, self.name, self.secret = provider, name, secret
         self.prefix = f"k8s:enc:{provider}:v1:{name}:".encode()
 
-    def encrypt(self, data: bytes) -> bytes:
+    def encrypt(self, data: bytes, key: bytes) -> bytes:
         if self.provider == "aesgcm":
+            # the etcd key is authenticated data, as kube-apiserver binds it: a value copied
+            # under another key does not decrypt
             nonce = os.urandom(12)
-            return self.prefix + nonce + AESGCM(self.secret).encrypt(nonce, data, None)
+            return self.prefix + nonce + AESGCM(self.secret).encrypt(nonce, data, key)
         iv = os.urandom(16)
         padder = padding.PKCS7(128).padder()
         enc = Cipher(algorithms.AES(self.secret), modes.CBC(iv)).encryptor()
         return self.prefix + iv + enc.update(padder.update(data) + padder.finalize()) + enc.finalize()
 
-    def decrypt(self, data: bytes) -> bytes:
+    def decrypt(self, data: bytes, key: bytes) -> bytes:
         body = data[len(self.prefix):]
         if self.provider == "aesgcm":
-            return AESGCM(self.secret).decrypt(body[:12], body[12:], None)
+            try:
+                return AESGCM(self.secret).decrypt(body[:12], body[12:], key)
+            except InvalidTag:
+                if not LEGACY_UNBOUND_GCM:
+                    raise
+                # written by an earlier version of this server, without the key bound; the next
+                # write of the object binds it
+                return AESGCM(self.secret).decrypt(body[:12], body[12:], None)
         dec = Cipher(algorithms.AES(self.secret), modes.CBC(body[:16])).decryptor()
         unpadder = padding.PKCS7(128).unpadder()
         return unpadder.update(dec.update(body[16:]) + dec.finalize()) + unpadder.finalize()
@@ -48,20 +62,20 @@ class EncryptionTransformer(Transformer):
     def __init__(self, rules: dict[str, list[_Key | None]]):
         self.rules = rules  # resource -> providers in order; None is identity
 
-    def to_storage(self, resource: str, data: bytes) -> bytes:
+    def to_storage(self, resource: str, data: bytes, key: bytes = b"") -> bytes:
         providers = self.rules.get(resource) or self.rules.get("*.*") or [None]
         first = providers[0]
-        return data if first is None else first.encrypt(data)
+        return data if first is None else first.encrypt(data, key)
 
-    def from_storage(self, resource: str, data: bytes) -> bytes:
+    def from_storage(self, resource: str, data: bytes, key: bytes = b"") -> bytes:
         if not data.startswith(b"k8s:enc:"):
             return data
         # errors name the provider and key of the stored value, never its bytes
         prefix = b":".join(data.split(b":", 5)[:5]).decode(errors="replace")
-        for key in self.rules.get(resource, []) + self.rules.get("*.*", []):
-            if key is not None and data.startswith(key.prefix):
+        for provider in self.rules.get(resource, []) + self.rules.get("*.*", []):
+            if provider is not None and data.startswith(provider.prefix):
                 try:
-                    return key.decrypt(data)
+                    return provider.decrypt(data, key)
                 except Exception:  # wrong key material or a damaged value
                     raise _transform_error(f"{prefix} value of {resource} does not decrypt") from None
         raise _transform_error(f"no key to decrypt stored {resource} value (written with {prefix})")

@@ -65,10 +65,11 @@ def parse_etcd_url(url: str) -> tuple[str, int]:
 class Transformer:
     """Identity at-rest transform; encryption.py provides the real ones."""
 
-    def to_storage(self, resource: str, data: bytes) -> bytes:
+    def to_storage(self, resource: str, data: bytes, key: bytes = b"") -> bytes:
+        """`key` is the etcd key the value is stored under (aesgcm authenticates it)."""
         return data
 
-    def from_storage(self, resource: str, data: bytes) -> bytes:
+    def from_storage(self, resource: str, data: bytes, key: bytes = b"") -> bytes:
         return data
 
 
@@ -108,15 +109,15 @@ class Storage:
         return f"{self.prefix}/{resource}/".encode()
 
     # decoding ---------------------------------------------------------------------------------
-    def _decode(self, resource: str, value: bytes, rev: int) -> dict:
-        obj = json.loads(self.transformer.from_storage(resource, value))
+    def _decode(self, resource: str, value: bytes, rev: int, key: bytes = b"") -> dict:
+        obj = json.loads(self.transformer.from_storage(resource, value, key))
         obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
         return obj
 
-    def _encode(self, resource: str, obj: dict) -> bytes:
+    def _encode(self, resource: str, obj: dict, key: bytes = b"") -> bytes:
         meta = obj.get("metadata", {})
         stored = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
-        return self.transformer.to_storage(resource, json.dumps(stored, separators=(",", ":")).encode())
+        return self.transformer.to_storage(resource, json.dumps(stored, separators=(",", ":")).encode(), key)
 
     # reads ------------------------------------------------------------------------------------
     async def current_revision(self) -> int:
@@ -132,7 +133,7 @@ class Storage:
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
-        return self._decode(resource, kv.value, kv.mod_revision)
+        return self._decode(resource, kv.value, kv.mod_revision, kv.key)
 
     async def list(self, resource: str, namespace: str | None, *, limit: int = 0,
                    start_key: bytes | None = None, revision: int = 0,
@@ -167,7 +168,7 @@ class Storage:
             more = bool(page) and len(kvs) > page
             kvs = kvs[:page] if page else kvs
             for kv in kvs:
-                obj = self._decode(resource, kv.value, kv.mod_revision)
+                obj = self._decode(resource, kv.value, kv.mod_revision, kv.key)
                 if predicate is None or predicate(obj):
                     items.append(obj)
                     if limit and len(items) == limit:
@@ -205,7 +206,7 @@ class Storage:
         key = self.key(resource, namespace, name)
         ok, resp = await self._txn(
             [rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
-            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))],
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj, key)))],
             "create", resource)
         if not ok:
             raise ApiError.already_exists(resource, name)
@@ -218,7 +219,7 @@ class Storage:
         key = self.key(resource, namespace, name)
         ok, resp = await self._txn(
             [self._cmp_mod(key, expected_rev)],
-            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj)))],
+            [rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(resource, obj, key)))],
             "update", resource)
         if not ok:
             raise ApiError.conflict(resource, name)
@@ -258,11 +259,11 @@ class Storage:
         if ev.kind == "DELETE":
             if not has_prev:
                 return None
-            out = WatchEvent("DELETED", self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision),
+            out = WatchEvent("DELETED", self._decode(resource, ev.prev_kv.value, ev.kv.mod_revision, ev.kv.key),
                              ev.kv.mod_revision, key=ev.kv.key)
         else:
-            obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision)
-            prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision)
+            obj = self._decode(resource, ev.kv.value, ev.kv.mod_revision, ev.kv.key)
+            prev = (self._decode(resource, ev.prev_kv.value, ev.prev_kv.mod_revision, ev.kv.key)
                     if has_prev and ev.kv.version > 1 else None)
             out = WatchEvent("ADDED" if ev.kv.version == 1 else "MODIFIED", obj, ev.kv.mod_revision, prev,
                              ev.kv.key)
