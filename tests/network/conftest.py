@@ -16,6 +16,7 @@ import time
 import pytest
 
 from provisioner.components.runtime.net import Network
+from provisioner.dev import DevCluster
 from tests.runtime.daemon.conftest import CGROUP_PARENT, CLI, Daemon
 
 SESSION = 20 + os.getpid() % 200
@@ -26,6 +27,7 @@ OWN_SUBNET = f"10.195.{SESSION}.0/24"
 FALLBACK_BRIDGE = f"cnf{SESSION}"          # the daemon's own bridge (plain containers)
 FALLBACK_SUBNET = f"10.194.{SESSION}.0/24"
 REFERENCE_PLUGINS = "/usr/lib/cni"         # Debian's containernetworking-plugins
+KUBECTL = os.path.join(sys.prefix, "bin", "kubectl")
 OWN_PLUGIN_TYPES = ("provisioner-bridge", "provisioner-host-local", "provisioner-portmap",
                     "provisioner-loopback")
 
@@ -121,3 +123,19 @@ def bridge_ports(bridge: str) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         return sorted(os.listdir(f"/sys/class/net/{bridge}/brif"))
     return []
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory):
+    """One real etcd + API server on loopback for the kube-proxy and DNS tests."""
+    cluster = DevCluster(tmp_path_factory.mktemp("network-api"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def kubectl(api: DevCluster, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, "KUBECONFIG": str(api.kubeconfig)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -20,10 +19,9 @@ import yaml
 
 from provisioner.dev import DevCluster
 
-from .conftest import SESSION, wait_for
+from .conftest import SESSION, kubectl, wait_for
 from .netns import Forwarder, Netns
 
-KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
 KUBE_PROXY = str(Path(sys.prefix) / "bin" / "kube-proxy")
 NODE = "node-a"
 NODE_IP = "10.250.0.1"
@@ -43,21 +41,6 @@ for s in servers[1:]: threading.Thread(target=s.serve_forever, daemon=True).star
 print("ready", flush=True)
 servers[0].serve_forever()
 """
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    cluster = DevCluster(tmp_path_factory.mktemp("proxy-api"))
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-def kubectl(api: DevCluster, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": str(api.kubeconfig)}, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 class ProxyNode:
