@@ -36,14 +36,14 @@ def _load(spec_file: str):
     return spec
 
 
-def _context(spec, *, dry_run: bool = False, quiet: bool = False):
+def _context(spec, *, quiet: bool = False, create_state: bool = True):
     from provisioner.phases.context import ClusterContext
 
+    state = ClusterState.for_cluster(spec.name)
     return ClusterContext(
         spec=spec,
-        state=ClusterState.for_cluster(spec.name).ensure(),
+        state=state.ensure() if create_state else state,
         printer=Printer(quiet=quiet),
-        dry_run=dry_run,
         verbose=_verbose(),
     )
 
@@ -76,8 +76,10 @@ def create() -> None:
 @create.command("cluster")
 @SPEC_OPTION
 @click.option("--dry-run", is_flag=True, help="Show what would change on each host; change nothing.")
-@click.option("--only", multiple=True, metavar="PHASE", help="Run only this phase (repeatable).")
-@click.option("--skip", multiple=True, metavar="PHASE", help="Skip this phase (repeatable).")
+@click.option("--only", multiple=True, metavar="PHASE",
+              help="Run only this phase, or sub-phase as parent/child (repeatable).")
+@click.option("--skip", multiple=True, metavar="PHASE",
+              help="Skip this phase, or sub-phase as parent/child (repeatable).")
 def create_cluster(spec_file: str, dry_run: bool, only: tuple[str, ...], skip: tuple[str, ...]) -> None:
     """Bring every host in the spec to the desired state, then run the smoke tests."""
     from provisioner.phases import CREATE_PHASES
@@ -87,7 +89,7 @@ def create_cluster(spec_file: str, dry_run: bool, only: tuple[str, ...], skip: t
     except PhaseSelectionError as error:
         raise click.UsageError(error.message) from error
     spec = _load(spec_file)
-    ctx = _context(spec, dry_run=dry_run)
+    ctx = _context(spec)
     run_phases(phases, ctx, ctx.printer, dry_run=dry_run)
 
 
@@ -101,12 +103,14 @@ def delete() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @click.option("--keep-state", is_flag=True, help="Keep the local state (certificates, pinned host keys).")
 def delete_cluster(spec_file: str, dry_run: bool, keep_state: bool) -> None:
-    """Stop and remove what `create cluster` installed; hosts are left as they were."""
-    from provisioner.phases import delete as delete_phase
+    """Stop and remove what `create cluster` installed; hosts are left as they were.
+
+    Runs every create phase's clean-up in reverse order."""
+    from provisioner.phases import DELETE_PHASES
 
     spec = _load(spec_file)
-    ctx = _context(spec, dry_run=dry_run)
-    run_phases([delete_phase.PHASE], ctx, ctx.printer, dry_run=dry_run)
+    ctx = _context(spec)
+    run_phases(select_phases(DELETE_PHASES), ctx, ctx.printer, dry_run=dry_run)
     if not dry_run and not keep_state:
         shutil.rmtree(ctx.state.root, ignore_errors=True)
         click.echo(f"removed local state {ctx.state.root}")
@@ -117,14 +121,11 @@ def delete_cluster(spec_file: str, dry_run: bool, keep_state: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per check.")
 def verify(spec_file: str, as_json: bool) -> None:
     """Run the smoke tests against a created cluster; exit 0 only if all pass, 4 if any fails."""
-    from provisioner.phases.verify import require_created
-    from provisioner.verify import etcd_checks
+    from provisioner.phases.verify import smoke_tests
     from provisioner.verify.checks import to_json
 
     spec = _load(spec_file)
-    state = ClusterState.for_cluster(spec.name)
-    require_created(spec, state)
-    results = etcd_checks(spec, state.pki_dir)
+    results = smoke_tests(_context(spec, quiet=True, create_state=False))
     if as_json:
         click.echo(to_json(results))
     else:
@@ -137,4 +138,24 @@ def verify(spec_file: str, as_json: bool) -> None:
         click.echo(f"all {len(results)} smoke tests passed")
 
 
-commands = [validate, create, delete, verify]
+@click.group()
+def certs() -> None:
+    """Inspect the cluster's certificates."""
+
+
+@certs.command("check-expiration")
+@SPEC_OPTION
+def check_expiration(spec_file: str) -> None:
+    """List every CA and certificate of the cluster with when it expires (as kubeadm does)."""
+    from provisioner.phases.context import ClusterContext
+    from provisioner.phases.verify import require_created
+    from provisioner.pki.expiry import expiration_table
+
+    spec = _load(spec_file)
+    state = ClusterState.for_cluster(spec.name)
+    require_created(spec, state)
+    ctx = ClusterContext(spec=spec, state=state, printer=Printer(quiet=True))
+    click.echo(expiration_table(state.pki_dir, ctx.owned.certificates, spec))
+
+
+commands = [validate, create, delete, verify, certs]

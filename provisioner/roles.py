@@ -15,6 +15,7 @@ state only: bootstrapping or joining etcd members needs the whole cluster in vie
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,15 @@ class DirectOperations:
 
     def op(self, host: Host, description: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return operation(*args, name=f"{host.name}: {description}", **kwargs)
+
+    def put(self, host: Host, description: str, dest: str, content: str | bytes, *, mode: str,
+            show: bool = True, user: str = "root", group: str = "root") -> Any:
+        """As the engine Session's `put` (pyinfra shows its own diffs in a deploy)."""
+        from pyinfra.operations import files
+
+        data = content.encode() if isinstance(content, str) else content
+        return self.op(host, description, files.put, src=io.BytesIO(data), dest=dest, mode=mode,
+                       user=user, group=group)
 
 
 def role_context() -> tuple[ClusterContext, Host]:

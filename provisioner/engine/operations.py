@@ -13,12 +13,12 @@ from pyinfra.facts.server import Command
 
 
 @operation()
-def venv_from_wheelhouse(venv: str, wheelhouse: str, project_wheel: str, digest: str):
+def venv_from_wheelhouse(venv: str, marker: str, wheelhouse: str, project_wheel: str, digest: str):
     """A virtualenv at `venv` holding exactly the wheelhouse identified by `digest`.
 
-    The digest is written last into a marker file, so an interrupted install is redone.
+    The digest is written last into `marker` (a file inside the venv), so an interrupted
+    install is redone.
     """
-    marker = f"{venv}/.provisioner-wheelhouse"  # phases.install.VENV_MARKER reads it too
     current = host.get_fact(Command, command=f"cat {shlex.quote(marker)} 2>/dev/null || true")
     if (current or "").strip() == digest:
         return
@@ -34,15 +34,3 @@ def venv_from_wheelhouse(venv: str, wheelhouse: str, project_wheel: str, digest:
         f"--force-reinstall {q_wh}/{shlex.quote(project_wheel)}"
     )
     yield f"echo {shlex.quote(digest)} > {shlex.quote(marker)}"
-
-
-@operation()
-def file_absent_unless_present(path: str, keep_if: str):
-    """Remove `path` unless the host already has `keep_if` (used for one-shot bootstrap files)."""
-    state = host.get_fact(
-        Command,
-        command=f"if test -e {shlex.quote(keep_if)}; then echo keep; elif test -e {shlex.quote(path)}; "
-        "then echo remove; else echo absent; fi",
-    )
-    if (state or "").strip() == "remove":
-        yield f"rm -f {shlex.quote(path)}"

@@ -9,7 +9,11 @@ before anything opens a socket.
 
 from __future__ import annotations
 
+import base64
+import difflib
+import io
 import logging
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,7 @@ from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
+from pyinfra.operations import files
 
 from provisioner.engine.hostkeys import UnreachableError, pin_host_keys
 from provisioner.errors import ProvisionerError
@@ -57,6 +62,9 @@ class _Recorded:
     # Operations this one runs only after (its `_if=other.did_change`); a preview must not count
     # it as a change unless they would change too.
     only_if_changed: list[Any] = field(default_factory=list)
+    # For a file placed with `put`: its path and, when it may be shown, its desired text.
+    path: str | None = None
+    shown: str | None = None
 
 
 @dataclass
@@ -64,6 +72,8 @@ class HostChanges:
     """What an apply (or a preview) changed on each host, as operation descriptions."""
 
     by_host: dict[str, list[str]] = field(default_factory=dict)
+    # A preview's lines under one change, keyed (host, description): a rendered file's diff.
+    details: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def add(self, host: str, description: str) -> None:
         self.by_host.setdefault(host, []).append(description)
@@ -101,14 +111,17 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _pin_host_keys(self) -> None:
+        pin_host_keys(self.hosts, self.known_hosts)
+
+    def _inventory_hosts(self) -> list[tuple[str, dict[str, Any]]]:
+        """pyinfra's (name, data) for each host: how to reach it over SSH."""
+        return [(host.name, pyinfra_host_data(host, self.known_hosts)) for host in self.hosts]
+
     def open(self) -> None:
         _quiet_pyinfra(self.verbose)
-        pin_host_keys(self.hosts, self.known_hosts)
-        names = [
-            (host.name, pyinfra_host_data(host, self.known_hosts))
-            for host in self.hosts
-        ]
-        inventory = Inventory((names, {}))
+        self._pin_host_keys()
+        inventory = Inventory((self._inventory_hosts(), {}))
         config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None)
         self.state = State(inventory, config)
         errors: dict[str, str] = {}
@@ -214,19 +227,62 @@ class Session:
         self._recorded.append(_Recorded(host.name, description, meta, _change_conditions(kwargs.get("_if"))))
         return meta
 
+    def put(self, host: SSHTarget, description: str, dest: str, content: str | bytes, *,
+            mode: str, show: bool = True, user: str = "root", group: str = "root") -> Any:
+        """Place a file with exactly `content`; returns its OperationMeta.
+
+        `show=False` for certificates and keys: a preview then says the file would be placed
+        but never shows (or diffs) what is in it."""
+        data = content.encode() if isinstance(content, str) else content
+        meta = self.op(host, description, files.put, src=io.BytesIO(data), dest=dest, mode=mode,
+                       user=user, group=group)
+        self._recorded[-1].path = dest
+        if show:
+            self._recorded[-1].shown = data.decode("utf-8", errors="replace")
+        return meta
+
     def preview(self) -> HostChanges:
-        """What apply() would change, from facts read now; changes nothing."""
+        """What apply() would change, from facts read now, with a unified diff for each
+        shown file that would change; changes nothing."""
         changes = HostChanges()
         from pyinfra.context import ctx_host, ctx_state
 
         assert self.state is not None
+        changed: list[_Recorded] = []
         with ctx_state.use(self.state):
             for rec in self._recorded:
                 with ctx_host.use(self._by_name[rec.host]):
                     if rec.meta.will_change and all(m.will_change for m in rec.only_if_changed):
                         changes.add(rec.host, rec.description)
+                        changed.append(rec)
+        shown = [rec for rec in changed if rec.shown is not None and rec.path]
+        if shown:
+            current = self._read_files(sorted({rec.path for rec in shown if rec.path}))
+            for rec in shown:
+                assert rec.path is not None and rec.shown is not None
+                before = current.get(rec.host, {}).get(rec.path)
+                changes.details[(rec.host, rec.description)] = unified_diff(
+                    rec.host, rec.path, before, rec.shown)
         self._recorded.clear()
         return changes
+
+    def _read_files(self, paths: list[str]) -> dict[str, dict[str, str | None]]:
+        """Each host's current text of `paths` (None where a file is missing), in one round
+        trip per host."""
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        command = (f'for f in {quoted}; do if [ -f "$f" ]; then printf "%s " "$f"; base64 -w0 "$f"; '
+                   'echo; fi; done; true')
+        found: dict[str, dict[str, str | None]] = {}
+        for name, result in self.run(command).items():
+            files_there: dict[str, str | None] = {}
+            for line in result.stdout.splitlines():
+                path, _, encoded = line.partition(" ")
+                try:
+                    files_there[path] = base64.b64decode(encoded).decode("utf-8", errors="replace")
+                except ValueError:
+                    continue
+            found[name] = files_there
+        return found
 
     def apply(self) -> HostChanges:
         """Run the collected operations on all hosts; raise naming each host that failed."""
@@ -252,6 +308,15 @@ class Session:
         if failures:
             raise HostCommandError("; ".join(failures) + " failed", output=output)
         return changes
+
+
+def unified_diff(host: str, path: str, before: str | None, after: str) -> list[str]:
+    """The lines of a unified diff from a host's current file to the desired one."""
+    old = [] if before is None else before.splitlines(keepends=True)
+    lines = difflib.unified_diff(old, after.splitlines(keepends=True),
+                                 fromfile=f"{host}:{path}" if before is not None else "/dev/null",
+                                 tofile=f"{host}:{path} (desired)")
+    return [line.rstrip("\n") for line in lines]
 
 
 def pyinfra_host_data(host: SSHTarget, known_hosts: Path) -> dict[str, Any]:

@@ -1,23 +1,20 @@
-"""What every phase receives: the spec, the cluster's local state, and how to reach hosts."""
+"""What every phase receives: the spec, the cluster's local state, the workflow, how to reach hosts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from provisioner.engine.session import Session
 from provisioner.spec import ClusterSpec, Host
 from provisioner.state import ClusterState
-from provisioner.workflow import Printer
+from provisioner.workflow import Phase, Printer
 
-# Where this project keeps its files on hosts; `delete cluster` removes exactly these.
-REMOTE_ROOT = "/opt/provisioner"
-REMOTE_VENV = f"{REMOTE_ROOT}/venv"
-REMOTE_WHEELHOUSE = f"{REMOTE_ROOT}/wheelhouse"
-REMOTE_PKI = "/etc/kubernetes/pki"
-REMOTE_ETCD_CONFIG = "/etc/etcd"
-ETCD_UNIT = "etcd.service"
-ETCD_UNIT_PATH = f"/etc/systemd/system/{ETCD_UNIT}"
+
+def _create_workflow() -> list[Phase]:
+    from provisioner.phases import CREATE_PHASES  # the package imports every phase module
+
+    return CREATE_PHASES
 
 
 @dataclass
@@ -25,8 +22,9 @@ class ClusterContext:
     spec: ClusterSpec
     state: ClusterState
     printer: Printer
-    dry_run: bool = False
     verbose: bool = False
+    # The create workflow whose declarations say what is owned on hosts (delete reads it too).
+    workflow: Sequence[Phase] = field(default_factory=_create_workflow)
 
     def session(self, hosts: Sequence[Host] | None = None) -> Session:
         return Session(
@@ -34,3 +32,10 @@ class ClusterContext:
             self.state.known_hosts,
             verbose=self.verbose,
         )
+
+    @property
+    def owned(self):
+        """Everything the workflow's phases own (provisioner.phases.owned.Owned)."""
+        from provisioner.phases.owned import ownership
+
+        return ownership(self.workflow)

@@ -1,8 +1,10 @@
-"""`delete cluster`: stop and remove exactly what `create cluster` put on the hosts.
+"""`delete cluster`'s default clean-up: stop and remove exactly what one phase owns on a host.
 
+`delete cluster` runs the create workflow's clean-ups in reverse order; a phase that declares
+what it owns (provisioner.phases.owned) and gives no clean-up of its own gets `remove_owned`.
 Create places files into directories that may have existed before (/etc/kubernetes, /etc/etcd)
-and may hold other things, so delete removes only the files and trees create owns, then the
-directories create made, and those only when nothing else is left in them. One probe per host
+and may hold other things, so this removes only the files and trees the phase owns, then the
+directories it made, and those only when nothing else is left in them. One probe per host
 says what is there; only what is present becomes an operation, so a second delete (or one run
 after an interrupted delete) reports nothing to change.
 """
@@ -16,21 +18,12 @@ from dataclasses import dataclass, field
 
 from pyinfra.operations import server, systemd
 
-from provisioner.phases.context import (
-    ETCD_UNIT,
-    ETCD_UNIT_PATH,
-    REMOTE_ETCD_CONFIG,
-    REMOTE_VENV,
-    REMOTE_WHEELHOUSE,
-    ClusterContext,
-)
-from provisioner.phases.pki import host_files
-from provisioner.spec import ClusterSpec, Host
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.owned import HostShare, Owned, Unit, deepest_first
+from provisioner.workflow import Phase, Plan
+from provisioner.workflow.phase import PlanFunction
 
-ETCD_INITIAL_ENV = f"{REMOTE_ETCD_CONFIG}/initial-cluster.env"
-# Where create's directories stop: these existed before (mkdir -p made what is below them).
-SYSTEM_PARENTS = ("/etc", "/opt")
+RELOAD = "systemd reload"
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,7 @@ class Removals:
     files: tuple[str, ...]
     trees: tuple[str, ...]
     directories: tuple[str, ...]  # deepest first
+    units: tuple[Unit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,48 +43,30 @@ class Step:
 
 
 @dataclass
-class Plan:
+class RemovalPlan:
     """What delete does on one host, given what the probe found there."""
 
-    stop_unit: bool = False
+    stop_units: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
 
     @property
     def unit_removed(self) -> bool:
-        return any(step.description == f"remove {ETCD_UNIT_PATH}" for step in self.steps)
+        return bool(self.stop_units)
 
 
-def created_directories(paths: list[str]) -> list[str]:
-    """The directories create made for `paths`: their parents up to a system parent."""
-    found: set[str] = set()
-    for path in paths:
-        parent = posixpath.dirname(path)
-        while parent not in SYSTEM_PARENTS and parent != "/":
-            found.add(parent)
-            parent = posixpath.dirname(parent)
-    return sorted(found, key=lambda d: (-d.count("/"), d))
-
-
-def host_removals(spec: ClusterSpec, host: Host) -> Removals:
-    """Everything create placed on `host`, from the same lists create works from."""
-    files = [remote for _, remote, _ in host_files(spec, host)]
-    trees = [REMOTE_VENV, REMOTE_WHEELHOUSE]
-    if host.is_etcd:
-        files = [ETCD_UNIT_PATH, ETCD_INITIAL_ENV, *files]
-        trees.append(spec.etcd.data_dir)
-    placed = [*files, REMOTE_VENV, REMOTE_WHEELHOUSE]
-    directories = created_directories([p for p in placed if p != ETCD_UNIT_PATH])
-    return Removals(tuple(files), tuple(trees), tuple(directories))
+def removals(share: HostShare) -> Removals:
+    """A host share as removals: unit files first (so units stop before their data goes)."""
+    return Removals(share.paths, share.data_dirs, share.directories, share.units)
 
 
 def merged(many: Iterable[Removals]) -> Removals:
     """Every path of several hosts' removals (for one probe that serves them all)."""
     many = list(many)
-    directories = {d for r in many for d in r.directories}
     return Removals(
         tuple(dict.fromkeys(f for r in many for f in r.files)),
         tuple(dict.fromkeys(t for r in many for t in r.trees)),
-        tuple(sorted(directories, key=lambda d: (-d.count("/"), d))),
+        tuple(deepest_first({d for r in many for d in r.directories})),
+        tuple(dict.fromkeys(u for r in many for u in r.units)),
     )
 
 
@@ -108,7 +84,7 @@ def probe_command(removals: Removals) -> str:
     )
 
 
-def plan(removals: Removals, probe_output: str) -> Plan:
+def removal_plan(removals: Removals, probe_output: str) -> RemovalPlan:
     """The steps that remove what is present; a directory only if nothing else is in it."""
     present: set[str] = set()
     entries: dict[str, set[str]] = {d: set() for d in removals.directories}
@@ -118,7 +94,7 @@ def plan(removals: Removals, probe_output: str) -> Plan:
             present.add(path)
         elif kind == "entry":
             entries.setdefault(posixpath.dirname(path), set()).add(path)
-    result = Plan(stop_unit=ETCD_UNIT_PATH in present)
+    result = RemovalPlan(stop_units=[u.name for u in removals.units if u.path in present])
     gone: set[str] = set()
     for path in removals.files:
         if path in present:
@@ -136,28 +112,32 @@ def plan(removals: Removals, probe_output: str) -> Plan:
     return result
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
-    spec = ctx.spec
-    removals = {host.name: host_removals(spec, host) for host in spec.hosts}
-    with ctx.session() as session:
+def remove_owned(owned: Owned) -> PlanFunction:
+    """The clean-up that removes what `owned` declares from every host that has it."""
+
+    def cleanup(ctx: ClusterContext, plan: Plan) -> None:
+        spec = ctx.spec
+        wanted = {host.name: removals(owned.share(spec, host)) for host in spec.hosts}
+        hosts = [h for h in spec.hosts if any((wanted[h.name].files, wanted[h.name].trees,
+                                                 wanted[h.name].directories))]
+        if not hosts:
+            return
+        session = plan.session
         # One probe for every host at once; each host's plan reads only its own paths.
-        found = session.run(probe_command(merged(removals.values())))
-        for host in spec.hosts:
-            steps = plan(removals[host.name], found[host.name].stdout)
-            if steps.stop_unit:
-                session.op(host, f"{ETCD_UNIT} stopped and disabled", systemd.service,
-                           service=ETCD_UNIT, running=False, enabled=False)
+        found = session.run(probe_command(merged(wanted.values())), hosts)
+        for host in hosts:
+            steps = removal_plan(wanted[host.name], found[host.name].stdout)
+            for unit in steps.stop_units:
+                session.op(host, f"{unit} stopped and disabled", systemd.service,
+                           service=unit, running=False, enabled=False)
             for step in steps.steps:
                 session.op(host, step.description, server.shell, commands=[step.command])
             if steps.unit_removed:
-                session.op(host, "systemd reload", systemd.daemon_reload)
-        changes = session.preview() if ctx.dry_run else session.apply()
-    for host, descriptions in changes.by_host.items():
-        for description in descriptions:
-            if description != "systemd reload":
-                outcome.add(host, description)
-    return outcome
+                session.op(host, RELOAD, systemd.daemon_reload)
+
+    return cleanup
 
 
-PHASE = Phase("delete", "removing what create installed from every host", run)
+def default_cleanup(phase: Phase) -> PlanFunction | None:
+    """What `delete` runs for a phase with no clean-up of its own: remove what it owns."""
+    return remove_owned(phase.owns) if isinstance(phase.owns, Owned) and phase.owns else None

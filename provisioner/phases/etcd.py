@@ -9,8 +9,8 @@ its certificates, so re-issued certificates restart it and nothing else does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import shlex
 import time
@@ -20,30 +20,46 @@ from pyinfra.operations import files, systemd
 
 from provisioner.engine.session import Session
 from provisioner.errors import ProvisionerError
-from provisioner.phases.context import (
-    ETCD_UNIT,
-    ETCD_UNIT_PATH,
-    REMOTE_ETCD_CONFIG,
-    REMOTE_PKI,
-    REMOTE_VENV,
-    ClusterContext,
-)
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.owned import REMOTE_PKI, REMOTE_VENV, DataDir, Directory, File, Owned, Unit
+from provisioner.pki.table import Certificate, Subject
 from provisioner.spec import ClusterSpec, Host
 from provisioner.templates import render
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.verify.etcd import etcdctl_tls_flags
+from provisioner.workflow import Phase, Plan
 
+ETCD = ("etcd",)
 ETCD_BINARY = f"{REMOTE_VENV}/bin/etcd"
 ETCDCTL_BINARY = f"{REMOTE_VENV}/bin/etcdctl"
+ETCD_PKI = f"{REMOTE_PKI}/etcd"
+CONFIG_DIR = "/etc/etcd"
+INITIAL_ENV = f"{CONFIG_DIR}/initial-cluster.env"
+UNIT = Unit("etcd.service", ETCD)
 METRICS_PORT = 2381
 HEALTH_TIMEOUT_SECONDS = 90
 
 
-def peer_url(spec: ClusterSpec, host: Host) -> str:
-    return f"https://{host.address}:{spec.etcd.peer_port}"
+def member_names(subject: Subject) -> list[str]:
+    """A member's certificates name it, its address and loopback."""
+    return [subject.host.name, "localhost", subject.host.address, "127.0.0.1", "::1"]
 
 
-def client_url(spec: ClusterSpec, host: Host) -> str:
-    return f"https://{host.address}:{spec.etcd.client_port}"
+OWNS = Owned(
+    certificates=tuple(
+        Certificate(f"etcd/{kind}", "etcd/ca", lambda s: s.host.name, sans=member_names,
+                    usages=("server", "client"), roles=ETCD, remote=f"{ETCD_PKI}/{kind}",
+                    per_host=True)
+        for kind in ("server", "peer")
+    ) + (
+        Certificate("etcd/healthcheck-client", "etcd/ca", "kube-etcd-healthcheck-client",
+                    organizations=("system:masters",), roles=ETCD,
+                    remote=f"{ETCD_PKI}/healthcheck-client"),
+    ),
+    files=(File(INITIAL_ENV, ETCD, mode="600"),),
+    directories=(Directory(CONFIG_DIR, ETCD, mode="700"),),
+    units=(UNIT,),
+    data_dirs=(DataDir(lambda spec: spec.etcd.data_dir, ETCD),),
+)
 
 
 def etcdctl(spec: ClusterSpec, *args: str, endpoint: str | None = None) -> str:
@@ -51,10 +67,8 @@ def etcdctl(spec: ClusterSpec, *args: str, endpoint: str | None = None) -> str:
 
     Every word is shell-quoted: member names and URLs come from the spec.
     """
-    pki = f"{REMOTE_PKI}/etcd"
     endpoint = endpoint or f"https://127.0.0.1:{spec.etcd.client_port}"
-    words = [ETCDCTL_BINARY, f"--endpoints={endpoint}", f"--cacert={pki}/ca.crt",
-             f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+    words = [ETCDCTL_BINARY, f"--endpoints={endpoint}", *etcdctl_tls_flags(ETCD_PKI),
              "--command-timeout=10s", *args]
     return "ETCDCTL_API=3 " + shlex.join(words)
 
@@ -69,8 +83,8 @@ def render_unit(spec: ClusterSpec, host: Host, certs_digest: str) -> str:
         peer_port=spec.etcd.peer_port,
         metrics_port=METRICS_PORT,
         data_dir=spec.etcd.data_dir,
-        config_dir=REMOTE_ETCD_CONFIG,
-        pki=f"{REMOTE_PKI}/etcd",
+        config_dir=CONFIG_DIR,
+        pki=ETCD_PKI,
         etcd_binary=ETCD_BINARY,
         certs_digest=certs_digest,
     )
@@ -111,25 +125,24 @@ def member_list(session: Session, spec: ClusterSpec, via: Host) -> list[dict]:
 
 
 def configure(ctx: ClusterContext, session: Session, host: Host, first_start_env: str | None) -> None:
+    """Add the operations for one member's config, data directory and unit (`session` is an
+    engine Session, or the roles' DirectOperations)."""
     spec = ctx.spec
-    session.op(host, f"directory {REMOTE_ETCD_CONFIG}", files.directory,
-               path=REMOTE_ETCD_CONFIG, mode="700", user="root", group="root")
+    session.op(host, f"directory {CONFIG_DIR}", files.directory,
+               path=CONFIG_DIR, mode="700", user="root", group="root")
     session.op(host, f"directory {spec.etcd.data_dir}", files.directory,
                path=spec.etcd.data_dir, mode="700", user="root", group="root")
     if first_start_env is not None:
-        session.op(host, "initial cluster settings", files.put,
-                   src=io.StringIO(first_start_env), dest=f"{REMOTE_ETCD_CONFIG}/initial-cluster.env",
-                   mode="600", user="root", group="root")
-    unit = session.op(host, f"unit {ETCD_UNIT}", files.put,
-                      src=io.StringIO(render_unit(spec, host, certs_digest(ctx, host))),
-                      dest=ETCD_UNIT_PATH, mode="644", user="root", group="root")
+        session.put(host, "initial cluster settings", INITIAL_ENV, first_start_env, mode="600")
+    unit = session.put(host, f"unit {UNIT.name}", UNIT.path,
+                       render_unit(spec, host, certs_digest(ctx, host)), mode="644")
     session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
     # Restart before ensuring it runs: pyinfra restarts only a unit that was already running,
     # so a member started for the first time is started once, not started and restarted.
-    session.op(host, f"{ETCD_UNIT} restarted for its new configuration", systemd.service,
-               service=ETCD_UNIT, running=None, restarted=True, _if=unit.did_change)
-    session.op(host, f"{ETCD_UNIT} running and enabled", systemd.service,
-               service=ETCD_UNIT, running=True, enabled=True)
+    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
+               service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
+    session.op(host, f"{UNIT.name} running and enabled", systemd.service,
+               service=UNIT.name, running=True, enabled=True)
 
 
 def wait_healthy(session: Session, spec: ClusterSpec, hosts: Sequence[Host]) -> None:
@@ -146,56 +159,43 @@ def wait_healthy(session: Session, spec: ClusterSpec, hosts: Sequence[Host]) -> 
             detail = "; ".join(f"{name}: {msg.splitlines()[-1] if msg else 'no answer'}" for name, msg in last.items())
             raise ProvisionerError(
                 f"etcd did not become healthy on {', '.join(last)} within {HEALTH_TIMEOUT_SECONDS}s "
-                f"({detail}); see `journalctl -u {ETCD_UNIT}` on those hosts"
+                f"({detail}); see `journalctl -u {UNIT.name}` on those hosts"
             )
-        time.sleep(2)
+        time.sleep(2)  # between polls, up to the deadline
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
+def plan_members(ctx: ClusterContext, plan: Plan) -> None:
     spec = ctx.spec
-    members = spec.etcd_hosts
-    with ctx.session(members) as session:
-        data = has_data(session, spec)
+    members = list(spec.etcd_hosts)
+    session = plan.session
+    data = has_data(session, spec)
     existing = [h for h in members if data[h.name]]
     joining = [h for h in members if not data[h.name]]
 
     if not existing:
         # Bootstrap: everyone starts together with the full member list.
-        initial = [(h.name, peer_url(spec, h)) for h in members]
-        with ctx.session(members) as session:
-            for host in members:
-                configure(ctx, session, host, render_initial_env(spec, host, initial, "new"))
-            changes = session.preview() if ctx.dry_run else session.apply()
-            outcome.merge(changes.by_host)
-            if not ctx.dry_run:
-                wait_healthy(session, spec, members)
-        return outcome
+        initial = [(h.name, spec.etcd_peer_url(h)) for h in members]
+        for host in members:
+            configure(ctx, session, host, render_initial_env(spec, host, initial, "new"))
+        plan.then(lambda: wait_healthy(session, spec, members), title="waiting for etcd health")
+        return
 
-    with ctx.session(existing) as session:
-        for host in existing:
-            configure(ctx, session, host, None)
-        changes = session.preview() if ctx.dry_run else session.apply()
-        outcome.merge(changes.by_host)
-        if not ctx.dry_run:
-            wait_healthy(session, spec, existing)
-
+    for host in existing:
+        configure(ctx, session, host, None)
+    plan.then(lambda: wait_healthy(session, spec, list(existing)), title="waiting for etcd health")
     for host in joining:
-        if ctx.dry_run:
-            outcome.add(host.name, "add as a new etcd member and start it")
-            continue
-        outcome.merge(join(ctx, host, existing).by_host)
-        existing.append(host)
-    return outcome
+        plan.then(functools.partial(join, ctx, host, existing),
+                  would=[(host.name, "add as a new etcd member and start it")])
 
 
-def join(ctx: ClusterContext, host: Host, existing: Sequence[Host]):
-    """Add `host` to the running cluster through a healthy member, then start it."""
+def join(ctx: ClusterContext, host: Host, existing: list[Host]) -> dict[str, list[str]]:
+    """Add `host` to the running cluster through a healthy member, then start it; it counts as
+    existing for the next host to join."""
     spec = ctx.spec
     via = existing[0]
     with ctx.session([via, host]) as session:
         current = member_list(session, spec, via)
-        url = peer_url(spec, host)
+        url = spec.etcd_peer_url(host)
         if not any(url in m.get("peerURLs", []) for m in current):
             session.check(via, etcdctl(spec, "member", "add", host.name, f"--peer-urls={url}"),
                           f"adding etcd member {host.name}")
@@ -204,14 +204,17 @@ def join(ctx: ClusterContext, host: Host, existing: Sequence[Host]):
         for member in current:
             member_url = member.get("peerURLs", [""])[0]
             name = member.get("name") or next(
-                (h.name for h in spec.etcd_hosts if peer_url(spec, h) == member_url), host.name
+                (h.name for h in spec.etcd_hosts if spec.etcd_peer_url(h) == member_url), host.name
             )
             initial.append((name, member_url))
         configure(ctx, session, host, render_initial_env(spec, host, initial, "existing"))
         changes = session.apply()
         changes.add(host.name, "joined the etcd cluster")
         wait_healthy(session, spec, [host])
-    return changes
+    existing.append(host)
+    return changes.by_host
 
 
-PHASE = Phase("etcd", "running one etcd member on every etcd host", run)
+PHASE = Phase("etcd", "running one etcd member on every etcd host", plan_members,
+              run_if=lambda ctx: bool(ctx.spec.etcd_hosts), hosts=lambda ctx: ctx.spec.etcd_hosts,
+              owns=OWNS)

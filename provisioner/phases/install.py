@@ -22,13 +22,27 @@ from pyinfra.operations import files
 
 from provisioner.engine.operations import venv_from_wheelhouse
 from provisioner.errors import ProvisionerError
-from provisioner.phases.context import REMOTE_ROOT, REMOTE_VENV, REMOTE_WHEELHOUSE, ClusterContext
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.owned import (
+    REMOTE_ROOT,
+    REMOTE_VENV,
+    REMOTE_WHEELHOUSE,
+    DataDir,
+    Directory,
+    Owned,
+)
 from provisioner.spec import Host
 from provisioner.state import state_root
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.workflow import Phase, Plan
 
 PROJECT = "provisioner"
+# Written last by the install, holding the wheelhouse digest: the one sign a venv is complete.
 VENV_MARKER = f"{REMOTE_VENV}/.provisioner-wheelhouse"
+
+OWNS = Owned(
+    directories=(Directory(REMOTE_ROOT),),
+    data_dirs=(DataDir(REMOTE_VENV, mode="755"), DataDir(REMOTE_WHEELHOUSE, mode="755")),
+)
 
 
 def project_root() -> Path:
@@ -134,28 +148,30 @@ def add_install_operations(ctx: ClusterContext, session: Any, host: Host,
         f"virtualenv {REMOTE_VENV} from the wheelhouse",
         venv_from_wheelhouse,
         venv=REMOTE_VENV,
+        marker=VENV_MARKER,
         wheelhouse=REMOTE_WHEELHOUSE,
         project_wheel=project_wheel.name,
         digest=digest,
     )
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
+def plan_install(ctx: ClusterContext, plan: Plan) -> None:
     ctx.state.ensure()
     project_wheel = build_wheelhouse(ctx.state.wheelhouse_dir, ctx.spec.artifacts.wheelhouse)
     digest = wheelhouse_digest(ctx.state.wheelhouse_dir)
-    with ctx.session() as session:
-        # One round trip tells which hosts already run this exact wheelhouse; syncing ~40
-        # wheels costs a checksum per file, so up-to-date hosts skip it entirely.
-        installed = session.run(f"cat {VENV_MARKER} 2>/dev/null || true")
-        for host in ctx.spec.hosts:
-            if installed[host.name].stdout.strip() == digest:
-                continue
-            add_install_operations(ctx, session, host, project_wheel, digest)
-        changes = session.preview() if ctx.dry_run else session.apply()
-    outcome.merge(changes.by_host)
-    return outcome
+    # One round trip tells which hosts already run this exact wheelhouse; syncing ~40
+    # wheels costs a checksum per file, so up-to-date hosts skip it entirely.
+    installed = plan.session.run(f"cat {VENV_MARKER} 2>/dev/null || true")
+    outdated = hosts_to_install(installed, digest)
+    for host in ctx.spec.hosts:
+        if host.name in outdated:
+            add_install_operations(ctx, plan.session, host, project_wheel, digest)
 
 
-PHASE = Phase("install", f"installing this project into {REMOTE_VENV} on every host", run)
+def hosts_to_install(markers: dict[str, Any], digest: str) -> list[str]:
+    """The hosts whose virtualenv marker (a CommandResult per host) is not `digest`."""
+    return [name for name, result in markers.items() if result.stdout.strip() != digest]
+
+
+PHASE = Phase("install", f"installing this project into {REMOTE_VENV} on every host", plan_install,
+              owns=OWNS)

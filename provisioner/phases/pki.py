@@ -1,131 +1,129 @@
-"""Phase `pki`: the cluster's certificates exist locally and each host holds its share.
+"""Phase `pki`: the cluster's certificate table is issued locally and each host holds its share.
 
-Certificates are generated once into the cluster's state directory and reused on re-runs
-(provisioner.pki decides what to re-issue). Each etcd member receives its own server and
-peer pair; control-plane hosts receive the cluster CA, the service-account keys and the
-API server's etcd client pair. Private keys land as 0600, never printed.
+`pki/certs` issues into the cluster's state directory what is missing or stale (reused on
+re-runs; provisioner.pki.cluster decides); `pki/place` puts each host's share of the table,
+as every phase declared it, in place (private keys 0600, never printed or diffed).
+
+This phase owns the authorities and the credentials no component phase owns yet; a component
+declares its own certificates in its module (see etcd.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
 
 from pyinfra.operations import files
 
-from provisioner.phases.context import REMOTE_PKI, ClusterContext
-from provisioner.pki.cluster import Member, ensure_cluster_pki
-from provisioner.spec import ClusterSpec, Host
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.owned import REMOTE_PKI, Owned
+from provisioner.pki.cluster import ensure_certificates, stale_certificates
+from provisioner.pki.table import (
+    Authority,
+    Certificate,
+    PlacedFile,
+    SigningKey,
+    Subject,
+    host_files,
+)
+from provisioner.spec import Host
+from provisioner.workflow import Phase, Plan
 
 LOCAL = "local"
+CONTROL_PLANE = ("control-plane",)
 
 
-def host_files(spec: ClusterSpec, host: Host) -> list[tuple[str, str, bool]]:
-    """(local name under pki_dir, remote path, is_secret) for everything `host` must hold."""
-    wanted: list[tuple[str, str, bool]] = []
-    if host.is_etcd:
-        wanted += [
-            ("etcd/ca.crt", f"{REMOTE_PKI}/etcd/ca.crt", False),
-            (f"etcd/server-{host.name}.crt", f"{REMOTE_PKI}/etcd/server.crt", False),
-            (f"etcd/server-{host.name}.key", f"{REMOTE_PKI}/etcd/server.key", True),
-            (f"etcd/peer-{host.name}.crt", f"{REMOTE_PKI}/etcd/peer.crt", False),
-            (f"etcd/peer-{host.name}.key", f"{REMOTE_PKI}/etcd/peer.key", True),
-            ("etcd/healthcheck-client.crt", f"{REMOTE_PKI}/etcd/healthcheck-client.crt", False),
-            ("etcd/healthcheck-client.key", f"{REMOTE_PKI}/etcd/healthcheck-client.key", True),
-        ]
-    if host.is_control_plane:
-        if not host.is_etcd:
-            wanted.append(("etcd/ca.crt", f"{REMOTE_PKI}/etcd/ca.crt", False))
-        wanted += [
-            ("ca.crt", f"{REMOTE_PKI}/ca.crt", False),
-            ("ca.key", f"{REMOTE_PKI}/ca.key", True),
-            ("sa.key", f"{REMOTE_PKI}/sa.key", True),
-            ("sa.pub", f"{REMOTE_PKI}/sa.pub", False),
-            ("apiserver-etcd-client.crt", f"{REMOTE_PKI}/apiserver-etcd-client.crt", False),
-            ("apiserver-etcd-client.key", f"{REMOTE_PKI}/apiserver-etcd-client.key", True),
-        ]
-    return wanted
+def apiserver_names(subject: Subject) -> list[str]:
+    """The API server's serving names: in-cluster DNS, the first service IP, every
+    control-plane host, so clients inside and outside the cluster can verify it."""
+    spec = subject.spec
+    names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+             f"kubernetes.default.svc.{spec.networking.dns_domain}", "localhost",
+             str(next(spec.networking.service_cidr.hosts())), "127.0.0.1"]
+    for host in spec.control_plane_hosts:
+        names += [host.name, host.address]
+    return names
 
 
-def ensure_local(spec: ClusterSpec, pki_dir: Path) -> list[str]:
-    return ensure_cluster_pki(
-        pki_dir,
-        etcd_members=[Member(h.name, h.address) for h in spec.etcd_hosts],
-        control_plane=[Member(h.name, h.address) for h in spec.control_plane_hosts],
-        service_cluster_ip=str(next(spec.networking.service_cidr.hosts())),
-        dns_domain=spec.networking.dns_domain,
-    )
+CERTIFICATES = (
+    Authority("etcd/ca", "etcd-ca", f"{REMOTE_PKI}/etcd/ca", roles=("etcd", *CONTROL_PLANE)),
+    Authority("ca", "kubernetes", f"{REMOTE_PKI}/ca", key_roles=CONTROL_PLANE),
+    SigningKey("sa", f"{REMOTE_PKI}/sa", roles=CONTROL_PLANE),
+    # Kept on the operator until the control-plane phase places it.
+    Certificate("apiserver", "ca", "kube-apiserver", sans=apiserver_names, usages=("server",)),
+    Certificate("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client",
+                remote=f"{REMOTE_PKI}/apiserver-etcd-client", roles=CONTROL_PLANE),
+    Certificate("admin", "ca", "kubernetes-admin", organizations=("system:masters",)),
+)
 
 
-def add_host_files(spec: ClusterSpec, pki_dir: Path, session: Any, host: Host) -> None:
-    """Add the operations that place `host`'s share of the PKI (private keys 0600)."""
-    for directory in sorted({str(Path(r).parent) for _, r, _ in host_files(spec, host)}):
-        session.op(host, f"directory {directory}", files.directory,
-                   path=directory, mode="700", user="root", group="root")
-    for local, remote, secret in host_files(spec, host):
-        session.op(
-            host,
-            f"place {remote}",
-            files.put,
-            src=io.BytesIO((pki_dir / local).read_bytes()),
-            dest=remote,
-            mode="600" if secret else "644",
-            user="root",
-            group="root",
-        )
-
-
-def placed_files_probe(spec: ClusterSpec) -> str:
-    """A command printing `sha256 mode owner:group path` for every PKI file any host may hold."""
-    paths = sorted({remote for host in spec.hosts for _, remote, _ in host_files(spec, host)})
+def placed_files_probe(paths: list[str]) -> str:
+    """A command printing `sha256 mode owner:group path` for each of `paths` that exists."""
     quoted = " ".join(shlex.quote(p) for p in paths)
     return (f"for f in {quoted}; do test -f \"$f\" && echo \"$(sha256sum < \"$f\" | cut -d' ' -f1) "
             f"$(stat -c '%a %U:%G' \"$f\") $f\"; done; true")
 
 
-def host_matches(spec: ClusterSpec, pki_dir: Path, host: Host, probe_output: str) -> bool:
-    """Whether every file `host` must hold is already there with the right content and mode."""
+def mismatched(pki_dir: Path, wanted: list[PlacedFile], probe_output: str) -> list[PlacedFile]:
+    """The files of `wanted` not already on the host with the right content, mode and owner."""
     seen = {}
     for line in probe_output.splitlines():
         parts = line.split()
         if len(parts) == 4:
             seen[parts[3]] = tuple(parts[:3])
-    for local, remote, secret in host_files(spec, host):
-        wanted = (hashlib.sha256((pki_dir / local).read_bytes()).hexdigest(),
-                  "600" if secret else "644", "root:root")
-        if seen.get(remote) != wanted:
-            return False
-    return True
+    return [f for f in wanted
+            if seen.get(f.remote) != (hashlib.sha256((pki_dir / f.local).read_bytes()).hexdigest(),
+                                      f.mode, "root:root")]
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
-    spec = ctx.spec
-    with tempfile.TemporaryDirectory(prefix="provisioner-pki-") as scratch:
-        pki_dir = ctx.state.pki_dir
-        if ctx.dry_run:
-            # Work on a copy so a dry run shows what would be issued without issuing it.
-            pki_dir = Path(scratch) / "pki"
-            if ctx.state.pki_dir.exists():
-                shutil.copytree(ctx.state.pki_dir, pki_dir)
-        for name in ensure_local(spec, pki_dir):
-            outcome.add(LOCAL, f"issue {name}")
-        with ctx.session() as session:
-            # One round trip per host says which files already match (content, mode, owner);
-            # pyinfra's per-file facts would cost a round trip for each of a dozen files.
-            in_place = session.run(placed_files_probe(spec))
-            for host in spec.hosts:
-                if not host_matches(spec, pki_dir, host, in_place[host.name].stdout):
-                    add_host_files(spec, pki_dir, session, host)
-            changes = session.preview() if ctx.dry_run else session.apply()
-        outcome.merge(changes.by_host)
-    return outcome
+def add_host_files(pki_dir: Path, session, host: Host, wanted: list[PlacedFile]) -> None:
+    """Add the operations that place `wanted` on `host` (directories 0700, keys 0600)."""
+    for directory in sorted({str(Path(f.remote).parent) for f in wanted}):
+        session.op(host, f"directory {directory}", files.directory,
+                   path=directory, mode="700", user="root", group="root")
+    for placed in wanted:
+        session.put(host, f"place {placed.remote}", placed.remote,
+                    (pki_dir / placed.local).read_bytes(), mode=placed.mode, show=False)
 
 
-PHASE = Phase("pki", "issuing certificates and placing each host's share", run)
+def issue(ctx: ClusterContext, plan: Plan) -> None:
+    rows = ctx.owned.certificates
+    stale = stale_certificates(ctx.state.pki_dir, rows, ctx.spec)
+    if stale:
+        plan.then(lambda: {LOCAL: [f"issue {n}" for n in ensure_certificates(ctx.state.pki_dir,
+                                                                               rows, ctx.spec)]},
+                  would=[(LOCAL, f"issue {name}") for name in stale])
+
+
+def place(ctx: ClusterContext, plan: Plan) -> None:
+    spec, pki_dir = ctx.spec, ctx.state.pki_dir
+    rows = ctx.owned.certificates
+    # In a real run `pki/certs` has issued everything; in a dry run, what it would issue is
+    # not on disk yet, and placing it is a change only the dry run reports.
+    stale = set(stale_certificates(pki_dir, rows, spec))
+    shares = {h.name: host_files(rows, spec, h) for h in spec.hosts}
+    paths = sorted({f.remote for share in shares.values() for f in share})
+    if not paths:
+        return
+    # One round trip per host says which files already match (content, mode, owner);
+    # pyinfra's per-file facts would cost a round trip for each of a dozen files.
+    in_place = plan.session.run(placed_files_probe(paths))
+    for host in spec.hosts:
+        ready = [f for f in shares[host.name] if f.local.rsplit(".", 1)[0] not in stale]
+        for pending in shares[host.name]:
+            if pending not in ready:
+                plan.would(host.name, f"place {pending.remote}")
+        wrong = mismatched(pki_dir, ready, in_place[host.name].stdout)
+        if wrong:
+            add_host_files(pki_dir, plan.session, host, wrong)
+
+
+PHASE = Phase(
+    "pki", "issuing certificates and placing each host's share",
+    phases=(
+        Phase("certs", "issuing the certificate table into local state", issue),
+        Phase("place", "placing each host's share of the certificates", place),
+    ),
+    owns=Owned(certificates=CERTIFICATES),
+)

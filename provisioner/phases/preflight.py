@@ -12,8 +12,9 @@ import sys
 import time
 
 from provisioner.errors import ProvisionerError
-from provisioner.phases.context import ETCD_UNIT, ClusterContext
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.etcd import UNIT as ETCD_UNIT
+from provisioner.workflow import Phase, Plan
 
 MAX_CLOCK_SKEW_SECONDS = 30
 MIN_FREE_DISK_MB = 1024
@@ -46,7 +47,7 @@ PY
 
 
 def probe_command(ports: list[int]) -> str:
-    return PROBE.replace("{unit}", ETCD_UNIT).replace("{ports}", " ".join(map(str, ports)))
+    return PROBE.replace("{unit}", ETCD_UNIT.name).replace("{ports}", " ".join(map(str, ports)))
 
 
 def parse_probe(stdout: str) -> dict[str, str]:
@@ -107,14 +108,14 @@ def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operat
     return problems
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
+def probe_hosts(ctx: ClusterContext, plan: Plan) -> None:
+    """Only reads: every problem is raised at once, before any phase changes anything."""
     spec = ctx.spec
     ports = [spec.etcd.client_port, spec.etcd.peer_port]
-    with ctx.session() as session:
-        started = time.time()
-        results = session.run(probe_command(ports))
-        finished = time.time()
+    session = plan.session  # connecting pins each host's key on first contact
+    started = time.time()
+    results = session.run(probe_command(ports))
+    finished = time.time()
     problems: list[str] = []
     for host in spec.hosts:
         result = results[host.name]
@@ -127,10 +128,9 @@ def run(ctx: ClusterContext) -> PhaseOutcome:
         ):
             problems.append(f"host {host.name}: {problem}")
         if not any(p.startswith(f"host {host.name}:") for p in problems):
-            outcome.notes.append(f"{host.name}: ok ({facts.get('os')}, python {facts.get('python')})")
+            plan.note(f"{host.name}: ok ({facts.get('os')}, python {facts.get('python')})")
     if problems:
         raise ProvisionerError("hosts are not ready:\n  " + "\n  ".join(problems))
-    return outcome
 
 
-PHASE = Phase("preflight", "checking that every host is reachable and fit", run)
+PHASE = Phase("preflight", "checking that every host is reachable and fit", probe_hosts)

@@ -1,18 +1,20 @@
 """Phase `verify`: the smoke tests pass; the last phase of `create cluster`.
 
-`require_created` is the one check, shared with `provisioner verify`, that there is a cluster
-to test at all: without its local certificates every smoke test would fail for no reason the
-user can act on.
+`smoke_tests` is shared with `provisioner verify`: what the workflow declares it owns is on
+every host with its mode, then the etcd checks. `require_created` is the one check that there
+is a cluster to test at all: without its local certificates every smoke test would fail for no
+reason the user can act on.
 """
 
 from __future__ import annotations
 
-from provisioner.errors import ProvisionerError, VerifyFailedError
+from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.spec import ClusterSpec
 from provisioner.state import ClusterState
-from provisioner.verify import etcd_checks
-from provisioner.workflow import Phase, PhaseOutcome
+from provisioner.verify import CheckResult, etcd_checks
+from provisioner.verify.files import file_checks
+from provisioner.workflow import Phase, Plan
 
 
 def require_created(spec: ClusterSpec, state: ClusterState) -> None:
@@ -24,23 +26,39 @@ def require_created(spec: ClusterSpec, state: ClusterState) -> None:
         )
 
 
-def run(ctx: ClusterContext) -> PhaseOutcome:
-    outcome = PhaseOutcome()
-    if ctx.dry_run:
-        outcome.notes.append("skipped in a dry run (it only reads, but the cluster may not exist yet)")
-        return outcome
-    require_created(ctx.spec, ctx.state)
-    results = etcd_checks(ctx.spec, ctx.state.pki_dir)
+def smoke_tests(ctx: ClusterContext) -> list[CheckResult]:
+    spec = ctx.spec
+    require_created(spec, ctx.state)
+    owned = ctx.owned
+    shares = {host.name: owned.share(spec, host) for host in spec.hosts}
+    with ctx.session() as session:
+        results = file_checks(session, shares, list(spec.hosts))
+    return results + etcd_checks(spec, ctx.state.pki_dir)
+
+
+def failure_summary(results: list[CheckResult]) -> str | None:
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return None
+    return (f"{len(failed)} of {len(results)} smoke tests failed: "
+            + "; ".join(f"{r.check} [{r.target}]" for r in failed))
+
+
+def run_smoke_tests(ctx: ClusterContext) -> None:
+    from provisioner.errors import VerifyFailedError
+
+    results = smoke_tests(ctx)
     for result in results:
         ctx.printer.note("verify", result.line())
-    failed = [r for r in results if not r.ok]
+    failed = failure_summary(results)
     if failed:
-        raise VerifyFailedError(
-            f"{len(failed)} of {len(results)} smoke tests failed: "
-            + "; ".join(f"{r.check} [{r.target}]" for r in failed)
-        )
-    outcome.notes.append(f"all {len(results)} smoke tests passed")
-    return outcome
+        raise VerifyFailedError(failed)
+    ctx.printer.note("verify", f"all {len(results)} smoke tests passed")
 
 
-PHASE = Phase("verify", "running smoke tests", run)
+def plan_smoke_tests(ctx: ClusterContext, plan: Plan) -> None:
+    # Only reads, but in a dry run the cluster may not exist yet.
+    plan.then(lambda: run_smoke_tests(ctx), title="smoke tests")
+
+
+PHASE = Phase("verify", "running smoke tests", plan_smoke_tests)

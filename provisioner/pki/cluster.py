@@ -1,16 +1,19 @@
-"""The whole PKI of one cluster, kept in one directory and reused on re-runs.
+"""Issuing a cluster's certificate table into one local directory, reused on re-runs.
 
-`ensure_cluster_pki` issues what is missing or no longer matches the spec (a new member, a
+`ensure_certificates` issues what is missing or no longer matches its row (a new member, a
 changed address, an expiring certificate) and leaves everything else byte-identical, so a
-second run reports no change. A CA that is re-created re-issues everything it signed.
+second run reports no change; `stale_certificates` says the same without writing anything
+(what a dry run shows). A CA that is (re-)created re-issues everything it signed.
+`expirations` reads the issued files for `certs check-expiration`.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from provisioner.pki.certs import (
     CertKeyPair,
@@ -20,67 +23,32 @@ from provisioner.pki.certs import (
     new_signing_key,
     write_signing_key,
 )
+from provisioner.pki.table import Authority, Certificate, Row, SigningKey, Subject, has_role
 
 
 @dataclass(frozen=True)
-class Member:
+class Wanted:
+    """One certificate to hold, resolved from its row for this cluster (and host)."""
+
+    row: Certificate
     name: str
-    address: str
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    name: str  # path under pki_dir without suffix, e.g. "etcd/server-cp1"
-    ca: str  # "etcd/ca" or "ca"
     common_name: str
-    organizations: tuple[str, ...] = ()
-    dns_names: tuple[str, ...] = ()
-    ip_addresses: tuple[str, ...] = ()
-    server: bool = False
-    client: bool = False
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _member_names(member: Member) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    dns = [member.name, "localhost"]
-    ips = ["127.0.0.1", "::1"]
-    if _is_ip(member.address):
-        ips.insert(0, member.address)
-    elif member.address not in dns:
-        dns.append(member.address)
-    return tuple(dns), tuple(ips)
-
-
-def _apiserver_leaf(control_plane: Sequence[Member], service_cluster_ip: str, dns_domain: str) -> _Leaf:
-    dns = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-           f"kubernetes.default.svc.{dns_domain}", "localhost"]
-    ips = [service_cluster_ip, "127.0.0.1"]
-    for member in control_plane:
-        dns.append(member.name)
-        (ips if _is_ip(member.address) else dns).append(member.address)
-    return _Leaf("apiserver", "ca", "kube-apiserver", dns_names=tuple(dict.fromkeys(dns)),
-                 ip_addresses=tuple(dict.fromkeys(ips)), server=True)
-
-
-def _leaves(etcd_members: Sequence[Member], apiserver: _Leaf) -> list[_Leaf]:
-    leaves: list[_Leaf] = [apiserver]
-    for member in etcd_members:
-        dns, ips = _member_names(member)
-        for kind in ("server", "peer"):
-            leaves.append(_Leaf(f"etcd/{kind}-{member.name}", "etcd/ca", member.name,
-                                dns_names=dns, ip_addresses=ips, server=True, client=True))
-    leaves.append(_Leaf("etcd/healthcheck-client", "etcd/ca", "kube-etcd-healthcheck-client",
-                        organizations=("system:masters",), client=True))
-    leaves.append(_Leaf("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client", client=True))
-    leaves.append(_Leaf("admin", "ca", "kubernetes-admin", organizations=("system:masters",), client=True))
-    return leaves
+def wanted_certificates(rows: Sequence[Row], spec: Any) -> list[Wanted]:
+    """Every leaf certificate of the table for `spec`: per-host rows once per host."""
+    wanted = []
+    for row in rows:
+        if not isinstance(row, Certificate):
+            continue
+        subjects = ([Subject(spec, h) for h in spec.hosts if has_role(h, row.roles)]
+                    if row.per_host else [Subject(spec)])
+        for subject in subjects:
+            dns, ips = row.alt_names(subject)
+            wanted.append(Wanted(row, row.local_name(subject), row.subject_name(subject), dns, ips))
+    return wanted
 
 
 def load_pair(pki_dir: Path, name: str) -> CertKeyPair:
@@ -88,54 +56,91 @@ def load_pair(pki_dir: Path, name: str) -> CertKeyPair:
     return CertKeyPair.load(path.parent, path.name)
 
 
-def _ensure_ca(pki_dir: Path, name: str, common_name: str, created: list[str]) -> CertKeyPair:
+def _exists(pki_dir: Path, name: str) -> bool:
     path = pki_dir / name
-    if CertKeyPair.exists(path.parent, path.name):
-        return CertKeyPair.load(path.parent, path.name)
-    ca = new_ca(common_name)
-    ca.save(path.parent, path.name)
-    created.append(name)
-    return ca
+    return CertKeyPair.exists(path.parent, path.name)
 
 
-def ensure_cluster_pki(
-    pki_dir: Path,
-    *,
-    etcd_members: Sequence[Member],
-    control_plane: Sequence[Member],
-    service_cluster_ip: str = "10.96.0.1",
-    dns_domain: str = "cluster.local",
-) -> list[str]:
-    """Issue what is missing or stale; return the names issued ([] when nothing changed).
+def _current(pki_dir: Path, want: Wanted, ca: CertKeyPair | None) -> bool:
+    if ca is None or not _exists(pki_dir, want.name):
+        return False
+    return matches(load_pair(pki_dir, want.name), ca, common_name=want.common_name,
+                   organizations=want.row.organizations, dns_names=want.dns_names,
+                   ip_addresses=want.ip_addresses)
 
-    The API server's serving certificate names every control-plane host, the first service IP
-    and the in-cluster DNS names, so clients inside and outside the cluster can verify it.
-    """
+
+def _signing_key_present(pki_dir: Path, row: SigningKey) -> bool:
+    return (pki_dir / f"{row.name}.key").exists() and (pki_dir / f"{row.name}.pub").exists()
+
+
+def stale_certificates(pki_dir: Path, rows: Sequence[Row], spec: Any) -> list[str]:
+    """The names `ensure_certificates` would issue now; writes nothing."""
+    stale: list[str] = []
+    cas: dict[str, CertKeyPair | None] = {}
+    for row in rows:
+        if isinstance(row, Authority):
+            present = _exists(pki_dir, row.name)
+            cas[row.name] = load_pair(pki_dir, row.name) if present else None
+            if not present:
+                stale.append(row.name)
+    for want in wanted_certificates(rows, spec):
+        if not _current(pki_dir, want, cas.get(want.row.ca)):
+            stale.append(want.name)
+    stale += [row.name for row in rows
+              if isinstance(row, SigningKey) and not _signing_key_present(pki_dir, row)]
+    return stale
+
+
+def ensure_certificates(pki_dir: Path, rows: Sequence[Row], spec: Any) -> list[str]:
+    """Issue what is missing or stale; return the names issued ([] when nothing changed)."""
     pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    created: list[str] = []
-    cas = {
-        "etcd/ca": _ensure_ca(pki_dir, "etcd/ca", "etcd-ca", created),
-        "ca": _ensure_ca(pki_dir, "ca", "kubernetes", created),
-    }
-    apiserver = _apiserver_leaf(control_plane, service_cluster_ip, dns_domain)
-    for leaf in _leaves(etcd_members, apiserver):
-        ca = cas[leaf.ca]
-        path = pki_dir / leaf.name
-        if CertKeyPair.exists(path.parent, path.name) and matches(
-            CertKeyPair.load(path.parent, path.name),
-            ca,
-            common_name=leaf.common_name,
-            organizations=leaf.organizations,
-            dns_names=leaf.dns_names,
-            ip_addresses=leaf.ip_addresses,
-        ):
+    issued: list[str] = []
+    cas: dict[str, CertKeyPair] = {}
+    for row in rows:
+        if isinstance(row, Authority):
+            if _exists(pki_dir, row.name):
+                cas[row.name] = load_pair(pki_dir, row.name)
+            else:
+                path = pki_dir / row.name
+                cas[row.name] = new_ca(row.common_name, days=row.days)
+                cas[row.name].save(path.parent, path.name)
+                issued.append(row.name)
+    for want in wanted_certificates(rows, spec):
+        ca = cas[want.row.ca]
+        if _current(pki_dir, want, ca):
             continue
-        pair = issue(ca, leaf.common_name, organizations=leaf.organizations,
-                     dns_names=leaf.dns_names, ip_addresses=leaf.ip_addresses,
-                     server=leaf.server, client=leaf.client)
+        pair = issue(ca, want.common_name, organizations=want.row.organizations,
+                     dns_names=want.dns_names, ip_addresses=want.ip_addresses,
+                     server="server" in want.row.usages, client="client" in want.row.usages,
+                     days=want.row.days)
+        path = pki_dir / want.name
         pair.save(path.parent, path.name)
-        created.append(leaf.name)
-    if not ((pki_dir / "sa.key").exists() and (pki_dir / "sa.pub").exists()):
-        write_signing_key(pki_dir, "sa", new_signing_key())
-        created.append("sa")
-    return created
+        issued.append(want.name)
+    for row in rows:
+        if isinstance(row, SigningKey) and not _signing_key_present(pki_dir, row):
+            write_signing_key(pki_dir, row.name, new_signing_key())
+            issued.append(row.name)
+    return issued
+
+
+@dataclass(frozen=True)
+class Expiration:
+    """One issued certificate's expiry, as `certs check-expiration` lists it."""
+
+    name: str
+    authority: str  # the signing CA's name; "" for a CA itself
+    expires: dt.datetime | None  # None: not issued yet
+
+    def residual(self, now: dt.datetime) -> dt.timedelta | None:
+        return None if self.expires is None else self.expires - now
+
+
+def expirations(pki_dir: Path, rows: Sequence[Row], spec: Any) -> list[Expiration]:
+    """Every CA and certificate of the table, with when its issued file expires."""
+
+    def expiry(name: str) -> dt.datetime | None:
+        return load_pair(pki_dir, name).cert.not_valid_after_utc if _exists(pki_dir, name) else None
+
+    found = [Expiration(r.name, "", expiry(r.name)) for r in rows if isinstance(r, Authority)]
+    found += [Expiration(w.name, w.row.ca, expiry(w.name)) for w in wanted_certificates(rows, spec)]
+    return found

@@ -114,6 +114,14 @@ class ClusterSpec:
     def worker_hosts(self) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if h.is_worker)
 
+    def etcd_client_url(self, host: Host) -> str:
+        """Where etcd clients reach the member on `host` (TLS only)."""
+        return f"https://{host.address}:{self.etcd.client_port}"
+
+    def etcd_peer_url(self, host: Host) -> str:
+        """Where the other members reach the member on `host` (TLS only)."""
+        return f"https://{host.address}:{self.etcd.peer_port}"
+
     def host(self, name: str) -> Host:
         """The host called `name`; KeyError naming the known hosts if there is none."""
         for candidate in self.hosts:

@@ -23,6 +23,13 @@ from provisioner.verify.checks import CheckResult
 READ_BACK_SECONDS = 10.0
 
 
+def etcdctl_tls_flags(directory: object) -> list[str]:
+    """etcdctl's TLS flags as the healthcheck client, from the directory holding the etcd CA
+    and that client's pair (the hosts' /etc/kubernetes/pki/etcd, or the operator's copy)."""
+    return [f"--cacert={directory}/ca.crt", f"--cert={directory}/healthcheck-client.crt",
+            f"--key={directory}/healthcheck-client.key"]
+
+
 def etcdctl_path() -> str:
     candidate = Path(sys.executable).parent / "etcdctl"
     if candidate.exists():
@@ -39,16 +46,11 @@ class Etcdctl:
         self.pki = pki_dir / "etcd"
         self.binary = etcdctl_path()
 
-    def endpoint(self, host: Host) -> str:
-        return f"https://{host.address}:{self.spec.etcd.client_port}"
-
     def __call__(self, host: Host, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         command = [
             self.binary,
-            f"--endpoints={self.endpoint(host)}",
-            f"--cacert={self.pki / 'ca.crt'}",
-            f"--cert={self.pki / 'healthcheck-client.crt'}",
-            f"--key={self.pki / 'healthcheck-client.key'}",
+            f"--endpoints={self.spec.etcd_client_url(host)}",
+            *etcdctl_tls_flags(self.pki),
             "--dial-timeout=5s",
             "--command-timeout=5s",
             *args,
@@ -86,7 +88,7 @@ def check_member_list(ctl: Etcdctl, healthy: list[Host]) -> CheckResult:
         return CheckResult("etcd member list matches spec", "cluster", False, _last_line(result.stderr))
     members = json.loads(result.stdout).get("members", [])
     actual = sorted((m.get("name", ""), tuple(m.get("peerURLs", []))) for m in members)
-    wanted = sorted((h.name, (f"https://{h.address}:{spec.etcd.peer_port}",)) for h in spec.etcd_hosts)
+    wanted = sorted((h.name, (spec.etcd_peer_url(h),)) for h in spec.etcd_hosts)
     ok = actual == wanted
     detail = f"{len(members)} members: {', '.join(n or '(unstarted)' for n, _ in actual)}"
     if not ok:

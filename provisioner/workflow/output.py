@@ -28,6 +28,11 @@ class Printer:
     def note(self, phase: str, message: str) -> None:
         self._write(f"[{phase}] {message}")
 
+    def details(self, lines: list[str]) -> None:
+        """Lines shown under a change, indented (a dry run's diff of a rendered file)."""
+        for line in lines:
+            self._write(f"    {line}")
+
     def phase_end(self, name: str, changes: int, seconds: float, dry_run: bool) -> None:
         if changes == 0:
             summary = "no changes"

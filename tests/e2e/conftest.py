@@ -29,7 +29,8 @@ from provisioner.lab import Lab, LabHost
 from provisioner.lab.machine import CGROUP_ROOT, mounts_under
 from provisioner.lab.network import bridge_name, link_exists
 
-SHARED_LAB_NAME = "e2e"
+# Overridable so two people (or CI jobs) on one machine do not share a lab.
+SHARED_LAB_NAME = os.environ.get("PROVISIONER_E2E_LAB", "e2e")
 
 
 def lab_processes(lab_name: str) -> list[int]:

@@ -1,7 +1,8 @@
 """End to end on the local lab: create, grow, verify, break, converge, pin, delete.
 
 Real hosts (systemd-nspawn machines with systemd and sshd), real SSH, real etcd: nothing here
-is mocked. The tests form one story on one lab and run in file order.
+is mocked. The tests tell one story on one lab in file order, and each can also run alone:
+`cluster.ensure(...)` creates the cluster a test starts from unless this session already did.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 import paramiko
 import pytest
 import yaml
+
+from provisioner.phases import CREATE_PHASES
+from provisioner.workflow import select_phases
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +37,23 @@ class Cluster:
         self.hosts = inventory["hosts"]
         self.key = inventory["ssh"]["key"]
         self.address = {h["name"]: h["address"] for h in self.hosts}
+        self.created: str | None = None  # the spec file of the last successful create
+
+    def ensure(self, name: str, hosts: list[dict]) -> Path:
+        """The cluster of spec `name` exists (created now unless it was the last one made)."""
+        path = self.spec(name, hosts)
+        if self.created != name:
+            _ok(self.create(path))
+        return path
+
+    def create(self, spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self.cli("create", "cluster", "-f", str(spec), *args)
+        if result.returncode == 0 and "--dry-run" not in args and "--only" not in args:
+            self.created = spec.name
+        return result
+
+    def three(self) -> Path:
+        return self.ensure("three.yaml", self.hosts)
 
     def spec(self, name: str, hosts: list[dict], **ssh: object) -> Path:
         document = {
@@ -77,12 +98,12 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 def test_two_member_cluster_is_created_and_verified(cluster):
     hosts = cluster.hosts[:2]
     spec = cluster.spec("two.yaml", hosts)
-    result = cluster.cli("create", "cluster", "-f", str(spec))
+    result = cluster.create(spec)
     out = _ok(result)
     # An even member count is allowed but warned about.
     assert "2 etcd members cannot survive the loss of one" in result.stderr
-    for phase in ("preflight", "pki", "install", "etcd", "verify"):
-        assert f"[{phase}] done in" in out
+    for selected in select_phases(CREATE_PHASES):
+        assert f"[{selected.path}] done in" in out
     assert f"[etcd] {hosts[0]['name']}: changed: etcd.service running and enabled" in out
     assert "PASS etcd write is replicated" in out
     # Private keys on hosts are 0600 and the unit is enabled under systemd.
@@ -98,7 +119,7 @@ def test_port_in_use_on_a_new_host_is_reported_and_nothing_changes(cluster, lab_
     code, _, err = lab_ssh(third, "systemd-run --unit=squatter python3 -m http.server 2380")
     assert code == 0, err
     try:
-        result = cluster.cli("create", "cluster", "-f", str(cluster.spec("three.yaml", cluster.hosts)))
+        result = cluster.create(cluster.spec("three.yaml", cluster.hosts))
         assert result.returncode == 1
         assert f"host {third}: port 2380 already in use by another program" in result.stderr
         assert "Traceback" not in result.stderr
@@ -109,9 +130,15 @@ def test_port_in_use_on_a_new_host_is_reported_and_nothing_changes(cluster, lab_
 
 
 def test_adding_a_third_host_joins_it_as_a_member(cluster):
+    cluster.ensure("two.yaml", cluster.hosts[:2])
     spec = cluster.spec("three.yaml", cluster.hosts)
-    out = _ok(cluster.cli("create", "cluster", "-f", str(spec)))
     third = cluster.hosts[2]["name"]
+    dry = _ok(cluster.create(spec, "--dry-run"))
+    assert f"[etcd] {third}: would add as a new etcd member and start it" in dry
+    # Certificates the dry run has not issued are named, never shown.
+    assert f"[pki/certs] local: would issue etcd/server-{third}" in dry
+    assert f"[pki/place] {third}: would place /etc/kubernetes/pki/etcd/server.key" in dry
+    out = _ok(cluster.create(spec))
     assert f"[etcd] {third}: changed: joined the etcd cluster" in out
     verify = _ok(cluster.cli("verify", "-f", str(spec), "--json"))
     records = json.loads(verify)
@@ -120,11 +147,17 @@ def test_adding_a_third_host_joins_it_as_a_member(cluster):
     assert {r["target"] for r in records if r["check"] == "etcd member healthy" and r["ok"]} == {
         h["name"] for h in cluster.hosts
     }
+    assert {r["target"] for r in records if r["check"] == "files in place" and r["ok"]} == {
+        h["name"] for h in cluster.hosts
+    }
+    expiry = _ok(cluster.cli("certs", "check-expiration", "-f", str(spec)))
+    assert f"etcd/server-{third} " in expiry and "etcd/ca " in expiry
+    assert "not issued" not in expiry and "<invalid>" not in expiry
 
 
 def test_second_run_changes_nothing(cluster):
-    spec = cluster.workdir / "three.yaml"
-    out = _ok(cluster.cli("create", "cluster", "-f", str(spec)))
+    spec = cluster.three()
+    out = _ok(cluster.create(spec))
     assert "changed:" not in out, out
     assert "nothing to change: every host already matches the spec" in out
     dry = _ok(cluster.cli("create", "cluster", "-f", str(spec), "--dry-run"))
@@ -133,6 +166,7 @@ def test_second_run_changes_nothing(cluster):
 
 
 def test_a_sudo_user_converges_the_same_cluster_and_one_without_sudo_is_named(cluster):
+    cluster.three()
     # Two users with root's key on every host: one with passwordless sudo, one without.
     for host in cluster.hosts:
         code, _ = cluster.ssh(host["name"], (
@@ -156,13 +190,14 @@ def test_a_sudo_user_converges_the_same_cluster_and_one_without_sudo_is_named(cl
 
 
 def test_no_private_key_material_appears_in_any_output(cluster):
-    spec = cluster.workdir / "three.yaml"
+    spec = cluster.three()
     pki = cluster.state_dir / "clusters" / "e2e" / "pki"
     secrets = [line for key in pki.rglob("*.key") for line in key.read_text().splitlines()
                if line and not line.startswith("-----")]
     assert secrets
     outputs = [cluster.cli("-v", "create", "cluster", "-f", str(spec), "--dry-run"),
-               cluster.cli("-v", "create", "cluster", "-f", str(spec), "--only", "pki", "--only", "etcd"),
+               cluster.cli("-v", "create", "cluster", "-f", str(spec), "--only", "pki/place",
+                           "--only", "etcd"),
                cluster.cli("-v", "verify", "-f", str(spec), "--json")]
     for result in outputs:
         assert result.returncode == 0, result.stderr
@@ -172,11 +207,15 @@ def test_no_private_key_material_appears_in_any_output(cluster):
 
 
 def test_plain_pyinfra_roles_repair_drift_with_the_same_operations(cluster):
-    spec = cluster.workdir / "three.yaml"
+    spec = cluster.three()
     victim = cluster.hosts[0]["name"]
     unit = "/etc/systemd/system/etcd.service"
     _, before = cluster.ssh(victim, f"sha256sum {unit}")
     cluster.ssh(victim, f"echo '# drift' >> {unit}")
+    # The dry run shows the drift as a unified diff of the rendered unit.
+    dry = _ok(cluster.create(spec, "--dry-run", "--only", "etcd"))
+    assert f"[etcd] {victim}: would unit etcd.service\n    --- {victim}:{unit}\n" in dry
+    assert "\n    -# drift\n" in dry
     env = dict(os.environ, PROVISIONER_STATE_DIR=str(cluster.state_dir), PROVISIONER_SPEC=str(spec))
     pyinfra = str(Path(sys.executable).parent / "pyinfra")
     result = subprocess.run(
@@ -192,7 +231,7 @@ def test_plain_pyinfra_roles_repair_drift_with_the_same_operations(cluster):
 
 
 def test_a_stopped_member_fails_verify_and_a_rerun_converges(cluster):
-    spec = cluster.workdir / "three.yaml"
+    spec = cluster.three()
     victim = cluster.hosts[1]["name"]
     cluster.ssh(victim, "systemctl stop etcd.service")
     result = cluster.cli("verify", "-f", str(spec), "--json")
@@ -229,7 +268,7 @@ def test_wrong_user_and_unreachable_host_get_one_clear_message(cluster):
 
 
 def test_a_changed_host_key_is_refused(cluster):
-    spec = cluster.workdir / "three.yaml"
+    spec = cluster.three()
     third = cluster.hosts[2]["name"]
     cluster.ssh(third, "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh")
     result = cluster.cli("create", "cluster", "-f", str(spec))
@@ -243,8 +282,14 @@ def test_a_changed_host_key_is_refused(cluster):
 
 
 def test_delete_removes_everything_and_is_idempotent(cluster):
-    spec = cluster.workdir / "three.yaml"
+    spec = cluster.three()
+    dry = _ok(cluster.cli("delete", "cluster", "-f", str(spec), "--dry-run"))
+    first = cluster.hosts[0]["name"]
+    assert f"[etcd] {first}: would etcd.service stopped and disabled" in dry
+    assert f"[pki] {first}: would remove /etc/kubernetes/pki/etcd/ca.crt" in dry
+    assert dry.index("[etcd] done") < dry.index("[install] done") < dry.index("[pki] done")
     _ok(cluster.cli("delete", "cluster", "-f", str(spec), "--keep-state"))
+    cluster.created = None
     for host in cluster.hosts:
         code, left = cluster.ssh(
             host["name"],

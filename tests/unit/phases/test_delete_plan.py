@@ -1,6 +1,6 @@
-"""`delete cluster` removes exactly what create placed: the list per host, and the probe and
-removal commands run by a real shell on a scratch tree that also holds things create did not
-make (which must survive)."""
+"""`delete cluster` removes exactly what create placed: each phase's share per host, in reverse
+workflow order, and the probe and removal commands run by a real shell on a scratch tree that
+also holds things create did not make (which must survive)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import ipaddress
 import subprocess
 from pathlib import Path
 
-from provisioner.phases.delete import Removals, host_removals, plan, probe_command
+from provisioner.phases import CREATE_PHASES, DELETE_PHASES
+from provisioner.phases.delete import Removals, merged, probe_command, removal_plan, removals
+from provisioner.phases.owned import Owned
 from provisioner.spec import Artifacts, ClusterSpec, EtcdSettings, Host, Networking, SSHSettings
+from provisioner.workflow import walk
 
 SSH = SSHSettings(user="root", port=22, key=Path("/k"))
 PKI = "/etc/kubernetes/pki"
@@ -25,32 +28,44 @@ def spec(data_dir: str = "/var/lib/etcd") -> ClusterSpec:
         etcd=EtcdSettings(data_dir=data_dir), artifacts=Artifacts())
 
 
+def phase_removals(cluster: ClusterSpec, host: Host) -> list[Removals]:
+    """Each owning phase's removals on `host`, in the order delete runs them."""
+    owners = {path: phase.owns for path, phase in walk(CREATE_PHASES)}
+    return [removals(owners[path].share(cluster, host)) for path, _ in walk(DELETE_PHASES)
+            if isinstance(owners.get(path), Owned)]
+
+
+def test_delete_runs_the_owning_phases_in_reverse_order():
+    created = [path for path, phase in walk(CREATE_PHASES) if phase.owns]
+    assert [path for path, _ in walk(DELETE_PHASES)] == list(reversed(created))
+
+
 def test_etcd_control_plane_host_removes_the_files_create_placed_and_nothing_wider():
     cluster = spec()
-    removals = host_removals(cluster, cluster.hosts[0])
-    assert removals.files == (
+    everything = merged(phase_removals(cluster, cluster.hosts[0]))
+    assert set(everything.files) == {
         "/etc/systemd/system/etcd.service", "/etc/etcd/initial-cluster.env",
         f"{PKI}/etcd/ca.crt", f"{PKI}/etcd/server.crt", f"{PKI}/etcd/server.key",
         f"{PKI}/etcd/peer.crt", f"{PKI}/etcd/peer.key", f"{PKI}/etcd/healthcheck-client.crt",
         f"{PKI}/etcd/healthcheck-client.key", f"{PKI}/ca.crt", f"{PKI}/ca.key", f"{PKI}/sa.key",
-        f"{PKI}/sa.pub", f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key")
-    assert removals.trees == ("/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
-                              "/var/lib/etcd")
-    assert removals.directories == (f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes",
-                                    "/opt/provisioner")
+        f"{PKI}/sa.pub", f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key"}
+    assert set(everything.trees) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
+                                     "/var/lib/etcd"}
+    assert everything.directories == (f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes",
+                                      "/opt/provisioner")
 
 
 def test_worker_host_only_loses_the_virtualenv_and_wheelhouse():
     cluster = spec()
-    assert host_removals(cluster, cluster.hosts[1]) == Removals(
+    assert merged(phase_removals(cluster, cluster.hosts[1])) == Removals(
         files=(), trees=("/opt/provisioner/venv", "/opt/provisioner/wheelhouse"),
         directories=("/opt/provisioner",))
 
 
-def rebased(removals: Removals, root: Path) -> Removals:
+def rebased(many: list[Removals], root: Path) -> list[Removals]:
     def move(paths):
         return tuple(f"{root}{p}" for p in paths)
-    return Removals(move(removals.files), move(removals.trees), move(removals.directories))
+    return [Removals(move(r.files), move(r.trees), move(r.directories)) for r in many]
 
 
 def sh(command: str) -> str:
@@ -58,8 +73,9 @@ def sh(command: str) -> str:
                           text=True).stdout
 
 
-def create_like(root: Path, removals: Removals) -> None:
+def create_like(root: Path, many: list[Removals]) -> None:
     """What create leaves: every file, the trees with content, directories made on the way."""
+    removals = merged(many)
     for path in removals.files:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("placed by create\n")
@@ -69,17 +85,20 @@ def create_like(root: Path, removals: Removals) -> None:
         (Path(tree) / ".hidden").write_text("x\n")
 
 
-def delete_like(removals: Removals) -> list[str]:
-    """Run delete's probe and steps with a real shell; return the step descriptions."""
-    steps = plan(removals, sh(probe_command(removals)))
-    for step in steps.steps:
-        sh(step.command)
-    return [step.description for step in steps.steps]
+def delete_like(many: list[Removals] | Removals) -> list[str]:
+    """Run each phase's probe and steps with a real shell, in order; return the descriptions."""
+    done = []
+    for one in many if isinstance(many, list) else [many]:
+        steps = removal_plan(one, sh(probe_command(one)))
+        for step in steps.steps:
+            sh(step.command)
+        done += [step.description for step in steps.steps]
+    return done
 
 
 def test_delete_keeps_what_was_there_before_and_a_second_delete_does_nothing(tmp_path):
     cluster = spec()
-    removals = rebased(host_removals(cluster, cluster.hosts[0]), tmp_path)
+    removals = rebased(phase_removals(cluster, cluster.hosts[0]), tmp_path)
     # Before create: the host already had a kubeconfig in /etc/kubernetes and an etcd
     # client config in /etc/etcd; other units live next to etcd's.
     (tmp_path / "etc/kubernetes").mkdir(parents=True)
@@ -104,28 +123,29 @@ def test_delete_keeps_what_was_there_before_and_a_second_delete_does_nothing(tmp
 
 def test_directories_create_made_go_when_nothing_else_is_in_them(tmp_path):
     cluster = spec()
-    removals = rebased(host_removals(cluster, cluster.hosts[0]), tmp_path)
+    removals = rebased(phase_removals(cluster, cluster.hosts[0]), tmp_path)
     create_like(tmp_path, removals)
 
     done = delete_like(removals)
 
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert left == ["etc", "etc/systemd", "etc/systemd/system", "opt", "var", "var/lib"]
-    assert done[-5:] == [f"remove empty directory {tmp_path}{d}" for d in (
-        f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes", "/opt/provisioner")]
-    assert plan(removals, sh(probe_command(removals))).stop_unit is False
+    removed = [d for d in done if d.startswith("remove empty directory")]
+    assert removed == [f"remove empty directory {tmp_path}{d}" for d in (
+        "/etc/etcd", "/opt/provisioner", f"{PKI}/etcd", PKI, "/etc/kubernetes")]
 
 
 def test_the_unit_is_stopped_and_reloaded_away_only_when_it_is_there():
     cluster = spec()
-    removals = host_removals(cluster, cluster.hosts[0])
+    etcd_share = phase_removals(cluster, cluster.hosts[0])[0]
+    assert [u.name for u in etcd_share.units] == ["etcd.service"]
 
-    with_unit = plan(removals, "present /etc/systemd/system/etcd.service\n")
-    assert with_unit.stop_unit and with_unit.unit_removed
+    with_unit = removal_plan(etcd_share, "present /etc/systemd/system/etcd.service\n")
+    assert with_unit.stop_units == ["etcd.service"] and with_unit.unit_removed
     assert with_unit.steps[0].command == "rm -f -- /etc/systemd/system/etcd.service"
 
-    nothing = plan(removals, "")
-    assert not nothing.stop_unit and not nothing.unit_removed and nothing.steps == []
+    nothing = removal_plan(etcd_share, "")
+    assert not nothing.stop_units and not nothing.unit_removed and nothing.steps == []
 
 
 def test_paths_reach_the_shell_quoted(tmp_path):

@@ -1,16 +1,23 @@
-"""Deciding from one probe per host whether its share of the PKI is already in place."""
+"""Deciding from one probe per host whether its share of the certificate table is in place."""
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from provisioner.phases.pki import ensure_local, host_files, host_matches, placed_files_probe
+from provisioner.phases import CREATE_PHASES
+from provisioner.phases.owned import ownership
+from provisioner.phases.pki import mismatched, placed_files_probe
+from provisioner.pki.cluster import ensure_certificates
+from provisioner.pki.table import host_files
 from provisioner.spec import load_cluster
 from tests.unit.spec.keys import write_private_key
+
+TABLE = ownership(CREATE_PHASES).certificates
 
 
 @pytest.fixture
@@ -27,42 +34,51 @@ def spec(tmp_path: Path):
     return load_cluster(str(path))
 
 
-def probe_lines(spec, pki: Path, host, **override: tuple[str, str, str]) -> str:
+def probe_lines(pki: Path, share, **override: tuple[str, str, str]) -> str:
     """What the probe prints on a host holding exactly its files, with some lines overridden."""
     lines = []
-    for local, remote, secret in host_files(spec, host):
-        fields = (hashlib.sha256((pki / local).read_bytes()).hexdigest(), "600" if secret else "644", "root:root")
-        fields = override.get(remote, fields)
+    for placed in share:
+        fields = (hashlib.sha256((pki / placed.local).read_bytes()).hexdigest(), placed.mode,
+                  "root:root")
+        fields = override.get(placed.remote, fields)
         if fields:
-            lines.append(" ".join((*fields, remote)))
+            lines.append(" ".join((*fields, placed.remote)))
     return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize("remote, fields, expected", [
-    (None, None, True),
-    ("/etc/kubernetes/pki/etcd/server.key", ("SAME", "644", "root:root"), False),  # key readable by all
-    ("/etc/kubernetes/pki/ca.crt", ("0" * 64, "644", "root:root"), False),         # other content
-    ("/etc/kubernetes/pki/sa.pub", ("SAME", "644", "nobody:root"), False),         # other owner
-    ("/etc/kubernetes/pki/sa.key", (), False),                                     # missing
+    (None, None, []),
+    ("/etc/kubernetes/pki/etcd/server.key", ("SAME", "644", "root:root"), ["server.key"]),
+    ("/etc/kubernetes/pki/ca.crt", ("0" * 64, "644", "root:root"), ["ca.crt"]),  # other content
+    ("/etc/kubernetes/pki/sa.pub", ("SAME", "644", "nobody:root"), ["sa.pub"]),  # other owner
+    ("/etc/kubernetes/pki/sa.key", (), ["sa.key"]),  # missing
 ])
-def test_a_host_matches_only_with_every_file_right(spec, tmp_path, remote, fields, expected):
+def test_only_files_not_exactly_in_place_are_placed(spec, tmp_path, remote, fields, expected):
     pki = tmp_path / "pki"
-    ensure_local(spec, pki)
-    cp1 = spec.hosts[0]
+    ensure_certificates(pki, TABLE, spec)
+    share = host_files(TABLE, spec, spec.hosts[0])
     override = {}
     if remote:
-        local = next(name for name, r, _ in host_files(spec, cp1) if r == remote)
+        local = next(p.local for p in share if p.remote == remote)
         digest = hashlib.sha256((pki / local).read_bytes()).hexdigest()
         override[remote] = tuple(digest if f == "SAME" else f for f in fields)
-    assert host_matches(spec, pki, cp1, probe_lines(spec, pki, cp1, **override)) is expected
+    wrong = mismatched(pki, share, probe_lines(pki, share, **override))
+    assert [Path(p.remote).name for p in wrong] == expected
 
 
-def test_a_host_with_no_share_matches_and_the_probe_names_every_file(spec, tmp_path):
-    pki = tmp_path / "pki"
-    ensure_local(spec, pki)
-    worker = spec.hosts[1]
-    assert host_files(spec, worker) == []
-    assert host_matches(spec, pki, worker, "")
-    probe = placed_files_probe(spec)
-    for _, remote, _ in host_files(spec, spec.hosts[0]):
-        assert remote in probe
+def test_keys_are_private_and_each_member_gets_its_own_pair(spec):
+    share = {p.remote: p for p in host_files(TABLE, spec, spec.hosts[0])}
+    assert share["/etc/kubernetes/pki/etcd/server.key"].local == "etcd/server-cp1.key"
+    assert {p.mode for p in share.values() if p.remote.endswith(".key")} == {"600"}
+    assert {p.mode for p in share.values() if not p.remote.endswith(".key")} == {"644"}
+    assert host_files(TABLE, spec, spec.hosts[1]) == []  # a worker holds no certificates yet
+
+
+def test_the_probe_reports_existing_files_through_a_real_shell(tmp_path):
+    present = tmp_path / "ca crt"
+    present.write_text("x\n")
+    output = subprocess.run(["sh", "-c", placed_files_probe([str(present), str(tmp_path / "gone")])],
+                            capture_output=True, text=True, check=True).stdout
+    digest = hashlib.sha256(b"x\n").hexdigest()
+    assert output.split()[0] == digest and output.strip().endswith(str(present))
+    assert "gone" not in output

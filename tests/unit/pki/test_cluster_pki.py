@@ -1,16 +1,25 @@
-"""The cluster PKI directory: first run issues everything, re-runs reuse, changes re-issue."""
+"""The cluster PKI directory issued from the workflow's certificate table: first run issues
+everything, re-runs reuse, changes re-issue; a dry run's `stale_certificates` agrees."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import ipaddress
 from pathlib import Path
 
 import yaml
 from cryptography import x509
 
+from provisioner.phases import CREATE_PHASES
+from provisioner.phases.owned import ownership
 from provisioner.pki.certs import issue, new_ca
-from provisioner.pki.cluster import Member, ensure_cluster_pki, load_pair
+from provisioner.pki.cluster import ensure_certificates, load_pair, stale_certificates
 from provisioner.pki.kubeconfig import render_kubeconfig, write_kubeconfig
+from provisioner.spec import Artifacts, ClusterSpec, EtcdSettings, Host, Networking, SSHSettings
+
+TABLE = ownership(CREATE_PHASES).certificates
+SSH = SSHSettings(user="root", port=22, key=Path("/k"))
 
 ALL = [
     "etcd/ca", "ca", "apiserver",
@@ -19,8 +28,24 @@ ALL = [
 ]
 
 
-def _ensure(pki: Path, members: list[Member]) -> list[str]:
-    return ensure_cluster_pki(pki, etcd_members=members, control_plane=members[:1])
+def Member(name: str, address: str) -> Host:  # noqa: N802 - reads as the record it builds
+    return Host(name, address, ("etcd",), SSH)
+
+
+def _spec(members: list[Host], dns_domain: str = "cluster.local") -> ClusterSpec:
+    hosts = [dataclasses.replace(members[0], roles=("control-plane", "etcd")), *members[1:]]
+    return ClusterSpec(name="t", source=Path("/c.yaml"), hosts=tuple(hosts),
+                       networking=Networking(ipaddress.ip_network("10.244.0.0/16"),
+                                             ipaddress.ip_network("10.96.0.0/12"), dns_domain),
+                       etcd=EtcdSettings(), artifacts=Artifacts())
+
+
+def _ensure(pki: Path, members: list[Host]) -> list[str]:
+    spec = _spec(members)
+    predicted = stale_certificates(pki, TABLE, spec)
+    issued = ensure_certificates(pki, TABLE, spec)
+    assert sorted(predicted) == sorted(issued)  # what a dry run shows is what a run issues
+    return issued
 
 
 def _snapshot(pki: Path) -> dict[str, tuple[bytes, int]]:
@@ -47,9 +72,7 @@ def test_member_certificates_name_the_member(tmp_path: Path):
 
 
 def test_apiserver_certificate_names_service_ip_and_cluster_dns(tmp_path: Path):
-    ensure_cluster_pki(tmp_path, etcd_members=[Member("cp1", "10.0.0.11")],
-                       control_plane=[Member("cp1", "10.0.0.11")], service_cluster_ip="10.96.0.1",
-                       dns_domain="corp.local")
+    ensure_certificates(tmp_path, TABLE, _spec([Member("cp1", "10.0.0.11")], "corp.local"))
     san = load_pair(tmp_path, "apiserver").cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kubernetes.default.svc.corp.local" in san.get_values_for_type(x509.DNSName)
     assert {"10.96.0.1", "10.0.0.11", "127.0.0.1"} <= {str(i) for i in san.get_values_for_type(x509.IPAddress)}
@@ -63,8 +86,7 @@ def test_adding_a_member_issues_only_its_certificates(tmp_path: Path):
 
 def test_a_changed_address_reissues_that_members_certificates(tmp_path: Path):
     _ensure(tmp_path, [Member("cp1", "10.0.0.11"), Member("cp2", "10.0.0.12")])
-    issued = ensure_cluster_pki(tmp_path, etcd_members=[Member("cp1", "10.0.0.11"), Member("cp2", "10.0.0.99")],
-                                control_plane=[Member("cp1", "10.0.0.11")])
+    issued = _ensure(tmp_path, [Member("cp1", "10.0.0.11"), Member("cp2", "10.0.0.99")])
     assert sorted(issued) == ["etcd/peer-cp2", "etcd/server-cp2"]
 
 

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from provisioner.phases import CREATE_PHASES
+from provisioner.workflow import walk
 from tests.unit.spec.keys import write_private_key
 
 PROVISIONER = Path(sys.executable).parent / "provisioner"
+PHASES = ", ".join(path for path, _ in walk(CREATE_PHASES))
 
 
 @pytest.fixture
@@ -39,10 +42,8 @@ def provisioner(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("selection, message", [
-    (["--only", "bogus"], "--only: unknown phase bogus; phases are: preflight, pki, install, "
-                          "etcd, verify"),
-    (["--skip", "nope"], "--skip: unknown phase nope; phases are: preflight, pki, install, "
-                         "etcd, verify"),
+    (["--only", "bogus"], f"--only: unknown phase bogus; phases are: {PHASES}"),
+    (["--skip", "pki/nope"], f"--skip: unknown phase pki/nope; phases are: {PHASES}"),
     (["--only", "pki", "--skip", "pki"], "--only/--skip leave no phase to run"),
 ])
 def test_a_bad_phase_selection_is_a_usage_error(selection, message, spec_file, tmp_path):
