@@ -266,3 +266,27 @@ def test_queue_orders_by_priority_and_backs_off_doubling_to_the_maximum():
         got = await asyncio.wait_for(q.pop(), 5)
         assert got["metadata"]["name"] == "high"
     asyncio.run(main())
+
+
+def test_identical_pods_share_cached_results_that_follow_each_placement():
+    from provisioner.components.scheduler.config import SchedulerConfig
+    from provisioner.components.scheduler.scheduler import FitError, Scheduler
+
+    async def main():
+        s = Scheduler(client=None, config=SchedulerConfig(), recorder=object())
+        for name in ("a", "b"):
+            s._node_changed(node(name, cpu="1"))
+        prof = s.profiles["default-scheduler"]
+        placed = []
+        for i in range(2):
+            p = pod(f"p{i}", cpu="600m")
+            placed.append(s.find_node(prof, p))
+            s.cache.assume(p, placed[-1])
+        assert sorted(placed) == ["a", "b"]
+        assert len(s.equivalence.classes) == 1  # both pods used one class
+        with pytest.raises(FitError) as err:
+            s.find_node(prof, pod("p2", cpu="600m"))
+        assert str(err.value) == "0/2 nodes are available: 2 Insufficient cpu."
+        s.cache.forget(pod("p0", cpu="600m"))  # room again on one node: the cached "no" must not stick
+        assert s.find_node(prof, pod("p3", cpu="600m")) == placed[0]
+    asyncio.run(main())

@@ -69,6 +69,7 @@ class NodeInfo:
         self.set_node(self.node)
 
     def set_node(self, node: dict) -> None:
+        self.version = getattr(self, "version", 0) + 1  # any change to the node or its pods
         self.node = node
         self.name = node["metadata"]["name"]
         self.labels = (node.get("metadata") or {}).get("labels") or {}
@@ -86,6 +87,7 @@ class NodeInfo:
         entry = PodEntry(pod, podinfo.pod_requests(pod), podinfo.pod_requests(pod, non_zero=True),
                          podinfo.host_ports(pod))
         self.pods[key] = entry
+        self.version += 1
         podinfo._add(self.requested, entry.requests)
         for r in ("cpu", "memory"):
             self.non_zero[r] += entry.non_zero.get(r, 0)
@@ -97,6 +99,7 @@ class NodeInfo:
         entry = self.pods.pop(key, None)
         if entry is None:
             return None
+        self.version += 1
         for r, v in entry.requests.items():
             self.requested[r] = self.requested.get(r, 0) - v
         for r in ("cpu", "memory"):
@@ -136,6 +139,7 @@ class Cache:
         self.affinity_pods = 0
         self.anti_affinity_pods = 0
         self.generation = 0  # bumps on every change (preemption and tests use it)
+        self._ordered: list[NodeInfo] | None = None
 
     # -- nodes ----------------------------------------------------------------------------------
     def _count_images(self, ni: NodeInfo, sign: int) -> None:
@@ -148,6 +152,7 @@ class Cache:
         if ni is None:
             ni = self.nodes[name] = NodeInfo(node)
             self.node_order.append(name)
+            self._ordered = None
         else:
             self._count_images(ni, -1)
             ni.set_node(node)
@@ -160,6 +165,7 @@ class Cache:
         if ni is not None:
             self._count_images(ni, -1)
             self.node_order.remove(name)
+            self._ordered = None
             for key in list(ni.pods):
                 self.pod_node.pop(key, None)
                 self.assumed.discard(key)
@@ -229,4 +235,6 @@ class Cache:
         return list(self.nominated.get(node, {}).values())
 
     def ordered(self) -> list[NodeInfo]:
-        return [self.nodes[n] for n in self.node_order]
+        if self._ordered is None:  # rebuilt only after nodes come or go
+            self._ordered = [self.nodes[n] for n in self.node_order]
+        return self._ordered

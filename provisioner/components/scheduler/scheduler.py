@@ -22,8 +22,9 @@ from provisioner.components.api.objects import now
 from . import metrics, preemption
 from .cache import Cache, pod_key
 from .config import Profile, SchedulerConfig
+from .equivalence import EquivalenceCache
 from .filters import FILTERS
-from .framework import Failure, fit_error_message
+from .framework import Failure, Plugin, fit_error_message
 from .queue import SchedulingQueue
 from .scores import SCORES
 
@@ -71,6 +72,7 @@ class Scheduler:
         self.profiles = {p.scheduler_name: BuiltProfile(p, config.percentage_of_nodes_to_score)
                          for p in config.profiles}
         self.next_start = 0
+        self.equivalence = EquivalenceCache()
         self.binds = asyncio.Semaphore(BIND_CONCURRENCY)
         self.tasks: set[asyncio.Task] = set()
         self.pod_informer = None
@@ -89,6 +91,7 @@ class Scheduler:
 
     def _node_changed(self, node: dict, old: dict | None = None) -> None:
         self.cache.add_node(node)
+        self.equivalence.clear()
         if old is None or self._node_relevant_change(old, node):
             self.queue.move_all()
 
@@ -101,6 +104,7 @@ class Scheduler:
 
     def _node_deleted(self, node: dict) -> None:
         self.cache.remove_node(node)
+        self.equivalence.clear()
 
     def _ns_changed(self, ns: dict) -> None:
         self.cache.namespace_labels[ns["metadata"]["name"]] = (ns.get("metadata") or {}).get("labels") or {}
@@ -227,6 +231,9 @@ class Scheduler:
         nominated = (pod.get("status") or {}).get("nominatedNodeName")
         if nominated in self.cache.nodes and self.filter_node(state, active, pod, self.cache.nodes[nominated]) is None:
             return nominated  # the node preemption made room on
+        scorers = [(p, w) for p, w in profile.scores if p.pre_score(state, pod, self.cache, nodes)]
+        eq = self.equivalence.entries(profile.name, pod, active, [p for p, _ in scorers],
+                                      any(self.cache.nominated.values()))
         wanted = nodes_to_find(len(nodes), profile.percentage)
         feasible, failures = [], {}
         total = len(nodes)
@@ -235,7 +242,13 @@ class Scheduler:
         for i in range(total):
             ni = nodes[(start + i) % total]
             checked += 1
-            failure = self.filter_node(state, active, pod, ni)
+            if eq is None:
+                failure = self.filter_node(state, active, pod, ni)
+            else:
+                entry = eq.get(ni.name)
+                if entry is None or entry[0] != ni.version:
+                    entry = eq[ni.name] = [ni.version, self.filter_node(state, active, pod, ni), None]
+                failure = entry[1]
             if failure is None:
                 feasible.append(ni)
                 if len(feasible) >= wanted:
@@ -247,31 +260,36 @@ class Scheduler:
             raise FitError(pod, total, failures)
         if len(feasible) == 1:
             return feasible[0].name
-        return self.select_host(self.score(profile, state, pod, feasible))
+        return self.select_host(self.score(state, pod, feasible, scorers, eq))
 
-    def score(self, profile: BuiltProfile, state: dict, pod: dict, feasible: list) -> dict[str, float]:
-        totals = {ni.name: 0.0 for ni in feasible}
-        for plugin, weight in profile.scores:
-            if not plugin.pre_score(state, pod, self.cache, feasible):
+    def score(self, state: dict, pod: dict, feasible: list, scorers: list, eq: dict | None) -> dict[str, float]:
+        """Weighted sum of each plugin's normalized score (raw scores reused from the equivalence cache)."""
+        if eq is None:
+            raws = [tuple(p.score(state, pod, ni) for p, _ in scorers) for ni in feasible]
+        else:
+            raws = []
+            for ni in feasible:
+                entry = eq[ni.name]
+                if entry[2] is None:
+                    entry[2] = tuple(p.score(state, pod, ni) for p, _ in scorers)
+                raws.append(entry[2])
+        totals = [0.0] * len(feasible)
+        for i, (plugin, weight) in enumerate(scorers):
+            if type(plugin).normalize is Plugin.normalize:  # raw scores are final: add them directly
+                for j, raw in enumerate(raws):
+                    totals[j] += raw[i] * weight
                 continue
-            scores = {ni.name: plugin.score(state, pod, ni) for ni in feasible}
+            scores = {feasible[j].name: raw[i] for j, raw in enumerate(raws)}
             plugin.normalize(state, scores)
-            for name, s in scores.items():
-                totals[name] += s * weight
-        return totals
+            for j, ni in enumerate(feasible):
+                totals[j] += scores[ni.name] * weight
+        return {ni.name: t for ni, t in zip(feasible, totals)}
 
     @staticmethod
     def select_host(totals: dict[str, float]) -> str:
         """The best score; ties broken at random so equal nodes share the load."""
-        best, chosen, ties = None, "", 0
-        for name, s in totals.items():
-            if best is None or s > best:
-                best, chosen, ties = s, name, 1
-            elif s == best:
-                ties += 1
-                if random.randrange(ties) == 0:
-                    chosen = name
-        return chosen
+        best = max(totals.values())
+        return random.choice([name for name, s in totals.items() if s == best])
 
     # -- outcomes ----------------------------------------------------------------------------------
     async def _bind(self, profile: BuiltProfile, pod: dict, node: str) -> None:

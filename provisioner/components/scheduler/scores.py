@@ -42,11 +42,11 @@ class NodeResourcesFit(Plugin):
             or RESOURCE_WEIGHTS
 
     def pre_score(self, state, pod, cache, nodes):
-        state[self.name] = podinfo.pod_requests(pod, non_zero=True)
+        state[self.name + ":score"] = podinfo.pod_requests(pod, non_zero=True)
         return True
 
     def score(self, state, pod, ni):
-        req = state[self.name]
+        req = state[self.name + ":score"]
         total = weights = 0
         for r, w in self.weights.items():
             alloc = ni.allocatable.get(r, 0)
@@ -66,11 +66,11 @@ class NodeResourcesBalancedAllocation(Plugin):
     name = "NodeResourcesBalancedAllocation"
 
     def pre_score(self, state, pod, cache, nodes):
-        state[self.name] = podinfo.pod_requests(pod, non_zero=True)
+        state[self.name + ":score"] = podinfo.pod_requests(pod, non_zero=True)
         return True
 
     def score(self, state, pod, ni):
-        req = state[self.name]
+        req = state[self.name + ":score"]
         fractions = []
         for r in RESOURCE_WEIGHTS:
             alloc = ni.allocatable.get(r, 0)
@@ -86,11 +86,11 @@ class NodeAffinityScore(Plugin):
 
     def pre_score(self, state, pod, cache, nodes):
         terms = (affinity(pod).get("nodeAffinity") or {}).get("preferredDuringSchedulingIgnoredDuringExecution")
-        state[self.name] = terms or []
+        state[self.name + ":score"] = terms or []
         return bool(terms)
 
     def score(self, state, pod, ni):
-        return sum(int(t.get("weight") or 0) for t in state[self.name]
+        return sum(int(t.get("weight") or 0) for t in state[self.name + ":score"]
                    if podinfo.term_matches(t.get("preference") or {}, ni.node))
 
     def normalize(self, state, scores):
@@ -102,13 +102,13 @@ class TaintTolerationScore(Plugin):
     name = "TaintToleration"
 
     def pre_score(self, state, pod, cache, nodes):
-        state[self.name] = [t for t in spec(pod).get("tolerations") or []
+        state[self.name + ":score"] = [t for t in spec(pod).get("tolerations") or []
                             if t.get("effect") in (None, "", "PreferNoSchedule")]
         return True
 
     def score(self, state, pod, ni):
         return sum(1 for taint in ni.taints if taint.get("effect") == "PreferNoSchedule"
-                   and not any(podinfo.tolerates(t, taint) for t in state[self.name]))
+                   and not any(podinfo.tolerates(t, taint) for t in state[self.name + ":score"]))
 
     def normalize(self, state, scores):
         normalize_by_max(scores, reverse=True)
@@ -145,11 +145,11 @@ class InterPodAffinityScore(Plugin):
                             term = weighted.get("podAffinityTerm") or {}
                             if term_matches_pod(term, pod_namespace(other), pod, ns_labels):
                                 add(term, sign * int(weighted.get("weight") or 0), ni)
-        state[self.name] = domain_scores
+        state[self.name + ":score"] = domain_scores
         return bool(domain_scores)
 
     def score(self, state, pod, ni):
-        return sum(w for (key, value), w in state[self.name].items() if ni.labels.get(key) == value)
+        return sum(w for (key, value), w in state[self.name + ":score"].items() if ni.labels.get(key) == value)
 
     def normalize(self, state, scores):
         normalize_min_max(scores)
@@ -197,7 +197,7 @@ class PodTopologySpreadScore(Plugin):
         else:
             counts = counts_by_domain(pod, cache, constraints, spread_node_filter(pod, constraints))
         weights = [topology_weight(len(c)) for c in counts]
-        state[self.name] = (constraints, counts, weights, system)
+        state[self.name + ":score"] = (constraints, counts, weights, system)
         return True
 
     @staticmethod
@@ -217,7 +217,7 @@ class PodTopologySpreadScore(Plugin):
         return out
 
     def score(self, state, pod, ni):
-        constraints, counts, weights, system = state[self.name]
+        constraints, counts, weights, system = state[self.name + ":score"]
         total = 0.0
         for c, domain_counts, w in zip(constraints, counts, weights):
             value = ni.labels.get(c["topologyKey"])
@@ -242,11 +242,11 @@ class ImageLocality(Plugin):
     def pre_score(self, state, pod, cache, nodes):
         images = [normalize_image(c["image"]) for c in spec(pod).get("containers") or [] if c.get("image")]
         total = max(1, len(cache.nodes))
-        state[self.name] = ([(i, cache.image_nodes.get(i, 0) / total) for i in images], len(images))
-        return any(spread for _, spread in state[self.name][0])
+        state[self.name + ":score"] = ([(i, cache.image_nodes.get(i, 0) / total) for i in images], len(images))
+        return any(spread for _, spread in state[self.name + ":score"][0])
 
     def score(self, state, pod, ni):
-        images, n = state[self.name]
+        images, n = state[self.name + ":score"]
         size = sum(ni.images[i] * spread for i, spread in images if i in ni.images)
         high = IMAGE_MAX * max(1, n)
         size = min(max(size, IMAGE_MIN), high)
