@@ -176,9 +176,17 @@ def api(cluster) -> k8s.CoreV1Api:
 
 
 @pytest.fixture
-def namespace(api):
+def namespace(api, cluster):
     name = f"kt-{uuid.uuid4().hex[:8]}"
     api.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    # what the controller manager adds to every namespace (pods mount both through the
+    # kube-api-access volume the API server injects); no controller manager runs here
+    api.create_namespaced_config_map(name, k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="kube-root-ca.crt"),
+        data={"ca.crt": (cluster.pki / "ca.crt").read_text()}))
+    with contextlib.suppress(k8s.ApiException):
+        api.create_namespaced_service_account(name, k8s.V1ServiceAccount(
+            metadata=k8s.V1ObjectMeta(name="default")))
     yield name
     with contextlib.suppress(Exception):
         for pod in api.list_namespaced_pod(name).items:

@@ -81,6 +81,10 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
     if client is not None:
         loops += [kubelet.api_loop(), kubelet.mirror_loop(), node.lease_loop(),
                   node.status_loop()]
+    cert_dir = args.cert_dir or os.path.join(args.root_dir, "pki")
+    if client is not None and cfg.get("rotateCertificates"):
+        from .bootstrap import rotation_loop
+        loops.append(rotation_loop(client, name, cert_dir, client.config.ssl_context))
     server = None
     if cfg.get("enableServer", True):
         from .server import KubeletServer

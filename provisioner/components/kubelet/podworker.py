@@ -43,8 +43,8 @@ class Waiting:
 @dataclass
 class ContainerMemory:
     """What the kubelet keeps about one container of a pod between syncs."""
-    backoff: float = 0.0
-    next_start: float = 0.0
+    backoff: float = 0.0                  # the current CrashLoopBackOff; 0: none yet
+    exit_seen: dict[str, float] = field(default_factory=dict)      # instance id -> monotonic
     waiting: Waiting | None = None
     probes: dict[tuple[str, str], probes.ProbeState] = field(default_factory=dict)
     started_seen: dict[str, float] = field(default_factory=dict)   # instance id -> monotonic
@@ -181,7 +181,7 @@ class PodWorker:
         except (VolumeError, OSError) as error:
             self.volume_error = str(error)
             self.kubelet.event(self.pod, "Warning", "FailedMount",
-                               f"MountVolume.SetUp failed: {error}")
+                               f"MountVolume.SetUp failed: {error}", once_per=30)
             return False
 
     def write_dns_files(self, sandbox) -> list[str]:
@@ -240,13 +240,12 @@ class PodWorker:
 
     async def restart_after_backoff(self, container: dict, latest: ContainerView,
                                     sandbox) -> None:
+        """kubelet's CrashLoopBackOff: the first exit restarts at once; each later exit waits
+        the current back-off (10 s, then doubling to 5 min) from when it was seen."""
         memory = self.mem(container["name"])
         now = time.monotonic()
-        if memory.next_start == 0:
-            # the first exit: restart now, then back off 10 s, 20 s, ... 5 min
-            memory.backoff = BACKOFF_START
-            memory.next_start = now
-        if now < memory.next_start:
+        exited_at = memory.exit_seen.setdefault(latest.id, now)
+        if memory.backoff and now - exited_at < memory.backoff:
             memory.waiting = Waiting("CrashLoopBackOff",
                                      f"back-off {int(memory.backoff)}s restarting failed container="
                                      f"{container['name']} pod={self.pod['metadata']['name']}_"
@@ -257,12 +256,13 @@ class PodWorker:
                                once_per=memory.backoff, field_path=self.field_path(container))
             return
         if await self.start_container(container, latest.restart_count + 1, sandbox):
-            memory.next_start = now + memory.backoff
-            memory.backoff = min(memory.backoff * 2, BACKOFF_MAX)
+            memory.backoff = min(memory.backoff * 2, BACKOFF_MAX) if memory.backoff \
+                else BACKOFF_START
             # the instance before the previous one goes; the previous stays for --previous logs
             for old in self.kubelet.snapshot.instances(self.uid, container["name"])[1:]:
                 if old.id != latest.id and old.state == "exited":
                     await self.kubelet.runtime.call("remove", old.id, True)
+                    memory.exit_seen.pop(old.id, None)
 
     def field_path(self, container: dict) -> str:
         init = any(c["name"] == container["name"] for c in self.pod["spec"].get("initContainers")
