@@ -44,6 +44,9 @@ CONTROLLERS: list[Entry] = [
     Entry("endpoints-controller", "endpoint", "endpoints:EndpointsController"),
     Entry("endpointslice-controller", "endpointslice", "endpointslice:EndpointSliceController"),
     Entry("daemonset-controller", "daemonset", "daemonset:DaemonSetController"),
+    Entry("node-ipam-controller", "nodeipam", "nodeipam:NodeIpamController"),
+    Entry("node-lifecycle-controller", "nodelifecycle", "nodelifecycle:NodeLifecycleController"),
+    Entry("taint-eviction-controller", "taint-eviction-controller", "tainteviction:TaintEvictionController"),
 ]
 
 BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
