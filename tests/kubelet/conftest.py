@@ -175,18 +175,24 @@ def api(cluster) -> k8s.CoreV1Api:
     return core_api(cluster)
 
 
-@pytest.fixture
-def namespace(api, cluster):
-    name = f"kt-{uuid.uuid4().hex[:8]}"
+def prepare_namespace(api, cluster: DevCluster, name: str) -> None:
+    """A namespace with what the controller manager adds to every namespace (pods mount both
+    through the kube-api-access volume the API server injects); no controller manager runs
+    in these tests."""
     api.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-    # what the controller manager adds to every namespace (pods mount both through the
-    # kube-api-access volume the API server injects); no controller manager runs here
-    api.create_namespaced_config_map(name, k8s.V1ConfigMap(
-        metadata=k8s.V1ObjectMeta(name="kube-root-ca.crt"),
-        data={"ca.crt": (cluster.pki / "ca.crt").read_text()}))
+    with contextlib.suppress(k8s.ApiException):
+        api.create_namespaced_config_map(name, k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(name="kube-root-ca.crt"),
+            data={"ca.crt": (cluster.pki / "ca.crt").read_text()}))
     with contextlib.suppress(k8s.ApiException):
         api.create_namespaced_service_account(name, k8s.V1ServiceAccount(
             metadata=k8s.V1ObjectMeta(name="default")))
+
+
+@pytest.fixture
+def namespace(api, cluster):
+    name = f"kt-{uuid.uuid4().hex[:8]}"
+    prepare_namespace(api, cluster, name)
     yield name
     with contextlib.suppress(Exception):
         for pod in api.list_namespaced_pod(name).items:

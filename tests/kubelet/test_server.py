@@ -1,0 +1,139 @@
+"""The kubelet's HTTPS server on its port: client certificates and bearer tokens, authorized
+with SubjectAccessReview; container logs with kubelet's options; exec over WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+
+import aiohttp
+import pytest
+from kubernetes import client as k8s
+
+from .conftest import pod_manifest, prepare_namespace, wait_for
+
+
+def tls(cluster, cert=None, key=None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE          # the kubelet's own self-signed serving certificate
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def admin(cluster) -> ssl.SSLContext:
+    return tls(cluster, cluster.pki / "admin.crt", cluster.pki / "admin.key")
+
+
+async def fetch(kubelet, ctx, path, headers=None) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"https://127.0.0.1:{kubelet.port}{path}", ssl=ctx,
+                               headers=headers or {}) as response:
+            return response.status, await response.text()
+
+
+def get(kubelet, ctx, path, headers=None):
+    return asyncio.run(fetch(kubelet, ctx, path, headers))
+
+
+@pytest.fixture(scope="module")
+def chatty(api, kubelet, cluster):
+    """A pod that wrote three lines and crashed once (a previous instance to read)."""
+    namespace = "kubelet-server-tests"
+    prepare_namespace(api, cluster, namespace)
+    script = ("echo one; echo two; echo three >&2; "
+              "if [ -f /data/second ]; then exec sleep 3600; fi; touch /data/second; exit 1")
+    api.create_namespaced_pod(namespace, pod_manifest("chatty", kubelet.node, [
+        {"name": "main", "image": "busybox:latest", "command": ["sh", "-c", script],
+         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        volumes=[{"name": "data", "emptyDir": {}}]))
+    wait_for(lambda: (s := api.read_namespaced_pod("chatty", namespace).status
+                      .container_statuses) and s[0].restart_count == 1 and s[0].state.running,
+             60, what="chatty restarted once and running")
+    yield namespace
+    api.delete_namespace(namespace)
+
+
+def test_anonymous_requests_are_refused(kubelet, cluster):
+    assert get(kubelet, tls(cluster), "/healthz")[0] == 401
+
+
+def test_a_user_without_nodes_proxy_is_forbidden(kubelet, cluster):
+    cert, key = cluster.issue_user("nobody-special")
+    status, text = get(kubelet, tls(cluster, cert, key), "/pods")
+    assert status == 403
+    assert "user=nobody-special" in text and "subresource=proxy" in text
+    status, text = get(kubelet, tls(cluster, cert, key), "/stats/summary")
+    assert status == 403 and "subresource=stats" in text
+
+
+def test_a_bearer_token_is_checked_with_token_review(kubelet, cluster, api):
+    api.create_namespaced_service_account("default", k8s.V1ServiceAccount(
+        metadata=k8s.V1ObjectMeta(name="kubelet-reader")))
+    token = api.create_namespaced_service_account_token(
+        "kubelet-reader", "default", k8s.AuthenticationV1TokenRequest(
+            spec=k8s.V1TokenRequestSpec(audiences=[]))).status.token
+    status, text = get(kubelet, tls(cluster), "/healthz", {"Authorization": f"Bearer {token}"})
+    assert status == 403 and "user=system:serviceaccount:default:kubelet-reader" in text
+    assert get(kubelet, tls(cluster), "/healthz", {"Authorization": "Bearer not-a-token"})[0] \
+        == 401
+
+
+def test_healthz_and_pods_for_an_authorized_client(kubelet, cluster, chatty):
+    assert get(kubelet, admin(cluster), "/healthz") == (200, "ok")
+    status, text = get(kubelet, admin(cluster), "/pods")
+    assert status == 200
+    names = {item["metadata"]["name"] for item in json.loads(text)["items"]}
+    assert "chatty" in names
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("", ["one", "two", "three"]),
+    ("?tailLines=1", ["three"]),
+    ("?previous=true", ["one", "two", "three"]),
+    ("?limitBytes=6", ["one", "tw"]),
+])
+def test_container_logs(kubelet, cluster, chatty, query, expected):
+    status, text = get(kubelet, admin(cluster), f"/containerLogs/{chatty}/chatty/main{query}")
+    assert status == 200
+    assert text.splitlines() == expected
+
+
+def test_container_logs_with_timestamps_and_since(kubelet, cluster, chatty):
+    status, text = get(kubelet, admin(cluster),
+                       f"/containerLogs/{chatty}/chatty/main?timestamps=true")
+    first = text.splitlines()[0]
+    stamp, _, line = first.partition(" ")
+    assert line == "one" and stamp.startswith("20") and stamp.endswith("Z")
+    status, text = get(kubelet, admin(cluster),
+                       f"/containerLogs/{chatty}/chatty/main?sinceSeconds=3600")
+    assert text.splitlines() == ["one", "two", "three"]
+    status, text = get(kubelet, admin(cluster), f"/containerLogs/{chatty}/nope/main")
+    assert status == 404 and 'pod "nope"' in text
+
+
+async def exec_ws(kubelet, cluster, path, protocol):
+    frames = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"wss://127.0.0.1:{kubelet.port}{path}",
+                                      ssl=admin(cluster), protocols=(protocol,)) as ws:
+            assert ws.protocol == protocol
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    frames.append((message.data[0], message.data[1:]))
+    return frames
+
+
+@pytest.mark.parametrize("protocol", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
+def test_exec_over_websocket(kubelet, cluster, chatty, protocol):
+    path = (f"/exec/{chatty}/chatty/main?command=sh&command=-c&command=echo+out%3B+echo+err+"
+            f">%262%3B+exit+4&stdout=1&stderr=1")
+    frames = asyncio.run(exec_ws(kubelet, cluster, path, protocol))
+    stdout = b"".join(data for channel, data in frames if channel == 1)
+    stderr = b"".join(data for channel, data in frames if channel == 2)
+    [error] = [json.loads(data) for channel, data in frames if channel == 3]
+    assert (stdout, stderr) == (b"out\n", b"err\n")
+    assert error["status"] == "Failure" and error["reason"] == "NonZeroExitCode"
+    assert error["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
