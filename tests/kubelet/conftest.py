@@ -81,7 +81,7 @@ class KubeletProcess:
     """A kubelet process with its own root dir, static pod dir and port."""
 
     def __init__(self, base: Path, runtime: RuntimeDaemon, cluster: DevCluster | None,
-                 node: str = NODE, extra_config: str = ""):
+                 node: str = NODE, extra_config: str = "", bootstrap: Path | None = None):
         self.base = base
         self.runtime = runtime
         self.cluster = cluster
@@ -99,7 +99,10 @@ class KubeletProcess:
             f"clusterDomain: cluster.local\nauthentication:\n  x509:\n{ca or '    {}'}\n"
             f"{extra_config}")
         self.kubeconfig = None
-        if cluster is not None:
+        self.bootstrap = bootstrap
+        if bootstrap is not None:            # TLS bootstrap writes this kubeconfig
+            self.kubeconfig = base / "kubelet.conf"
+        elif cluster is not None:
             self.kubeconfig = cluster.user_kubeconfig(f"system:node:{node}", ("system:nodes",))
 
     def command(self) -> list[str]:
@@ -109,6 +112,9 @@ class KubeletProcess:
                f"unix://{self.runtime.socket}", "--node-labels", "test.provisioner.io/role=kubelet"]
         if self.kubeconfig:
             cmd += ["--kubeconfig", str(self.kubeconfig)]
+        if self.bootstrap:
+            cmd += ["--bootstrap-kubeconfig", str(self.bootstrap), "--cert-dir",
+                    str(self.base / "pki")]
         return cmd
 
     def start(self) -> None:
