@@ -57,8 +57,36 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
                                 "resources": {"limits": {"cpu": "1"}}}]}}
 SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
            "spec": {"type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": 80}]}}
+STATEFULSET = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"},
+               "spec": {"serviceName": "x", "replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                        "template": DEPLOYMENT["spec"]["template"],
+                        "volumeClaimTemplates": [{"metadata": {"name": "d"}, "spec": {
+                            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}
+CRONJOB = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"},
+           "spec": {"schedule": "*/5 * * * *", "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {
+               "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+PDB = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "x"},
+       "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"a": "b"}}}}
+INGRESS = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"},
+           "spec": {"tls": [{"hosts": ["a.example.com"], "secretName": "t"}], "rules": [{"host": "a.example.com", "http": {
+               "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}}
+HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"},
+       "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "minReplicas": 1,
+                "maxReplicas": 3}}
+PVC = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
+       "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+LIMITS = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "x"},
+          "spec": {"limits": [{"type": "Container", "max": {"cpu": "4"}, "min": {"cpu": "1m"}}]}}
+QUOTA = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "x"},
+         "spec": {"hard": {"pods": "1000", "requests.cpu": "1000"}}}
+PRIORITY = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "x"}, "value": 10}
 TARGETS = [("/apis/apps/v1/namespaces/fuzz/deployments", DEPLOYMENT), ("/api/v1/namespaces/fuzz/pods", POD),
-           ("/api/v1/namespaces/fuzz/services", SERVICE)]
+           ("/api/v1/namespaces/fuzz/services", SERVICE), ("/apis/apps/v1/namespaces/fuzz/statefulsets", STATEFULSET),
+           ("/apis/batch/v1/namespaces/fuzz/cronjobs", CRONJOB), ("/apis/policy/v1/namespaces/fuzz/poddisruptionbudgets", PDB),
+           ("/apis/networking.k8s.io/v1/namespaces/fuzz/ingresses", INGRESS),
+           ("/apis/autoscaling/v2/namespaces/fuzz/horizontalpodautoscalers", HPA),
+           ("/api/v1/namespaces/fuzz/persistentvolumeclaims", PVC), ("/api/v1/namespaces/fuzz/limitranges", LIMITS),
+           ("/api/v1/namespaces/fuzz/resourcequotas", QUOTA), ("/apis/scheduling.k8s.io/v1/priorityclasses", PRIORITY)]
 
 
 def _paths(obj, prefix=()):
@@ -224,3 +252,18 @@ def test_content_types_and_protobuf(raw, fuzz_ns, ctype, body):
     for content_type, payload in ((ctype, b'{"data":{}}'), ("application/vnd.kubernetes.protobuf", b"k8s\x00" + body)):
         status, _, out = raw("POST", "/api/v1/namespaces/fuzz/configmaps", payload, {"Content-Type": content_type})
         check(status, out, must_fail=True)
+
+
+@FUZZ
+@given(spec=json_values, path=st.sampled_from([
+    "/apis/authentication.k8s.io/v1/tokenreviews", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+    "/apis/authorization.k8s.io/v1/namespaces/fuzz/localsubjectaccessreviews",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]))
+def test_review_bodies(raw, fuzz_ns, spec, path):
+    kind = {"tokenreviews": "TokenReview", "subjectaccessreviews": "SubjectAccessReview",
+            "localsubjectaccessreviews": "LocalSubjectAccessReview",
+            "selfsubjectaccessreviews": "SelfSubjectAccessReview"}[path.rsplit("/", 1)[1]]
+    group = path.split("/")[2]
+    body = {"apiVersion": f"{group}/v1", "kind": kind, "spec": spec}
+    check(*raw("POST", path, json.dumps(body))[::2], must_fail=False)
+

@@ -143,9 +143,48 @@ class Registry(Writes, Patching, Deletion):
         for pc in builtin_classes():
             await self._create_if_absent(Req(BY_KIND[("scheduling.k8s.io", "PriorityClass")], None,
                                              user_agent="apiserver"), pc)
+        await self.ensure_api_services()
         first = str(self.allocator.net.network_address + 1)
         await self._create_if_absent(Req(BY_KIND[("", "Service")], "default", user_agent="apiserver"), {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "targetPort": 6443,
                                                     "protocol": "TCP"}]}})
+
+    async def ensure_api_services(self) -> None:
+        """An APIService per served group/version, Local and Available, as kube-apiserver's
+        aggregator registers them on start (`kubectl get apiservices`)."""
+        from .registry import groups
+
+        res = BY_KIND[("apiregistration.k8s.io", "APIService")]
+        for group, versions in groups().items():
+            for version in versions:
+                name = f"{version}.{group}"
+                group_min, version_prio = API_SERVICE_PRIORITY.get(group, (16000, 15))
+                await self._create_if_absent(Req(res, None, user_agent="apiserver"), {
+                    "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                    "metadata": {"name": name, "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                    "spec": {"group": group, "version": version, "groupPriorityMinimum": group_min,
+                             "versionPriority": version_prio}})
+                current = await self.storage.get("apiservices", None, name)
+                if current and not (current.get("status") or {}).get("conditions"):
+                    def available(cur: dict) -> dict:
+                        cur["status"] = {"conditions": [{
+                            "type": "Available", "status": "True", "lastTransitionTime": fields.now(),
+                            "reason": "Local", "message": "Local APIServices are always available"}]}
+                        return cur
+                    await self.update(Req(res, None, name, "status", user_agent="apiserver"), available,
+                                      precondition_rv=None)
+
+
+# kube-apiserver's priorities of the built-in groups (groupPriorityMinimum, versionPriority)
+API_SERVICE_PRIORITY = {
+    "": (18000, 1), "apps": (17800, 15), "events.k8s.io": (17750, 15), "authentication.k8s.io": (17700, 15),
+    "authorization.k8s.io": (17600, 15), "autoscaling": (17500, 30), "batch": (17400, 15),
+    "certificates.k8s.io": (17300, 15), "networking.k8s.io": (17200, 15), "policy": (17100, 15),
+    "rbac.authorization.k8s.io": (17000, 15), "storage.k8s.io": (16800, 15),
+    "admissionregistration.k8s.io": (16700, 15), "apiextensions.k8s.io": (16700, 15),
+    "scheduling.k8s.io": (16600, 15), "coordination.k8s.io": (16500, 15), "node.k8s.io": (16300, 15),
+    "discovery.k8s.io": (16200, 15), "flowcontrol.apiserver.k8s.io": (16100, 21),
+    "apiregistration.k8s.io": (18000, 1),
+}

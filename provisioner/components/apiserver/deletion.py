@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any
 
 from . import admission, fields, strategies
@@ -16,6 +17,8 @@ from .apirequest import Req
 from .errors import ApiError
 from .registry import BY_KIND, RESOURCES, Resource
 from .storage import Storage
+
+log = logging.getLogger("apiserver")
 
 
 class Deletion:
@@ -89,20 +92,15 @@ class Deletion:
         task.add_done_callback(self.background.discard)
 
     async def _finalize_namespace(self, name: str) -> None:
-        """The namespace controller's job, done here until the controller manager exists."""
-        for r in RESOURCES:
-            if not r.namespaced or not r.stored:
-                continue
-            items, _, _ = await self.storage.list(r.plural, name)
-            for obj in items:
-                req = Req(r, name, obj["metadata"]["name"])
-                try:
-                    cur = await self.storage.get(r.plural, name, req.name or "")
-                    if cur and cur["metadata"].get("finalizers"):
-                        continue
-                    await self.delete(req, {"gracePeriodSeconds": 0})
-                except ApiError:
-                    pass
+        """The namespace controller's job, done here until the controller manager does it:
+        delete everything in the namespace, then wait (polling) until objects held by
+        finalizers are gone too, and only then let the namespace go, as Kubernetes does."""
+        delay = 0.2
+        while await self._delete_namespace_content(name):
+            if await self.storage.get("namespaces", None, name) is None:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
         ns_req = Req(BY_KIND[("", "Namespace")], None, name)
 
         def drop_kubernetes(cur: dict) -> dict:
@@ -114,6 +112,26 @@ class Deletion:
         except ApiError:
             return
         await self._maybe_finish_namespace(name)
+
+    async def _delete_namespace_content(self, name: str) -> int:
+        """Delete (or mark) what is left in the namespace; the number of objects still there."""
+        left = 0
+        for r in RESOURCES:
+            if not r.namespaced or not r.stored:
+                continue
+            items, _, _ = await self.storage.list(r.plural, name)
+            left += len(items)
+            for obj in items:
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue  # already marked: its finalizers' owners finish it
+                try:
+                    await self.delete(Req(r, name, obj["metadata"]["name"]), {"gracePeriodSeconds": 0})
+                except ApiError as exc:
+                    if exc.code != 404:
+                        log.warning("namespace %s: cannot delete %s/%s: %s", name, r.plural,
+                                    obj["metadata"]["name"], exc.message)
+        return left and sum([len((await self.storage.list(r.plural, name))[0])
+                             for r in RESOURCES if r.namespaced and r.stored])
 
     async def _maybe_finish_namespace(self, name: str) -> None:
         ns = await self.storage.get("namespaces", None, name)

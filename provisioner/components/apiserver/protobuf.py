@@ -118,6 +118,33 @@ M = {
     "NonResourceAttributes": {1: "path:string", 2: "verb:string"},
     "SelfSubjectRulesReview": {1: "metadata:ObjectMeta", 2: "spec:SSRRSpec"},
     "SSRRSpec": {1: "namespace:string"},
+    # what `kubectl create priorityclass|quota|poddisruptionbudget|cronjob|ingress` send
+    "PriorityClass": {1: "metadata:ObjectMeta", 2: "value:int", 3: "globalDefault:bool", 4: "description:string",
+                      5: "preemptionPolicy:*string"},
+    "ResourceQuota": {1: "metadata:ObjectMeta", 2: "spec:ResourceQuotaSpec"},
+    "ResourceQuotaSpec": {1: "hard:{Q}", 2: "scopes:[string]", 3: "scopeSelector:ScopeSelector"},
+    "ScopeSelector": {1: "matchExpressions:[ScopedResourceSelectorRequirement]"},
+    "ScopedResourceSelectorRequirement": {1: "scopeName:string", 2: "operator:string", 3: "values:[string]"},
+    "PodDisruptionBudget": {1: "metadata:ObjectMeta", 2: "spec:PodDisruptionBudgetSpec"},
+    "PodDisruptionBudgetSpec": {1: "minAvailable:IOS", 2: "selector:LabelSelector", 3: "maxUnavailable:IOS",
+                                4: "unhealthyPodEvictionPolicy:*string"},
+    "CronJob": {1: "metadata:ObjectMeta", 2: "spec:CronJobSpec"},
+    "CronJobSpec": {1: "schedule:string", 8: "timeZone:*string", 2: "startingDeadlineSeconds:*int",
+                    3: "concurrencyPolicy:string", 4: "suspend:*bool", 5: "jobTemplate:JobTemplateSpec",
+                    6: "successfulJobsHistoryLimit:*int", 7: "failedJobsHistoryLimit:*int"},
+    "JobTemplateSpec": {1: "metadata:ObjectMeta", 2: "spec:JobSpec"},
+    "Ingress": {1: "metadata:ObjectMeta", 2: "spec:IngressSpec"},
+    "IngressSpec": {4: "ingressClassName:*string", 1: "defaultBackend:IngressBackend", 2: "tls:[IngressTLS]",
+                    3: "rules:[IngressRule]"},
+    "IngressTLS": {1: "hosts:[string]", 2: "secretName:string"},
+    "IngressRule": {1: "host:string", 2: "inline:IngressRuleValue"},  # embedded: its fields sit in the rule
+    "IngressRuleValue": {1: "http:HTTPIngressRuleValue"},
+    "HTTPIngressRuleValue": {1: "paths:[HTTPIngressPath]"},
+    "HTTPIngressPath": {1: "path:string", 3: "pathType:*string", 2: "backend:IngressBackend"},
+    "IngressBackend": {4: "service:IngressServiceBackend", 3: "resource:TypedLocalObjectReference"},
+    "IngressServiceBackend": {1: "name:string", 2: "port:ServiceBackendPort"},
+    "ServiceBackendPort": {1: "name:string", 2: "number:int"},
+    "TypedLocalObjectReference": {1: "apiGroup:*string", 2: "kind:string", 3: "name:string"},
 }
 
 
@@ -217,6 +244,8 @@ def message(buf: bytes, name: str) -> dict:
             v = _special(t, val)
             if v is not None:
                 out[fname] = v
+        elif fname == "inline":
+            out.update(message(val, t))
         else:
             out[fname] = message(val, t)
     return out

@@ -248,6 +248,151 @@ COLUMNS: dict[str, list[Col]] = {
                                   ("Condition", "string", 0, _csr_condition)],
 }
 
+MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(o: dict, path: str) -> str:
+    return ",".join(MODES.get(m, m) for m in _g(o, path, []))
+
+
+def _quota(o: dict, limits: bool) -> str:
+    hard, used = _g(o, "status.hard", {}) or _g(o, "spec.hard", {}), _g(o, "status.used", {})
+    keys = sorted(k for k in hard if k.startswith("limits.") == limits)
+    return ", ".join(f"{k}: {used.get(k, '0')}/{hard[k]}" for k in keys)
+
+
+def _hpa_targets(o: dict) -> str:
+    out = []
+    for i, m in enumerate(_g(o, "spec.metrics", [])):
+        target = (m.get("resource") or {}).get("target") or {}
+        current = next((c for j, c in enumerate(_g(o, "status.currentMetrics", [])) if j == i), {})
+        now = ((current.get("resource") or {}).get("current") or {}).get("averageUtilization")
+        if target.get("averageUtilization") is not None:
+            out.append(f"{m.get('resource', {}).get('name', '')}: "
+                       f"{'<unknown>' if now is None else f'{now}%'}/{target['averageUtilization']}%")
+        else:
+            out.append("<unknown>/" + str(target.get("averageValue") or target.get("value") or ""))
+    return ", ".join(out) or "<none>"
+
+
+def _ingress_hosts(o: dict) -> str:
+    hosts = [r.get("host") for r in _g(o, "spec.rules", []) if r.get("host")]
+    return ",".join(hosts) or "*"
+
+
+def _lb(o: dict) -> str:
+    return ",".join(i.get("ip") or i.get("hostname") or "" for i in _g(o, "status.loadBalancer.ingress", []))
+
+
+def _default_mark(o: dict) -> str:
+    notes = _g(o, "metadata.annotations", {})
+    default = "true" in (notes.get("storageclass.kubernetes.io/is-default-class"),
+                         notes.get("storageclass.beta.kubernetes.io/is-default-class"))
+    return _g(o, "metadata.name") + (" (default)" if default else "")
+
+
+def _available(o: dict) -> str:
+    cond = next((c for c in _g(o, "status.conditions", []) if c.get("type") == "Available"), None)
+    if not cond:
+        return "Unknown"
+    return cond.get("status") if cond.get("status") == "True" else f"{cond.get('status')} ({cond.get('reason')})"
+
+
+def _claim(o: dict) -> str:
+    ref = _g(o, "spec.claimRef")
+    return f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+
+
+def _int_or_na(path: str) -> Callable[[dict], str]:
+    return lambda o: "N/A" if _g(o, path) is None else str(_g(o, path))
+
+
+CONTAINERS: Col = ("Containers", "string", 1, lambda o: _containers(o, "name"))
+IMAGES: Col = ("Images", "string", 1, lambda o: _containers(o, "image"))
+SELECTOR: Col = ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))
+COLUMNS.update({
+    "ReplicationController": [NAME, ("Desired", "integer", 0, lambda o: _g(o, "spec.replicas", 0)),
+                              ("Current", "integer", 0, lambda o: _g(o, "status.replicas", 0)),
+                              ("Ready", "integer", 0, lambda o: _g(o, "status.readyReplicas", 0)), AGE,
+                              CONTAINERS, IMAGES,
+                              ("Selector", "string", 1, lambda o: ",".join(
+                                  f"{k}={v}" for k, v in sorted(_g(o, "spec.selector", {}).items())))],
+    "PersistentVolume": [NAME, ("Capacity", "string", 0, lambda o: _g(o, "spec.capacity.storage", "")),
+                         ("Access Modes", "string", 0, lambda o: _modes(o, "spec.accessModes")),
+                         ("Reclaim Policy", "string", 0, lambda o: _g(o, "spec.persistentVolumeReclaimPolicy", "")),
+                         ("Status", "string", 0, lambda o: _g(o, "status.phase", "")),
+                         ("Claim", "string", 0, _claim),
+                         ("StorageClass", "string", 0, lambda o: _g(o, "spec.storageClassName", "")),
+                         ("VolumeAttributesClass", "string", 0,
+                          lambda o: _g(o, "spec.volumeAttributesClassName", "<unset>")),
+                         ("Reason", "string", 0, lambda o: _g(o, "status.reason", "")), AGE,
+                         ("VolumeMode", "string", 1, lambda o: _g(o, "spec.volumeMode", ""))],
+    "PersistentVolumeClaim": [NAME, ("Status", "string", 0, lambda o: _g(o, "status.phase", "")),
+                              ("Volume", "string", 0, lambda o: _g(o, "spec.volumeName", "")),
+                              ("Capacity", "string", 0, lambda o: _g(o, "status.capacity.storage", "")),
+                              ("Access Modes", "string", 0, lambda o: _modes(o, "status.accessModes")),
+                              ("StorageClass", "string", 0, lambda o: _g(o, "spec.storageClassName", "")),
+                              ("VolumeAttributesClass", "string", 0,
+                               lambda o: _g(o, "spec.volumeAttributesClassName", "<unset>")), AGE,
+                              ("VolumeMode", "string", 1, lambda o: _g(o, "spec.volumeMode", ""))],
+    "ResourceQuota": [NAME, AGE, ("Request", "string", 0, lambda o: _quota(o, False)),
+                      ("Limit", "string", 0, lambda o: _quota(o, True))],
+    "LimitRange": [NAME, ("Created At", "date", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
+    "PodTemplate": [NAME, ("Containers", "string", 0, lambda o: ",".join(
+        str(c.get("name")) for c in _g(o, "template.spec.containers", []))),
+        ("Images", "string", 0, lambda o: ",".join(str(c.get("image")) for c in _g(o, "template.spec.containers", []))),
+        ("Pod Labels", "string", 0, lambda o: ",".join(
+            f"{k}={v}" for k, v in sorted(_g(o, "template.metadata.labels", {}).items())))],
+    "StatefulSet": [NAME, ("Ready", "string", 0, lambda o: f"{_g(o, 'status.readyReplicas', 0)}/{_g(o, 'spec.replicas', 0)}"),
+                    AGE, CONTAINERS, IMAGES],
+    "ControllerRevision": [NAME, ("Controller", "string", 0, lambda o: next(
+        (f"{r.get('kind', '').lower()}.{r.get('apiVersion', '').split('/')[0]}/{r.get('name')}"
+         for r in _g(o, "metadata.ownerReferences", []) if r.get("controller")), "<none>")),
+        ("Revision", "integer", 0, lambda o: o.get("revision", 0)), AGE],
+    "CronJob": [NAME, ("Schedule", "string", 0, lambda o: _g(o, "spec.schedule", "")),
+                ("Timezone", "string", 0, lambda o: _g(o, "spec.timeZone", "<none>")),
+                ("Suspend", "boolean", 0, lambda o: "True" if _g(o, "spec.suspend") else "False"),
+                ("Active", "integer", 0, lambda o: len(_g(o, "status.active", []))),
+                ("Last Schedule", "string", 0, lambda o: age({"metadata": {"creationTimestamp":
+                                                                           _g(o, "status.lastScheduleTime")}})
+                 if _g(o, "status.lastScheduleTime") else "<none>"), AGE,
+                ("Containers", "string", 1, lambda o: ",".join(
+                    str(c.get("name")) for c in _g(o, "spec.jobTemplate.spec.template.spec.containers", []))),
+                ("Images", "string", 1, lambda o: ",".join(
+                    str(c.get("image")) for c in _g(o, "spec.jobTemplate.spec.template.spec.containers", []))),
+                ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.jobTemplate.spec.selector"))
+                 or "<none>")],
+    "PodDisruptionBudget": [NAME, ("Min Available", "string", 0, _int_or_na("spec.minAvailable")),
+                            ("Max Unavailable", "string", 0, _int_or_na("spec.maxUnavailable")),
+                            ("Allowed Disruptions", "integer", 0, lambda o: _g(o, "status.disruptionsAllowed", 0)),
+                            AGE],
+    "PriorityClass": [NAME, ("Value", "integer", 0, lambda o: o.get("value", 0)),
+                      ("Global-Default", "boolean", 0, lambda o: bool(o.get("globalDefault", False))), AGE,
+                      ("PreemptionPolicy", "string", 0, lambda o: o.get("preemptionPolicy", ""))],
+    "NetworkPolicy": [NAME, ("Pod-Selector", "string", 0, lambda o: format_label_selector(
+        _g(o, "spec.podSelector")) or "<none>"), AGE],
+    "Ingress": [NAME, ("Class", "string", 0, lambda o: _g(o, "spec.ingressClassName", "<none>")),
+                ("Hosts", "string", 0, _ingress_hosts), ("Address", "string", 0, _lb),
+                ("Ports", "string", 0, lambda o: "80, 443" if _g(o, "spec.tls") else "80"), AGE],
+    "IngressClass": [NAME, ("Controller", "string", 0, lambda o: _g(o, "spec.controller", "")),
+                     ("Parameters", "string", 0, lambda o: "<none>" if not _g(o, "spec.parameters") else
+                      f"{_g(o, 'spec.parameters.kind')}/{_g(o, 'spec.parameters.name')}"), AGE],
+    "HorizontalPodAutoscaler": [NAME, ("Reference", "string", 0, lambda o: f"{_g(o, 'spec.scaleTargetRef.kind')}/"
+                                       f"{_g(o, 'spec.scaleTargetRef.name')}"),
+                                ("Targets", "string", 0, _hpa_targets),
+                                ("MinPods", "string", 0, lambda o: str(_g(o, "spec.minReplicas", "<unset>"))),
+                                ("MaxPods", "integer", 0, lambda o: _g(o, "spec.maxReplicas", 0)),
+                                ("Replicas", "integer", 0, lambda o: _g(o, "status.currentReplicas", 0)), AGE],
+    "StorageClass": [("Name", "string", 0, _default_mark), ("Provisioner", "string", 0, lambda o: o.get("provisioner", "")),
+                     ("ReclaimPolicy", "string", 0, lambda o: o.get("reclaimPolicy", "")),
+                     ("VolumeBindingMode", "string", 0, lambda o: o.get("volumeBindingMode", "")),
+                     ("AllowVolumeExpansion", "string", 0, lambda o: str(bool(o.get("allowVolumeExpansion"))).lower()),
+                     AGE],
+    "APIService": [NAME, ("Service", "string", 0, lambda o: "Local" if not _g(o, "spec.service") else
+                          f"{_g(o, 'spec.service.namespace')}/{_g(o, 'spec.service.name')}"),
+                   ("Available", "string", 0, _available), AGE],
+})
+
 
 def table(kind: str, objs: list[dict], list_meta: dict, include: str = "Metadata") -> dict:
     cols = COLUMNS.get(kind, [NAME, AGE])

@@ -28,7 +28,7 @@ SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alph
 # kinds whose names are DNS labels (63 chars) rather than subdomains (253)
 LABEL_NAMED = {"Namespace", "Service"}
 # kinds whose names are free path segments (RBAC allows ':' in names)
-PATH_NAMED = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+PATH_NAMED = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "APIService"}
 
 Causes = list[tuple[str, str]]
 # a static pod's copy in the API, written by its kubelet
@@ -299,6 +299,17 @@ VALIDATORS: dict[str, Callable[[dict], Causes]] = {
     "Job": _template_owner,
     "Service": _service, "ConfigMap": _data_keys, "Secret": _secret,
 }
+
+
+def _merge_tables() -> None:
+    from . import validation_kinds
+
+    DEFAULTERS.update(validation_kinds.DEFAULTERS)
+    VALIDATORS.update(validation_kinds.VALIDATORS)
+    VALIDATORS["StatefulSet"] = _template_owner
+
+
+_merge_tables()
 
 
 def validate(kind: str, obj: dict, *, check_name_format: bool = True) -> Causes:

@@ -50,11 +50,12 @@ class Writes:
         meta["creationTimestamp"] = fields.now()
         meta["generation"] = 1
         strategy = strategies.for_kind(res.kind)
-        strategy.prepare_for_create(req, obj)
-        validation.prepare_for_create(res.kind, obj)
+        # kube-apiserver's order: defaults at decoding, mutating admission, then the strategy
         validation.default(res.kind, obj)
         await self.admission_chain.mutate(admission.Attributes("CREATE", req, obj))
-        validation.default(res.kind, obj)  # what mutating admission added gets its defaults too
+        strategy.prepare_for_create(req, obj)
+        validation.prepare_for_create(res.kind, obj)
+        validation.default(res.kind, obj)  # what admission and the strategy added gets its defaults too
         self._validate(req, obj)
         await self._admit(req, obj)
         fields.record(meta, req.manager, "Update", res.group_version,
