@@ -8,13 +8,13 @@ both kinds of mistakes gets every problem reported at once. Each check returns p
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from provisioner.spec.hosts import DEFAULT_KEY_FIELD, HostEntry, resolve_path
+from provisioner.spec.paths import local_path_problem
 from provisioner.spec.problems import Problem, capped
 
 HOSTS_FIELD = "spec.hosts"
@@ -129,13 +129,7 @@ def key_files(entries: list[HostEntry]) -> list[Problem]:
 
 
 def file_problem(path: Path) -> str | None:
-    if not path.exists():
-        return f"file {path} does not exist"
-    if not path.is_file():
-        return f"{path} is not a file"
-    if not os.access(path, os.R_OK):
-        return f"file {path} is not readable"
-    return None
+    return local_path_problem(path, "file")
 
 
 PUBLIC_KEY_PREFIXES = (b"ssh-", b"ecdsa-", b"sk-", b"---- BEGIN SSH2 PUBLIC KEY")
@@ -171,9 +165,5 @@ def wheelhouse(artifacts: Any, base: Path) -> list[Problem]:
     value = artifacts.get("wheelhouse") if isinstance(artifacts, dict) else None
     if not isinstance(value, str) or not value:
         return []
-    path = resolve_path(value, base)
-    if not path.exists():
-        return [Problem("spec.artifacts.wheelhouse", f"directory {path} does not exist")]
-    if not path.is_dir():
-        return [Problem("spec.artifacts.wheelhouse", f"{path} is not a directory")]
-    return []
+    problem = local_path_problem(resolve_path(value, base), "directory")
+    return [Problem("spec.artifacts.wheelhouse", problem)] if problem else []

@@ -29,8 +29,13 @@ def well_typed(setting: str, value: Any) -> bool:
 
 
 def resolve_path(text: str, base: Path) -> Path:
-    """`~` expanded; relative paths taken from `base`; the result absolute and normalized."""
-    path = Path(text).expanduser()
+    """`~` expanded; relative paths taken from `base`; the result absolute and normalized.
+
+    A `~user` that names no user stays as written (the file is then reported missing)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:
+        path = Path(text)
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 

@@ -23,7 +23,8 @@ from provisioner.spec.model import (
     Networking,
     SSHSettings,
 )
-from provisioner.spec.problems import Origin, Problem, SpecError, in_reading_order
+from provisioner.spec.paths import PATH_ECHO_LIMIT, local_path_problem
+from provisioner.spec.problems import Origin, Problem, SpecError, capped, in_reading_order
 from provisioner.spec.schema import CLUSTER, INVENTORY
 from provisioner.spec.validator import validate_document
 
@@ -41,8 +42,9 @@ def load_inventory(
 ) -> tuple[list[HostEntry] | None, list[Problem]]:
     """Host entries of the inventory named by spec.inventory (None if it cannot be read)."""
     path = resolve_path(name, base)
-    if not path.exists():
-        return None, [Problem("spec.inventory", f"file {name} does not exist")]
+    problem = local_path_problem(path, "file", shown=capped(name, PATH_ECHO_LIMIT))
+    if problem:
+        return None, [Problem("spec.inventory", problem)]
     origin = Origin(f"inventory {name}")
     # spec.inventory may name any file by mistake (a key, /etc/shadow): until the file says
     # it is an inventory, problems name it and what was expected, never its contents.

@@ -65,3 +65,24 @@ def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Pat
     assert f"cannot create the local state directory {not_a_dir}/clusters/c" in result.stderr
     assert "PROVISIONER_STATE_DIR" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_odd_paths_in_a_spec_are_input_errors_with_their_field_and_exit_3(tmp_path: Path):
+    key = tmp_path / "id_test"
+    write_private_key(key)
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
+        "spec": {"ssh": {"key": "~no-such-user-here/id"}, "inventory": "i" * 5000,
+                 "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}]},
+    }))
+    provisioner = str(Path(sys.executable).parent / "provisioner")
+    for command in (["validate"], ["create", "cluster"]):
+        result = subprocess.run([provisioner, *command, "-f", str(spec)], capture_output=True,
+                                text=True, timeout=120,
+                                env={"PROVISIONER_STATE_DIR": str(tmp_path / "state"),
+                                     "PATH": "/usr/bin:/bin"})
+        assert result.returncode == 3, result.stderr
+        assert "spec.inventory: " + "i" * 200 + "... cannot be used: File name too long" in result.stderr
+        assert f"spec.ssh.key: file {tmp_path}/~no-such-user-here/id does not exist" in result.stderr
+        assert "Traceback" not in result.stderr and "OSError" not in result.stderr

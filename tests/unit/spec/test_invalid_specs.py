@@ -196,7 +196,7 @@ INVALID = [
             ["spec.ssh.key: file {tmp}/home/.ssh/id_ed25519 does not exist "
              "(the default key; set spec.ssh.key to use another)"]),
     Invalid("key_is_a_directory", setting("spec", "ssh", "key", value="home"),
-            ["spec.ssh.key: {tmp}/home is not a file"]),
+            ["spec.ssh.key: {tmp}/home is a directory, not a file"]),
     Invalid("key_is_a_public_key", setting("spec", "ssh", "key", value="keys/id.pub"),
             ["spec.ssh.key: {tmp}/keys/id.pub is not a private key (a public key?)"],
             files={"keys/id.pub": public_key_line().decode()}),
@@ -222,6 +222,14 @@ INVALID = [
     # inventory problems come with the cluster file's, prefixed with the inventory's name
     Invalid("inventory_missing", setting("spec", "inventory", value="hosts.yaml"),
             ["spec.inventory: file hosts.yaml does not exist"]),
+    # paths the operating system refuses are spec problems with their field, not crashes
+    Invalid("inventory_path_too_long", setting("spec", "inventory", value="i" * 5000),
+            ["spec.inventory: " + "i" * 200 + "... cannot be used: File name too long"]),
+    Invalid("inventory_is_a_directory", setting("spec", "inventory", value="inv"),
+            ["spec.inventory: inv is a directory, not a file"], files={"inv/hosts.yaml": {}}),
+    Invalid("inventory_below_a_file", setting("spec", "inventory", value="id_test/hosts.yaml"),
+            ["spec.inventory: file id_test/hosts.yaml does not exist"]),
+
     Invalid("inventory_host_field_misspelled", setting("spec", "inventory", value="hosts.yaml"),
             ["inventory hosts.yaml: hosts[0].address: is required",
              "inventory hosts.yaml: hosts[0].adress: unknown field"],
@@ -290,6 +298,23 @@ def test_invalid_file_reports_exact_problems(case: Invalid, write, workdir) -> N
 
     assert spec is None
     assert [str(p) for p in errors] == [e.format(tmp=workdir) for e in case.expected]
+
+
+@pytest.mark.parametrize("field, value", [
+    (("spec", "ssh", "key"), "k" * 300),
+    (("spec", "artifacts", "wheelhouse"), "w/" * 3000),
+])
+def test_a_path_the_os_refuses_is_a_problem_of_its_field_shown_capped(field, value, write):
+    doc = minimal()
+    setting(*field, value=value)(doc)
+    write("cluster.yaml", doc)
+
+    _, errors, _ = validate_cluster("cluster.yaml")
+
+    [problem] = [str(p) for p in errors]
+    assert problem.startswith(".".join(field) + ": /")
+    assert problem.endswith("... cannot be used: File name too long")
+    assert len(problem) < 300
 
 
 def test_load_cluster_raises_one_error_listing_every_problem(write) -> None:
