@@ -29,6 +29,7 @@ from .forward import Forwarder
 from .zone import Zone
 
 log = logging.getLogger("provisioner-dns")
+ANSWER_CACHE_SIZE = 20000
 
 
 class Metrics:
@@ -56,6 +57,10 @@ class DnsServer:
         self.forwarder = forwarder
         self.server_name = server_name
         self.metrics = Metrics()
+        # Cluster answers as wire bytes, by the query's shape, for the zone they came from: a
+        # repeated question costs a dictionary lookup and the id put back.
+        self._answers: dict[tuple, bytes] = {}
+        self._answers_zone: Zone | None = None
 
     async def handle(self, wire: bytes, proto: str) -> bytes | None:
         started = time.perf_counter()
@@ -67,6 +72,16 @@ class DnsServer:
             return None
         qtype = dns.rdatatype.to_text(query.question[0].rdtype)
         zone = self.zone()
+        if zone is not self._answers_zone:
+            self._answers, self._answers_zone = {}, zone
+        limit = 65535 if proto == "tcp" else max(512, query.payload if query.edns >= 0 else 512)
+        question = query.question[0]
+        shape = (question.name.to_text(), question.rdtype, question.rdclass, query.flags,
+                 query.edns, limit)
+        cached = self._answers.get(shape)
+        if cached is not None:
+            self._count(zone.domain, proto, qtype, cached[3] & 0x0F, "kubernetes", started)
+            return query.id.to_bytes(2, "big") + cached[2:]
         response = answer(zone, query)
         plugin, zone_label = "kubernetes", zone.domain
         if response is None:
@@ -78,18 +93,26 @@ class DnsServer:
                 self.metrics.cache_hits.labels(self.server_name, "success").inc()
             else:
                 self.metrics.cache_misses.labels(self.server_name).inc()
-        self.metrics.requests.labels(self.server_name, zone_label, proto, qtype).inc()
-        self.metrics.responses.labels(self.server_name, zone_label,
-                                      dns.rcode.to_text(response.rcode()), plugin).inc()
-        self.metrics.duration.labels(self.server_name, zone_label, qtype).observe(
-            time.perf_counter() - started)
-        limit = 65535 if proto == "tcp" else max(512, query.payload if query.edns >= 0 else 512)
+        self._count(zone_label, proto, qtype, response.rcode(), plugin, started)
         try:
-            return response.to_wire(max_size=limit)
+            wire = response.to_wire(max_size=limit)
         except dns.exception.TooBig:
             response.answer, response.additional = [], []
             response.flags |= dns.flags.TC
-            return response.to_wire(max_size=limit)
+            wire = response.to_wire(max_size=limit)
+        if plugin == "kubernetes":
+            if len(self._answers) >= ANSWER_CACHE_SIZE:       # random names: start over
+                self._answers.clear()
+            self._answers[shape] = wire
+        return wire
+
+    def _count(self, zone: str, proto: str, qtype: str, rcode: int, plugin: str,
+               started: float) -> None:
+        self.metrics.requests.labels(self.server_name, zone, proto, qtype).inc()
+        self.metrics.responses.labels(self.server_name, zone, dns.rcode.to_text(rcode),
+                                      plugin).inc()
+        self.metrics.duration.labels(self.server_name, zone, qtype).observe(
+            time.perf_counter() - started)
 
 
 class _Udp(asyncio.DatagramProtocol):

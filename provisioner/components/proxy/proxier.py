@@ -79,6 +79,7 @@ class Proxier:
         self.slices: dict[str, dict[str, dict]] = {}       # service key -> slice key -> slice
         self.changed: set[str] = set()
         self.written: dict[str, set[str]] = {}             # service key -> its nat chains
+        self._ports: dict[str, list[ServicePort]] = {}     # service key -> ports, until it changes
         self.needs_full = True
         self.last_sync = 0.0           # monotonic, of the last successful sync
         self.pending_since: float | None = None
@@ -107,6 +108,7 @@ class Proxier:
 
     def _mark(self, key: str) -> None:
         self.changed.add(key)
+        self._ports.pop(key, None)
         if self.pending_since is None:
             self.pending_since = time.monotonic()
         if self.wake is not None:
@@ -115,8 +117,11 @@ class Proxier:
     # -- syncing -----------------------------------------------------------------------------------
 
     def ports_of(self, key: str) -> list[ServicePort]:
-        service = self.services.get(key)
-        return service_ports(service, list(self.slices.get(key, {}).values())) if service else []
+        if key not in self._ports:
+            service = self.services.get(key)
+            self._ports[key] = service_ports(service, list(self.slices.get(key, {}).values())) \
+                if service else []
+        return self._ports[key]
 
     def build(self, full: bool) -> tuple[str, dict[str, set[str]], set[str]]:
         """(payload, chains written per service, services synced) for a full or partial sync."""
