@@ -221,3 +221,25 @@ def test_only_the_lease_holder_schedules_and_a_standby_takes_over(env):
     assert second.poll() is None
     lease = env.get("lease", "kube-scheduler", "-n", "kube-system")["spec"]
     assert lease["leaseDurationSeconds"] == 15 and lease["leaseTransitions"] >= 1
+
+
+def test_the_scheduler_rides_out_an_api_server_restart(env):
+    import subprocess as sp
+
+    from provisioner.dev import die_with_parent
+
+    env.apply(node("n"))
+    sched = env.scheduler("--leader-elect=true")
+    env.apply(pod("before"))
+    env.wait_bound("before")
+    cluster = env.cluster
+    api = cluster.procs[1]
+    api.terminate()
+    api.wait(15)
+    log = open(cluster.root / "logs" / "apiserver-2.log", "ab")
+    cluster.procs[1] = sp.Popen(cluster.apiserver_command(cluster.api_port), stdout=log, stderr=sp.STDOUT,
+                                preexec_fn=die_with_parent())
+    cluster.wait_ready(30)
+    env.apply(pod("after"))
+    assert env.wait_bound("after", timeout=60) == "n"  # its informers listed and watched again
+    assert sched.poll() is None
