@@ -92,6 +92,7 @@ DEFAULT_ROLES: dict[str, list[R]] = {
     "system:kube-scheduler": [
         rule(READ, [""], ["pods", "nodes", "namespaces", "services", "persistentvolumeclaims"]),
         rule(["create"], [""], ["pods/binding", "bindings"]),
+        rule(["delete"], [""], ["pods"]),  # preemption victims, as upstream's role allows
         rule(["patch", "update"], [""], ["pods/status"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(ALL, ["coordination.k8s.io"], ["leases"]),
