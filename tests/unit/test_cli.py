@@ -46,15 +46,22 @@ def test_with_v_the_traceback_is_shown():
     assert "Traceback" in result.stderr and "disk on fire" in result.stderr
 
 
-def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Path):
+def write_spec(tmp_path: Path, **spec: object) -> Path:
+    """A one-host cluster file (key: a real private key unless `spec` sets ssh)."""
     key = tmp_path / "id_test"
     write_private_key(key)
-    spec = tmp_path / "cluster.yaml"
-    spec.write_text(yaml.safe_dump({
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({
         "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
         "spec": {"ssh": {"key": str(key)},
-                 "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}]},
+                 "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}],
+                 **spec},
     }))
+    return path
+
+
+def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Path):
+    spec = write_spec(tmp_path)
     not_a_dir = tmp_path / "state-file"
     not_a_dir.write_text("")
     provisioner = str(Path(sys.executable).parent / "provisioner")
@@ -68,14 +75,7 @@ def test_an_unusable_state_directory_names_itself_and_the_variable(tmp_path: Pat
 
 
 def test_odd_paths_in_a_spec_are_input_errors_with_their_field_and_exit_3(tmp_path: Path):
-    key = tmp_path / "id_test"
-    write_private_key(key)
-    spec = tmp_path / "cluster.yaml"
-    spec.write_text(yaml.safe_dump({
-        "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
-        "spec": {"ssh": {"key": "~no-such-user-here/id"}, "inventory": "i" * 5000,
-                 "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}]},
-    }))
+    spec = write_spec(tmp_path, ssh={"key": "~no-such-user-here/id"}, inventory="i" * 5000)
     provisioner = str(Path(sys.executable).parent / "provisioner")
     for command in (["validate"], ["create", "cluster"]):
         result = subprocess.run([provisioner, *command, "-f", str(spec)], capture_output=True,
