@@ -262,7 +262,7 @@ class Session:
                 assert rec.path is not None and rec.shown is not None
                 before = current.get(rec.host, {}).get(rec.path)
                 changes.details[(rec.host, rec.description)] = unified_diff(
-                    rec.host, rec.path, before, rec.shown)
+                    rec.host, rec.path, before, rec.shown) or ["content unchanged; mode or owner differs"]
         self._recorded.clear()
         return changes
 

@@ -76,6 +76,16 @@ def test_a_changed_file_shows_a_unified_diff_and_a_secret_shows_none(tmp_path):
     assert unit.read_text() == "a\nb\n"
 
 
+def test_a_mode_change_alone_says_so_instead_of_an_empty_diff(tmp_path):
+    unit = tmp_path / "etcd.service"
+    unit.write_text("same\n")
+    unit.chmod(0o600)
+    with session() as s:
+        s.put(HOST, "unit", str(unit), "same\n", mode="644")
+        preview = s.preview()
+    assert preview.details[("@local", "unit")] == ["content unchanged; mode or owner differs"]
+
+
 def test_an_operation_conditioned_on_another_counts_only_if_that_one_changes(tmp_path):
     unit = tmp_path / "etcd.service"
     unit.write_text("same\n")
