@@ -48,6 +48,14 @@ class ProxyNode:
 
     def __init__(self, api: DevCluster, base: Path):
         self.api = api
+        self.ns = self.client = self.forwarder = None
+        try:
+            self._set_up(api, base)
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_up(self, api: DevCluster, base: Path) -> None:
         self.ns = Netns(f"kpt{SESSION}")
         # the node's own addresses on a veth pair kept inside (no dummy module on every kernel)
         self.ns.ip("link", "add", "dum0", "type", "veth", "peer", "name", "dum1")
@@ -98,9 +106,9 @@ class ProxyNode:
         return self.ns.run(["iptables-save"]).stdout
 
     def close(self) -> None:
-        self.forwarder.close()
-        self.ns.close()
-        self.client.close()
+        for part in (self.forwarder, self.ns, self.client):
+            if part is not None:
+                part.close()
 
 
 def _get(url: str, timeout: float = 2) -> tuple[int, dict | str | None]:
@@ -118,6 +126,8 @@ def _get(url: str, timeout: float = 2) -> tuple[int, dict | str | None]:
 
 @pytest.fixture(scope="module")
 def node(api, tmp_path_factory):
+    subprocess.run(["ip", "netns", "del", f"kpt{SESSION}"], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", f"kpc{SESSION}"], capture_output=True, check=False)
     node = ProxyNode(api, tmp_path_factory.mktemp("proxy-node"))
     yield node
     node.close()
