@@ -35,6 +35,7 @@ class Env:
         self.root = root
         self.env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig), HOME=str(root), KUBECACHEDIR=str(root / "kc"))
         self.procs: list[subprocess.Popen] = []
+        self.identity: Path | None = None
 
     # -- kubectl ------------------------------------------------------------------------------
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -72,7 +73,9 @@ class Env:
     def scheduler(self, *args: str, port: int | None = None, wait: bool = True) -> subprocess.Popen:
         port = port or free_port()
         log = open(self.root / f"scheduler-{len(self.procs)}.log", "ab")
-        proc = subprocess.Popen([SCHEDULER, "--kubeconfig", str(self.cluster.kubeconfig), "--secure-port", str(port),
+        if self.identity is None:  # the scheduler's own identity, so its RBAC role is exercised too
+            self.identity = self.cluster.user_kubeconfig("system:kube-scheduler")
+        proc = subprocess.Popen([SCHEDULER, "--kubeconfig", str(self.identity), "--secure-port", str(port),
                                  "--bind-address", "127.0.0.1", *args], stdout=log, stderr=subprocess.STDOUT)
         proc.port = port
         self.procs.append(proc)
