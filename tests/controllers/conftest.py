@@ -51,7 +51,7 @@ def cluster(tmp_path_factory):
 def kcm(cluster):
     """The shared controller manager, as kubeadm runs it."""
     ca = cluster.pki / "ca"
-    proc = start_kcm(cluster, cluster.root / "logs" / "kcm.log", "--controllers=*",
+    proc = start_kcm(cluster, cluster.root / "logs" / "kcm.log", "--controllers=*,bootstrapsigner,tokencleaner",
                      "--root-ca-file", str(cluster.pki / "ca.crt"),
                      "--cluster-signing-cert-file", f"{ca}.crt", "--cluster-signing-key-file", f"{ca}.key",
                      "--allocate-node-cidrs", "--cluster-cidr", "10.244.0.0/16",

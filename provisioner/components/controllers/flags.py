@@ -59,20 +59,22 @@ class Options:
     verbose: int = 0
 
 
-def select_controllers(spec: str, known: dict[str, bool]) -> set[str]:
+def select_controllers(spec: str, known: dict[str, bool], canonical: dict[str, str] | None = None) -> set[str]:
     """The set kube-controller-manager runs for --controllers: `*` is every controller on by
-    default, `foo` adds one, `-foo` removes one. `known` maps name -> on by default.
+    default, `foo` adds one, `-foo` removes one. `known` maps name -> on by default; `canonical`
+    maps an alias to its canonical name (the result holds canonical names).
     Unknown names raise ValueError listing them."""
+    canon = canonical or {}
     items = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = sorted({i.lstrip("-") for i in items if i != "*" and i.lstrip("-") not in known})
     if unknown:
         raise ValueError(", ".join(unknown))
-    chosen = {n for n, on in known.items() if on} if "*" in items else set()
+    chosen = {canon.get(n, n) for n, on in known.items() if on} if "*" in items else set()
     for item in items:
         if item.startswith("-"):
-            chosen.discard(item[1:])
+            chosen.discard(canon.get(item[1:], item[1:]))
         elif item != "*":
-            chosen.add(item)
+            chosen.add(canon.get(item, item))
     return chosen
 
 
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: list[str], known: dict[str, bool]) -> Options:
+def parse(argv: list[str], known: dict[str, bool], canonical: dict[str, str] | None = None) -> Options:
     """Options from argv, or FlagError naming every bad flag at once."""
     ns = build_parser().parse_args(argv)
     problems: list[str] = []
@@ -139,7 +141,7 @@ def parse(argv: list[str], known: dict[str, bool]) -> Options:
                 tls_private_key_file=ns.tls_private_key_file, concurrent_syncs=ns.concurrent,
                 verbose=ns.verbose)
     try:
-        o.controllers = select_controllers(ns.controllers, known)
+        o.controllers = select_controllers(ns.controllers, known, canonical)
     except ValueError as e:
         problems.append(f"--controllers: unknown controller(s) {e} (known: {', '.join(sorted(known))})")
     for flag, attr in (("--node-monitor-grace-period", "node_monitor_grace_period"),

@@ -67,7 +67,7 @@ async def serve(options: Options) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        options = parse(argv, manager.known())
+        options = parse(argv, manager.known(), manager.aliases())
     except FlagError as exc:
         print(f"kube-controller-manager: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,10 @@ CONTROLLERS: list[Entry] = [
     Entry("node-ipam-controller", "nodeipam", "nodeipam:NodeIpamController"),
     Entry("node-lifecycle-controller", "nodelifecycle", "nodelifecycle:NodeLifecycleController"),
     Entry("taint-eviction-controller", "taint-eviction-controller", "tainteviction:TaintEvictionController"),
+    Entry("certificatesigningrequest-approving-controller", "csrapproving", "csrapproving:CSRApprovingController"),
+    Entry("certificatesigningrequest-signing-controller", "csrsigning", "csrsigning:CSRSigningController"),
+    Entry("bootstrap-signer-controller", "bootstrapsigner", "bootstrap:BootstrapSigner", on_by_default=False),
+    Entry("token-cleaner-controller", "tokencleaner", "bootstrap:TokenCleaner", on_by_default=False),
 ]
 
 BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias)}
@@ -55,6 +59,11 @@ BY_NAME: dict[str, Entry] = {n: e for e in CONTROLLERS for n in (e.name, e.alias
 def known() -> dict[str, bool]:
     """Every accepted --controllers name -> on under `*` (for flags.select_controllers)."""
     return {n: e.on_by_default for e in CONTROLLERS for n in (e.name, e.alias)}
+
+
+def aliases() -> dict[str, str]:
+    """alias (and canonical name) -> canonical name."""
+    return {n: e.name for e in CONTROLLERS for n in (e.name, e.alias)}
 
 
 def canonical(selected: set[str]) -> list[Entry]:

@@ -1,0 +1,314 @@
+"""Pure controller decisions, table-driven: desired vs observed in, actions out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from provisioner.components.controllers import (
+    daemonset,
+    flags,
+    manager,
+    namespace,
+    nodeipam,
+    nodelifecycle,
+    podgc,
+    podutil,
+    replicaset,
+    rollout,
+    tainteviction,
+)
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+KNOWN = manager.known()
+ALIASES = manager.aliases()
+
+
+def pod(name: str, *, node: str = "", phase: str = "Running", ready: bool = True, created: str = "2026-01-01T00:00:00Z",
+        ready_since: str = "2026-01-01T00:00:00Z", labels: dict | None = None, deleting: bool = False) -> dict:
+    p = {"metadata": {"name": name, "creationTimestamp": created, "labels": labels or {}},
+         "spec": {"nodeName": node} if node else {},
+         "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                                    "lastTransitionTime": ready_since}]}}
+    if deleting:
+        p["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return p
+
+
+# -- flags ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, on, off", [
+    ("*", {"deployment", "replicaset", "garbagecollector"}, {"bootstrapsigner", "tokencleaner"}),
+    ("*,bootstrapsigner,tokencleaner", {"deployment", "bootstrapsigner", "tokencleaner"}, set()),
+    ("*,-deployment", {"replicaset"}, {"deployment"}),
+    ("deployment", {"deployment"}, {"replicaset"}),
+    ("", set(), {"deployment"}),
+])
+def test_select_controllers(spec, on, off):
+    chosen = flags.select_controllers(spec, KNOWN, ALIASES)
+    assert {ALIASES[n] for n in on} <= chosen and not {ALIASES[n] for n in off} & chosen
+
+
+def test_canonical_names_and_aliases_are_one_controller():
+    assert flags.select_controllers("*,-deployment-controller", KNOWN, ALIASES) == \
+        flags.select_controllers("*,-deployment", KNOWN, ALIASES)
+
+
+def test_unknown_controllers_are_named():
+    with pytest.raises(ValueError, match="bogus, nope"):
+        flags.select_controllers("*,-nope,bogus", KNOWN, ALIASES)
+
+
+@pytest.mark.parametrize("text, seconds", [("50s", 50), ("1m30s", 90), ("300ms", 0.3), ("1h", 3600), ("0", 0)])
+def test_durations(text, seconds):
+    assert flags.parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["50", "soon", "1x", ""])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        flags.parse_duration(text)
+
+
+# -- selectors and pods -------------------------------------------------------------------------------
+@pytest.mark.parametrize("selector, labels, matches", [
+    ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+    ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {}, True),
+    ({}, {"x": "y"}, True),
+    (None, {"x": "y"}, False),
+])
+def test_label_selectors(selector, labels, matches):
+    assert podutil.selector_matches(selector, labels) is matches
+
+
+def test_scale_down_deletes_the_least_useful_pods_first():
+    pods = [pod("running-old", node="n", created="2026-01-01T00:00:00Z"),
+            pod("unscheduled", phase="Pending", ready=False),
+            pod("not-ready", node="n", ready=False),
+            pod("running-new", node="n", created="2026-01-01T01:00:00Z", ready_since="2026-01-01T01:00:00Z")]
+    create, delete = replicaset.plan_scale(1, pods)
+    assert create == 0
+    assert [p["metadata"]["name"] for p in delete] == ["unscheduled", "not-ready", "running-new"]
+
+
+@pytest.mark.parametrize("desired, have, create, delete", [(3, 3, 0, 0), (5, 3, 2, 0), (1, 3, 0, 2),
+                                                          (1000, 0, 500, 0)])
+def test_plan_scale_counts(desired, have, create, delete):
+    c, d = replicaset.plan_scale(desired, [pod(f"p{i}") for i in range(have)])
+    assert (c, len(d)) == (create, delete)
+
+
+def test_slow_start_batches():
+    assert replicaset.slow_start_batches(10) == [1, 2, 4, 3]
+    assert replicaset.slow_start_batches(0) == []
+
+
+def test_availability_waits_for_min_ready_seconds():
+    p = pod("p", ready_since="2026-01-01T11:59:55Z")
+    assert podutil.is_available(p, 0, NOW) and not podutil.is_available(p, 10, NOW)
+    assert podutil.is_available(p, 5, NOW)
+
+
+# -- rollout arithmetic ---------------------------------------------------------------------------------
+def deployment(replicas=10, surge="25%", unavailable="25%", strategy="RollingUpdate", generation=1) -> dict:
+    return {"metadata": {"name": "d", "generation": generation, "uid": "u"},
+            "spec": {"replicas": replicas, "strategy": {"type": strategy, "rollingUpdate": {
+                "maxSurge": surge, "maxUnavailable": unavailable}}, "progressDeadlineSeconds": 600,
+                "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}},
+            "status": {}}
+
+
+def rs(name: str, replicas: int, available: int | None = None, created: str = "2026-01-01T00:00:00Z") -> dict:
+    return {"metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"replicas": replicas},
+            "status": {"replicas": replicas, "availableReplicas": replicas if available is None else available}}
+
+
+@pytest.mark.parametrize("replicas, surge, unavailable, want", [
+    (10, "25%", "25%", (3, 2)), (4, 1, 0, (1, 0)), (3, 0, 0, (0, 1)), (1, "25%", "25%", (1, 0)),
+    (10, "0%", "100%", (0, 10))])
+def test_fenceposts(replicas, surge, unavailable, want):
+    assert rollout.fenceposts(deployment(replicas, surge, unavailable)) == want
+
+
+def test_rolling_new_replicas_stays_within_surge():
+    d = deployment(replicas=4, surge=1, unavailable=0)
+    new = rs("new", 0)
+    assert rollout.rolling_new_replicas(d, [rs("old", 4), new], new) == 1  # 4 + 1 surge
+    new = rs("new", 1, available=0)
+    assert rollout.rolling_new_replicas(d, [rs("old", 4), new], new) == 1  # at the ceiling: wait
+
+
+def test_old_replicas_scale_down_keeps_availability():
+    d = deployment(replicas=4, surge=1, unavailable=0)
+    new = rs("new", 1, available=0)
+    assert rollout.rolling_old_scale_down(d, [rs("old", 4), new], [rs("old", 4)], new) == {}
+    new = rs("new", 1, available=1)
+    assert rollout.rolling_old_scale_down(d, [rs("old", 4), new], [rs("old", 4)], new) == {"old": 3}
+
+
+def test_unhealthy_old_replicas_go_first():
+    d = deployment(replicas=4, surge=0, unavailable=1)
+    old = rs("old", 4, available=2)
+    new = rs("new", 0)
+    assert rollout.rolling_old_scale_down(d, [old, new], [old], new) == {"old": 3}
+
+
+def test_template_hash_is_stable_and_ignores_its_label():
+    t = deployment()["spec"]["template"]
+    h = rollout.template_hash(t)
+    labelled = {"metadata": {"labels": {"app": "x", "pod-template-hash": h}}, "spec": t["spec"]}
+    assert rollout.template_hash(labelled) == h and rollout.equal_ignore_hash(t, labelled)
+    assert rollout.template_hash(t, 1) != h
+    assert set(h) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+def test_revision_history_when_an_old_replicaset_comes_back():
+    d = deployment()
+    old = {"metadata": {"annotations": {rollout.REVISION: "1"}}}
+    ann = rollout.replicaset_annotations(d, old, 3, 1)
+    assert ann[rollout.REVISION] == "3" and ann[rollout.REVISION_HISTORY] == "1"
+    assert ann[rollout.DESIRED_REPLICAS] == "10" and ann[rollout.MAX_REPLICAS] == "11"
+
+
+def test_proportional_scaling_spreads_a_resize():
+    d = deployment(replicas=20, surge=0, unavailable=1)
+    plan = rollout.proportional_scale(d, [rs("a", 5), rs("b", 5)], rs("b", 5))
+    assert sum(plan.values()) == 20 and plan == {"a": 10, "b": 10}
+
+
+@pytest.mark.parametrize("status, reason", [
+    ({"replicas": 10, "updatedReplicas": 10, "availableReplicas": 10, "observedGeneration": 1},
+     rollout.NEW_RS_AVAILABLE),
+    ({"replicas": 10, "updatedReplicas": 5, "availableReplicas": 8, "observedGeneration": 1}, rollout.RS_UPDATED),
+])
+def test_progressing_condition(status, reason):
+    d = deployment()
+    status = dict(status, conditions=[])
+    rollout.rollout_conditions(d, status, {"metadata": {"name": "d-1"}}, NOW)
+    assert rollout.get_condition(status, "Progressing")["reason"] == reason
+
+
+def test_progress_deadline_exceeded_after_quiet_period():
+    d = deployment()
+    d["spec"]["progressDeadlineSeconds"] = 10
+    d["status"] = {"replicas": 10, "updatedReplicas": 5, "availableReplicas": 5}
+    status = {"replicas": 10, "updatedReplicas": 5, "availableReplicas": 5, "observedGeneration": 1,
+              "conditions": [{"type": "Progressing", "status": "True", "reason": rollout.RS_UPDATED,
+                              "lastUpdateTime": "2026-01-01T11:59:00Z", "lastTransitionTime": "2026-01-01T11:59:00Z"}]}
+    rollout.rollout_conditions(d, status, {"metadata": {"name": "d-1"}}, NOW)
+    cond = rollout.get_condition(status, "Progressing")
+    assert (cond["status"], cond["reason"]) == ("False", rollout.TIMED_OUT)
+
+
+# -- daemonset, nodes, eviction -------------------------------------------------------------------------
+def node(name: str, labels: dict | None = None, taints: list | None = None, ready: str | None = None) -> dict:
+    n = {"metadata": {"name": name, "labels": labels or {}, "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"taints": taints or []}, "status": {"conditions": []}}
+    if ready:
+        n["status"]["conditions"] = [{"type": "Ready", "status": ready}]
+    return n
+
+
+def ds(node_selector: dict | None = None, tolerations: list | None = None) -> dict:
+    return {"spec": {"template": {"spec": {"nodeSelector": node_selector or {}, "tolerations": tolerations or []}}}}
+
+
+@pytest.mark.parametrize("daemon, target, runs", [
+    (ds(), node("a"), True),
+    (ds({"role": "edge"}), node("a", {"role": "edge"}), True),
+    (ds({"role": "edge"}), node("a"), False),
+    (ds(), node("a", taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]), False),
+    (ds(tolerations=[{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]),
+     node("a", taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]), True),
+    (ds(), node("a", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]), True),
+    (ds(), node("a", taints=[{"key": "x", "effect": "PreferNoSchedule"}]), True),
+])
+def test_daemonset_eligibility(daemon, target, runs):
+    assert daemonset.should_run(daemon, target) is runs
+
+
+def test_daemon_pod_targets_its_node_by_affinity():
+    owner = {"metadata": {"name": "agent", "namespace": "ns", "uid": "u", "generation": 2},
+             "spec": {"template": {"metadata": {"labels": {"app": "a"}}, "spec": {"hostNetwork": True}}}}
+    p = daemonset.pod_for_node(owner, "n1", "abc")
+    assert daemonset.node_of(p) == "n1"
+    keys = {t["key"] for t in p["spec"]["tolerations"]}
+    assert "node.kubernetes.io/network-unavailable" in keys and "node.kubernetes.io/not-ready" in keys
+    assert p["metadata"]["labels"] == {"app": "a", "controller-revision-hash": "abc", "pod-template-generation": "2"}
+
+
+@pytest.mark.parametrize("ready, unschedulable, want", [
+    ("True", False, set()),
+    ("False", False, {("node.kubernetes.io/not-ready", "NoExecute"), ("node.kubernetes.io/not-ready", "NoSchedule")}),
+    ("Unknown", True, {("node.kubernetes.io/unreachable", "NoExecute"),
+                       ("node.kubernetes.io/unreachable", "NoSchedule"),
+                       ("node.kubernetes.io/unschedulable", "NoSchedule")}),
+])
+def test_node_taints_follow_ready(ready, unschedulable, want):
+    n = node("a", ready=ready, taints=[{"key": "user", "effect": "NoSchedule"}])
+    n["spec"]["unschedulable"] = unschedulable
+    got = {(t["key"], t["effect"]) for t in nodelifecycle.desired_taints(n, "now")}
+    assert got == want | {("user", "NoSchedule")}
+
+
+def test_unknown_conditions_once():
+    n = node("a", ready="True")
+    conds = nodelifecycle.unknown_conditions(n, "now")
+    assert {c["type"]: c["status"] for c in conds}["Ready"] == "Unknown"
+    n["status"]["conditions"] = conds
+    assert nodelifecycle.unknown_conditions(n, "now") is None
+    fresh = nodelifecycle.unknown_conditions(node("b"), "now")
+    assert fresh[0]["reason"] == "NodeStatusNeverUpdated"
+
+
+UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-01-01T11:59:50Z"}
+
+
+@pytest.mark.parametrize("tolerations, delay", [
+    ([], 0.0),
+    ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}], None),
+    ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+       "tolerationSeconds": 30}], 20.0),
+    ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+       "tolerationSeconds": 5}], 0.0),
+    ([{"operator": "Exists"}], None),
+])
+def test_eviction_delay(tolerations, delay):
+    assert tainteviction.eviction_delay({"spec": {"tolerations": tolerations}}, [UNREACHABLE], NOW) == delay
+
+
+def test_node_cidrs_skip_used_ranges():
+    import ipaddress
+    net = ipaddress.ip_network("10.244.0.0/16")
+    assert nodeipam.next_free(net, 24, []) == "10.244.0.0/24"
+    assert nodeipam.next_free(net, 24, ["10.244.0.0/24", "10.244.1.0/24"]) == "10.244.2.0/24"
+    assert nodeipam.next_free(ipaddress.ip_network("10.0.0.0/24"), 24, ["10.0.0.0/24"]) is None
+
+
+@pytest.mark.parametrize("p, node_exists, why", [
+    (pod("a", node="gone"), False, "orphaned"),
+    (pod("b", node="here"), True, None),
+    (pod("c", deleting=True), True, "unscheduled-terminating"),
+])
+def test_podgc_decisions(p, node_exists, why):
+    assert podgc.decide(p, node_exists) == why
+
+
+def test_podgc_threshold_takes_oldest_finished():
+    done = [pod(f"p{i}", phase="Succeeded", created=f"2026-01-01T0{i}:00:00Z") for i in range(4)]
+    assert [p["metadata"]["name"] for p in podgc.over_threshold(done + [pod("live")], 2)] == ["p0", "p1"]
+
+
+def test_namespace_conditions_say_what_remains():
+    conds = {c["type"]: c for c in namespace.conditions({"pods": 2}, {"example.com/x": 1}, [], "now")}
+    assert conds["NamespaceContentRemaining"]["status"] == "True"
+    assert conds["NamespaceContentRemaining"]["message"] == "Some resources are remaining: pods has 2 resource instances"
+    assert conds["NamespaceFinalizersRemaining"]["message"].endswith("example.com/x in 1 resource instances")
+    assert conds["NamespaceDeletionContentFailure"]["reason"] == "ContentDeleted"
+    clean = {c["type"]: c for c in namespace.conditions({}, {}, [], "now")}
+    assert clean["NamespaceContentRemaining"]["reason"] == "ContentRemoved"
