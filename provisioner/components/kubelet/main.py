@@ -57,7 +57,8 @@ def settings_from(args: argparse.Namespace, cfg: dict) -> tuple[str, str, dict]:
 async def run(args: argparse.Namespace, cfg: dict) -> None:
     name, ip, labels = settings_from(args, cfg)
     os.makedirs(args.root_dir, mode=0o750, exist_ok=True)
-    runtime = Runtime(args.container_runtime_endpoint or cfg.get("containerRuntimeEndpoint"))
+    runtime = Runtime(args.container_runtime_endpoint or cfg.get("containerRuntimeEndpoint"),
+                      name)
     client = node = None
     kubeconfig_path = args.kubeconfig
     if kubeconfig_path and not os.path.exists(kubeconfig_path) and args.bootstrap_kubeconfig:

@@ -20,6 +20,7 @@ from . import dnsfiles, podspec, probes
 from .podstatus import build_status
 from .runtimeview import (
     CONTAINER_NAME,
+    NODE_NAME,
     POD_NAME,
     POD_NAMESPACE,
     POD_UID,
@@ -156,7 +157,8 @@ class PodWorker:
                 spec.get("hostname") or metadata["name"][:63], bool(spec.get("hostNetwork")),
                 [] if spec.get("hostNetwork") else ports,
                 {POD_UID: self.uid, POD_NAME: metadata["name"],
-                 POD_NAMESPACE: metadata.get("namespace", "default")})
+                 POD_NAMESPACE: metadata.get("namespace", "default"),
+                 NODE_NAME: self.kubelet.node_name})
         except RuntimeAPIError as error:
             self.sandbox_error = str(error)
             self.kubelet.event(self.pod, "Warning", "FailedCreatePodSandBox",
@@ -330,7 +332,7 @@ class PodWorker:
             "env": [f"{k}={v}" for k, v in env.items()], "pod": sandbox.id,
             "volumes": mounts, "workdir": container.get("workingDir"),
             "user": podspec.user_of(self.pod, container),
-            "labels": {POD_UID: self.uid, POD_NAME: meta["name"],
+            "labels": {POD_UID: self.uid, POD_NAME: meta["name"], NODE_NAME: kubelet.node_name,
                        POD_NAMESPACE: meta.get("namespace", "default"),
                        CONTAINER_NAME: container["name"], RESTART_COUNT: str(restart_count)},
             **podspec.limits(container)}

@@ -18,6 +18,8 @@ POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 CONTAINER_NAME = "io.kubernetes.container.name"
 RESTART_COUNT = "io.kubernetes.container.restartCount"
+# which kubelet owns it: kubelets of several nodes may share one runtime (tests, dev clusters)
+NODE_NAME = "io.provisioner.kubelet.node"
 ID_PREFIX = "provisioner-runtime://"
 
 
@@ -66,9 +68,10 @@ class Snapshot:
 class Runtime:
     """Async calls over the runtime daemon's socket."""
 
-    def __init__(self, endpoint: str | None):
+    def __init__(self, endpoint: str | None, node_name: str):
         socket = endpoint.removeprefix("unix://") if endpoint else None
         self.client = RuntimeClient(socket, timeout=600)
+        self.node_name = node_name
 
     async def call(self, method: str, *args, **kwargs):
         return await asyncio.to_thread(getattr(self.client, method), *args, **kwargs)
@@ -80,15 +83,17 @@ class Runtime:
         pods, containers = await asyncio.gather(self.call("pods"), self.call("containers", True))
         snapshot = Snapshot()
         for pod in pods:
-            uid = (pod.get("labels") or {}).get(POD_UID)
-            if uid:
+            labels = pod.get("labels") or {}
+            uid = labels.get(POD_UID)
+            if uid and labels.get(NODE_NAME) == self.node_name:
                 snapshot.sandboxes.setdefault(uid, []).append(SandboxView(
                     pod["id"], uid, pod.get("ip"), pod.get("state") == "ready",
                     bool(pod.get("host_network"))))
         for row in containers:
             labels = row.get("Labels") or {}
             uid = labels.get(POD_UID)
-            if not uid or CONTAINER_NAME not in labels:
+            if not uid or CONTAINER_NAME not in labels or \
+                    labels.get(NODE_NAME) != self.node_name:
                 continue
             snapshot.containers.setdefault(uid, []).append(ContainerView(
                 row["Id"], labels[CONTAINER_NAME], int(labels.get(RESTART_COUNT, 0)),
