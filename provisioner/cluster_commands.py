@@ -147,15 +147,13 @@ def certs() -> None:
 @SPEC_OPTION
 def check_expiration(spec_file: str) -> None:
     """List every CA and certificate of the cluster with when it expires (as kubeadm does)."""
-    from provisioner.phases.context import ClusterContext
     from provisioner.phases.verify import require_created
     from provisioner.pki.expiry import expiration_table
 
     spec = _load(spec_file)
-    state = ClusterState.for_cluster(spec.name)
-    require_created(spec, state)
-    ctx = ClusterContext(spec=spec, state=state, printer=Printer(quiet=True))
-    click.echo(expiration_table(state.pki_dir, ctx.owned.certificates, spec))
+    ctx = _context(spec, quiet=True, create_state=False)
+    require_created(ctx)
+    click.echo(expiration_table(ctx.state.pki_dir, ctx.owned.certificates, spec))
 
 
 commands = [validate, create, delete, verify, certs]

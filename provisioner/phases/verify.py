@@ -10,25 +10,25 @@ from __future__ import annotations
 
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
-from provisioner.spec import ClusterSpec
-from provisioner.state import ClusterState
+from provisioner.pki.table import Authority
 from provisioner.verify import CheckResult, etcd_checks
 from provisioner.verify.files import file_checks
 from provisioner.workflow import Phase, Plan
 
 
-def require_created(spec: ClusterSpec, state: ClusterState) -> None:
-    """Raise (exit 1) unless the cluster's local state holds the certificates create issues."""
-    if not (state.pki_dir / "etcd" / "ca.crt").exists():
+def require_created(ctx: ClusterContext) -> None:
+    """Raise (exit 1) unless the cluster's local state holds the authorities create issues."""
+    authorities = [row for row in ctx.owned.certificates if isinstance(row, Authority)]
+    if not all((ctx.state.pki_dir / f"{row.name}.crt").exists() for row in authorities):
         raise ProvisionerError(
-            f"no local state for cluster {spec.name!r} in {state.root}; run "
-            f"`provisioner create cluster -f {spec.source}` first"
+            f"no local state for cluster {ctx.spec.name!r} in {ctx.state.root}; run "
+            f"`provisioner create cluster -f {ctx.spec.source}` first"
         )
 
 
 def smoke_tests(ctx: ClusterContext) -> list[CheckResult]:
     spec = ctx.spec
-    require_created(spec, ctx.state)
+    require_created(ctx)
     owned = ctx.owned
     shares = {host.name: owned.share(spec, host) for host in spec.hosts}
     with ctx.session() as session:

@@ -53,14 +53,16 @@ def test_a_bad_phase_selection_is_a_usage_error(selection, message, spec_file, t
     assert "Usage: " in result.stderr
 
 
-def test_verify_and_create_only_verify_agree_when_nothing_was_created(spec_file, tmp_path):
+def test_verify_create_only_verify_and_check_expiration_agree_when_nothing_was_created(spec_file, tmp_path):
     expected = (f"no local state for cluster 'exits' in {tmp_path}/state/clusters/exits; "
                 f"run `provisioner create cluster -f {spec_file}` first")
 
     verify = provisioner(tmp_path, "verify", "-f", str(spec_file))
     create = provisioner(tmp_path, "create", "cluster", "-f", str(spec_file), "--only", "verify")
+    expiry = provisioner(tmp_path, "certs", "check-expiration", "-f", str(spec_file))
 
     assert (verify.returncode, verify.stderr) == (1, f"ERROR: {expected}\n")
+    assert (expiry.returncode, expiry.stderr) == (1, f"ERROR: {expected}\n")
     assert create.returncode == 1, create.stderr
     assert create.stderr == f"ERROR: phase verify: {expected}\n"
     assert "smoke tests failed" not in create.stdout + create.stderr
