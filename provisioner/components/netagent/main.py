@@ -1,0 +1,163 @@
+"""`provisioner-netagent`: the network agent (see the package docstring).
+
+    provisioner-netagent --kubeconfig=/etc/kubernetes/netagent.conf --node-name=node-1 \
+        --cluster-cidr=10.244.0.0/16 [--mode=auto|host-gw|vxlan] [--vxlan-vni=1] \
+        [--vxlan-port=4789] [--resync-period=30] [--healthz-bind-address=0.0.0.0:9099]
+
+Routes are brought in line with the Nodes on every Node change and every --resync-period seconds;
+a failure is logged and retried. SIGTERM exits 0 and leaves routes, the VXLAN device and the
+masquerade rule in place. Bad flags or kubeconfig: one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from provisioner.components.api import kubeconfig
+from provisioner.components.api.client import Client
+from provisioner.components.api.informer import InformerFactory
+
+from . import masquerade, routes
+from .plan import internal_ip, peer_routes, pod_cidr
+
+log = logging.getLogger("provisioner-netagent")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(message.replace("unrecognized arguments", "unknown flag(s)"))
+
+
+def parser() -> Parser:
+    p = Parser(prog="provisioner-netagent", description="Routes between nodes' pod networks.")
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--node-name", "--hostname-override", dest="node_name",
+                   default=socket.gethostname())
+    p.add_argument("--cluster-cidr", default="", help="pod network of the whole cluster "
+                   "(pods leaving it are masqueraded)")
+    p.add_argument("--mode", choices=("auto", "host-gw", "vxlan"), default="auto")
+    p.add_argument("--vxlan-vni", type=int, default=1)
+    p.add_argument("--vxlan-port", type=int, default=4789)
+    p.add_argument("--resync-period", type=float, default=30.0)
+    p.add_argument("--healthz-bind-address", default="0.0.0.0:9099")
+    return p
+
+
+class Agent:
+    def __init__(self, args: argparse.Namespace, nodes):
+        self.args = args
+        self.nodes = nodes
+        self.wake = asyncio.Event()
+        self.synced_once = False
+
+    def changed(self, *_objects) -> None:
+        self.wake.set()
+
+    def sync(self) -> None:
+        nodes = self.nodes.list()
+        me = next((n for n in nodes if n["metadata"]["name"] == self.args.node_name), None)
+        plan = peer_routes(nodes, self.args.node_name, routes.local_networks(), self.args.mode)
+        vxlan_index = None
+        if any(route.mode == "vxlan" for route in plan):
+            own_cidr, own_ip = (pod_cidr(me), internal_ip(me)) if me else (None, None)
+            if not own_cidr or not own_ip:
+                raise RuntimeError(f"node {self.args.node_name} has no podCIDR or InternalIP "
+                                   "yet: VXLAN routes wait for them")
+            vxlan_index = routes.ensure_vxlan(own_ip, own_cidr, self.args.vxlan_vni,
+                                              self.args.vxlan_port, None)
+        for change in routes.sync(plan, vxlan_index):
+            log.info("route %s", change)
+        if self.args.cluster_cidr:
+            masquerade.ensure(self.args.cluster_cidr)
+        self.synced_once = True
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.args.resync_period)
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+            try:
+                await asyncio.to_thread(self.sync)
+                backoff = 1.0
+            except Exception as error:               # noqa: BLE001 - logged and retried
+                log.error("syncing routes failed (retrying in %.0fs): %s", backoff, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                self.wake.set()
+
+
+async def run(args: argparse.Namespace) -> None:
+    try:
+        identity = kubeconfig.load(args.kubeconfig)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"--kubeconfig {args.kubeconfig}: {error}") from None
+    client = Client(identity, user_agent="provisioner-netagent")
+    informers = InformerFactory(client)
+    nodes = informers.informer("", "v1", "nodes")
+    agent = Agent(args, nodes)
+    nodes.add_handler(agent.changed, agent.changed, agent.changed)
+    host, _, port = args.healthz_bind_address.rpartition(":")
+
+    async def healthz(_request) -> web.Response:
+        return web.Response(status=200 if agent.synced_once else 503,
+                            text="ok" if agent.synced_once else "not synced")
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    informers.start()
+    await informers.wait_for_sync()
+    task = asyncio.create_task(agent.run())
+    agent.wake.set()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("network agent for node %s (mode %s)", args.node_name, args.mode)
+    await stopping.wait()
+    task.cancel()
+    await informers.stop()
+    await client.close()
+    await runner.cleanup()
+    log.info("stopped; routes stay in place")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.cluster_cidr:
+            try:
+                ipaddress.IPv4Network(args.cluster_cidr)
+            except ValueError as error:
+                raise UsageError(f"--cluster-cidr {args.cluster_cidr!r}: {error}") from None
+    except UsageError as error:
+        print(f"provisioner-netagent: {error}", file=sys.stderr)
+        return 1
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(args))
+    except (UsageError, OSError) as error:
+        print(f"provisioner-netagent: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The network agent as real processes on two "nodes" (network namespaces joined by one link), each
+with a pod (a namespace on a veth): pods reach pods on the other node without NAT, through host-gw
+routes or a VXLAN overlay; pod traffic to the outside is masqueraded; stopping the agents leaves the
+routes in place; auto mode picks host-gw on a shared link and VXLAN otherwise."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.components.netagent.plan import peer_routes
+
+from .conftest import SESSION, kubectl, wait_for
+from .netns import Forwarder, Netns
+
+AGENT = str(Path(sys.prefix) / "bin" / "provisioner-netagent")
+NODES = {"a": ("192.168.77.1", "10.244.1.0/24"), "b": ("192.168.77.2", "10.244.2.0/24")}
+
+WHO = r"""
+import http.server, sys
+class Who(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args): pass
+server = http.server.HTTPServer((sys.argv[1], 8080), Who)
+print("ready", flush=True)
+server.serve_forever()
+"""
+FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
+
+
+def pod_ip(key: str) -> str:
+    return NODES[key][1].replace("0/24", "10")
+
+
+class TwoNodes:
+    def __init__(self, api, base: Path):
+        self.api = api
+        self.base = base
+        self.parts: list = []
+        self.nodes: dict[str, Netns] = {}
+        self.pods: dict[str, Netns] = {}
+        self.agents: list[subprocess.Popen] = []
+        try:
+            self._set_up()
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_up(self) -> None:
+        for key in NODES:
+            self.nodes[key] = node = Netns(f"nag{key}{SESSION}")
+            self.pods[key] = Netns(f"nap{key}{SESSION}")
+            self.parts += [node, self.pods[key]]
+            node.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        subprocess.run(["ip", "link", "add", "link0", "netns", self.nodes["a"].name, "type",
+                        "veth", "peer", "name", "link0", "netns", self.nodes["b"].name],
+                       check=True)
+        for key, (address, cidr) in NODES.items():
+            node, pod = self.nodes[key], self.pods[key]
+            node.ip("addr", "add", f"{address}/24", "dev", "link0")
+            node.ip("link", "set", "link0", "up")
+            subprocess.run(["ip", "link", "add", "pod0", "netns", node.name, "type", "veth",
+                            "peer", "name", "eth0", "netns", pod.name], check=True)
+            gateway = cidr.replace("0/24", "1")
+            node.ip("addr", "add", f"{gateway}/24", "dev", "pod0")
+            node.ip("link", "set", "pod0", "up")
+            pod.ip("addr", "add", f"{pod_ip(key)}/24", "dev", "eth0")
+            pod.ip("link", "set", "eth0", "up")
+            pod.ip("route", "add", "default", "via", gateway)
+            self.parts.append(Forwarder(node, 6443, self.api.api_port))
+            server = pod.popen([sys.executable, "-c", WHO, pod_ip(key)], stdout=subprocess.PIPE,
+                               text=True)
+            assert server.stdout.readline().strip() == "ready"
+        config = yaml.safe_load(self.api.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:6443"
+        self.kubeconfig = self.base / "netagent.conf"
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+        for key, (address, cidr) in NODES.items():
+            name = f"na-{key}-{SESSION}"
+            kubectl(self.api, "apply", "-f", "-", stdin=json.dumps({
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}))
+            kubectl(self.api, "patch", "node", name, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"addresses": [
+                        {"type": "InternalIP", "address": address},
+                        {"type": "Hostname", "address": name}]}}))
+
+    def start_agents(self, mode: str) -> None:
+        for key in NODES:
+            log = open(self.base / f"agent-{key}-{mode}.log", "w")        # noqa: SIM115
+            self.agents.append(self.nodes[key].popen(
+                [AGENT, "--kubeconfig", str(self.kubeconfig), "--node-name", f"na-{key}-{SESSION}",
+                 "--cluster-cidr", "10.244.0.0/16", "--mode", mode,
+                 "--healthz-bind-address", "127.0.0.1:9099"], stdout=log, stderr=log))
+
+    def stop_agents(self) -> None:
+        for agent in self.agents:
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(timeout=30) == 0
+        self.agents.clear()
+
+    def forget_routes(self) -> None:
+        for node in self.nodes.values():
+            node.run(["ip", "route", "flush", "proto", "177"])
+            node.run(["ip", "link", "del", "provx0"])
+
+    def fetch(self, source: str, target: str) -> str | None:
+        done = self.pods[source].run([sys.executable, "-c", FETCH, f"http://{pod_ip(target)}:8080/"])
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def routes(self, key: str) -> str:
+        return self.nodes[key].run(["ip", "route", "show", "proto", "177"]).stdout
+
+    def close(self) -> None:
+        for agent in self.agents:
+            agent.kill()
+        for part in reversed(self.parts):
+            part.close()
+
+
+@pytest.fixture(scope="module")
+def two_nodes(api, tmp_path_factory):
+    nodes = TwoNodes(api, tmp_path_factory.mktemp("netagent"))
+    yield nodes
+    nodes.close()
+
+
+@pytest.mark.parametrize("mode, route", [
+    ("host-gw", "10.244.2.0/24 via 192.168.77.2 dev link0"),
+    ("vxlan", "10.244.2.0/24 via 10.244.2.0 dev provx0"),
+])
+def test_pods_reach_pods_on_the_other_node_without_nat_and_routes_outlive_the_agent(
+        two_nodes, mode, route):
+    two_nodes.forget_routes()
+    assert two_nodes.fetch("a", "b") is None                    # no route yet
+    two_nodes.start_agents(mode)
+    try:
+        # the server on node b sees pod a's own address: no NAT between pods
+        assert wait_for(lambda: two_nodes.fetch("a", "b"), timeout=30,
+                        what=f"pod a -> pod b over {mode}") == pod_ip("a")
+        assert two_nodes.fetch("b", "a") == pod_ip("b")
+        assert route in two_nodes.routes("a")
+    finally:
+        two_nodes.stop_agents()
+    assert route in two_nodes.routes("a")                       # kept after the agent stops
+    assert two_nodes.fetch("a", "b") == pod_ip("a")
+    nat = two_nodes.nodes["a"].run(["iptables-save", "-t", "nat"]).stdout
+    assert "-A PROVISIONER-NETAGENT-MASQ -s 10.244.0.0/16 -j MASQUERADE" in nat
+    assert "-A PROVISIONER-NETAGENT-MASQ -d 10.244.0.0/16 -j RETURN" in nat
+
+
+def node(name: str, address: str, cidr: str) -> dict:
+    return {"metadata": {"name": name}, "spec": {"podCIDR": cidr},
+            "status": {"addresses": [{"type": "InternalIP", "address": address}]}}
+
+
+def test_auto_mode_uses_host_gw_on_a_shared_link_and_vxlan_elsewhere():
+    nodes = [node("me", "192.168.1.5", "10.244.0.0/24"),
+             node("same-link", "192.168.1.6", "10.244.1.0/24"),
+             node("elsewhere", "172.16.9.9", "10.244.2.0/24"),
+             node("no-cidr-yet", "192.168.1.7", "")]
+    planned = {r.node: r.mode for r in peer_routes(nodes, "me", ["192.168.1.5/24"])}
+    assert planned == {"same-link": "host-gw", "elsewhere": "vxlan"}
+
+
+def test_bad_flags_are_one_line():
+    done = subprocess.run([AGENT, "--kubeconfig", "/dev/null", "--cluster-cidr", "10.0.0.0/33"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "--cluster-cidr '10.0.0.0/33'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
