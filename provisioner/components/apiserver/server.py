@@ -18,6 +18,7 @@ from aiohttp import web
 from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject
 from .allocator import Allocator
 from .audit import AuditOptions, Auditor
+from .cache import WatchCache
 from .crud import Registry, Req
 from .errors import ApiError
 from .limits import check as limits_check
@@ -66,6 +67,7 @@ class ApiServer:
         self.auditor = Auditor.from_options(config.audit)
         self.registry.admission.append(limits_check)  # object sizes, with kube-apiserver's messages
         self.bootstrapped = asyncio.Event()
+        self.watch_cache = WatchCache(storage, self.authorize)
         self.nodeproxy = NodeProxy(storage, KubeletClient(
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
             config.kubelet_preferred_address_types), self.authorize)
@@ -164,6 +166,9 @@ class ApiServer:
         kubelet_target = served_by_kubelet(parts) if root == "api" else None
         if kubelet_target:  # logs, exec, attach, port-forward, nodes/proxy: the kubelet answers
             return await self.nodeproxy.handle(request, kubelet_target)
+        cached = await self.watch_cache.serve(request, root, parts)
+        if cached is not None:  # lists (and gets at a resourceVersion) from the watch cache
+            return cached
         if root == "api" and len(parts) == 6 and parts[3] == "serviceaccounts" and parts[5] == "token" \
                 and request.method == "POST":
             return await self.token_request(request, parts[2], parts[4])
@@ -268,4 +273,8 @@ class ApiServer:
             task = asyncio.get_running_loop().create_task(self.bootstrap())
             self.registry.background.add(task)
         app.on_startup.append(on_startup)
+
+        async def on_cleanup(_: web.Application) -> None:
+            await self.watch_cache.close()
+        app.on_cleanup.append(on_cleanup)
         return app
