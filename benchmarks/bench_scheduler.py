@@ -105,7 +105,7 @@ def algorithm_only(nodes: int, pods: int) -> float:
     from provisioner.components.scheduler.config import SchedulerConfig
     from provisioner.components.scheduler.scheduler import Scheduler
 
-    s = Scheduler(client=None, config=SchedulerConfig(), recorder=object())
+    s = Scheduler(client=None, config=SchedulerConfig())
     for i in range(nodes):
         s._node_changed(node(i))
     profile = s.profiles["default-scheduler"]

@@ -273,7 +273,7 @@ def test_identical_pods_share_cached_results_that_follow_each_placement():
     from provisioner.components.scheduler.scheduler import FitError, Scheduler
 
     async def main():
-        s = Scheduler(client=None, config=SchedulerConfig(), recorder=object())
+        s = Scheduler(client=None, config=SchedulerConfig())
         for name in ("a", "b"):
             s._node_changed(node(name, cpu="1"))
         prof = s.profiles["default-scheduler"]
@@ -289,4 +289,19 @@ def test_identical_pods_share_cached_results_that_follow_each_placement():
         assert str(err.value) == "0/2 nodes are available: 2 Insufficient cpu."
         s.cache.forget(pod("p0", cpu="600m"))  # room again on one node: the cached "no" must not stick
         assert s.find_node(prof, pod("p3", cpu="600m")) == placed[0]
+    asyncio.run(main())
+
+
+def test_pods_with_scheduling_gates_wait_until_the_gates_are_removed_and_other_schedulers_pods_are_ignored():
+    from provisioner.components.scheduler.config import SchedulerConfig
+    from provisioner.components.scheduler.scheduler import Scheduler
+
+    async def main():
+        s = Scheduler(client=None, config=SchedulerConfig())
+        gated = pod("g", schedulingGates=[{"name": "example.com/quota"}])
+        s._pod_added(gated)
+        s._pod_added(pod("other", schedulerName="my-scheduler"))
+        assert len(s.queue) == 0
+        s._pod_added(pod("g"), old=gated)  # the gate removed
+        assert s.queue.counts()["active"] == 1
     asyncio.run(main())

@@ -70,6 +70,7 @@ def test_an_unschedulable_pod_is_retried_when_a_node_is_added_a_taint_removed_or
     assert env.wait_bound("needs-room") == "small"
 
 
+
 def owned_pod(name: str, uid: str, **kw) -> dict:
     p = pod(name, cpu="100m", **kw)
     p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
@@ -169,6 +170,8 @@ def test_profiles_from_the_configuration_file(env, tmp_path):
     assert env.wait_bound("packed") == "tainted"  # the packer profile ignores taints
     assert env.wait_bound("packed-2") == "full"  # and packs onto the busier node
     assert env.wait_bound("spread") == "empty"  # the default profile spreads
+    sources = eventually(lambda: {e["source"]["component"] for e in env.events("packed") if e["reason"] == "Scheduled"})
+    assert sources == {"packer"}  # events name the profile that scheduled the pod
 
 
 def run_scheduler(*args: str) -> subprocess.CompletedProcess:

@@ -130,6 +130,7 @@ class Informer:
         self.store = Store()
         self.handlers: list[Handler] = []
         self.resource_version = ""
+        self.kind = self.api_version = ""
         self._synced = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.relists = 0  # how many times the informer had to list (1 on a quiet run); for tests and metrics
@@ -215,8 +216,8 @@ class Informer:
         self.relists += 1
         self.resource_version = result.get("metadata", {}).get("resourceVersion", "")
         fresh = {key_of(o): o for o in result.get("items") or []}
-        kind = result.get("kind", "").removesuffix("List")
-        api_version = result.get("apiVersion", "")
+        kind = self.kind = result.get("kind", "").removesuffix("List")
+        api_version = self.api_version = result.get("apiVersion", "")
         for key in [k for k in self.store.items if k not in fresh]:
             old = self.store.remove(key)
             await self._dispatch("delete", old)
@@ -244,6 +245,8 @@ class Informer:
                 self.resource_version = rv
             if etype == "BOOKMARK":
                 continue
+            obj.setdefault("kind", self.kind)
+            obj.setdefault("apiVersion", self.api_version)
             if etype == "DELETED":
                 self.store.remove(key_of(obj))
                 await self._dispatch("delete", obj)

@@ -22,7 +22,6 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
-from provisioner.components.api.events import EventRecorder
 from provisioner.components.api.informer import InformerFactory
 from provisioner.components.api.leaderelection import LeaderElector
 from provisioner.components.api.server import ComponentServer
@@ -122,9 +121,8 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     if args.authorization_kubeconfig:
         _kubeconfig(args.authorization_kubeconfig, "--authorization-kubeconfig")  # checked, not yet used
     client = Client(kc, user_agent="kube-scheduler")
-    recorder = EventRecorder(client, "default-scheduler")
     factory = InformerFactory(client)
-    sched = Scheduler(client, cfg, recorder)
+    sched = Scheduler(client, cfg)
     sched.register(factory)
     server = ComponentServer("kube-scheduler", args.bind_address, args.secure_port, args.tls_cert_file,
                              args.tls_private_key_file, args.cert_dir, client_ca,
@@ -165,7 +163,7 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     finally:
         reporter.cancel()
         await factory.stop()
-        await recorder.close()
+        await sched.close()
         await server.stop()
         await client.close()
 

@@ -61,10 +61,11 @@ def nodes_to_find(total: int, percentage: int) -> int:
 
 
 class Scheduler:
-    def __init__(self, client: Client, config: SchedulerConfig, recorder: EventRecorder | None = None) -> None:
+    def __init__(self, client: Client, config: SchedulerConfig) -> None:
         self.client = client
         self.config = config
-        self.recorder = recorder or EventRecorder(client, "default-scheduler")
+        # events name the profile that acted as their source, as kube-scheduler's do
+        self.recorders = {p.scheduler_name: EventRecorder(client, p.scheduler_name) for p in config.profiles}
         self.cache = Cache()
         self.cache.namespace_labels = {}
         self.cache.service_selectors = {}
@@ -132,6 +133,9 @@ class Scheduler:
             return
         if not self._ours(pod) or pod["metadata"].get("deletionTimestamp"):
             return
+        if spec.get("schedulingGates"):  # not ready to be scheduled until every gate is removed
+            self.queue.delete(pod)
+            return
         if old is None:
             self.queue.add(pod)
         else:
@@ -172,6 +176,9 @@ class Scheduler:
                 if not (pod.get("spec") or {}).get("nodeName") and self._ours(pod) \
                         and not pod["metadata"].get("deletionTimestamp"):
                     self.queue.add(pod)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self.recorders.values()))
 
     def current(self, pod: dict) -> dict | None:
         """The pod as the informer knows it now (None: deleted)."""
@@ -301,12 +308,13 @@ class Scheduler:
                 if isinstance(exc, ApiStatusError) and exc.code in (404, 409) and self.current(pod) is None:
                     return  # deleted meanwhile
                 log.warning("binding %s to %s failed: %s", pod_key(pod), node, exc)
-                self.recorder.record_event(pod, "Warning", "FailedScheduling", f"Binding rejected: {exc}")
+                self.recorders[profile.name].record_event(pod, "Warning", "FailedScheduling",
+                                                          f"Binding rejected: {exc}")
                 self.queue.add(pod)
                 self.queue.requeue_error(pod)
                 return
         metrics.bound.labels(profile.name).inc()
-        self.recorder.record_event(pod, "Normal", "Scheduled",
+        self.recorders[profile.name].record_event(pod, "Normal", "Scheduled",
                                    f"Successfully assigned {pod_key(pod)} to {node}")
 
     def _unschedulable(self, profile: BuiltProfile, pod: dict, err: FitError) -> None:
@@ -326,7 +334,7 @@ class Scheduler:
                 else:
                     message = fit_error_message(err.total, err.failures, post)
         log.info("%s unschedulable: %s", pod_key(pod), message)
-        self.recorder.record_event(pod, "Warning", "FailedScheduling", message)
+        self.recorders[profile.name].record_event(pod, "Warning", "FailedScheduling", message)
         self._spawn(self._set_condition(pod, message, nominate))
         self.queue.requeue_unschedulable(pod)
 
@@ -362,5 +370,5 @@ class Scheduler:
                 if exc.code != 404:
                     log.warning("preempting %s failed: %s", pod_key(victim), exc)
                 continue
-            self.recorder.record_event(victim, "Normal", "Preempted",
+            self.recorders[profile.name].record_event(victim, "Normal", "Preempted",
                                        f"Preempted by pod {pod['metadata'].get('uid', '')} on node {candidate.node}")
