@@ -49,6 +49,7 @@ CONTROLLERS: list[Entry] = [
     Entry("taint-eviction-controller", "taint-eviction-controller", "tainteviction:TaintEvictionController"),
     Entry("certificatesigningrequest-approving-controller", "csrapproving", "csrapproving:CSRApprovingController"),
     Entry("certificatesigningrequest-signing-controller", "csrsigning", "csrsigning:CSRSigningController"),
+    Entry("job-controller", "job", "job:JobController"),
     Entry("bootstrap-signer-controller", "bootstrapsigner", "bootstrap:BootstrapSigner", on_by_default=False),
     Entry("token-cleaner-controller", "tokencleaner", "bootstrap:TokenCleaner", on_by_default=False),
 ]

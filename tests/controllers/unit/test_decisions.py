@@ -312,3 +312,27 @@ def test_namespace_conditions_say_what_remains():
     assert conds["NamespaceDeletionContentFailure"]["reason"] == "ContentDeleted"
     clean = {c["type"]: c for c in namespace.conditions({}, {}, [], "now")}
     assert clean["NamespaceContentRemaining"]["reason"] == "ContentRemoved"
+
+
+# -- job --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, indexes", [("", set()), ("0-2", {0, 1, 2}), ("1,3-5,9", {1, 3, 4, 5, 9})])
+def test_completed_indexes_round_trip(text, indexes):
+    from provisioner.components.controllers import job
+    assert job.parse_indexes(text) == indexes and job.format_indexes(indexes) == text
+
+
+@pytest.mark.parametrize("spec, succeeded, completed, want", [
+    ({"parallelism": 2, "completions": 5}, 4, set(), 1),
+    ({"parallelism": 2, "completions": 5}, 0, set(), 2),
+    ({"parallelism": 3}, 0, set(), 3),
+    ({"parallelism": 3}, 1, set(), 0),
+    ({"parallelism": 4, "completions": 3, "completionMode": "Indexed"}, 0, {1}, 2),
+])
+def test_job_wanted_active(spec, succeeded, completed, want):
+    from provisioner.components.controllers import job
+    assert job.wanted_active(spec, succeeded, completed) == want
+
+
+def test_job_backoff_doubles_to_six_minutes():
+    from provisioner.components.controllers import job
+    assert [job.backoff_delay(n) for n in (0, 1, 2, 3, 10)] == [0.0, 10.0, 20.0, 40.0, 360.0]
