@@ -68,7 +68,7 @@ def parser() -> Parser:
     p.add_argument("--leader-elect-retry-period", type=duration, default=2.0)
     p.add_argument("--leader-elect-resource-name", default="kube-scheduler")
     p.add_argument("--leader-elect-resource-namespace", default="kube-system")
-    p.add_argument("--secure-port", type=int, default=10259)
+    p.add_argument("--secure-port", type=int, default=10259, help="HTTPS port for health and metrics; 0: none")
     p.add_argument("--bind-address", default="0.0.0.0")
     p.add_argument("--tls-cert-file")
     p.add_argument("--tls-private-key-file")
@@ -127,11 +127,12 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     server = ComponentServer("kube-scheduler", args.bind_address, args.secure_port, args.tls_cert_file,
                              args.tls_private_key_file, args.cert_dir, client_ca,
                              readyz={"informer-sync": factory.has_synced})
-    try:
-        port = await server.start()
-    except OSError as exc:
-        raise UsageError(f"--secure-port {args.secure_port} on {args.bind_address}: {exc.strerror}") from None
-    log.info("serving /healthz, /readyz and /metrics on https://%s:%d", args.bind_address, port)
+    if args.secure_port:  # 0 turns the secure port off, as in kube-scheduler
+        try:
+            port = await server.start()
+        except OSError as exc:
+            raise UsageError(f"--secure-port {args.secure_port} on {args.bind_address}: {exc.strerror}") from None
+        log.info("serving /healthz, /readyz and /metrics on https://%s:%d", args.bind_address, port)
     factory.start()
 
     async def report_queue() -> None:
