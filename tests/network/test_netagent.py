@@ -101,7 +101,8 @@ class TwoNodes:
             self.agents.append(self.nodes[key].popen(
                 [AGENT, "--kubeconfig", str(self.kubeconfig), "--node-name", f"na-{key}-{SESSION}",
                  "--cluster-cidr", "10.244.0.0/16", "--mode", mode,
-                 "--healthz-bind-address", "127.0.0.1:9099"], stdout=log, stderr=log))
+                 "--healthz-bind-address", "127.0.0.1:9099",
+                 "--cni-conf-dir", str(self.base / f"net.d-{key}")], stdout=log, stderr=log))
 
     def stop_agents(self) -> None:
         for agent in self.agents:
@@ -157,6 +158,11 @@ def test_pods_reach_pods_on_the_other_node_without_nat_and_routes_outlive_the_ag
     nat = two_nodes.nodes["a"].run(["iptables-save", "-t", "nat"]).stdout
     assert "-A PROVISIONER-NETAGENT-MASQ -s 10.244.0.0/16 -j MASQUERADE" in nat
     assert "-A PROVISIONER-NETAGENT-MASQ -d 10.244.0.0/16 -j RETURN" in nat
+    # the node's CNI configuration: this project's plugins with the node's podCIDR
+    conflist = json.loads((two_nodes.base / "net.d-b" / "10-provisioner.conflist").read_text())
+    assert conflist["plugins"][0]["ipam"]["ranges"] == [[{"subnet": NODES["b"][1]}]]
+    assert [p["type"] for p in conflist["plugins"]] == [
+        "provisioner-bridge", "provisioner-portmap", "provisioner-loopback"]
 
 
 def node(name: str, address: str, cidr: str) -> dict:

@@ -2,9 +2,11 @@
 
     provisioner-netagent --kubeconfig=/etc/kubernetes/netagent.conf --node-name=node-1 \
         --cluster-cidr=10.244.0.0/16 [--mode=auto|host-gw|vxlan] [--vxlan-vni=1] \
-        [--vxlan-port=4789] [--resync-period=30] [--healthz-bind-address=0.0.0.0:9099]
+        [--vxlan-port=4789] [--resync-period=30] [--healthz-bind-address=0.0.0.0:9099] \
+        [--cni-conf-dir=/etc/cni/net.d]
 
-Routes are brought in line with the Nodes on every Node change and every --resync-period seconds;
+The node's CNI configuration (this project's plugins, addresses from its podCIDR) is written in
+--cni-conf-dir once the podCIDR is known. Routes are brought in line with the Nodes on every Node change and every --resync-period seconds;
 a failure is logged and retried. SIGTERM exits 0 and leaves routes, the VXLAN device and the
 masquerade rule in place. Bad flags or kubeconfig: one line, exit 1.
 """
@@ -25,7 +27,7 @@ from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
 from provisioner.components.api.informer import InformerFactory
 
-from . import masquerade, routes
+from . import cniconfig, masquerade, routes
 from .plan import internal_ip, peer_routes, pod_cidr
 
 log = logging.getLogger("provisioner-netagent")
@@ -52,6 +54,8 @@ def parser() -> Parser:
     p.add_argument("--vxlan-port", type=int, default=4789)
     p.add_argument("--resync-period", type=float, default=30.0)
     p.add_argument("--healthz-bind-address", default="0.0.0.0:9099")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d",
+                   help="where the node's CNI network configuration is written ('' not to)")
     return p
 
 
@@ -81,6 +85,11 @@ class Agent:
             log.info("route %s", change)
         if self.args.cluster_cidr:
             masquerade.ensure(self.args.cluster_cidr)
+        own_cidr = pod_cidr(me) if me else None
+        if self.args.cni_conf_dir and own_cidr and \
+                cniconfig.write(self.args.cni_conf_dir, own_cidr):
+            log.info("wrote the CNI configuration for pod CIDR %s in %s", own_cidr,
+                     self.args.cni_conf_dir)
         self.synced_once = True
 
     async def run(self) -> None:
