@@ -50,6 +50,8 @@ CONTROLLERS: list[Entry] = [
     Entry("certificatesigningrequest-approving-controller", "csrapproving", "csrapproving:CSRApprovingController"),
     Entry("certificatesigningrequest-signing-controller", "csrsigning", "csrsigning:CSRSigningController"),
     Entry("job-controller", "job", "job:JobController"),
+    Entry("cronjob-controller", "cronjob", "cronjob:CronJobController"),
+    Entry("ttl-after-finished-controller", "ttl-after-finished", "ttlafterfinished:TTLAfterFinishedController"),
     Entry("bootstrap-signer-controller", "bootstrapsigner", "bootstrap:BootstrapSigner", on_by_default=False),
     Entry("token-cleaner-controller", "tokencleaner", "bootstrap:TokenCleaner", on_by_default=False),
 ]

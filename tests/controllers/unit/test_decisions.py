@@ -336,3 +336,44 @@ def test_job_wanted_active(spec, succeeded, completed, want):
 def test_job_backoff_doubles_to_six_minutes():
     from provisioner.components.controllers import job
     assert [job.backoff_delay(n) for n in (0, 1, 2, 3, 10)] == [0.0, 10.0, 20.0, 40.0, 360.0]
+
+
+# -- cronjob ------------------------------------------------------------------------------------------
+def cron(schedule: str, last: str | None = None, created: str = "2026-01-01T10:00:00Z", tz: str | None = None) -> dict:
+    cj = {"metadata": {"name": "c", "namespace": "n", "uid": "u", "creationTimestamp": created},
+          "spec": {"schedule": schedule}, "status": {}}
+    if last:
+        cj["status"]["lastScheduleTime"] = last
+    if tz:
+        cj["spec"]["timeZone"] = tz
+    return cj
+
+
+@pytest.mark.parametrize("cj, latest, upcoming", [
+    (cron("*/15 * * * *"), "2026-01-01T12:00:00+00:00", "2026-01-01T12:15:00+00:00"),
+    (cron("0 * * * *", last="2026-01-01T12:00:00Z"), None, "2026-01-01T13:00:00+00:00"),
+    (cron("@daily", created="2025-12-30T00:00:00Z"), "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"),
+    # noon in Paris is 11:00 UTC in winter
+    (cron("0 12 * * *", tz="Europe/Paris", created="2025-12-31T00:00:00Z"), "2026-01-01T11:00:00+00:00",
+     "2026-01-02T11:00:00+00:00"),
+])
+def test_cronjob_schedule_times(cj, latest, upcoming):
+    from provisioner.components.controllers import cronjob
+    got, nxt, _ = cronjob.most_recent(cj, NOW)
+    utc = dt.timezone.utc
+    assert (got.astimezone(utc).isoformat() if got else None, nxt.astimezone(utc).isoformat()) == (latest, upcoming)
+
+
+def test_cronjob_job_name_is_per_schedule_minute():
+    from provisioner.components.controllers import cronjob
+    t = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    assert cronjob.job_name(cron("* * * * *"), t) == f"c-{int(t.timestamp()) // 60}"
+
+
+def test_cronjob_history_limits():
+    from provisioner.components.controllers import cronjob
+    def j(name, kind, start):
+        return {"metadata": {"name": name}, "status": {"startTime": start,
+                                                       "conditions": [{"type": kind, "status": "True"}]}}
+    jobs = [j("a", "Complete", "1"), j("b", "Complete", "2"), j("c", "Failed", "3"), j("d", "Failed", "4")]
+    assert [x["metadata"]["name"] for x in cronjob.history_to_delete(jobs, 1, 1)] == ["a", "c"]
