@@ -126,9 +126,12 @@ class DevCluster:
                                                  client=pair))
         return path
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, fresh_pki: bool = True, write_admin: bool = True) -> None:
+        """fresh_pki=False: the caller ran write_pki (and issued more); write_admin=False: the
+        caller writes admin.conf when its own parts are ready too."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.write_pki()
+        if fresh_pki:
+            self.write_pki()
         p = self.pki
         peer = free_port()
         logs = self.root / "logs"
@@ -147,6 +150,10 @@ class DevCluster:
                                            stdout=open(logs / "apiserver.log", "ab"), stderr=subprocess.STDOUT,
                                            preexec_fn=die_with_parent()))
         self.wait_ready(timeout)
+        if write_admin:
+            self.write_admin_conf()
+
+    def write_admin_conf(self) -> None:
         from provisioner.pki.kubeconfig import write_kubeconfig
         write_kubeconfig(self.kubeconfig, self._admin_conf)
 
@@ -228,3 +235,245 @@ def apiserver(directory: Path, port: int) -> None:
     if not stopping:
         raise click.ClickException(f"a process exited unexpectedly; see {directory / 'logs'}")
 
+
+# -- `dev cluster`: the API server plus a node on this machine ------------------------------
+
+def _component(module: str) -> list[str] | None:
+    """The command of a component package's entry point, or None while it does not exist."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        found = None
+    return [sys.executable, "-m", module] if found is not None else None
+
+
+@dataclass
+class DevNodeCluster:
+    """`dev cluster`: etcd and the API server (a DevCluster), the scheduler and the controller
+    manager (when their packages exist), the runtime daemon and one kubelet, all under `root`.
+    Several can run on one machine: the bridge, subnet, cgroup parent and ports are its own."""
+
+    root: Path
+    node_name: str = field(default_factory=lambda: socket.gethostname().lower())
+    slot: int = field(default_factory=lambda: 20 + os.getpid() % 200)
+    log: Callable[[str], None] = print
+    api: DevCluster = field(init=False)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    kubelet_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.api = DevCluster(self.root)
+
+    @property
+    def bridge(self) -> str:
+        return f"pdev{self.slot}"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.214.{self.slot}.0/24"
+
+    @property
+    def cgroup_parent(self) -> str:
+        return f"provisioner-dev-{self.slot}"
+
+    @property
+    def runtime_socket(self) -> Path:
+        return self.root / "runtime" / "runtime.sock"
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        # A session of its own: Ctrl-C reaches only this process, which stops the parts in
+        # order (a runtime daemon gone first would leave the containers behind).
+        self.procs[name] = subprocess.Popen(command, stdout=open(logs / f"{name}.log", "ab"),
+                                            stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
+                                            start_new_session=True)
+
+    def start(self, timeout: float = 90) -> None:
+        from provisioner.pki import certs
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        pki = self.api.pki
+        self.api.write_pki()
+        self._issue_kubelet_pki(certs)
+        self.api.extra_args += [
+            "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
+            "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key")]
+        self.api.start(fresh_pki=False, write_admin=False)
+        self.log(f"[dev] API server ready at {self.api.server}")
+        self._start_control_plane()
+        self._spawn("runtime", [sys.executable, "-m", "provisioner.components.runtime.cli", "daemon",
+                                "--root", str(self.root / "runtime" / "root"), "--socket",
+                                str(self.runtime_socket), "--bridge", self.bridge, "--subnet",
+                                self.subnet, "--cgroup-parent", self.cgroup_parent])
+        self._wait(lambda: self.runtime_socket.exists(), timeout, "the runtime daemon")
+        self.log(f"[dev] runtime daemon on {self.runtime_socket} (bridge {self.bridge}, "
+                 f"{self.subnet})")
+        self._spawn("kubelet", self.kubelet_command())
+        self._wait(self.node_ready, timeout, f"node {self.node_name} Ready")
+        self.log(f"[dev] node {self.node_name} Ready (kubelet on port {self.kubelet_port})")
+        self.api.write_admin_conf()
+
+    def _issue_kubelet_pki(self, certs) -> None:
+        pki, ca = self.api.pki, self.api._ca
+        certs.issue(ca, "kube-apiserver-kubelet-client", organizations=("system:masters",),
+                    client=True).save(pki, "apiserver-kubelet-client")
+        certs.issue(ca, self.node_name, dns_names=(self.node_name, "localhost"),
+                    ip_addresses=("127.0.0.1",), server=True).save(pki, "kubelet-serving")
+        (self.root / "manifests").mkdir(parents=True, exist_ok=True)
+        (self.root / "kubelet-config.yaml").write_text(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            f"staticPodPath: {self.root / 'manifests'}\nport: {self.kubelet_port}\n"
+            f"tlsCertFile: {pki / 'kubelet-serving.crt'}\n"
+            f"tlsPrivateKeyFile: {pki / 'kubelet-serving.key'}\n"
+            f"authentication:\n  x509:\n    clientCAFile: {pki / 'ca.crt'}\n"
+            "clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\n")
+
+    def kubelet_command(self) -> list[str]:
+        kubeconfig = self.api.user_kubeconfig(f"system:node:{self.node_name}", ("system:nodes",))
+        return [sys.executable, "-m", "provisioner.components.kubelet.main",
+                "--kubeconfig", str(kubeconfig), "--config", str(self.root / "kubelet-config.yaml"),
+                "--root-dir", str(self.root / "kubelet"), "--hostname-override", self.node_name,
+                "--node-ip", "127.0.0.1", "--container-runtime-endpoint",
+                f"unix://{self.runtime_socket}"]
+
+    def _start_control_plane(self) -> None:
+        pki = self.api.pki
+        scheduler = _component("provisioner.components.scheduler.main")
+        if scheduler is None:
+            self.log("[dev] kube-scheduler: skipped (provisioner.components.scheduler.main does "
+                     "not exist yet)")
+        else:
+            conf = self.api.user_kubeconfig("system:kube-scheduler")
+            self._spawn("kube-scheduler", [*scheduler, "--kubeconfig", str(conf),
+                                           "--secure-port", str(free_port()),
+                                           "--bind-address", "127.0.0.1"])
+            self.log("[dev] kube-scheduler started")
+        manager = _component("provisioner.components.controllers.main")
+        if manager is None:
+            self.log("[dev] kube-controller-manager: skipped (provisioner.components.controllers"
+                     ".main does not exist yet)")
+        else:
+            conf = self.api.user_kubeconfig("system:kube-controller-manager")
+            self._spawn("kube-controller-manager", [
+                *manager, "--kubeconfig", str(conf), "--controllers",
+                "*,bootstrapsigner,tokencleaner", "--cluster-signing-cert-file",
+                str(pki / "ca.crt"), "--cluster-signing-key-file", str(pki / "ca.key"),
+                "--service-account-private-key-file", str(pki / "sa.key"),
+                "--root-ca-file", str(pki / "ca.crt"), "--use-service-account-credentials",
+                "--secure-port", str(free_port()), "--bind-address", "127.0.0.1"])
+            self.log("[dev] kube-controller-manager started")
+
+    def node_ready(self) -> bool:
+        import json as jsonlib
+
+        ctx = ssl.create_default_context(cafile=str(self.api.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.api.pki / "admin.crt"), str(self.api.pki / "admin.key"))
+        try:
+            with urllib.request.urlopen(f"{self.api.server}/api/v1/nodes/{self.node_name}",
+                                        context=ctx, timeout=2) as reply:
+                node = jsonlib.load(reply)
+        except OSError:
+            return False
+        return any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (node.get("status") or {}).get("conditions") or [])
+
+    def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    self.stop()
+                    raise click.ClickException(f"{name} exited with {proc.returncode}; see "
+                                               f"{self.root / 'logs' / (name + '.log')}")
+            if check():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise click.ClickException(f"{what}: not after {timeout:.0f}s; see {self.root / 'logs'}")
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in [*self.procs.values(), *self.api.procs])
+
+    def stop(self) -> None:
+        """Control plane first (nothing recreates pods), the kubelet, every pod the runtime
+        holds, the runtime and its network, then the API server and etcd."""
+        for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
+            _terminate(self.procs.pop(name, None))
+        self._remove_workloads()
+        _terminate(self.procs.pop("runtime", None))
+        self._remove_network()
+        self.api.stop()
+
+    def _remove_workloads(self) -> None:
+        from provisioner.components.runtime.client import RuntimeAPIError, RuntimeClient
+
+        client = RuntimeClient(str(self.runtime_socket), timeout=60)
+        try:
+            for pod in client.pods():
+                client.remove_pod(pod["id"])
+            for container in client.containers(all=True):
+                client.remove(container["Id"], force=True)
+        except RuntimeAPIError as error:
+            self.log(f"[dev] could not clean the runtime: {error}")
+        pods_dir = self.root / "kubelet" / "pods"
+        if pods_dir.is_dir():          # emptyDir tmpfs mounts of pods the kubelet did not stop
+            for path in sorted(pods_dir.rglob("*"), reverse=True):
+                if path.is_dir() and os.path.ismount(path):
+                    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+    def _remove_network(self) -> None:
+        from provisioner.components.runtime.net import Network
+
+        Network(bridge=self.bridge, subnet=self.subnet,
+                state_dir=str(self.root / "runtime" / "root" / "network")).teardown_all()
+        base = Path("/sys/fs/cgroup")
+        for top in [base, *base.iterdir()] if base.is_dir() else []:
+            try:
+                (top / self.cgroup_parent).rmdir()
+            except OSError:
+                pass
+
+
+def _terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dev.command("cluster")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where etcd data, the PKI, the runtime, the kubelet, logs and admin.conf go.")
+@click.option("--node-name", default=None, help="The node's name (default: this host's name).")
+def cluster_command(directory: Path, node_name: str | None) -> None:
+    """Run a one-machine cluster (etcd, API server, scheduler, controller manager, runtime and a
+    kubelet) as root until Ctrl-C or SIGTERM; then remove every container, mount and rule."""
+    if os.geteuid() != 0:
+        raise click.ClickException("dev cluster runs containers: run it as root (sudo)")
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cluster = DevNodeCluster(directory.resolve(), log=click.echo,
+                             **({"node_name": node_name} if node_name else {}))
+    try:
+        cluster.start()
+        click.echo(f"[dev] export KUBECONFIG={cluster.api.kubeconfig}")
+        while not stopping and cluster.alive():
+            time.sleep(0.2)
+    finally:
+        cluster.stop()
+        click.echo("[dev] stopped the cluster and removed its containers, network and cgroups")
+    if not stopping:
+        raise click.ClickException(f"a process exited unexpectedly; see {directory / 'logs'}")
