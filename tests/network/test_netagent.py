@@ -184,3 +184,69 @@ def test_bad_flags_are_one_line():
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and "--cluster-cidr '10.0.0.0/33'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def apply(api, *objects: dict) -> None:
+    kubectl(api, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                       "items": list(objects)}))
+
+
+def api_pod(api, namespace: str, name: str, node_key: str, labels: dict) -> None:
+    apply(api, {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": {"nodeName": f"na-{node_key}-{SESSION}", "containers": [
+                    {"name": "c", "image": "busybox",
+                     "ports": [{"name": "http", "containerPort": 8080}]}]}})
+    kubectl(api, "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"phase": "Running", "podIP": pod_ip(node_key),
+                                         "podIPs": [{"ip": pod_ip(node_key)}]}}))
+
+
+def policy(namespace: str, name: str, spec: dict) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def test_network_policies_isolate_pods_and_allow_what_they_name(api, two_nodes):
+    client_ns, server_ns = f"np-client-{SESSION}", f"np-server-{SESSION}"
+    apply(api, {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": client_ns, "labels": {"team": "client"}}},
+          {"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": server_ns, "labels": {"team": "server"}}})
+    api_pod(api, client_ns, "client", "a", {"app": "client"})
+    api_pod(api, server_ns, "server", "b", {"app": "server"})
+    two_nodes.forget_routes()
+    two_nodes.start_agents("host-gw")
+    blocked = lambda: two_nodes.fetch("a", "b") is None        # noqa: E731
+    try:
+        wait_for(lambda: two_nodes.fetch("a", "b"), timeout=30, what="open network")
+        apply(api, policy(server_ns, "default-deny", {"podSelector": {},
+                                                      "policyTypes": ["Ingress"]}))
+        wait_for(blocked, timeout=30, what="default deny")
+        assert two_nodes.fetch("b", "a") == pod_ip("b")           # only b's ingress isolated
+        allow_client = {"podSelector": {"matchLabels": {"app": "server"}}, "ingress": [{
+            "from": [{"namespaceSelector": {"matchLabels": {"team": "client"}},
+                      "podSelector": {"matchLabels": {"app": "client"}}}],
+            "ports": [{"port": "http"}]}]}
+        apply(api, policy(server_ns, "allow-client", allow_client))
+        assert wait_for(lambda: two_nodes.fetch("a", "b"), timeout=30,
+                        what="allowed by namespace and pod selector, named port") == pod_ip("a")
+        apply(api, policy(server_ns, "allow-client", {
+            "podSelector": {}, "ingress": [{"from": [{"ipBlock": {
+                "cidr": "10.244.0.0/16", "except": ["10.244.1.0/24"]}}]}]}))
+        wait_for(blocked, timeout=30, what="ipBlock except")
+        apply(api, policy(server_ns, "allow-client", allow_client),
+              policy(client_ns, "no-egress", {"podSelector": {"matchLabels": {"app": "client"}},
+                                              "policyTypes": ["Egress"]}))
+        wait_for(blocked, timeout=30, what="egress default deny of the client")
+        apply(api, policy(client_ns, "no-egress", {
+            "podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"team": "server"}}}],
+                        "ports": [{"port": 8080, "protocol": "TCP"}]}]}))
+        assert wait_for(lambda: two_nodes.fetch("a", "b"), timeout=30,
+                        what="egress allowed to the server namespace") == pod_ip("a")
+    finally:
+        two_nodes.stop_agents()
+        kubectl(api, "delete", "namespace", client_ns, server_ns, "--wait=false")
+        for node_netns in two_nodes.nodes.values():
+            node_netns.run(["iptables", "-F", "PROV-NP-FORWARD"])

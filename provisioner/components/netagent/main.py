@@ -3,12 +3,14 @@
     provisioner-netagent --kubeconfig=/etc/kubernetes/netagent.conf --node-name=node-1 \
         --cluster-cidr=10.244.0.0/16 [--mode=auto|host-gw|vxlan] [--vxlan-vni=1] \
         [--vxlan-port=4789] [--resync-period=30] [--healthz-bind-address=0.0.0.0:9099] \
-        [--cni-conf-dir=/etc/cni/net.d]
+        [--cni-conf-dir=/etc/cni/net.d] [--enforce-network-policy=true]
 
 The node's CNI configuration (this project's plugins, addresses from its podCIDR) is written in
 --cni-conf-dir once the podCIDR is known. Routes are brought in line with the Nodes on every Node change and every --resync-period seconds;
 a failure is logged and retried. SIGTERM exits 0 and leaves routes, the VXLAN device and the
-masquerade rule in place. Bad flags or kubeconfig: one line, exit 1.
+masquerade rule in place. NetworkPolicies for this node's pods are enforced in the filter table
+(see ``policy``), rewritten whole on every Pod, Namespace or NetworkPolicy change. Bad flags or
+kubeconfig: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
 from provisioner.components.api.informer import InformerFactory
 
-from . import cniconfig, masquerade, routes
+from . import cniconfig, masquerade, policy, policyfw, routes
 from .plan import internal_ip, peer_routes, pod_cidr
 
 log = logging.getLogger("provisioner-netagent")
@@ -54,15 +56,18 @@ def parser() -> Parser:
     p.add_argument("--vxlan-port", type=int, default=4789)
     p.add_argument("--resync-period", type=float, default=30.0)
     p.add_argument("--healthz-bind-address", default="0.0.0.0:9099")
+    p.add_argument("--enforce-network-policy", choices=("true", "false"), default="true",
+                   help="enforce NetworkPolicies for this node's pods with iptables")
     p.add_argument("--cni-conf-dir", default="/etc/cni/net.d",
                    help="where the node's CNI network configuration is written ('' not to)")
     return p
 
 
 class Agent:
-    def __init__(self, args: argparse.Namespace, nodes):
+    def __init__(self, args: argparse.Namespace, nodes, policy_sources=None):
         self.args = args
         self.nodes = nodes
+        self.policy_sources = policy_sources      # (policies, pods, namespaces) informers
         self.wake = asyncio.Event()
         self.synced_once = False
 
@@ -90,6 +95,9 @@ class Agent:
                 cniconfig.write(self.args.cni_conf_dir, own_cidr):
             log.info("wrote the CNI configuration for pod CIDR %s in %s", own_cidr,
                      self.args.cni_conf_dir)
+        if self.policy_sources is not None:
+            policies, pods, namespaces = (informer.list() for informer in self.policy_sources)
+            policyfw.apply(policy.build(policies, pods, namespaces, self.args.node_name))
         self.synced_once = True
 
     async def run(self) -> None:
@@ -118,8 +126,13 @@ async def run(args: argparse.Namespace) -> None:
     client = Client(identity, user_agent="provisioner-netagent")
     informers = InformerFactory(client)
     nodes = informers.informer("", "v1", "nodes")
-    agent = Agent(args, nodes)
-    nodes.add_handler(agent.changed, agent.changed, agent.changed)
+    sources = None
+    if args.enforce_network_policy == "true":
+        sources = (informers.informer("networking.k8s.io", "v1", "networkpolicies"),
+                   informers.informer("", "v1", "pods"), informers.informer("", "v1", "namespaces"))
+    agent = Agent(args, nodes, sources)
+    for informer in (nodes, *(sources or ())):
+        informer.add_handler(agent.changed, agent.changed, agent.changed)
     host, _, port = args.healthz_bind_address.rpartition(":")
 
     async def healthz(_request) -> web.Response:
