@@ -122,3 +122,38 @@ def test_atomic_writer_swaps_data_and_drops_removed_keys(tmp_path):
     assert open(os.path.join(target, "a")).read() == "3"
     assert not os.path.lexists(os.path.join(target, "b"))
     assert not os.path.exists(os.path.join(target, first))           # the old data is gone
+
+
+class FakeTokenClient:
+    """The API server's TokenRequest at the network boundary: a new token per request."""
+
+    def __init__(self):
+        self.requests = []
+
+    async def create(self, group, version, plural, body, ns=None):
+        self.requests.append((plural, ns, body["spec"]))
+        return {"status": {"token": f"token-{len(self.requests)}"}}
+
+
+def test_tokens_are_bound_to_the_pod_and_reused_until_80_percent_of_their_life(monkeypatch):
+    import asyncio
+
+    from provisioner.components.kubelet import tokens
+
+    client = FakeTokenClient()
+    manager = tokens.TokenManager(client)
+    pod = {"metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}}
+    clock = [1000.0]
+    monkeypatch.setattr(tokens.time, "monotonic", lambda: clock[0])
+    assert asyncio.run(manager.get(pod, "default", "api", 3600)) == "token-1"
+    plural, ns, spec = client.requests[0]
+    assert (plural, ns) == ("serviceaccounts/default/token", "shop")
+    assert spec["boundObjectRef"] == {"apiVersion": "v1", "kind": "Pod", "name": "web",
+                                      "uid": "u-1"}
+    assert spec["audiences"] == ["api"] and spec["expirationSeconds"] == 3600
+    clock[0] += 3600 * 0.79
+    assert asyncio.run(manager.get(pod, "default", "api", 3600)) == "token-1"
+    clock[0] += 3600 * 0.02
+    assert asyncio.run(manager.get(pod, "default", "api", 3600)) == "token-2"
+    manager.forget("u-1")
+    assert asyncio.run(manager.get(pod, "default", "api", 3600)) == "token-3"

@@ -18,6 +18,7 @@ from . import staticpods
 from .node import NodeAgent
 from .podworker import PodWorker
 from .runtimeview import Runtime, Snapshot
+from .tokens import TokenManager
 
 log = logging.getLogger("kubelet")
 RELIST_SECONDS = 1.0
@@ -46,6 +47,7 @@ class Kubelet:
         self._events_sent: dict[tuple, float] = {}
         self._static_problems: set[str] = set()
         self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
+        self.tokens = TokenManager(client)
 
     # -- small services for the workers ----------------------------------------------------
 
@@ -94,20 +96,7 @@ class Kubelet:
 
     def token_for(self, pod: dict):
         async def token(service_account: str, audience: str, seconds: int) -> str:
-            if self.client is None:
-                raise OSError("no API server: service-account tokens need a kubeconfig")
-            body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                    "spec": {"audiences": [audience] if audience else [],
-                             "expirationSeconds": max(int(seconds), 600),
-                             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
-                                                "name": pod["metadata"]["name"],
-                                                "uid": pod["metadata"]["uid"]}}}
-            if not audience:
-                del body["spec"]["audiences"]
-            result = await self.client.create(
-                "", "v1", f"serviceaccounts/{service_account}/token", body,
-                ns=pod["metadata"].get("namespace", "default"))
-            return result["status"]["token"]
+            return await self.tokens.get(pod, service_account, audience, seconds)
         return token
 
     async def service_env(self, pod: dict) -> dict[str, str]:
@@ -188,6 +177,7 @@ class Kubelet:
     async def pod_terminated(self, worker: PodWorker) -> None:
         """The final delete of an API pod being deleted, once its containers are gone."""
         self.workers.pop(worker.uid, None)
+        self.tokens.forget(worker.uid)
         meta = worker.pod["metadata"]
         if self.client is None or worker.uid in self.static_pods or \
                 not meta.get("deletionTimestamp"):
