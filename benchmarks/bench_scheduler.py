@@ -157,6 +157,7 @@ async def bench(nodes: int, pods: int, root: Path) -> dict:
                 "seconds_to_first_binding": round(first - start, 2),
                 "seconds_scheduling": round(window, 2),
                 "per_second_min": min(per_second.values()), "per_second_max": max(per_second.values()),
+                "per_second": [per_second.get(i, 0) for i in range(int(window) + 1)],
                 "anchor_pods_per_s": ANCHOR,
                 "anchor": "kube-scheduler CI floor, SchedulingBasic 5000Nodes_10000Pods",
                 "scheduler_cpu_percent_under_load": round(100 * cpu_load / (end - start), 1),
