@@ -49,6 +49,7 @@ CONTROLLERS: list[Entry] = [
     Entry("taint-eviction-controller", "taint-eviction-controller", "tainteviction:TaintEvictionController"),
     Entry("certificatesigningrequest-approving-controller", "csrapproving", "csrapproving:CSRApprovingController"),
     Entry("certificatesigningrequest-signing-controller", "csrsigning", "csrsigning:CSRSigningController"),
+    Entry("statefulset-controller", "statefulset", "statefulset:StatefulSetController"),
     Entry("job-controller", "job", "job:JobController"),
     Entry("cronjob-controller", "cronjob", "cronjob:CronJobController"),
     Entry("ttl-after-finished-controller", "ttl-after-finished", "ttlafterfinished:TTLAfterFinishedController"),

@@ -377,3 +377,32 @@ def test_cronjob_history_limits():
                                                        "conditions": [{"type": kind, "status": "True"}]}}
     jobs = [j("a", "Complete", "1"), j("b", "Complete", "2"), j("c", "Failed", "3"), j("d", "Failed", "4")]
     assert [x["metadata"]["name"] for x in cronjob.history_to_delete(jobs, 1, 1)] == ["a", "c"]
+
+
+# -- statefulset --------------------------------------------------------------------------------------
+def sts(replicas=3, policy="OrderedReady", partition=0) -> dict:
+    return {"metadata": {"name": "db"}, "spec": {"replicas": replicas, "podManagementPolicy": policy,
+                                                 "updateStrategy": {"type": "RollingUpdate",
+                                                                    "rollingUpdate": {"partition": partition}}}}
+
+
+def member(i: int, rev: str = "r1", ready: bool = True) -> dict:
+    p = pod(f"db-{i}", ready=ready, phase="Running")
+    p["metadata"]["labels"] = {"controller-revision-hash": rev}
+    return p
+
+
+@pytest.mark.parametrize("s, have, create, delete", [
+    (sts(), {}, [0], []),
+    (sts(), {0: member(0, ready=False)}, [], []),
+    (sts(), {0: member(0)}, [1], []),
+    (sts(policy="Parallel"), {}, [0, 1, 2], []),
+    (sts(replicas=1), {0: member(0), 1: member(1), 2: member(2)}, [], ["db-2"]),
+    (sts(replicas=1, policy="Parallel"), {0: member(0), 1: member(1), 2: member(2)}, [], ["db-2", "db-1"]),
+    (sts(), {i: member(i, "old") for i in range(3)}, [], ["db-2"]),
+    (sts(partition=2), {0: member(0, "old"), 1: member(1, "old"), 2: member(2, "r1")}, [], []),
+])
+def test_statefulset_steps(s, have, create, delete):
+    from provisioner.components.controllers import statefulset
+    got_create, got_delete = statefulset.plan(s, have, "r1")
+    assert (got_create, [p["metadata"]["name"] for p in got_delete]) == (create, delete)
