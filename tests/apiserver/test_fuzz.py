@@ -43,7 +43,10 @@ def fuzz_ns(kubectl):
     kubectl("create", "namespace", "fuzz")
     kubectl("create", "configmap", "target", "-n", "fuzz", "--from-literal=a=b")
     kubectl("create", "deployment", "target", "-n", "fuzz", "--image=nginx")
+    from .test_crd import crd_manifest
+    kubectl("apply", "-f", "-", input=json.dumps(crd_manifest("fuzz.example.com", "fuzzwidgets")))
     yield "fuzz"
+    kubectl("delete", "crd", "fuzzwidgets.fuzz.example.com", "--wait=false")
     kubectl("delete", "namespace", "fuzz", "--wait=false")
 
 
@@ -80,13 +83,17 @@ LIMITS = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "x"},
 QUOTA = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "x"},
          "spec": {"hard": {"pods": "1000", "requests.cpu": "1000"}}}
 PRIORITY = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "x"}, "value": 10}
+WIDGET = {"apiVersion": "fuzz.example.com/v1", "kind": "Widget", "metadata": {"name": "x"},
+          "spec": {"size": "small", "replicas": 2, "color": "red"}, "status": {"replicas": 1, "conditions": [{"a": 1}]}}
 TARGETS = [("/apis/apps/v1/namespaces/fuzz/deployments", DEPLOYMENT), ("/api/v1/namespaces/fuzz/pods", POD),
            ("/api/v1/namespaces/fuzz/services", SERVICE), ("/apis/apps/v1/namespaces/fuzz/statefulsets", STATEFULSET),
            ("/apis/batch/v1/namespaces/fuzz/cronjobs", CRONJOB), ("/apis/policy/v1/namespaces/fuzz/poddisruptionbudgets", PDB),
            ("/apis/networking.k8s.io/v1/namespaces/fuzz/ingresses", INGRESS),
            ("/apis/autoscaling/v2/namespaces/fuzz/horizontalpodautoscalers", HPA),
            ("/api/v1/namespaces/fuzz/persistentvolumeclaims", PVC), ("/api/v1/namespaces/fuzz/limitranges", LIMITS),
-           ("/api/v1/namespaces/fuzz/resourcequotas", QUOTA), ("/apis/scheduling.k8s.io/v1/priorityclasses", PRIORITY)]
+           ("/api/v1/namespaces/fuzz/resourcequotas", QUOTA), ("/apis/scheduling.k8s.io/v1/priorityclasses", PRIORITY),
+           ("/apis/fuzz.example.com/v1/namespaces/fuzz/fuzzwidgets", WIDGET),
+           ("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", None)]
 
 
 def _paths(obj, prefix=()):
@@ -113,6 +120,9 @@ def _replace(obj, path, value):
 @st.composite
 def mutated_objects(draw):
     url, base = draw(st.sampled_from(TARGETS))
+    if base is None:  # a CRD: its random name never matches plural.group, so none is ever served
+        from .test_crd import crd_manifest
+        base = crd_manifest("fuzz.example.com", "fuzzwidgets")
     path = draw(st.sampled_from([p for p in _paths(base) if p[:2] != ("metadata", "name")]))
     obj = _replace(base, path, draw(json_values))
     if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):

@@ -85,7 +85,12 @@ class Registry(Writes, Patching, Deletion):
         return obj
 
     def to_scale(self, res: Resource, obj: dict) -> dict:
+        from . import crd
         from .selectors import format_label_selector
+
+        served = crd.served_for(res)
+        if served is not None:
+            return crd.to_scale(served, obj)
         meta = obj["metadata"]
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
@@ -144,6 +149,7 @@ class Registry(Writes, Patching, Deletion):
             await self._create_if_absent(Req(BY_KIND[("scheduling.k8s.io", "PriorityClass")], None,
                                              user_agent="apiserver"), pc)
         await self.ensure_api_services()
+        await self._serve_custom_resources()
         first = str(self.allocator.net.network_address + 1)
         await self._create_if_absent(Req(BY_KIND[("", "Service")], "default", user_agent="apiserver"), {
             "apiVersion": "v1", "kind": "Service",
@@ -176,6 +182,15 @@ class Registry(Writes, Patching, Deletion):
                     await self.update(Req(res, None, name, "status", user_agent="apiserver"), available,
                                       precondition_rv=None)
 
+
+    async def _serve_custom_resources(self) -> None:
+        """The CRDs in storage are served from start, and followed afterwards (crd.py)."""
+        from . import crd
+
+        await crd.sync(self)
+        if not getattr(self, "_crd_follower", None):
+            self._crd_follower = asyncio.get_running_loop().create_task(crd.keep_in_sync(self))
+            self.background.add(self._crd_follower)
 
 # kube-apiserver's priorities of the built-in groups (groupPriorityMinimum, versionPriority)
 API_SERVICE_PRIORITY = {

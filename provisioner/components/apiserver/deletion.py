@@ -40,7 +40,7 @@ class Deletion:
             if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
             rv = int(meta["resourceVersion"])
-            strategy = strategies.for_kind(res.kind)
+            strategy = strategies.for_resource(res)
             if _attempt == 0:
                 await self.admission_chain.validate(admission.Attributes("DELETE", req, None, cur))
             graceful = await self._graceful(res, cur, options)
@@ -84,7 +84,7 @@ class Deletion:
         return int(grace) if await self.storage.get("nodes", None, node) else 0
 
     async def _after_delete(self, res: Resource, obj: dict) -> None:
-        await strategies.for_kind(res.kind).after_delete(self, obj)  # type: ignore[arg-type]
+        await strategies.for_resource(res).after_delete(self, obj)  # type: ignore[arg-type]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

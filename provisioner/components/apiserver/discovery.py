@@ -13,7 +13,7 @@ import platform
 
 from aiohttp import web
 
-from .registry import RESOURCES, Resource, groups
+from .registry import Resource, all_resources, groups
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERSION = {"major": "1", "minor": "37", "emulationMajor": "1", "emulationMinor": "37",
@@ -51,7 +51,7 @@ def _hash(res: Resource) -> str:
 
 def resource_list(group: str, version: str) -> dict:
     out = []
-    for r in RESOURCES:
+    for r in all_resources():
         if (r.group, r.version) != (group, version):
             continue
         entry = {"name": r.plural, "singularName": r.singular_name, "namespaced": r.namespaced,
@@ -80,7 +80,7 @@ def aggregated(core: bool) -> dict:
         vs = []
         for v in versions:
             resources = []
-            for r in RESOURCES:
+            for r in all_resources():
                 if (r.group, r.version) != (group, v):
                     continue
                 entry = {"resource": r.plural,

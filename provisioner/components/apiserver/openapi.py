@@ -13,8 +13,8 @@ import json
 
 from aiohttp import web
 
-from . import schemas
-from .registry import RESOURCES, Resource, groups
+from . import registry, schemas
+from .registry import Resource, all_resources, groups
 
 META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
               "LabelSelectorRequirement", "Condition"}
@@ -34,12 +34,19 @@ PACKAGES = [
     (("HorizontalPodAutoscaler", "CrossVersionObjectReference"), "io.k8s.api.autoscaling.v2"),
     (("StorageClass",), "io.k8s.api.storage.v1"),
     (("APIService",), "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1"),
+    (("CustomResourceDefinition",), "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1"),
     (("TokenReview", "SelfSubjectReview"), "io.k8s.api.authentication.v1"),
     (("SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubject"), "io.k8s.api.authorization.v1"),
 ]
 
 
+# custom resource kinds -> (schema name, schema), kept by crd.py
+CUSTOM_SCHEMAS: dict[str, tuple[str, dict]] = {}
+
+
 def full_name(t: str) -> str:
+    if t not in schemas.T and t in CUSTOM_SCHEMAS:
+        return CUSTOM_SCHEMAS[t][0]
     if t in META_TYPES:
         return f"io.k8s.apimachinery.pkg.apis.meta.v1.{t}"
     for prefixes, pkg in PACKAGES:
@@ -100,7 +107,7 @@ def _definitions(ref: str, kinds: set[str] | None = None) -> dict:
             if elem in schemas.T:
                 todo.append(elem)
     defs = {full_name(t): _schema(t, ref) for t in sorted(wanted)}
-    for r in RESOURCES:
+    for r in all_resources():
         if full_name(r.kind) in defs:
             defs[full_name(r.kind)]["x-kubernetes-group-version-kind"] = _gvk(r)
     if "Scale" in wanted:
@@ -160,10 +167,14 @@ def _paths(r: Resource) -> dict:
     return paths
 
 
-@functools.lru_cache(maxsize=None)
 def v3_document(gv: str) -> bytes:
+    return _v3_document(gv, registry.GENERATION[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _v3_document(gv: str, generation: int) -> bytes:
     group, _, version = gv.rpartition("/")
-    res = [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+    res = [r for r in all_resources() if (r.group, r.version) == (group, version)]
     paths: dict = {}
     kinds = set()
     for r in res:
@@ -171,8 +182,13 @@ def v3_document(gv: str) -> bytes:
         kinds.add(r.kind)
         if r.scale:
             kinds.add("Scale")
+    defs = _definitions("#/components/schemas/", kinds)
+    for r in res:
+        if r.kind not in schemas.T and r.kind in CUSTOM_SCHEMAS:
+            name, schema = CUSTOM_SCHEMAS[r.kind]
+            defs[name] = dict(schema, **{"x-kubernetes-group-version-kind": _gvk(r)})
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
-           "paths": paths, "components": {"schemas": _definitions("#/components/schemas/", kinds)}}
+           "paths": paths, "components": {"schemas": defs}}
     return json.dumps(doc).encode()
 
 
@@ -180,8 +196,12 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-@functools.lru_cache(maxsize=None)
 def v3_index() -> bytes:
+    return _v3_index(registry.GENERATION[0])
+
+
+@functools.lru_cache(maxsize=16)
+def _v3_index(generation: int) -> bytes:
     paths = {}
     for group, versions in groups().items():
         for v in versions:
@@ -208,7 +228,7 @@ async def handle_v3(request: web.Request) -> web.Response:
     elif parts[0] == "apis" and len(parts) == 3:
         gv = f"{parts[1]}/{parts[2]}"
     if gv is None or (gv.rpartition("/")[0], gv.rpartition("/")[2]) not in \
-            {(r.group, r.version) for r in RESOURCES}:
+            {(r.group, r.version) for r in all_resources()}:
         return web.Response(status=404, text="404 page not found\n")
     headers = {"Cache-Control": "public, immutable" if "hash" in request.query else "no-cache, private"}
     return web.Response(body=v3_document(gv), content_type="application/json", headers=headers)

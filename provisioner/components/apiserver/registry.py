@@ -104,15 +104,33 @@ RESOURCES: list[Resource] = [
       verbs=("create",), stored=False),
 ]
 
+RESOURCES.append(R("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+                   ("crd", "crds"), status=True, categories=("api-extensions",)))
+
 BY_GV_PLURAL: dict[tuple[str, str, str], Resource] = {
     (r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND: dict[tuple[str, str], Resource] = {(r.group, r.kind): r for r in RESOURCES}
+# custom resources, served while their CustomResourceDefinition is established (crd.py keeps this)
+CUSTOM: dict[tuple[str, str, str], Resource] = {}
+# bumped on every change of CUSTOM, so documents derived from the table (OpenAPI) are rebuilt
+GENERATION = [0]
+
+
+def all_resources() -> list[Resource]:
+    return RESOURCES + list(CUSTOM.values())
+
+
+def set_custom(resources: dict[tuple[str, str, str], Resource]) -> None:
+    if resources != CUSTOM:
+        CUSTOM.clear()
+        CUSTOM.update(resources)
+        GENERATION[0] += 1
 
 
 def groups() -> dict[str, list[str]]:
     """group -> versions, core ("") first, in table order."""
     out: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in all_resources():
         versions = out.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)
@@ -120,4 +138,4 @@ def groups() -> dict[str, list[str]]:
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:
-    return BY_GV_PLURAL.get((group, version, plural))
+    return BY_GV_PLURAL.get((group, version, plural)) or CUSTOM.get((group, version, plural))

@@ -390,6 +390,26 @@ t("SelfSubjectAccessReview", "SelfSubjectAccessReview checks whether or the curr
 t("SelfSubjectRulesReview", "SelfSubjectRulesReview enumerates the set of actions the current user can "
   "perform within a namespace.", _top("any", "any"), ("spec",))
 
+# apiextensions ----------------------------------------------------------------------------------
+t("CustomResourceDefinition", "CustomResourceDefinition represents a resource that should be exposed on the "
+  "API server.  Its name MUST be in the format <.spec.name>.<.spec.group>.",
+  _top("CustomResourceDefinitionSpec", "CustomResourceDefinitionStatus"), ("spec",))
+t("CustomResourceDefinitionSpec", "CustomResourceDefinitionSpec describes how a user wants their resource to "
+  "appear", {"group": "string", "names": "CustomResourceDefinitionNames", "scope": "string",
+             "versions": "[CustomResourceDefinitionVersion@name]", "conversion": "any",
+             "preserveUnknownFields": "boolean"}, ("group", "names", "scope", "versions"))
+t("CustomResourceDefinitionNames", "CustomResourceDefinitionNames indicates the names to serve this "
+  "CustomResourceDefinition", {"plural": "string", "singular": "string", "shortNames": "[string]",
+                               "kind": "string", "listKind": "string", "categories": "[string]"},
+  ("plural", "kind"))
+t("CustomResourceDefinitionVersion", "CustomResourceDefinitionVersion describes a version for CRD.", {
+    "name": "string", "served": "boolean", "storage": "boolean", "deprecated": "boolean",
+    "deprecationWarning": "string", "schema": "any", "subresources": "any",
+    "additionalPrinterColumns": "[any]", "selectableFields": "[any]"}, ("name", "served", "storage"))
+t("CustomResourceDefinitionStatus", "CustomResourceDefinitionStatus indicates the state of the "
+  "CustomResourceDefinition", {"conditions": "[Condition@type]", "acceptedNames": "any",
+                               "storedVersions": "[string]"})
+
 def parse(notation: str) -> tuple[str, str, str | None]:
     """Return (shape, element, merge key): shape is scalar, ref, list, map or any."""
     if notation.startswith("["):

@@ -14,6 +14,7 @@ Defaulting and validation stay in validation.py (tables by kind), called by the 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import TYPE_CHECKING
 
 from . import fields
@@ -21,6 +22,7 @@ from .apirequest import Req
 
 if TYPE_CHECKING:
     from .crud import Registry
+    from .registry import Resource
 
 
 class Strategy:
@@ -161,6 +163,25 @@ DEFAULT = Strategy()
 
 def for_kind(kind: str) -> Strategy:
     return STRATEGIES.get(kind, DEFAULT)
+
+
+def for_resource(res: "Resource") -> Strategy:
+    """The strategy of a served resource: a custom resource's comes from its CRD (crd.py)."""
+    from . import crd
+
+    served = crd.served_for(res)
+    if served is not None:
+        return crd.CustomResourceStrategy(served)
+    if (res.group, res.kind) == (crd.GROUP, "CustomResourceDefinition"):
+        return _crd_strategy()
+    return STRATEGIES.get(res.kind, DEFAULT)
+
+
+@functools.cache
+def _crd_strategy() -> Strategy:
+    from . import crd
+
+    return crd.CRDStrategy()
 
 
 def status_update(req: Req, cur: dict, new: dict, meta: dict, strategy: Strategy) -> dict:

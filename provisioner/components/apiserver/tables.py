@@ -307,6 +307,8 @@ def _int_or_na(path: str) -> Callable[[dict], str]:
     return lambda o: "N/A" if _g(o, path) is None else str(_g(o, path))
 
 
+# custom resources' columns from their CRDs' additionalPrinterColumns, kept by crd.py
+CUSTOM_COLUMNS: dict[str, list[Col]] = {}
 CONTAINERS: Col = ("Containers", "string", 1, lambda o: _containers(o, "name"))
 IMAGES: Col = ("Images", "string", 1, lambda o: _containers(o, "image"))
 SELECTOR: Col = ("Selector", "string", 1, lambda o: format_label_selector(_g(o, "spec.selector")))
@@ -388,6 +390,7 @@ COLUMNS.update({
                      ("VolumeBindingMode", "string", 0, lambda o: o.get("volumeBindingMode", "")),
                      ("AllowVolumeExpansion", "string", 0, lambda o: str(bool(o.get("allowVolumeExpansion"))).lower()),
                      AGE],
+    "CustomResourceDefinition": [NAME, ("Created At", "date", 0, lambda o: _g(o, "metadata.creationTimestamp"))],
     "APIService": [NAME, ("Service", "string", 0, lambda o: "Local" if not _g(o, "spec.service") else
                           f"{_g(o, 'spec.service.namespace')}/{_g(o, 'spec.service.name')}"),
                    ("Available", "string", 0, _available), AGE],
@@ -395,7 +398,7 @@ COLUMNS.update({
 
 
 def table(kind: str, objs: list[dict], list_meta: dict, include: str = "Metadata") -> dict:
-    cols = COLUMNS.get(kind, [NAME, AGE])
+    cols = COLUMNS.get(kind) or CUSTOM_COLUMNS.get(kind) or [NAME, AGE]
     rows = []
     for o in objs:
         cells = []

@@ -12,7 +12,7 @@ import copy
 import uuid
 from typing import Callable
 
-from . import admission, fields, strategies, validation
+from . import admission, crd, fields, strategies, validation
 from .allocator import Allocator
 from .apirequest import Req, rand_suffix, without
 from .errors import ApiError
@@ -49,7 +49,7 @@ class Writes:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = fields.now()
         meta["generation"] = 1
-        strategy = strategies.for_kind(res.kind)
+        strategy = strategies.for_resource(res)
         # kube-apiserver's order: defaults at decoding, mutating admission, then the strategy
         validation.default(res.kind, obj)
         await self.admission_chain.mutate(admission.Attributes("CREATE", req, obj))
@@ -96,7 +96,7 @@ class Writes:
             new = mutate(copy.deepcopy(cur))
             new = self._finish_update(req, cur, new, operation)
             await self._admit(req, new, cur)
-            await strategies.for_kind(res.kind).before_store(self, req, new, cur)
+            await strategies.for_resource(res).before_store(self, req, new, cur)
             if req.dry_run:
                 return new, False
             if without(new, "metadata") == without(cur, "metadata") and \
@@ -142,7 +142,7 @@ class Writes:
                                    f"finalizers can be added if the object is being deleted, found new "
                                    f"finalizers []string{{{', '.join(repr(f) for f in sorted(new_f))}}}")],
                                    res.group)
-        strategy = strategies.for_kind(res.kind)
+        strategy = strategies.for_resource(res)
         if req.sub in ("status", "approval"):
             new = strategies.status_update(req, cur, new, meta, strategy)
         else:
@@ -185,7 +185,11 @@ class Writes:
                 raise ApiError.invalid("Scale", req.name or "", [(
                     "spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")],
                     "autoscaling")
-            cur.setdefault("spec", {})["replicas"] = replicas
+            served = crd.served_for(req.res)
+            if served is not None:
+                crd.set_replicas(served, cur, replicas)
+            else:
+                cur.setdefault("spec", {})["replicas"] = replicas
             return cur
         req.sub = None
         out, _ = await self.update(req, mutate, precondition_rv=rv)
