@@ -78,6 +78,10 @@ def test_secure_port_serves_health_to_anyone_and_metrics_to_monitoring_certifica
         assert status == 500 and "[-]informer-sync failed" in body
         ready["synced"] = True
         assert await call("/readyz", anon) == (200, "ok")
+        server.livez["leaderElection"] = lambda: False  # checks added after start count too
+        status, body = await call("/healthz?verbose", anon)
+        assert status == 500 and "[-]leaderElection failed" in body
+        server.livez.clear()
         assert await call("/healthz", anon) == (200, "ok")
         assert (await call("/metrics", anon))[0] == 401
         assert (await call("/metrics", user))[0] == 403

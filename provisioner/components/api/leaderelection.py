@@ -68,6 +68,7 @@ class LeaderElector:
         self._observed_record: dict | None = None
         self._observed_at = 0.0  # loop time when the record last changed
         self._lease: dict | None = None
+        self._last_renew = 0.0  # loop time of the last successful acquire/renew
 
     # -- one attempt -------------------------------------------------------------------------
     async def try_acquire_or_renew(self) -> bool:
@@ -90,6 +91,7 @@ class LeaderElector:
                     return False
                 raise
             self._observe(spec, loop.time())
+            self._last_renew = loop.time()
             return True
         spec = lease.get("spec") or {}
         if spec != self._observed_record:
@@ -112,7 +114,15 @@ class LeaderElector:
                 return False
             raise
         self._observe(new, loop.time())
+        self._last_renew = loop.time()
         return True
+
+    def healthy(self, tolerance: float = 20.0) -> bool:
+        """For /healthz: false when we lead but have not renewed for lease duration + tolerance
+        (the process is stuck), as kube-scheduler's leaderElection check."""
+        if not self.leading:
+            return True
+        return asyncio.get_event_loop().time() - self._last_renew <= self.lease_duration + tolerance
 
     def _observe(self, spec: dict, at: float) -> None:
         self._observed_record = spec

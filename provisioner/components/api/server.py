@@ -106,17 +106,19 @@ class ComponentServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        checks = {"/healthz": self.livez | self.readyz, "/livez": self.livez, "/readyz": self.livez | self.readyz}
+        # tables are read per request: checks may be added after start (leader election, informers)
+        checks = {"/healthz": lambda: self.livez | self.readyz, "/livez": lambda: self.livez,
+                  "/readyz": lambda: self.livez | self.readyz}
         for route, table in checks.items():
             app.router.add_get(route, self._health(table))
         app.router.add_get("/metrics", self._metrics)
         return app
 
     @staticmethod
-    def _health(table: dict[str, Check]):
+    def _health(table: Callable[[], dict[str, Check]]):
         async def handler(request: web.Request) -> web.Response:
             results = {"ping": True}
-            for name, check in table.items():
+            for name, check in table().items():
                 try:
                     results[name] = bool(check())
                 except Exception:

@@ -154,11 +154,13 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     reporter = asyncio.ensure_future(report_queue())
     try:
         if args.leader_elect:
-            await LeaderElector(client, args.leader_elect_resource_name, args.leader_elect_resource_namespace,
-                                lease_duration=args.leader_elect_lease_duration,
-                                renew_deadline=args.leader_elect_renew_deadline,
-                                retry_period=args.leader_elect_retry_period, on_started_leading=lead,
-                                on_new_leader=lambda who: log.info("lease held by %s", who)).run()
+            elector = LeaderElector(client, args.leader_elect_resource_name, args.leader_elect_resource_namespace,
+                                    lease_duration=args.leader_elect_lease_duration,
+                                    renew_deadline=args.leader_elect_renew_deadline,
+                                    retry_period=args.leader_elect_retry_period, on_started_leading=lead,
+                                    on_new_leader=lambda who: log.info("lease held by %s", who))
+            server.livez["leaderElection"] = elector.healthy
+            await elector.run()
         else:
             await lead()
     finally:
