@@ -108,3 +108,21 @@ def test_kubectl_tables_and_the_python_client_list_through_the_cache(kubectl, k8
     assert out.splitlines()[0].split() == ["NAME", "DATA", "AGE"] and "shown" in out
     listed = client.CoreV1Api(k8s).list_namespaced_config_map(ns)
     assert "shown" in [c.metadata.name for c in listed.items]
+
+
+def test_admission_reads_come_from_the_cache_and_see_this_servers_own_writes(raw, ns):
+    coll = f"/api/v1/namespaces/{ns}/pods"
+    for i in range(3):
+        status, _, body = raw("POST", f"/api/v1/namespaces/{ns}/limitranges", {
+            "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": f"lr{i}"},
+            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": f"{100 + i}m"}}]}})
+        assert status == 201, body[:300]
+        # created a moment ago: the pod's admission must already see it
+        status, _, body = raw("POST", coll, pod(f"defaulted{i}"))
+        assert status == 201, body[:300]
+        requests = json.loads(body)["spec"]["containers"][0]["resources"]["requests"]
+        assert requests["cpu"] in {f"{100 + j}m" for j in range(i + 1)}
+        raw("DELETE", f"/api/v1/namespaces/{ns}/limitranges/lr{i}")
+    before = etcd_lists(raw, "limitranges")
+    assert raw("POST", coll, pod("cached-admission"))[0] == 201
+    assert etcd_lists(raw, "limitranges") == before

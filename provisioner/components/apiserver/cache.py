@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -168,6 +169,29 @@ class WatchCache:
         self.storage = storage
         self.authorize = authorize
         self.caches: dict[str, ResourceCache] = {}
+        storage.informer = self  # Storage.cached_get/cached_list read through here
+
+    # informer-style reads for the server's own lookups (admission) ----------------------------
+    async def lookup(self, resource: str, namespace: str | None, name: str, fresh_to: int = 0) -> dict | None:
+        """A private copy of the cached object (once the cache has reached revision `fresh_to`), or
+        None when the cache cannot say (not running, behind, or not holding it: the caller asks
+        etcd, as kube-apiserver's admission live lookups do)."""
+        rc = await self._cache(resource)
+        if rc is not None and not await rc.wait_fresh(fresh_to):
+            rc = None
+        entry = rc.entries.get(self.storage.key(resource, namespace, name)) if rc else None
+        return json.loads(entry.raw) if entry else None
+
+    async def snapshot(self, resource: str, namespace: str | None, pred: Callable[[dict], bool] | None = None,
+                       fresh_to: int = 0) -> tuple[list[dict], int] | None:
+        """Private copies of the cached objects under a namespace (all when None), once the cache
+        has reached revision `fresh_to`; None when it cannot."""
+        rc = await self._cache(resource)
+        if rc is None or not await rc.wait_fresh(fresh_to):
+            return None
+        keys, revision = rc.range(self.storage.collection(resource, namespace))
+        entries = [rc.entries[k] for k in keys]
+        return [json.loads(e.raw) for e in entries if pred is None or pred(e.obj)], revision
 
     async def _cache(self, resource: str) -> ResourceCache | None:
         rc = self.caches.get(resource)

@@ -96,6 +96,35 @@ class Storage:
         # Each watch has its own etcd watch (so start revisions and 410s stay exact), but N
         # watchers of one change decode it once: events are shared read-only by (key, revision).
         self._events: OrderedDict[tuple[bytes, int, str], WatchEvent] = OrderedDict()
+        self.informer: Any = None  # the watch cache (cache.py), once the server has one
+        # resource -> revision of this server's last write to it: informer reads wait for the
+        # cache to reach it, so a client reads its own writes through this server
+        self.written: dict[str, int] = {}
+
+    # informer reads -----------------------------------------------------------------------------
+    # What kube-apiserver's admission plugins read through informers: the watch cache's copy,
+    # never behind this server's own writes, possibly a moment behind other servers'; etcd itself
+    # when the cache has no answer (a miss is looked up live, so an object created a moment ago
+    # elsewhere is found).
+    def _wrote(self, resource: str, revision: int) -> None:
+        if revision > self.written.get(resource, 0):
+            self.written[resource] = revision
+
+    async def cached_get(self, resource: str, namespace: str | None, name: str) -> dict | None:
+        if self.informer is not None:
+            obj = await self.informer.lookup(resource, namespace, name, self.written.get(resource, 0))
+            if obj is not None:
+                return obj
+        return await self.get(resource, namespace, name)
+
+    async def cached_list(self, resource: str, namespace: str | None, *,
+                          predicate: Callable[[dict], bool] | None = None) -> tuple[list[dict], int, None]:
+        if self.informer is not None:
+            snap = await self.informer.snapshot(resource, namespace, predicate, self.written.get(resource, 0))
+            if snap is not None:
+                return snap[0], snap[1], None
+        items, rev, _ = await self.list(resource, namespace, predicate=predicate)
+        return items, rev, None
 
     # keys -----------------------------------------------------------------------------------
     def key(self, resource: str, namespace: str | None, name: str) -> bytes:
@@ -210,6 +239,7 @@ class Storage:
             "create", resource)
         if not ok:
             raise ApiError.already_exists(resource, name)
+        self._wrote(resource, resp.header.revision)
         obj["metadata"]["resourceVersion"] = str(resp.header.revision)
         return obj
 
@@ -223,6 +253,7 @@ class Storage:
             "update", resource)
         if not ok:
             raise ApiError.conflict(resource, name)
+        self._wrote(resource, resp.header.revision)
         obj["metadata"]["resourceVersion"] = str(resp.header.revision)
         return obj
 
@@ -233,6 +264,7 @@ class Storage:
             [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))], "delete", resource)
         if not ok:
             raise ApiError.conflict(resource, name)
+        self._wrote(resource, resp.header.revision)
         return resp.header.revision
 
     async def put_raw_if(self, key: bytes, value: bytes, expected_rev: int) -> bool:

@@ -34,7 +34,7 @@ class Priority(Base):
             return
         name = spec.get("priorityClassName") or ""
         if name:
-            pc = await self.storage.get("priorityclasses", None, name)
+            pc = await self.storage.cached_get("priorityclasses", None, name)
             if pc is None:
                 raise forbidden(a, f"no PriorityClass with name {name} was found")
             value, policy = pc.get("value", 0), pc.get("preemptionPolicy") or DEFAULT_PREEMPTION
@@ -52,7 +52,7 @@ class Priority(Base):
         spec.setdefault("preemptionPolicy", policy)
 
     async def _global_default(self) -> dict | None:
-        classes, _, _ = await self.storage.list("priorityclasses", None, predicate=lambda c: c.get("globalDefault") is True)
+        classes, _, _ = await self.storage.cached_list("priorityclasses", None, predicate=lambda c: c.get("globalDefault") is True)
         # several can exist after races; Kubernetes takes the one with the lowest value
         return min(classes, key=lambda c: c.get("value", 0)) if classes else None
 

@@ -84,7 +84,7 @@ class ResourceQuota(Base):
     async def validate(self, a: Attributes) -> None:
         if a.operation != "CREATE" or a.sub or not a.req.namespace or not isinstance(a.obj, dict) or a.dry_run:
             return
-        quotas, _, _ = await self.storage.list("resourcequotas", a.req.namespace)
+        quotas, _, _ = await self.storage.cached_list("resourcequotas", a.req.namespace)
         for q in sorted(quotas, key=lambda q: q["metadata"]["name"]):
             hard = (q.get("spec") or {}).get("hard") or {}
             relevant = {k: v for k, v in hard.items() if self._requested(a, k) is not None}

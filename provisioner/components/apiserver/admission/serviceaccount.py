@@ -46,7 +46,7 @@ class ServiceAccount(Base):
         spec = a.obj["spec"]
         name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         spec["serviceAccountName"] = spec["serviceAccount"] = name
-        sa = await self.storage.get("serviceaccounts", a.req.namespace, name)
+        sa = await self.storage.cached_get("serviceaccounts", a.req.namespace, name)
         if sa is None:
             raise forbidden(a, f'error looking up service account {a.req.namespace}/{name}: serviceaccount '
                                f'"{name}" not found')

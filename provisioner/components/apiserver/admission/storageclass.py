@@ -23,7 +23,7 @@ class DefaultStorageClass(Base):
         spec = (a.obj or {}).get("spec")
         if not isinstance(spec, dict) or "storageClassName" in spec:
             return  # "" is a choice: no class
-        classes, _, _ = await self.storage.list("storageclasses", None, predicate=is_default)
+        classes, _, _ = await self.storage.cached_list("storageclasses", None, predicate=is_default)
         if classes:
             newest = max(classes, key=lambda c: (c["metadata"].get("creationTimestamp", ""), c["metadata"]["name"]))
             spec["storageClassName"] = newest["metadata"]["name"]
