@@ -21,6 +21,7 @@ from .base import Context
 from .flags import Options
 
 log = logging.getLogger(__name__)
+SYNC_PATIENCE = 60  # seconds to wait for the first list of every informer before running anyway
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ CONTROLLERS: list[Entry] = [
     Entry("job-controller", "job", "job:JobController"),
     Entry("cronjob-controller", "cronjob", "cronjob:CronJobController"),
     Entry("ttl-after-finished-controller", "ttl-after-finished", "ttlafterfinished:TTLAfterFinishedController"),
+    Entry("resourcequota-controller", "resourcequota", "resourcequota:ResourceQuotaController"),
+    Entry("disruption-controller", "disruption", "disruption:DisruptionController"),
+    Entry("clusterrole-aggregation-controller", "clusterrole-aggregation",
+          "clusterroleaggregation:ClusterRoleAggregationController"),
     Entry("bootstrap-signer-controller", "bootstrapsigner", "bootstrap:BootstrapSigner", on_by_default=False),
     Entry("token-cleaner-controller", "tokencleaner", "bootstrap:TokenCleaner", on_by_default=False),
 ]
@@ -126,7 +131,11 @@ class Manager:
         self.running = True
         factory.start()
         try:
-            await factory.wait_for_sync()
+            while not await factory.wait_for_sync(timeout=SYNC_PATIENCE):
+                late = [i.resource[2] for i in factory.informers.values() if not i.has_synced()]
+                log.warning("caches not synced after %ds: %s; starting controllers anyway", SYNC_PATIENCE,
+                            ", ".join(late))
+                break
             self.synced = True
             log.info("caches synced; controllers running")
             await asyncio.gather(*(c.run() for c in self.controllers))

@@ -406,3 +406,46 @@ def test_statefulset_steps(s, have, create, delete):
     from provisioner.components.controllers import statefulset
     got_create, got_delete = statefulset.plan(s, have, "r1")
     assert (got_create, [p["metadata"]["name"] for p in got_delete]) == (create, delete)
+
+
+# -- quota, budgets, aggregation -------------------------------------------------------------------------
+def test_pod_requests_take_init_containers_and_overhead():
+    from provisioner.components.controllers import resourcequota
+    p = {"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}},
+                                 {"resources": {"requests": {"cpu": "200m"}}}],
+                  "initContainers": [{"resources": {"requests": {"cpu": "500m"}}}],
+                  "overhead": {"cpu": "10m"}}}
+    assert resourcequota.format_quantity("cpu", resourcequota.pod_amount(p, "requests", "cpu")) == "510m"
+
+
+@pytest.mark.parametrize("resource, value, text", [("cpu", "2", "2"), ("cpu", "0.25", "250m"),
+                                                   ("memory", str(3 * 2**30), "3Gi"), ("memory", "1000", "1000")])
+def test_quota_quantities(resource, value, text):
+    from decimal import Decimal
+
+    from provisioner.components.controllers import resourcequota
+    assert resourcequota.format_quantity(resource, Decimal(value)) == text
+
+
+@pytest.mark.parametrize("spec, healthy, expected, want", [
+    ({"minAvailable": 2}, 3, 3, (2, 1)),
+    ({"minAvailable": "50%"}, 3, 3, (2, 1)),
+    ({"maxUnavailable": 1}, 2, 3, (2, 0)),
+    ({"maxUnavailable": "34%"}, 3, 3, (1, 2)),
+])
+def test_disruption_budget(spec, healthy, expected, want):
+    from provisioner.components.controllers import disruption
+    pods = [pod(f"p{i}") for i in range(healthy)]
+    b = disruption.budget({"spec": spec}, pods, expected)
+    assert (b["desiredHealthy"], b["disruptionsAllowed"]) == want
+
+
+def test_aggregated_rules_union_without_duplicates():
+    from provisioner.components.controllers import clusterroleaggregation as cra
+    sel = {"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg": "y"}}]},
+           "metadata": {"name": "top"}}
+    r1 = {"verbs": ["get"], "resources": ["pods"]}
+    roles = [sel, {"metadata": {"name": "b", "labels": {"agg": "y"}}, "rules": [r1]},
+             {"metadata": {"name": "a", "labels": {"agg": "y"}}, "rules": [r1, {"verbs": ["list"]}]},
+             {"metadata": {"name": "c"}, "rules": [{"verbs": ["delete"]}]}]
+    assert cra.aggregated_rules(sel, roles) == [r1, {"verbs": ["list"]}]
