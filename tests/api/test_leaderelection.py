@@ -81,3 +81,43 @@ def test_losing_the_lease_stops_the_work_and_the_elector_campaigns_again(make_cl
             ta.cancel()
             await asyncio.gather(ta, return_exceptions=True)
     asyncio.run(main())
+
+
+def test_an_api_server_outage_longer_than_the_renew_deadline_stops_the_work_until_it_returns(tmp_path):
+    import subprocess
+
+    from provisioner.components.api import kubeconfig
+    from provisioner.components.api.client import Client
+    from provisioner.dev import DevCluster, die_with_parent
+
+    cluster = DevCluster(tmp_path / "cluster")
+    cluster.start()
+
+    async def main():
+        async with Client(kubeconfig.load(str(cluster.kubeconfig))) as client:
+            events: list[str] = []
+
+            async def work():
+                events.append("started")
+                try:
+                    await asyncio.Event().wait()
+                finally:
+                    events.append("stopped")
+            elector = fast(client, "outage", "host-a_1", work)
+            task = asyncio.ensure_future(elector.run())
+            await until(lambda: events == ["started"])
+            api = cluster.procs[1]
+            api.terminate()
+            await asyncio.get_running_loop().run_in_executor(None, api.wait, 15)
+            await until(lambda: events == ["started", "stopped"], timeout=15)  # no renewals: it stops acting
+            assert not task.done()  # and waits rather than crashing
+            cluster.procs[1] = subprocess.Popen(cluster.apiserver_command(cluster.api_port),
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                preexec_fn=die_with_parent())
+            await until(lambda: events.count("started") == 2, timeout=30)  # back: it leads again
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    try:
+        asyncio.run(main())
+    finally:
+        cluster.stop()
