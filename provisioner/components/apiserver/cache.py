@@ -43,7 +43,7 @@ from .storage import Storage
 
 log = logging.getLogger("apiserver.cache")
 FRESH_TIMEOUT = 3.0  # kube-apiserver waits as long for the cache before answering otherwise
-PROGRESS_EVERY = 0.1  # how often a waiting read asks etcd again for watch progress
+PROGRESS_EVERY = 0.1  # a progress request unanswered this long is asked again
 START_TIMEOUT = 10.0
 RETRY_AFTER = 30.0  # a cache that stopped is rebuilt no sooner: meanwhile etcd answers
 
@@ -66,7 +66,7 @@ class ResourceCache:
         self.ready = asyncio.Event()
         self._advanced = asyncio.Event()
         self._requests: asyncio.Queue = asyncio.Queue()
-        self._last_progress = 0.0
+        self._progress_asked = 0.0  # when the outstanding progress request was sent; 0: none
         self.stopped_at = 0.0
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -134,6 +134,7 @@ class ResourceCache:
         self.entries[key] = Entry(obj, dumps(obj))
 
     def _advance(self, revision: int) -> None:
+        self._progress_asked = 0.0  # any answer on the stream carries the progress asked for
         if revision > self.revision:
             self.revision = revision
             self._advanced.set()
@@ -148,8 +149,8 @@ class ResourceCache:
             now = loop.time()
             if not self.healthy or now >= deadline:
                 return False
-            if now - self._last_progress >= PROGRESS_EVERY:
-                self._last_progress = now
+            if now - self._progress_asked >= PROGRESS_EVERY:  # one request serves every waiter
+                self._progress_asked = now
                 self._requests.put_nowait(rpc.WatchRequest(progress_request=rpc.WatchProgressRequest()))
             try:
                 await asyncio.wait_for(self._advanced.wait(), min(PROGRESS_EVERY, deadline - now))
