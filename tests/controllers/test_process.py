@@ -126,3 +126,28 @@ def test_waits_for_a_lost_api_server_and_resumes(private_cluster, tmp_path_facto
         kcm.terminate()
         kcm.wait(15)
     assert os.path.exists(log)
+
+
+def test_service_account_credentials_act_as_each_controller(private_cluster, tmp_path_factory):
+    """With --use-service-account-credentials the root CA publisher writes as
+    kube-system/root-ca-cert-publisher: refused until RBAC allows that account, then it works."""
+    from tests.apiserver.conftest import Kubectl
+
+    kubectl = Kubectl(private_cluster, tmp_path_factory.mktemp("kubectl-home"))
+    log = private_cluster.root / "logs" / "kcm-sa.log"
+    kcm = start_kcm(private_cluster, log, "--controllers=root-ca-cert-publisher", "--use-service-account-credentials",
+                    "--root-ca-file", str(private_cluster.pki / "ca.crt"))
+    user = 'User "system:serviceaccount:kube-system:root-ca-cert-publisher" cannot create resource "configmaps"'
+    try:
+        eventually(lambda: kubectl("get", "sa", "root-ca-cert-publisher", "-n", "kube-system",
+                                   check=False).returncode == 0, what="the controller's own account")
+        kubectl("create", "namespace", "sa-creds")
+        eventually(lambda: user in log.read_text(), what="the controller refused as its own account")
+        assert kubectl("get", "cm", "kube-root-ca.crt", "-n", "sa-creds", check=False).returncode != 0
+        kubectl("create", "clusterrolebinding", "sa-creds-test", "--clusterrole=cluster-admin",
+                "--serviceaccount=kube-system:root-ca-cert-publisher")
+        eventually(lambda: kubectl("get", "cm", "kube-root-ca.crt", "-n", "sa-creds", check=False).returncode == 0,
+                   timeout=60, what="the bundle published once the controller's account may")
+    finally:
+        kcm.terminate()
+        kcm.wait(15)

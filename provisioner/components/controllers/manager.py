@@ -13,11 +13,12 @@ import importlib
 import logging
 from dataclasses import dataclass
 
-from provisioner.components.api.client import Client
+from provisioner.components.api.client import ApiStatusError, Client
 from provisioner.components.api.informer import InformerFactory
 
 from . import discovery
 from .base import Context
+from .credentials import ServiceAccountClients
 from .flags import Options
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,11 @@ class Manager:
         """One term of leadership: start informers and controllers; stop them when cancelled.
         Returns only by cancellation (losing the lease, shutting down)."""
         factory = InformerFactory(self.client)
-        ctx = Context(self.client, factory, self.options, self.recorder)
         served = await self._served()
+        clients = None
+        if self.options.use_service_account_credentials:
+            clients = ServiceAccountClients(self.client, self.options.kubeconfig)
+        ctx = Context(self.client, factory, self.options, self.recorder, clients)
         entries = []
         for e in canonical(self.options.controllers):
             missing = [r for r in getattr(load(e), "requires", ()) if r not in served]
@@ -126,6 +130,13 @@ class Manager:
                             ", ".join("/".join(filter(None, r)) for r in missing))
             else:
                 entries.append(e)
+        while clients is not None:
+            try:
+                await clients.prepare([load(e).name for e in entries])
+                break
+            except ApiStatusError as exc:  # not allowed yet, or the API server away: wait, never crash
+                log.warning("service account credentials not ready (%s); retrying", exc)
+                await asyncio.sleep(5)
         self.controllers = [load(e)(ctx, workers=self.options.concurrent_syncs) for e in entries]
         log.info("starting controllers: %s", ", ".join(e.alias for e in entries) or "(none)")
         self.running = True
@@ -143,5 +154,7 @@ class Manager:
         finally:
             self.running = self.synced = False
             await factory.stop()
+            if clients is not None:
+                await clients.close()
             for c in self.controllers:
                 c.queue.shutdown()

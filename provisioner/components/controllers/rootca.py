@@ -83,5 +83,5 @@ class RootCAPublisher(Controller):
                 body["metadata"]["labels"] = cm["metadata"].get("labels")
                 await self.api.replace("", "v1", "configmaps", body, key)
         except ApiStatusError as exc:
-            if exc.code not in (409, 403, 404):
+            if exc.code not in (409, 404):  # 403 is retried: RBAC may change, the namespace may go
                 raise

@@ -36,5 +36,5 @@ class ServiceAccountController(Controller):
                                       {"apiVersion": "v1", "kind": "ServiceAccount",
                                        "metadata": {"name": name, "namespace": key}}, key)
             except ApiStatusError as exc:
-                if exc.code not in (409, 403):  # exists already; or the namespace started terminating
+                if exc.code != 409:  # exists already; anything else is retried (403 too: RBAC may change)
                     raise
