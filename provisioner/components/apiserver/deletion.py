@@ -19,6 +19,8 @@ from .registry import BY_KIND, RESOURCES, Resource
 from .storage import Storage
 
 log = logging.getLogger("apiserver")
+# storage answers that mean "someone else changed it first": read again (or leave it to them)
+RETRYABLE = ("Conflict", "NotFound")
 
 
 class Deletion:
@@ -43,7 +45,7 @@ class Deletion:
             strategy = strategies.for_resource(res)
             if _attempt == 0:
                 await self.admission_chain.validate(admission.Attributes("DELETE", req, None, cur))
-            graceful = await self._graceful(res, cur, options)
+            graceful = await strategy.grace_period(self, cur, options)  # type: ignore[arg-type]
             if strategy.marks_on_delete or meta.get("finalizers") or graceful:
                 if meta.get("deletionTimestamp") and not graceful:
                     return cur, False
@@ -55,33 +57,23 @@ class Deletion:
                     return new, False
                 try:
                     out = await self.storage.update(res.plural, req.namespace, req.name or "", new, rv)
-                except ApiError:
-                    continue
+                except ApiError as exc:
+                    if exc.reason not in RETRYABLE:
+                        raise
+                    continue  # changed or gone meanwhile: read it again
                 strategy.after_delete_mark(self, out)  # type: ignore[arg-type]
                 return out, False
             if req.dry_run:
                 return cur, True
             try:
                 await self.storage.delete(res.plural, req.namespace, req.name or "", rv)
-            except ApiError:
+            except ApiError as exc:
+                if exc.reason not in RETRYABLE:
+                    raise
                 continue
             await self._after_delete(res, cur)
             return cur, True
         raise ApiError.conflict(res.plural, req.name or "", res.group)
-
-    async def _graceful(self, res: Resource, cur: dict, options: dict) -> int:
-        """Grace period for pods bound to an existing node (their kubelet finishes the delete)."""
-        if res.kind != "Pod":
-            return 0
-        grace = options.get("gracePeriodSeconds")
-        if grace is None:
-            grace = (cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-        node = (cur.get("spec") or {}).get("nodeName")
-        if not grace or not node or (cur.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return 0
-        if cur["metadata"].get("deletionTimestamp"):
-            return 0 if grace == 0 else int(cur["metadata"].get("deletionGracePeriodSeconds") or grace)
-        return int(grace) if await self.storage.get("nodes", None, node) else 0
 
     async def _after_delete(self, res: Resource, obj: dict) -> None:
         await strategies.for_resource(res).after_delete(self, obj)  # type: ignore[arg-type]
@@ -109,7 +101,9 @@ class Deletion:
             return cur
         try:
             await self.update(ns_req, drop_kubernetes, precondition_rv=None)
-        except ApiError:
+        except ApiError as exc:
+            if exc.code != 404:  # gone already is fine; anything else is worth a line in the log
+                log.warning("namespace %s: cannot remove the kubernetes finalizer: %s", name, exc.message)
             return
         await self._maybe_finish_namespace(name)
 
@@ -139,8 +133,9 @@ class Deletion:
                 and not ns["metadata"].get("finalizers"):
             try:
                 await self.storage.delete("namespaces", None, name, int(ns["metadata"]["resourceVersion"]))
-            except ApiError:
-                pass
+            except ApiError as exc:
+                if exc.reason not in RETRYABLE:  # changed or removed by another server: its job now
+                    raise
 
     async def evict(self, req: Req, eviction: dict) -> dict:
         """pods/eviction: a delete honouring the Eviction's DeleteOptions, refused with 429 while

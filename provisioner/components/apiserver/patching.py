@@ -91,7 +91,8 @@ class Patching:
                 cur_rv = int(obj_meta["resourceVersion"])
                 try:
                     obj = await self.storage.update(req.res.plural, req.namespace, req.name or "", obj, cur_rv)
-                except ApiError:
-                    pass  # a concurrent writer won; the applied content itself is stored
+                except ApiError as exc:
+                    if exc.reason != "Conflict":
+                        raise  # a concurrent writer winning is fine: the applied content is stored
         return obj, created
 

@@ -246,8 +246,9 @@ class ApiServer:
                     cur["rules"] = have + [r for r in obj["rules"] if r not in have]
                     return cur
                 await self.registry.update(req, reconcile, precondition_rv=None)
-        except ApiError:
-            pass
+        except ApiError as exc:
+            if exc.reason not in ("AlreadyExists", "Conflict"):  # another server did the same: fine
+                raise
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=4 * 1024 * 1024)

@@ -55,6 +55,10 @@ class Strategy:
         """The object as it is kept once marked for deletion."""
         return None
 
+    async def grace_period(self, registry: "Registry", cur: dict, options: dict) -> int:
+        """Seconds a delete waits for an owner to finish it (0: delete now)."""
+        return 0
+
     def after_delete_mark(self, registry: "Registry", obj: dict) -> None:
         return None
 
@@ -89,6 +93,18 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, req: Req, obj: dict) -> None:
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
+
+    async def grace_period(self, registry: "Registry", cur: dict, options: dict) -> int:
+        """Pods bound to an existing node wait for their kubelet to stop them."""
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = (cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        node = (cur.get("spec") or {}).get("nodeName")
+        if not grace or not node or (cur.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if cur["metadata"].get("deletionTimestamp"):
+            return 0 if grace == 0 else int(cur["metadata"].get("deletionGracePeriodSeconds") or grace)
+        return int(grace) if await registry.storage.get("nodes", None, node) else 0
 
 
 class CSRStrategy(Strategy):
