@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 CACHE_SIZE = 4096  # client-go's LRU of recent events for aggregation
+DROP_LOG_INTERVAL = 10.0
 
 
 def object_reference(obj: dict) -> dict:
@@ -42,6 +43,8 @@ class EventRecorder:
         self.queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         self.seen: OrderedDict[tuple, dict] = OrderedDict()  # aggregation key -> {name, namespace, count}
         self._task: asyncio.Task | None = None
+        self.dropped = 0
+        self._last_drop_log = -DROP_LOG_INTERVAL
 
     def record_event(self, obj: dict, event_type: str, reason: str, message: str) -> None:
         """Queue an event about `obj` (type Normal or Warning); returns at once."""
@@ -50,7 +53,12 @@ class EventRecorder:
         try:
             self.queue.put_nowait((object_reference(obj), event_type, reason, message))
         except asyncio.QueueFull:
-            log.warning("event queue full, dropping %s %s for %s", event_type, reason, object_reference(obj))
+            self.dropped += 1
+            now_s = time.monotonic()
+            if now_s - self._last_drop_log >= DROP_LOG_INTERVAL:  # one line per interval, not one per event
+                log.warning("event queue full (API server slower than events): %d dropped so far, latest %s %s",
+                            self.dropped, event_type, reason)
+                self._last_drop_log = now_s
 
     async def flush(self) -> None:
         """Wait until every queued event has been written (for tests and clean shutdown)."""
