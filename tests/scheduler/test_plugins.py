@@ -305,3 +305,43 @@ def test_pods_with_scheduling_gates_wait_until_the_gates_are_removed_and_other_s
         s._pod_added(pod("g"), old=gated)  # the gate removed
         assert s.queue.counts()["active"] == 1
     asyncio.run(main())
+
+
+def preempt(p: dict, cache: Cache):
+    from provisioner.components.scheduler import preemption
+    from provisioner.components.scheduler.config import SchedulerConfig
+    from provisioner.components.scheduler.scheduler import FitError, Scheduler
+
+    s = Scheduler(client=None, config=SchedulerConfig())
+    s.cache = cache
+    prof = s.profiles["default-scheduler"]
+    with pytest.raises(FitError) as err:
+        s.find_node(prof, p)
+
+    def fits(trial):
+        view = preemption.WhatIf(cache, trial)
+        state: dict = {}
+        active = [f for f in prof.filters if f.pre_filter(state, p, view)]
+        return s.filter_node(state, active, p, trial) is None
+    return preemption.find(p, cache, err.value.failures, fits)
+
+
+def test_preemption_evicts_the_fewest_least_important_pods():
+    async def main():
+        c = cache_with(node("a", cpu="2"), node("b", cpu="2"), placed=(
+            (pod("a-important", cpu="900m", priority=100), "a"), (pod("a-minor", cpu="900m", priority=5), "a"),
+            (pod("b-1", cpu="900m", priority=50), "b"), (pod("b-2", cpu="900m", priority=50), "b")))
+        candidate, message = preempt(pod("urgent", cpu="1", priority=1000), c)
+        assert candidate.node == "a" and [v["metadata"]["name"] for v in candidate.victims] == ["a-minor"]
+        candidate, message = preempt(pod("meek", cpu="1", priority=1), c)
+        assert candidate is None
+        assert message == "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod"
+    asyncio.run(main())
+
+
+def test_preemption_removes_a_pod_whose_presence_breaks_the_anti_affinity():
+    async def main():
+        c = cache_with(node("a"), placed=((pod("old-db", labels={"app": "db"}, priority=1), "a"),))
+        candidate, _ = preempt(pod("new-db", priority=100, affinity=anti("kubernetes.io/hostname", app="db")), c)
+        assert candidate is not None and [v["metadata"]["name"] for v in candidate.victims] == ["old-db"]
+    asyncio.run(main())

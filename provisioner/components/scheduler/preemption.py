@@ -6,9 +6,10 @@ label), the lower-priority pods are taken off a copy of the node; if the pod the
 "reprieved" one by one, most important first, while it still fits. The node chosen has the lowest
 highest-victim priority, then the lowest sum of victim priorities, then the fewest victims.
 
-Limits: the what-if re-runs the filters on the changed node with the pod's pre-filter data computed
-on the real cluster, so victims whose removal would only satisfy spreading or pod affinity are not
-found (kube-scheduler updates that data per victim); PodDisruptionBudgets are not consulted.
+Each what-if re-runs the pod's pre-filters on a view of the cluster in which the trial node
+replaces the real one, so victims whose removal satisfies topology spreading or (anti-)affinity
+count too. As in kube-scheduler, the search stops once max(100, 10% of nodes) candidates are found.
+PodDisruptionBudgets are not consulted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,26 @@ from .cache import Cache, NodeInfo, pod_key
 from .framework import Failure
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
+MIN_CANDIDATES_ABSOLUTE = 100
+MIN_CANDIDATES_PERCENT = 10
 NO_VICTIMS = "No preemption victims found for incoming pod"
+
+
+class WhatIf:
+    """The cache as the plugins see it, with one node replaced by a trial copy."""
+
+    def __init__(self, cache: Cache, trial: NodeInfo) -> None:
+        self._cache, self._trial = cache, trial
+
+    def __getattr__(self, name: str):
+        return getattr(self._cache, name)
+
+    def ordered(self) -> list[NodeInfo]:
+        return [self._trial if ni.name == self._trial.name else ni for ni in self._cache.ordered()]
+
+    @property
+    def nodes(self) -> dict[str, NodeInfo]:
+        return dict(self._cache.nodes, **{self._trial.name: self._trial})
 
 
 @dataclass
@@ -74,7 +94,10 @@ def find(pod: dict, cache: Cache, failures: dict[str, Failure], fits) -> tuple[C
     """The best candidate, or None and kube-scheduler's 'preemption: ...' explanation."""
     reasons: dict[str, int] = {}
     candidates = []
+    enough = max(MIN_CANDIDATES_ABSOLUTE, len(cache.nodes) * MIN_CANDIDATES_PERCENT // 100)
     for name, failure in failures.items():
+        if len(candidates) >= enough:
+            break
         ni = cache.nodes.get(name)
         if failure.unresolvable or ni is None:
             reasons[NOT_HELPFUL] = reasons.get(NOT_HELPFUL, 0) + 1

@@ -322,9 +322,12 @@ class Scheduler:
         nominate = None
         if profile.profile.preemption and err.failures:
             if preemption.eligible(pod, self.cache):
-                state, active = self.run_filters(profile, pod)
-                candidate, post = preemption.find(
-                    pod, self.cache, err.failures, lambda ni: self.filter_node(state, active, pod, ni) is None)
+                def fits(trial) -> bool:  # the pod's pre-filters see the trial node in place of the real one
+                    view = preemption.WhatIf(self.cache, trial)
+                    state: dict = {}
+                    active = [p for p in profile.filters if p.pre_filter(state, pod, view)]
+                    return self.filter_node(state, active, pod, trial) is None
+                candidate, post = preemption.find(pod, self.cache, err.failures, fits)
                 if candidate is not None:
                     nominate = candidate.node
                     self.cache.nominate(pod, candidate.node)
