@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -122,6 +123,36 @@ class FakeKubelet:
         return ws
 
 
+class SpdyKubelet:
+    """A kubelet that answers an exec upgrade with SPDY/3.1, as kubelets did before WebSocket: it
+    switches protocols, says which path and stream protocol it was asked for, then echoes every
+    byte. Plain asyncio streams: nothing in it parses what follows the 101."""
+
+    def __init__(self, ssl_context: ssl.SSLContext):
+        self.loop = asyncio.new_event_loop()
+        server = self.loop.run_until_complete(asyncio.start_server(self.serve, "127.0.0.1", 0, ssl=ssl_context))
+        self.port = server.sockets[0].getsockname()[1]
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        lines = head.split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                     b"X-Stream-Protocol-Version: " + headers.get("x-stream-protocol-version", "").encode() +
+                     b"\r\n\r\n")
+        writer.write(f"{lines[0].split()[1]} {headers.get('upgrade')}\n".encode())
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory):
     """(DevCluster with kubelet flags, kubectl, trusted fake kubelet, untrusted fake kubelet)."""
@@ -140,15 +171,16 @@ def proxied(tmp_path_factory):
         "--kubelet-certificate-authority", str(pki / "kubelet-ca.crt")])
     cluster.start()
     kubelet, rogue = FakeKubelet(pki, "kubelet"), FakeKubelet(pki, "rogue")
+    spdy = SpdyKubelet(kubelet._ssl())
     kubectl = Kubectl(cluster, tmp_path_factory.mktemp("proxy-kubectl-home"))
-    for node, fake in (("node-a", kubelet), ("node-b", rogue)):
+    for node, fake in (("node-a", kubelet), ("node-b", rogue), ("node-c", spdy)):
         kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
                                                         "metadata": {"name": node}}))
         kubectl("patch", "node", node, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
             "addresses": [{"type": "Hostname", "address": node}, {"type": "InternalIP", "address": "127.0.0.1"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": fake.port}}}}))
     kubectl("create", "namespace", "proxied")
-    for pod, node in (("web", "node-a"), ("elsewhere", "node-b")):
+    for pod, node in (("web", "node-a"), ("elsewhere", "node-b"), ("old", "node-c")):
         kubectl("create", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "proxied"},
             "spec": {"nodeName": node, "containers": [{"name": "app", "image": "nginx"},
@@ -156,6 +188,7 @@ def proxied(tmp_path_factory):
     yield cluster, kubectl, kubelet, rogue
     kubelet.stop()
     rogue.stop()
+    spdy.stop()
     cluster.stop()
 
 
@@ -244,3 +277,29 @@ def test_websocket_exec_needs_create_on_pods_exec(proxied, tmp_path):
 
     assert eventually(lambda: carol("exec", "-n", "proxied", "web", "-c", "app", "--", "true",
                                     check=False).returncode == 0)
+
+
+def test_a_spdy_upgrade_is_spliced_byte_for_byte(proxied):
+    cluster, _, _, _ = proxied
+    ctx = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    ctx.load_cert_chain(cluster.pki / "admin.crt", cluster.pki / "admin.key")
+    with socket.create_connection(("127.0.0.1", cluster.api_port), timeout=30) as plain, \
+            ctx.wrap_socket(plain, server_hostname="127.0.0.1") as conn:
+        conn.sendall(b"POST /api/v1/namespaces/proxied/pods/old/exec?container=app&command=sh&stdin=true HTTP/1.1\r\n"
+                     b"Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                     b"X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n")
+        received = b""
+        while b"\n" not in received.partition(b"\r\n\r\n")[2]:
+            received += conn.recv(65536)
+        head, _, rest = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"X-Stream-Protocol-Version: v4.channel.k8s.io" in head
+        assert rest == b"/exec/proxied/old/app?command=sh&stdin=true SPDY/3.1\n"
+        frame = b"\x80\x03\x00\x01" + os.urandom(200_000)  # binary, larger than any buffer on the way
+        conn.sendall(frame)
+        echoed = b""
+        while len(echoed) < len(frame):
+            chunk = conn.recv(65536)
+            assert chunk, "the splice closed early"
+            echoed += chunk
+    assert echoed == frame  # every byte, in order, through both connections
