@@ -49,6 +49,7 @@ PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "iputils-ping",
     "sudo",           # so tests and users can provision through a non-root SSH user
+    "busybox-static",  # the container runtime's offline busybox image and pod sandboxes
 )
 
 
