@@ -33,18 +33,19 @@ def lab() -> None:
 @lab.command("up")
 @click.option("--name", default=None,
               help="Lab name (default: the provider's own, `lab` or `vagrant`).")
-@click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 200),
-              help="Number of hosts (an existing lab only grows).")
+@click.option("--nodes", default=None, type=click.IntRange(1, 200),
+              help=f"Number of hosts (default: an existing lab's count, else {DEFAULT_NODES}; "
+                   "an existing lab only grows).")
 @click.option("--provider", default=None, metavar="|".join(PROVIDERS),
               help="How hosts are made (default: what the lab was made with, else nspawn).")
 @click.option("--mirror", default=None, metavar="URL",
               help=f"Debian mirror for building the lab's root (default: ${MIRROR_ENV}, "
                    "else this machine's apt sources).")
-def up(name: str | None, nodes: int, provider: str | None, mirror: str | None) -> None:
+def up(name: str | None, nodes: int | None, provider: str | None, mirror: str | None) -> None:
     """Boot the lab hosts (idempotent) and write their inventory."""
     started = time.monotonic()
     the_lab = open_lab(name, provider, progress=_say)
-    hosts = the_lab.up(nodes, mirror=mirror)
+    hosts = the_lab.up(nodes or the_lab.node_count() or DEFAULT_NODES, mirror=mirror)
     for host in hosts:
         _say(f"{host.name}  {host.user}@{host.address}  [{', '.join(host.roles)}]")
     if the_lab.changes:

@@ -94,7 +94,7 @@ class RecordingProvider:
 
     def up(self, nodes, mirror=None):
         self.log.append(("up", self.name, nodes, mirror))
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "lab.json").write_text(json.dumps({"provider": self.provider}))
         self.changes = ["made"]
         return [LabHost(f"{self.name}-1", "192.0.2.1", ("etcd",), user="u", key=Path("/k"))]
@@ -137,3 +137,15 @@ def test_an_unknown_provider_on_the_command_line_is_one_clear_line(tmp_path, mon
     with pytest.raises(ProvisionerError, match="unknown lab provider 'virtualbox': use nspawn "
                                                "or vagrant"):
         open_lab(None, "virtualbox", state_root=tmp_path)
+
+
+def test_lab_up_without_nodes_keeps_an_existing_labs_size(tmp_path, monkeypatch):
+    monkeypatch.setitem(PROVIDERS, RecordingProvider.provider, RecordingProvider)
+    monkeypatch.setenv("PROVISIONER_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(RecordingProvider, "node_count", lambda self: 0)
+    RecordingProvider.log = []
+    runner = CliRunner()
+    assert runner.invoke(lab_cli.lab, ["up", "--provider", "recording"]).exit_code == 0
+    monkeypatch.setattr(RecordingProvider, "node_count", lambda self: 1)  # it now has one host
+    assert runner.invoke(lab_cli.lab, ["up", "--name", "rec"]).exit_code == 0
+    assert RecordingProvider.log == [("up", "rec", 3, None), ("up", "rec", 1, None)]
