@@ -65,6 +65,14 @@ def healthz(port: int) -> str:
         return ""
 
 
+def metrics_text(cluster: DevCluster, port: int) -> str:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=ctx, timeout=5) as r:
+        return r.read().decode()
+
+
 def test_standby_takes_over_and_nothing_is_done_twice(private_cluster, tmp_path_factory):
     from tests.apiserver.conftest import Kubectl
 
@@ -88,6 +96,9 @@ def test_standby_takes_over_and_nothing_is_done_twice(private_cluster, tmp_path_
         kubectl("scale", "deployment", "ha", "--replicas=5")
         eventually(lambda: len(kubectl.json("get", "pods")["items"]) == 5, what="5 pods")
         assert len(kubectl.json("get", "rs")["items"]) == 1
+        metrics = metrics_text(private_cluster, port)
+        assert 'leader_election_master_status{name="kube-controller-manager"} 1.0' in metrics
+        assert 'workqueue_adds_total{name="deployment"}' in metrics
     finally:
         for p in (first, second):
             if p.poll() is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,6 +19,7 @@ from provisioner.components.api.client import ApiStatusError, Client
 from provisioner.components.api.informer import Informer, InformerFactory, key_of
 
 from .flags import Options
+from .metrics import ADDS, DEPTH, QUEUE_SECONDS, RETRIES, WORK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ MAX_DELAY = 1000.0
 class WorkQueue:
     """Deduplicating FIFO of keys with delayed adds and per-key failure backoff."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._queued_at: dict[str, float] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._dirty: set[str] = set()  # queued, not yet taken
         self._processing: set[str] = set()
@@ -44,7 +48,10 @@ class WorkQueue:
             self._again.add(key)
         elif key not in self._dirty:
             self._dirty.add(key)
+            self._queued_at[key] = time.monotonic()
             self._queue.put_nowait(key)
+            ADDS.labels(self.name).inc()
+            DEPTH.labels(self.name).set(len(self._dirty))
 
     def add_after(self, key: str, delay: float) -> None:
         if delay <= 0:
@@ -66,6 +73,7 @@ class WorkQueue:
     def retry(self, key: str) -> None:
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
+        RETRIES.labels(self.name).inc()
         self.add_after(key, min(BASE_DELAY * 2 ** n, MAX_DELAY))
 
     def forget(self, key: str) -> None:
@@ -75,6 +83,8 @@ class WorkQueue:
         key = await self._queue.get()
         self._dirty.discard(key)
         self._processing.add(key)
+        DEPTH.labels(self.name).set(len(self._dirty))
+        QUEUE_SECONDS.labels(self.name).observe(time.monotonic() - self._queued_at.pop(key, time.monotonic()))
         return key
 
     def done(self, key: str) -> None:
@@ -121,7 +131,7 @@ class Controller:
     def __init__(self, ctx: Context, workers: int = 1) -> None:
         self.ctx = ctx
         self.workers = workers
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(self.name)
         self.api = self.ctx.client_for(self.name)
         self.setup()
 
@@ -154,6 +164,7 @@ class Controller:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            started = time.monotonic()
             try:
                 await self.sync(key)
                 self.queue.forget(key)
@@ -167,6 +178,7 @@ class Controller:
                 log.exception("%s: sync %s failed", self.name, key)
                 self.queue.retry(key)
             finally:
+                WORK_SECONDS.labels(self.name).observe(time.monotonic() - started)
                 self.queue.done(key)
 
 

@@ -53,6 +53,7 @@ class Options:
     bind_address: str = "0.0.0.0"
     tls_cert_file: str = ""
     tls_private_key_file: str = ""
+    client_ca_file: str = ""
     node_monitor_grace_period: float = 50.0
     node_monitor_period: float = 5.0
     concurrent_syncs: int = 5
@@ -113,13 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--bind-address", default="0.0.0.0")
     a("--tls-cert-file", default="")
     a("--tls-private-key-file", default="")
+    a("--client-ca-file", default="", help="CA for client certificates on /metrics (default: the kubeconfig's CA)")
     a("--node-monitor-grace-period", default="50s")
     a("--node-monitor-period", default="5s")
     a("--concurrent-deployment-syncs", "--concurrent-replicaset-syncs", dest="concurrent", type=int,
       default=5)
     # accepted for kubeadm's manifest compatibility; they change nothing here
     for ignored in ("--authentication-kubeconfig", "--authorization-kubeconfig",
-                    "--requestheader-client-ca-file", "--client-ca-file", "--cluster-name",
+                    "--requestheader-client-ca-file", "--cluster-name",
                     "--service-cluster-ip-range", "--profiling", "--feature-gates"):
         a(ignored, default="", help=argparse.SUPPRESS)
     a("-v", "--v", dest="verbose", type=int, default=0)
@@ -138,7 +140,8 @@ def parse(argv: list[str], known: dict[str, bool], canonical: dict[str, str] | N
                 use_service_account_credentials=ns.use_service_account_credentials,
                 leader_elect=ns.leader_elect, secure_port=ns.secure_port,
                 bind_address=ns.bind_address, tls_cert_file=ns.tls_cert_file,
-                tls_private_key_file=ns.tls_private_key_file, concurrent_syncs=ns.concurrent,
+                tls_private_key_file=ns.tls_private_key_file, client_ca_file=ns.client_ca_file,
+                concurrent_syncs=ns.concurrent,
                 verbose=ns.verbose)
     try:
         o.controllers = select_controllers(ns.controllers, known, canonical)
@@ -162,6 +165,7 @@ def parse(argv: list[str], known: dict[str, bool], canonical: dict[str, str] | N
                        ("--cluster-signing-key-file", o.cluster_signing_key_file),
                        ("--service-account-private-key-file", o.service_account_private_key_file),
                        ("--root-ca-file", o.root_ca_file), ("--tls-cert-file", o.tls_cert_file),
+                       ("--client-ca-file", o.client_ca_file),
                        ("--tls-private-key-file", o.tls_private_key_file)):
         if path and not os.path.isfile(path):
             problems.append(f"{flag}: {path} does not exist")

@@ -21,6 +21,8 @@ from provisioner.components.api.server import ComponentServer
 
 from . import manager
 from .flags import FlagError, Options, parse
+from .metrics import LEADER
+from .rootca import kubeconfig_ca
 
 log = logging.getLogger("kube-controller-manager")
 LEASE_NAME = "kube-controller-manager"
@@ -37,12 +39,20 @@ async def serve(options: Options) -> None:
                                 renew_deadline=options.leader_elect_renew_deadline,
                                 retry_period=options.leader_elect_retry_period,
                                 on_started_leading=mgr.run_controllers,
-                                on_new_leader=lambda who: log.info("leader is now %s", who))
+                                on_stopped_leading=lambda: LEADER.labels(LEASE_NAME).set(0),
+                                on_new_leader=lambda who: (
+                                    log.info("leader is now %s", who),
+                                    LEADER.labels(LEASE_NAME).set(1 if who == elector.identity else 0)))
     server = None
     if options.secure_port:
+        if options.client_ca_file:
+            with open(options.client_ca_file, "rb") as fh:
+                client_ca = fh.read()
+        else:
+            client_ca = kubeconfig_ca(options.kubeconfig).encode() or None
         server = ComponentServer("kube-controller-manager", options.bind_address, options.secure_port,
                                  options.tls_cert_file or None, options.tls_private_key_file or None,
-                                 readyz={"controllers": lambda: mgr.synced or (
+                                 client_ca_pem=client_ca, readyz={"controllers": lambda: mgr.synced or (
                                      elector is not None and not elector.leading)})
         port = await server.start()
         log.info("serving /healthz and /metrics on %s:%d", options.bind_address, port)
