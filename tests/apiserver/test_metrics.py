@@ -44,7 +44,9 @@ def test_requests_storage_and_etcd_are_measured_with_kube_apiserver_labels(kubec
 def test_watch_events_are_counted_by_group_version_kind(kubectl, ns):
     before = value(samples(kubectl("get", "--raw", "/metrics").stdout), "apiserver_watch_events_total",
                    group="apps", version="v1", kind="Deployment")
-    rv = kubectl.json("get", "deployments", "-n", ns)["metadata"]["resourceVersion"]
+    # the list's own resourceVersion (kubectl get -o json of an empty list reports "")
+    rv = json.loads(kubectl("get", "--raw", f"/apis/apps/v1/namespaces/{ns}/deployments").stdout)["metadata"][
+        "resourceVersion"]
     watch = kubectl.popen("get", "--raw", f"/apis/apps/v1/namespaces/{ns}/deployments?watch=true&"
                                          f"resourceVersion={rv}&timeoutSeconds=30")
     try:
