@@ -52,6 +52,8 @@ def test_silent_node_becomes_unknown_tainted_and_its_pods_evicted(kubectl, core,
     unreachable = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}
     pod("brief", [dict(unreachable, tolerationSeconds=2)])
     pod("forever", [unreachable])
+    core.patch_namespaced_pod_status("forever", ns, {"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": stamp()}]}})
     assert taints(kubectl, node) == set()
 
     def unknown():
@@ -67,6 +69,11 @@ def test_silent_node_becomes_unknown_tainted_and_its_pods_evicted(kubectl, core,
         p = kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
         return p.returncode != 0 or bool(json.loads(p.stdout)["metadata"].get("deletionTimestamp"))
     eventually(lambda: deleting("brief"), timeout=20, what="pod evicted after tolerationSeconds")
+
+    def ready(name: str) -> str:
+        conds = kubectl.json("get", "pod", name, "-n", ns).get("status", {}).get("conditions", [])
+        return next((c["status"] for c in conds if c["type"] == "Ready"), "")
+    eventually(lambda: ready("forever") == "False", what="pods of the lost node marked not ready")
     assert not deleting("forever")
     # a NoExecute taint the pod does not tolerate evicts it at once
     kubectl("taint", "node", node, "example.com/drain=now:NoExecute")

@@ -7,7 +7,9 @@ this process's own clock (as upstream: no comparison of timestamps across hosts)
 ("Kubelet stopped posting node status."; "...never posted..." for a node that never reported).
 Taints: Ready=False -> node.kubernetes.io/not-ready, Ready=Unknown -> node.kubernetes.io/unreachable,
 each NoExecute (with timeAdded) and NoSchedule; spec.unschedulable -> node.kubernetes.io/unschedulable.
-Evicting pods from NoExecute-tainted nodes is the taint eviction controller's job (tainteviction.py).
+Pods on a node that went Unknown are marked not Ready (so endpoints stop sending them traffic), as
+upstream's MarkPodsNotReady. Evicting pods from NoExecute-tainted nodes is the taint eviction
+controller's job (tainteviction.py).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class NodeLifecycleController(Controller):
         self.period = self.ctx.options.node_monitor_period
         self.nodes = self.ctx.informer("", "v1", "nodes")
         self.leases = self.ctx.informer("coordination.k8s.io", "v1", "leases")
+        self.pods = self.ctx.informer("", "v1", "pods")
         self.heard: dict[str, float] = {}  # node -> loop time of its last heartbeat
         self.nodes.add_handler(self._node_added, self._node_updated, lambda n: self.heard.pop(n["metadata"]["name"], None))
         self.leases.add_handler(self._lease, lambda old, new: self._lease(new, old))
@@ -132,6 +135,20 @@ class NodeLifecycleController(Controller):
             for node in self.nodes.list():
                 self.enqueue(node)
 
+    async def _mark_pods_not_ready(self, node: str, now: str) -> None:
+        for pod in self.pods.list():
+            if (pod.get("spec") or {}).get("nodeName") != node or not podutil.is_ready(pod):
+                continue
+            conds = [dict(c, status="False", lastTransitionTime=now) if c.get("type") == "Ready" else c
+                     for c in (pod.get("status") or {}).get("conditions") or []]
+            try:
+                await self.api.patch("", "v1", "pods", pod["metadata"]["name"],
+                                     {"metadata": {"resourceVersion": pod["metadata"]["resourceVersion"]},
+                                      "status": {"conditions": conds}}, pod["metadata"]["namespace"], sub="status")
+            except ApiStatusError as exc:
+                if exc.code != 404:
+                    raise
+
     async def sync(self, key: str) -> None:
         node = self.nodes.get(key)
         if node is None:
@@ -149,6 +166,8 @@ class NodeLifecycleController(Controller):
                         return
                     raise
                 self.ctx.event(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
+        if ready_status(node) == "Unknown":
+            await self._mark_pods_not_ready(key, now)
         taints = desired_taints(node, now)
         if not _same_taints(taints, (node.get("spec") or {}).get("taints") or []):
             body = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
