@@ -71,3 +71,20 @@ def test_bad_configuration_names_the_field(case):
     with pytest.raises(config.ConfigError) as exc:
         config.parse(dict(BASE, **doc), "sched.yaml")
     assert expected in str(exc.value) and str(exc.value).startswith("sched.yaml: ")
+
+
+def test_leader_election_settings_from_the_file_and_flags():
+    import tempfile
+
+    from provisioner.components.scheduler.main import settings
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="scheduler-cfg-") as fh:
+        fh.write("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
+                 "clientConnection: {kubeconfig: /etc/kubernetes/scheduler.conf}\n"
+                 "leaderElection: {leaderElect: false, leaseDuration: 30s, resourceName: my-scheduler}\n")
+        fh.flush()
+        args, _ = settings(["--config", fh.name, "--leader-elect-retry-period", "500ms"])
+    assert args.kubeconfig == "/etc/kubernetes/scheduler.conf" and args.leader_elect is False
+    assert args.leader_election == {"leaseDuration": 30.0, "renewDeadline": 10.0, "retryPeriod": 0.5,
+                                    "resourceName": "my-scheduler", "resourceNamespace": "kube-system"}
+    with pytest.raises(config.ConfigError, match="leaderElection.leaseDuration: 'long' is not a duration"):
+        parse(leaderElection={"leaseDuration": "long"})

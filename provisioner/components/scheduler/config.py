@@ -10,6 +10,7 @@ volumes to bind here) may be named and are accepted as no-ops.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,20 @@ class ConfigError(ValueError):
     pass
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+LEADER_DEFAULTS = {"leaseDuration": 15.0, "renewDeadline": 10.0, "retryPeriod": 2.0,
+                   "resourceName": "kube-scheduler", "resourceNamespace": "kube-system"}
+
+
+def duration(value: str) -> float:
+    """A Go-style duration ("15s", "500ms", "1m") in seconds."""
+    m = DURATION.match(str(value).strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a duration (e.g. 15s, 500ms, 1m)")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
 def check(value: Any, schema: Any, where: str) -> list[str]:
     """Every problem with `value` against `schema`, each naming its path."""
     names = {str: "a string", int: "an integer", bool: "true or false", float: "a number", dict: "a mapping"}
@@ -106,6 +121,7 @@ class SchedulerConfig:
     percentage_of_nodes_to_score: int = 0
     parallelism: int = 16
     leader_elect: bool | None = None
+    leader_election: dict = field(default_factory=dict)  # only what the file sets, durations in seconds
     kubeconfig: str | None = None
 
 
@@ -181,6 +197,15 @@ def parse(doc: Any, source: str = "config") -> SchedulerConfig:
             errors.append(f"{key}: must be between 0 and 100")
     le = doc.get("leaderElection") or {}
     cfg.leader_elect = le.get("leaderElect")
+    for key in ("leaseDuration", "renewDeadline", "retryPeriod"):
+        if le.get(key) is not None:
+            try:
+                cfg.leader_election[key] = duration(le[key])
+            except ValueError as exc:
+                errors.append(f"leaderElection.{key}: {exc}")
+    for key in ("resourceName", "resourceNamespace"):
+        if le.get(key):
+            cfg.leader_election[key] = le[key]
     cfg.kubeconfig = (doc.get("clientConnection") or {}).get("kubeconfig") or None
     if doc.get("profiles"):
         cfg.profiles = [_profile(p, f"profiles[{i}]", errors) for i, p in enumerate(doc["profiles"])]

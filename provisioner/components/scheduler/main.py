@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import signal
 import sys
 
@@ -30,8 +29,6 @@ from . import config, metrics
 from .scheduler import Scheduler
 
 log = logging.getLogger("kube-scheduler")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 class UsageError(Exception):
@@ -44,10 +41,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def duration(value: str) -> float:
-    m = DURATION.match(value.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a duration (e.g. 15s, 500ms, 1m)")
-    return float(m.group(1)) * UNITS[m.group(2)]
+    try:
+        return config.duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def boolean(value: str) -> bool:
@@ -63,11 +60,12 @@ def parser() -> Parser:
     p.add_argument("--kubeconfig", help="kubeconfig with the scheduler's identity")
     p.add_argument("--config", help="KubeSchedulerConfiguration file")
     p.add_argument("--leader-elect", type=boolean, nargs="?", const=True, default=None)
-    p.add_argument("--leader-elect-lease-duration", type=duration, default=15.0)
-    p.add_argument("--leader-elect-renew-deadline", type=duration, default=10.0)
-    p.add_argument("--leader-elect-retry-period", type=duration, default=2.0)
-    p.add_argument("--leader-elect-resource-name", default="kube-scheduler")
-    p.add_argument("--leader-elect-resource-namespace", default="kube-system")
+    # leader election: a flag wins over the --config file, which wins over kube-scheduler's defaults
+    p.add_argument("--leader-elect-lease-duration", dest="leaseDuration", type=duration)
+    p.add_argument("--leader-elect-renew-deadline", dest="renewDeadline", type=duration)
+    p.add_argument("--leader-elect-retry-period", dest="retryPeriod", type=duration)
+    p.add_argument("--leader-elect-resource-name", dest="resourceName")
+    p.add_argument("--leader-elect-resource-namespace", dest="resourceNamespace")
     p.add_argument("--secure-port", type=int, default=10259, help="HTTPS port for health and metrics; 0: none")
     p.add_argument("--bind-address", default="0.0.0.0")
     p.add_argument("--tls-cert-file")
@@ -89,6 +87,13 @@ def settings(argv: list[str]) -> tuple[argparse.Namespace, config.SchedulerConfi
         raise UsageError("--kubeconfig (or clientConnection.kubeconfig in --config) is required")
     if args.leader_elect is None:
         args.leader_elect = cfg.leader_elect if cfg.leader_elect is not None else True
+    args.leader_election = {key: next(v for v in (getattr(args, key), cfg.leader_election.get(key), default)
+                                      if v is not None)
+                            for key, default in config.LEADER_DEFAULTS.items()}
+    le = args.leader_election
+    if le["renewDeadline"] >= le["leaseDuration"] or le["retryPeriod"] >= le["renewDeadline"]:
+        raise UsageError("leader election: retry period < renew deadline < lease duration is required "
+                         f"(got {le['retryPeriod']}s, {le['renewDeadline']}s, {le['leaseDuration']}s)")
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
         raise UsageError("--tls-cert-file and --tls-private-key-file go together")
     if not 0 <= args.secure_port <= 65535:
@@ -154,10 +159,10 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     reporter = asyncio.ensure_future(report_queue())
     try:
         if args.leader_elect:
-            elector = LeaderElector(client, args.leader_elect_resource_name, args.leader_elect_resource_namespace,
-                                    lease_duration=args.leader_elect_lease_duration,
-                                    renew_deadline=args.leader_elect_renew_deadline,
-                                    retry_period=args.leader_elect_retry_period, on_started_leading=lead,
+            le = args.leader_election
+            elector = LeaderElector(client, le["resourceName"], le["resourceNamespace"],
+                                    lease_duration=le["leaseDuration"], renew_deadline=le["renewDeadline"],
+                                    retry_period=le["retryPeriod"], on_started_leading=lead,
                                     on_new_leader=lambda who: log.info("lease held by %s", who))
             server.livez["leaderElection"] = elector.healthy
             await elector.run()
