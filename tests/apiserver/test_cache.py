@@ -126,3 +126,25 @@ def test_admission_reads_come_from_the_cache_and_see_this_servers_own_writes(raw
     before = etcd_lists(raw, "limitranges")
     assert raw("POST", coll, pod("cached-admission"))[0] == 201
     assert etcd_lists(raw, "limitranges") == before
+
+
+def test_without_the_watch_cache_every_list_reads_etcd(cluster, raw, ns):
+    import subprocess
+
+    from provisioner.dev import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(cluster.apiserver_command(port) + ["--watch-cache=false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = raw.port
+    try:
+        cluster.wait_ready(30, port)
+        raw.port = port
+        before = etcd_lists(raw, "pods")
+        for _ in range(2):
+            assert get(raw, f"/api/v1/namespaces/{ns}/pods")["items"] == []
+        assert etcd_lists(raw, "pods") == before + 2
+    finally:
+        raw.port = first
+        proc.terminate()
+        proc.wait(10)

@@ -27,7 +27,6 @@ import asyncio
 import bisect
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from aetcd import rpc, rtypes, utils
@@ -48,10 +47,20 @@ START_TIMEOUT = 10.0
 RETRY_AFTER = 30.0  # a cache that stopped is rebuilt no sooner: meanwhile etcd answers
 
 
-@dataclass(frozen=True)
 class Entry:
-    obj: dict  # shared, read-only
-    raw: bytes  # dumps(obj)
+    """A cached object, and its JSON bytes once a list has needed them (not on the write path)."""
+
+    __slots__ = ("obj", "_raw")
+
+    def __init__(self, obj: dict):
+        self.obj = obj  # shared, read-only
+        self._raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = dumps(self.obj)
+        return self._raw
 
 
 class ResourceCache:
@@ -95,7 +104,7 @@ class ResourceCache:
             key=self.prefix, range_end=utils.prefix_range_end(self.prefix)))
         for kv in resp.kvs:
             obj = self.storage._decode(self.resource, kv.value, kv.mod_revision, kv.key)
-            self.entries[kv.key] = Entry(obj, dumps(obj))
+            self.entries[kv.key] = Entry(obj)
         self.keys = sorted(self.entries)
         self._advance(resp.header.revision)
 
@@ -131,7 +140,7 @@ class ResourceCache:
             self.storage._decode(self.resource, ev.kv.value, ev.kv.mod_revision, key)
         if key not in self.entries:
             bisect.insort(self.keys, key)
-        self.entries[key] = Entry(obj, dumps(obj))
+        self.entries[key] = Entry(obj)
 
     def _advance(self, revision: int) -> None:
         self._progress_asked = 0.0  # any answer on the stream carries the progress asked for
@@ -166,11 +175,13 @@ class ResourceCache:
 
 
 class WatchCache:
-    def __init__(self, storage: Storage, authorize: Callable[..., Any]):
+    def __init__(self, storage: Storage, authorize: Callable[..., Any], enabled: bool = True):
         self.storage = storage
         self.authorize = authorize
+        self.enabled = enabled  # --watch-cache=false: every read goes to etcd
         self.caches: dict[str, ResourceCache] = {}
-        storage.informer = self  # Storage.cached_get/cached_list read through here
+        if enabled:
+            storage.informer = self  # Storage.cached_get/cached_list read through here
 
     # informer-style reads for the server's own lookups (admission) ----------------------------
     async def lookup(self, resource: str, namespace: str | None, name: str, fresh_to: int = 0) -> dict | None:
@@ -214,7 +225,7 @@ class WatchCache:
     async def serve(self, request: web.Request, root: str, parts: list[str]) -> web.StreamResponse | None:
         """The answer from the cache, or None when the request is not the cache's to serve."""
         q = request.query
-        if request.method != "GET" or q.get("watch") in ("1", "true") or q.get("continue") or \
+        if not self.enabled or request.method != "GET" or q.get("watch") in ("1", "true") or q.get("continue") or \
                 q.get("resourceVersionMatch") not in (None, "", "NotOlderThan"):
             return None
         try:

@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     a("--advertise-address", default="127.0.0.1")
     a("--encryption-provider-config")
     add_audit_flags(p)
+    a("--watch-cache", nargs="?", const="true", default="true", choices=("true", "false"),
+      help="serve lists from a watch-fed cache (kube-apiserver's default); false: every read from etcd")
     a("--kubelet-client-certificate", help="client certificate the API server shows kubelets (logs, exec, proxy)")
     a("--kubelet-client-key")
     a("--kubelet-certificate-authority", help="CA that signed kubelets' serving certificates; without it "
@@ -101,6 +103,7 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
     config.kubelet_preferred_address_types = tuple(
         t.strip() for t in args.kubelet_preferred_address_types.split(",") if t.strip())
     config.audit = audit_options(args)
+    config.watch_cache = args.watch_cache == "true"
     server = ApiServer(storage, config)
     return server, server.app()
 

@@ -48,6 +48,7 @@ class Config:
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None
     kubelet_preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
+    watch_cache: bool = True  # --watch-cache: lists served from memory (cache.py)
     audit: AuditOptions | None = None  # --audit-policy-file and --audit-log-* (audit.py)
     authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     admission_plugins: list[str] | None = None  # None: kube-apiserver's defaults
@@ -67,7 +68,7 @@ class ApiServer:
         self.auditor = Auditor.from_options(config.audit)
         self.registry.admission.append(limits_check)  # object sizes, with kube-apiserver's messages
         self.bootstrapped = asyncio.Event()
-        self.watch_cache = WatchCache(storage, self.authorize)
+        self.watch_cache = WatchCache(storage, self.authorize, enabled=config.watch_cache)
         self.nodeproxy = NodeProxy(storage, KubeletClient(
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
             config.kubelet_preferred_address_types), self.authorize)
