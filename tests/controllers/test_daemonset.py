@@ -51,9 +51,18 @@ def test_daemonset_runs_one_pod_per_eligible_node_and_rolls(kubectl, core, ns):
         assert (ds["status"]["desiredNumberScheduled"], ds["status"]["numberReady"]) == (2, 2)
         kubectl("set", "image", "ds/agent", "c=agent:2", "-n", ns)
         kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=90)
-    images = eventually(lambda: (lambda ps: ps if len(ps) == 2 else None)(
-        [p["spec"]["containers"][0]["image"] for p in ds_pods(kubectl, ns)]), what="2 pods after the update")
-    assert images == ["agent:2", "agent:2"]
+        images = eventually(lambda: (lambda ps: ps if len(ps) == 2 else None)(
+            [p["spec"]["containers"][0]["image"] for p in ds_pods(kubectl, ns)]), what="2 pods after the update")
+        assert images == ["agent:2", "agent:2"]
+        history = kubectl("rollout", "history", "ds/agent", "-n", ns).stdout.split()
+        assert "1" in history and "2" in history
+        kubectl("rollout", "undo", "ds/agent", "-n", ns)
+        kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s", timeout=90)
+        eventually(lambda: [p["spec"]["containers"][0]["image"] for p in ds_pods(kubectl, ns)] == ["agent:1"] * 2,
+                   what="undone to agent:1")
+        revisions = {r["metadata"]["name"]: r["revision"] for r in kubectl.json("get", "controllerrevisions",
+                                                                                  "-n", ns)["items"]}
+        assert sorted(revisions.values()) == [2, 3]  # the first template came back as revision 3
 
     # a label change moves eligibility: the node leaving the pool loses its pod
     kubectl("label", "node", f"ds-b-{tag}", "pool=elsewhere", "--overwrite")

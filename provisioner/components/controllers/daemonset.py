@@ -7,8 +7,8 @@ on `metadata.name` for its node (matchFields), so the scheduler's filters still 
 RollingUpdate replaces pods whose `controller-revision-hash` differs, at most maxUnavailable
 nodes at a time; OnDelete waits for the user to delete them.
 
-Not done: ControllerRevision objects (the API server does not serve them yet), so
-`kubectl rollout history/undo ds` have nothing to read; maxSurge is treated as 0.
+Each template is kept as a ControllerRevision (history.py) for `kubectl rollout history|undo ds`.
+Not done: maxSurge (treated as 0).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from provisioner.components.api.client import ApiStatusError
 
-from . import podutil, rollout
+from . import history, podutil, rollout
 from .base import Controller, split_key
 
 Obj = dict[str, Any]
@@ -142,11 +142,13 @@ def max_unavailable(ds: Obj, desired: int) -> int:
 # -- the controller -------------------------------------------------------------------------------
 class DaemonSetController(Controller):
     name = "daemonset"
+    requires = (("apps", "v1", "daemonsets"), ("apps", "v1", "controllerrevisions"))
 
     def setup(self) -> None:
         self.daemonsets = self.ctx.informer("apps", "v1", "daemonsets")
         self.nodes = self.ctx.informer("", "v1", "nodes")
         self.pods = self.ctx.informer("", "v1", "pods")
+        self.revisions = self.ctx.informer("apps", "v1", "controllerrevisions")
         self.pending: dict[str, tuple[set[str], float]] = {}  # ds key -> pods created, not yet seen
         self.enqueue_all(self.daemonsets)
         self.nodes.add_handler(self._all, lambda _o, _n: self._all(), lambda _n: self._all())
@@ -181,6 +183,9 @@ class DaemonSetController(Controller):
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                 by_node.setdefault(node_of(p) or "", []).append(p)
         h = ds_hash(ds)
+        if not podutil.is_terminating(ds):
+            await history.sync_history(self.api, self.revisions, ds, "DaemonSet", h,
+                                       {(p["metadata"].get("labels") or {}).get(HASH_LABEL) for p in pods})
         nodes = self.nodes.list()
         eligible = {n["metadata"]["name"] for n in nodes if should_run(ds, n)}
         create, delete = [], []

@@ -17,7 +17,7 @@ from typing import Any
 
 from provisioner.components.api.client import ApiStatusError
 
-from . import podutil, rollout
+from . import history, podutil, rollout
 from .base import Controller, split_key
 
 Obj = dict[str, Any]
@@ -158,36 +158,12 @@ class StatefulSetController(Controller):
         await self._status(sts, pods, update_rev)
 
     async def _revision(self, sts: Obj) -> str:
-        """The hash of the current template; its ControllerRevision made if missing."""
+        """The hash of the current template; its ControllerRevision made (or renumbered) as needed."""
         h = revision_hash(sts)
-        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
-        mine = [r for r in self.revisions.by_index("namespace", ns) if podutil.owned_by(r, sts)]
-        if not any(r["metadata"]["name"] == f"{name}-{h}" for r in mine):
-            number = max((int(r.get("revision") or 0) for r in mine), default=0) + 1
-            template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
-            template["$patch"] = "replace"
-            body = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-                    "metadata": {"name": f"{name}-{h}", "namespace": ns,
-                                 "labels": dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels")
-                                                or {}, **{HASH_LABEL: h}),
-                                 "ownerReferences": [podutil.owner_ref(sts, "apps/v1", "StatefulSet")]},
-                    "data": {"spec": {"template": template}}, "revision": number}
-            try:
-                await self.api.create("apps", "v1", "controllerrevisions", body, ns)
-            except ApiStatusError as exc:
-                if exc.code != 409:
-                    raise
-            limit = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10))
-            in_use = {(p["metadata"].get("labels") or {}).get(HASH_LABEL)
-                      for p in self.pods.by_index("namespace", ns) if podutil.owned_by(p, sts)}
-            old = sorted((r for r in mine if r["metadata"]["name"].rpartition("-")[2] not in in_use | {h}),
-                         key=lambda r: int(r.get("revision") or 0))
-            for r in old[:max(0, len(old) - limit)]:
-                try:
-                    await self.api.delete("apps", "v1", "controllerrevisions", r["metadata"]["name"], ns)
-                except ApiStatusError as exc:
-                    if exc.code != 404:
-                        raise
+        ns = sts["metadata"]["namespace"]
+        in_use = {(p["metadata"].get("labels") or {}).get(HASH_LABEL)
+                  for p in self.pods.by_index("namespace", ns) if podutil.owned_by(p, sts)}
+        await history.sync_history(self.api, self.revisions, sts, "StatefulSet", h, in_use)
         return h
 
     async def _create(self, sts: Obj, i: int, rev: str) -> None:
