@@ -22,6 +22,7 @@ from .cache import WatchCache
 from .crud import Registry, Req
 from .errors import ApiError
 from .limits import check as limits_check
+from .limits import read_body
 from .metrics import handler as metrics_handler
 from .metrics import middleware as metrics_middleware
 from .nodeproxy import DEFAULT_ADDRESS_TYPES, KubeletClient, NodeProxy, served_by_kubelet
@@ -189,7 +190,7 @@ class ApiServer:
         sa = await self.registry.get(Req(res, ns, name))
         from . import protobuf
         from .decode import parse_json
-        raw = await request.content.read(1024 * 1024)
+        raw = await read_body(request, 1024 * 1024)  # whole, or 413
         if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
             body: Any = protobuf.decode(raw)
         else:
