@@ -94,3 +94,25 @@ def test_service_deleted_takes_its_endpoints(kubectl, core, ns):
     kubectl("delete", "service", "api", "-n", ns)
     eventually(lambda: not slices(kubectl, ns) and kubectl("get", "endpoints", "api", "-n", ns,
                                                            check=False).returncode != 0, what="endpoints gone")
+
+
+def test_hand_written_endpoints_are_mirrored_into_slices(kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+        "spec": {"ports": [{"name": "db", "port": 5432}]}}))
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext"},
+        "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "notReadyAddresses": [{"ip": "192.0.2.11"}],
+                     "ports": [{"name": "db", "port": 5432, "protocol": "TCP"}]}]}))
+
+    def mirrored():
+        items = kubectl.json("get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=ext")["items"]
+        return items[0] if items else None
+    s = eventually(mirrored, what="a mirrored slice")
+    assert s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
+        "endpointslicemirroring-controller.k8s.io"
+    assert {e["addresses"][0]: e["conditions"]["ready"] for e in s["endpoints"]} == \
+        {"192.0.2.10": True, "192.0.2.11": False}
+    assert s["ports"] == [{"name": "db", "port": 5432, "protocol": "TCP"}]
+    kubectl("delete", "endpoints", "ext", "-n", ns)
+    eventually(lambda: mirrored() is None, what="the mirror removed with its Endpoints")

@@ -45,6 +45,8 @@ CONTROLLERS: list[Entry] = [
     Entry("pod-garbage-collector-controller", "podgc", "podgc:PodGCController"),
     Entry("endpoints-controller", "endpoint", "endpoints:EndpointsController"),
     Entry("endpointslice-controller", "endpointslice", "endpointslice:EndpointSliceController"),
+    Entry("endpointslice-mirroring-controller", "endpointslicemirroring",
+          "endpointslicemirroring:EndpointSliceMirroringController"),
     Entry("daemonset-controller", "daemonset", "daemonset:DaemonSetController"),
     Entry("node-ipam-controller", "nodeipam", "nodeipam:NodeIpamController"),
     Entry("node-lifecycle-controller", "nodelifecycle", "nodelifecycle:NodeLifecycleController"),
