@@ -35,6 +35,8 @@ PACKAGES = [
     (("StorageClass",), "io.k8s.api.storage.v1"),
     (("APIService",), "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1"),
     (("CustomResourceDefinition",), "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1"),
+    (("MutatingWebhook", "ValidatingWebhook", "WebhookClientConfig", "RuleWithOperations"),
+     "io.k8s.api.admissionregistration.v1"),
     (("TokenReview", "SelfSubjectReview"), "io.k8s.api.authentication.v1"),
     (("SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubject"), "io.k8s.api.authorization.v1"),
 ]

@@ -104,6 +104,9 @@ RESOURCES: list[Resource] = [
       verbs=("create",), stored=False),
 ]
 
+RESOURCES += [R("admissionregistration.k8s.io", "v1", kind, plural, False, categories=("api-extensions",))
+              for kind, plural in (("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+                                   ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"))]
 RESOURCES.append(R("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
                    ("crd", "crds"), status=True, categories=("api-extensions",)))
 

@@ -410,6 +410,27 @@ t("CustomResourceDefinitionStatus", "CustomResourceDefinitionStatus indicates th
   "CustomResourceDefinition", {"conditions": "[Condition@type]", "acceptedNames": "any",
                                "storedVersions": "[string]"})
 
+# admissionregistration --------------------------------------------------------------------------
+t("MutatingWebhookConfiguration", "MutatingWebhookConfiguration describes the configuration of and admission "
+  "webhook that accept or reject and may change the object.", _top(None, None, webhooks="[MutatingWebhook@name]"))
+t("ValidatingWebhookConfiguration", "ValidatingWebhookConfiguration describes the configuration of and admission "
+  "webhook that accept or reject and object without changing it.",
+  _top(None, None, webhooks="[ValidatingWebhook@name]"))
+_WEBHOOK = {"name": "string", "clientConfig": "WebhookClientConfig", "rules": "[RuleWithOperations]",
+            "failurePolicy": "string", "matchPolicy": "string", "namespaceSelector": "LabelSelector",
+            "objectSelector": "LabelSelector", "sideEffects": "string", "timeoutSeconds": "integer",
+            "admissionReviewVersions": "[string]", "matchConditions": "[any]"}
+t("MutatingWebhook", "MutatingWebhook describes an admission webhook and the resources and operations it "
+  "applies to.", dict(_WEBHOOK, reinvocationPolicy="string"), ("name", "clientConfig", "sideEffects",
+                                                               "admissionReviewVersions"))
+t("ValidatingWebhook", "ValidatingWebhook describes an admission webhook and the resources and operations it "
+  "applies to.", _WEBHOOK, ("name", "clientConfig", "sideEffects", "admissionReviewVersions"))
+t("WebhookClientConfig", "WebhookClientConfig contains the information to make a TLS connection with the "
+  "webhook", {"url": "string", "service": "any", "caBundle": "string"})
+t("RuleWithOperations", "RuleWithOperations is a tuple of Operations and Resources.", {
+    "operations": "[string]", "apiGroups": "[string]", "apiVersions": "[string]", "resources": "[string]",
+    "scope": "string"})
+
 def parse(notation: str) -> tuple[str, str, str | None]:
     """Return (shape, element, merge key): shape is scalar, ref, list, map or any."""
     if notation.startswith("["):

@@ -132,7 +132,64 @@ def _pdb(obj: dict) -> None:
         spec["minAvailable"] = 1
 
 
+def _webhooks(obj: dict) -> None:
+    mutating = obj.get("kind") == "MutatingWebhookConfiguration"
+    for hook in obj.get("webhooks") or []:
+        if not isinstance(hook, dict):
+            continue
+        hook.setdefault("failurePolicy", "Fail")
+        hook.setdefault("matchPolicy", "Equivalent")
+        hook.setdefault("namespaceSelector", {})
+        hook.setdefault("objectSelector", {})
+        hook.setdefault("timeoutSeconds", 10)
+        if mutating:
+            hook.setdefault("reinvocationPolicy", "Never")
+        for rule in hook.get("rules") or []:
+            if isinstance(rule, dict):
+                rule.setdefault("scope", "*")
+        cfg = hook.get("clientConfig")
+        if isinstance(cfg, dict) and isinstance(cfg.get("service"), dict):
+            cfg["service"].setdefault("port", 443)
+
+
+def _webhooks_causes(obj: dict) -> Causes:
+    causes: Causes = []
+    names = set()
+    for i, hook in enumerate(obj.get("webhooks") or []):
+        if not isinstance(hook, dict):
+            continue
+        p = f"webhooks[{i}]"
+        name = hook.get("name") or ""
+        if name in names:
+            causes.append((f"{p}.name", f'Duplicate value: "{name}"'))
+        names.add(name)
+        if name and name.count(".") < 2:
+            causes.append((f"{p}.name", f'Invalid value: "{name}": should be a domain with at least three segments '
+                           "separated by dots"))
+        if hook.get("sideEffects") not in ("None", "NoneOnDryRun"):
+            causes.append((f"{p}.sideEffects", f'Unsupported value: "{hook.get("sideEffects") or ""}": supported '
+                           'values: "None", "NoneOnDryRun"'))
+        if "v1" not in (hook.get("admissionReviewVersions") or []):
+            causes.append((f"{p}.admissionReviewVersions", "Invalid value: []string(nil): must include at least "
+                           "one of v1"))
+        if hook.get("failurePolicy") not in ("Fail", "Ignore"):
+            causes.append((f"{p}.failurePolicy", f'Unsupported value: "{hook.get("failurePolicy")}": supported '
+                           'values: "Fail", "Ignore"'))
+        timeout = hook.get("timeoutSeconds")
+        if isinstance(timeout, int) and not 1 <= timeout <= 30:
+            causes.append((f"{p}.timeoutSeconds", f"Invalid value: {timeout}: the timeout value must be between "
+                           "1 and 30 seconds"))
+        cfg = hook.get("clientConfig") or {}
+        if bool(cfg.get("url")) == bool(cfg.get("service")):
+            causes.append((f"{p}.clientConfig", "Required value: exactly one of url or service is required"))
+        elif cfg.get("url") and not str(cfg["url"]).startswith("https://"):
+            causes.append((f"{p}.clientConfig.url", f'Invalid value: "{cfg["url"]}": \'https\' is the only '
+                           "allowed URL scheme"))
+    return causes
+
+
 DEFAULTERS: dict[str, Callable[[dict], None]] = {
+    "MutatingWebhookConfiguration": _webhooks, "ValidatingWebhookConfiguration": _webhooks,
     "StatefulSet": _statefulset, "CronJob": _cronjob, "ReplicationController": _replication_controller,
     "PersistentVolume": _persistent_volume,
     "PersistentVolumeClaim": lambda o: _spec(o).setdefault("volumeMode", "Filesystem"),
@@ -281,6 +338,7 @@ def _pv_causes(obj: dict) -> Causes:
 
 
 VALIDATORS: dict[str, Callable[[dict], Causes]] = {
+    "MutatingWebhookConfiguration": _webhooks_causes, "ValidatingWebhookConfiguration": _webhooks_causes,
     "PriorityClass": _priority_class_causes, "CronJob": _cronjob_causes, "PodDisruptionBudget": _pdb_causes,
     "HorizontalPodAutoscaler": _hpa_causes, "ResourceQuota": _quota_causes, "LimitRange": _limit_range_causes,
     "PersistentVolumeClaim": _pvc_causes, "PersistentVolume": _pv_causes,

@@ -95,6 +95,10 @@ class Writes:
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
             new = mutate(copy.deepcopy(cur))
             new = self._finish_update(req, cur, new, operation)
+            before = copy.deepcopy(new)
+            await self.admission_chain.mutate(admission.Attributes("UPDATE", req, new, cur))
+            if new != before:  # mutating webhooks changed it: the kind's rules apply again
+                self._validate(req, new, check_name=False)
             await self._admit(req, new, cur)
             await strategies.for_resource(res).before_store(self, req, new, cur)
             if req.dry_run:

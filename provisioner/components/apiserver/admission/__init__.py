@@ -92,6 +92,7 @@ def _registry() -> dict[str, type]:
         serviceaccount,
         storageclass,
         tolerations,
+        webhooks,
     )
     return {
         "NamespaceLifecycle": None,  # in the registry itself (crud._namespace_ok): it needs no state
@@ -102,6 +103,8 @@ def _registry() -> dict[str, type]:
         "DefaultTolerationSeconds": tolerations.DefaultTolerationSeconds,
         "DefaultStorageClass": storageclass.DefaultStorageClass,
         "PodSecurity": podsecurity.PodSecurity,
+        "MutatingAdmissionWebhook": webhooks.MutatingAdmissionWebhook,
+        "ValidatingAdmissionWebhook": webhooks.ValidatingAdmissionWebhook,
         "ResourceQuota": quota.ResourceQuota,
     }
 
@@ -109,12 +112,13 @@ def _registry() -> dict[str, type]:
 # kube-apiserver's default-enabled plugins that are served here, in its order (NodeRestriction is
 # not on by default there, but every kubeadm cluster enables it)
 DEFAULT = ["NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
-           "DefaultTolerationSeconds", "DefaultStorageClass", "PodSecurity", "ResourceQuota"]
+           "DefaultTolerationSeconds", "DefaultStorageClass", "PodSecurity", "MutatingAdmissionWebhook",
+           "ValidatingAdmissionWebhook", "ResourceQuota"]
 # kube-apiserver plugins accepted by name that have nothing to do here (or are done elsewhere)
 KNOWN_ELSEWHERE = {"TaintNodesByCondition", "PersistentVolumeClaimResize", "RuntimeClass",
                    "CertificateApproval", "CertificateSigning", "ClusterTrustBundleAttest",
                    "CertificateSubjectRestriction", "DefaultIngressClass", "StorageObjectInUseProtection",
-                   "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ValidatingAdmissionPolicy",
+                   "ValidatingAdmissionPolicy",
                    "MutatingAdmissionPolicy", "AlwaysAdmit", "NamespaceExists", "NamespaceAutoProvision"}
 
 
