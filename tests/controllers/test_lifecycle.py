@@ -96,3 +96,21 @@ def test_podgc_removes_pods_of_vanished_nodes(kubectl, ns):
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray"},
         "spec": {"nodeName": "no-such-node", "containers": [{"name": "c", "image": "busybox"}]}}))
     eventually(lambda: not exists(kubectl, "pod", "stray", "-n", ns), what="orphaned pod collected")
+
+
+def test_legacy_token_secret_is_filled_and_authenticates(kubectl, ns, cluster):
+    import base64
+
+    kubectl("create", "serviceaccount", "robot", "-n", ns)
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}}))
+    data = eventually(lambda: kubectl.json("get", "secret", "robot-token", "-n", ns).get("data", {}).get("token")
+                      and kubectl.json("get", "secret", "robot-token", "-n", ns)["data"], what="a token")
+    assert base64.b64decode(data["namespace"]).decode() == ns
+    assert base64.b64decode(data["ca.crt"]).decode() == (cluster.pki / "ca.crt").read_text()
+    token = base64.b64decode(data["token"]).decode()
+    who = kubectl("auth", "whoami", "--token", token, "-o", "json")
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:robot"
+    kubectl("delete", "serviceaccount", "robot", "-n", ns)
+    eventually(lambda: not exists(kubectl, "secret", "robot-token", "-n", ns), what="token secret removed")

@@ -30,7 +30,7 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "csrsigning": "certificate-controller", "bootstrapsigner": "bootstrap-signer",
             "tokencleaner": "token-cleaner", "root-ca-cert-publisher": "root-ca-cert-publisher",
             "serviceaccount": "service-account-controller", "replicationcontroller": "replication-controller",
-            "ttl-after-finished": "ttl-after-finished-controller"}
+            "ttl-after-finished": "ttl-after-finished-controller", "serviceaccount-token": "tokens-controller"}
 
 
 def account_for(controller: str) -> str:

@@ -39,6 +39,7 @@ CONTROLLERS: list[Entry] = [
     Entry("replicationcontroller-controller", "replicationcontroller",
           "replicaset:ReplicationControllerController"),
     Entry("serviceaccount-controller", "serviceaccount", "serviceaccount:ServiceAccountController"),
+    Entry("serviceaccount-token-controller", "serviceaccount-token", "serviceaccounttoken:ServiceAccountTokenController"),
     Entry("root-ca-certificate-publisher-controller", "root-ca-cert-publisher", "rootca:RootCAPublisher"),
     Entry("namespace-controller", "namespace", "namespace:NamespaceController"),
     Entry("garbage-collector-controller", "garbagecollector", "garbagecollector:GarbageCollector"),
