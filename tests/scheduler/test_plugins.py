@@ -345,3 +345,22 @@ def test_preemption_removes_a_pod_whose_presence_breaks_the_anti_affinity():
         candidate, _ = preempt(pod("new-db", priority=100, affinity=anti("kubernetes.io/hostname", app="db")), c)
         assert candidate is not None and [v["metadata"]["name"] for v in candidate.victims] == ["old-db"]
     asyncio.run(main())
+
+
+def test_status_only_updates_do_not_retry_an_unschedulable_pod_but_spec_changes_do():
+    from provisioner.components.scheduler.config import SchedulerConfig
+    from provisioner.components.scheduler.scheduler import Scheduler
+
+    async def main():
+        s = Scheduler(client=None, config=SchedulerConfig())
+        p = pod("p", nodeSelector={"disk": "ssd"})
+        s._pod_added(p)
+        popped = await s.queue.pop()
+        s.queue.requeue_unschedulable(popped)
+        with_condition = dict(p, status={"conditions": [{"type": "PodScheduled", "status": "False"}]})
+        s._pod_added(with_condition, old=p)  # the scheduler's own status write coming back
+        assert s.queue.counts()["unschedulable"] == 1
+        relabelled = dict(with_condition, spec=dict(p["spec"], nodeSelector={}))
+        s._pod_added(relabelled, old=with_condition)
+        assert s.queue.counts()["unschedulable"] == 0
+    asyncio.run(main())

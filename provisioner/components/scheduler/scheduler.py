@@ -20,7 +20,7 @@ from provisioner.components.api.informer import InformerFactory
 from provisioner.components.api.objects import now
 
 from . import metrics, preemption
-from .cache import Cache, pod_key
+from .cache import TERMINAL_PHASES, Cache, pod_key
 from .config import Profile, SchedulerConfig
 from .equivalence import EquivalenceCache
 from .filters import FILTERS
@@ -128,7 +128,8 @@ class Scheduler:
             if old is None or not (old.get("spec") or {}).get("nodeName"):
                 if self.cache.affinity_pods or any(self.cache.nominated.values()):
                     self.queue.move_all(lambda p: bool((p.get("spec") or {}).get("affinity")))
-            elif (old.get("status") or {}).get("phase") != (pod.get("status") or {}).get("phase"):
+            elif (pod.get("status") or {}).get("phase") in TERMINAL_PHASES and \
+                    (old.get("status") or {}).get("phase") not in TERMINAL_PHASES:
                 self.queue.move_all()  # a pod finished: its room is free
             return
         if not self._ours(pod) or pod["metadata"].get("deletionTimestamp"):
@@ -138,8 +139,15 @@ class Scheduler:
             return
         if old is None:
             self.queue.add(pod)
-        else:
+        elif self._spec_changed(old, pod):  # our own status writes must not trigger retries
             self.queue.update(pod)
+
+    @staticmethod
+    def _spec_changed(old: dict, new: dict) -> bool:
+        def view(p: dict) -> tuple:
+            meta = p.get("metadata") or {}
+            return p.get("spec"), meta.get("labels"), meta.get("annotations")
+        return view(old) != view(new)
 
     def _pod_deleted(self, pod: dict) -> None:
         self.queue.delete(pod)
