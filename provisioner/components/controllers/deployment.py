@@ -10,6 +10,8 @@ conditions `kubectl rollout status` reads. The arithmetic is in rollout.py.
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import logging
 from typing import Any
 
@@ -21,6 +23,9 @@ from .base import Controller, split_key
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+# what this sync wrote (uid -> ReplicaSet) and created (name): newer than the cache until it catches up
+_WRITTEN: contextvars.ContextVar[dict[str, Obj]] = contextvars.ContextVar("written")
+_CREATED: contextvars.ContextVar[str | None] = contextvars.ContextVar("created", default=None)
 
 
 class DeploymentController(Controller):
@@ -65,6 +70,9 @@ class DeploymentController(Controller):
         d = self.deployments.get(key)
         if d is None:
             return
+        d = copy.deepcopy(d)  # annotations are updated in place below; the cache's copy stays as read
+        _WRITTEN.set({})  # per sync (each worker task has its own context)
+        _CREATED.set(None)
         ns, _ = split_key(key)
         spec = d.get("spec") or {}
         if not (spec.get("selector") or {}).get("matchLabels") and not (spec.get("selector") or {}).get(
@@ -97,14 +105,13 @@ class DeploymentController(Controller):
         out = []
         for rs in rss:
             cached = self.rss.get(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}")
-            newer = self._written.get(rs["metadata"]["uid"])
+            newer = _WRITTEN.get().get(rs["metadata"]["uid"])
             out.append(newer if newer is not None and (cached is None or int(
                 newer["metadata"]["resourceVersion"]) >= int(cached["metadata"]["resourceVersion"]))
                 else cached or rs)
         return out
 
     async def _claim(self, d: Obj, candidates: list[Obj]) -> list[Obj]:
-        self._written: dict[str, Obj] = {}
         uid = d["metadata"]["uid"]
         selector = (d.get("spec") or {}).get("selector")
         out = []
@@ -172,11 +179,11 @@ class DeploymentController(Controller):
             status = dict(d.get("status") or {}, collisionCount=collisions + 1)
             await self.api.replace("apps", "v1", "deployments", dict(d, status=status), ns, sub="status")
             raise
-        self._written[new_rs["metadata"]["uid"]] = new_rs
+        _WRITTEN.get()[new_rs["metadata"]["uid"]] = new_rs
         self.ctx.event(d, "Normal", "ScalingReplicaSet",
                        f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {replicas}")
         await self._set_revision(d, new_revision)
-        self._created = new_rs["metadata"]["name"]
+        _CREATED.set(new_rs["metadata"]["name"])
         return new_rs, old
 
     async def _set_revision(self, d: Obj, rev: int) -> None:
@@ -195,7 +202,7 @@ class DeploymentController(Controller):
         body["metadata"]["annotations"] = dict(body["metadata"].get("annotations") or {})
         change(body)
         out = await self.api.replace("apps", "v1", "replicasets", body, rs["metadata"]["namespace"])
-        self._written[out["metadata"]["uid"]] = out
+        _WRITTEN.get()[out["metadata"]["uid"]] = out
         return out
 
     async def _scale_rs(self, d: Obj, rs: Obj, replicas: int) -> Obj:
@@ -235,7 +242,6 @@ class DeploymentController(Controller):
             await self._scale_rs(d, rs, plan.get(rs["metadata"]["name"], int(rs["spec"].get("replicas") or 0)))
 
     async def _rolling(self, d: Obj, new_rs: Obj | None, old: list[Obj]) -> None:
-        self._created = None
         if new_rs is None:
             new_rs, old = await self._sync_revision(d, old, create=True)
         all_rss = self._current(d, old + [new_rs])
@@ -255,7 +261,6 @@ class DeploymentController(Controller):
         await self._write_status(d, self._current(d, old + [new_rs]), new_rs)
 
     async def _recreate(self, d: Obj, new_rs: Obj | None, old: list[Obj]) -> None:
-        self._created = None
         for rs in old:
             if int((rs.get("spec") or {}).get("replicas") or 0):
                 await self._scale_rs(d, rs, 0)
@@ -304,7 +309,7 @@ class DeploymentController(Controller):
             rollout.paused_conditions(d, status, now)
         if not paused and (d.get("spec") or {}).get("progressDeadlineSeconds") is not None and new_rs:
             name = new_rs["metadata"]["name"]
-            if getattr(self, "_created", None) == name:
+            if _CREATED.get() == name:
                 rollout.set_condition(status, "Progressing", "True", rollout.NEW_RS_CREATED,
                                       f'Created new replica set "{name}"', stamp)
             elif rollout.get_condition(status, "Progressing") is None:
