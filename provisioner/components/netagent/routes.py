@@ -35,21 +35,37 @@ def vtep_mac(address: str) -> str:
     return "0a:58:" + ":".join(f"{octet:02x}" for octet in ipaddress.IPv4Address(address).packed)
 
 
+VXLAN_OVERHEAD = 50          # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
+
+
 def ensure_vxlan(local_ip: str, own_cidr: str, vni: int, port: int, mtu: int | None) -> int:
+    """The VXLAN device, its MTU the underlay's (the link holding local_ip) less the overhead."""
     with IPRoute() as ipr:
+        if mtu is None:
+            underlay = [a["index"] for a in ipr.addr("dump", family=socket.AF_INET)
+                        if a.get("IFA_ADDRESS") == local_ip]
+            base = int(ipr.link("get", index=underlay[0])[0].get("IFLA_MTU")) if underlay else 1500
+            mtu = base - VXLAN_OVERHEAD
         found = ipr.link_lookup(ifname=VXLAN_DEVICE)
         if not found:
             ipr.link("add", ifname=VXLAN_DEVICE, kind="vxlan", vxlan_id=vni, vxlan_port=port,
-                     vxlan_local=local_ip, vxlan_learning=0, address=vtep_mac(vtep_address(own_cidr)),
-                     **({"mtu": mtu} if mtu else {}))
+                     vxlan_local=local_ip, vxlan_learning=0,
+                     address=vtep_mac(vtep_address(own_cidr)), mtu=mtu)
             found = ipr.link_lookup(ifname=VXLAN_DEVICE)
         index = found[0]
+        if int(ipr.link("get", index=index)[0].get("IFLA_MTU")) != mtu:
+            ipr.link("set", index=index, mtu=mtu)
         address = vtep_address(own_cidr)
         have = {a.get("IFA_ADDRESS") for a in ipr.addr("dump", index=index)}
         if address not in have:
             ipr.addr("add", index=index, address=address, prefixlen=32)
         ipr.link("set", index=index, state="up")
         return index
+
+
+def link_mtu(index: int) -> int:
+    with IPRoute() as ipr:
+        return int(ipr.link("get", index=index)[0].get("IFLA_MTU"))
 
 
 def _wanted(route: PeerRoute, vxlan_index: int | None) -> dict:
