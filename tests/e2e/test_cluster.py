@@ -230,24 +230,30 @@ def test_plain_pyinfra_roles_repair_drift_with_the_same_operations(cluster):
     assert "nothing to change" in _ok(cluster.cli("create", "cluster", "-f", str(spec)))
 
 
-def test_a_stopped_member_fails_verify_and_a_rerun_converges(cluster):
+def test_a_stopped_member_and_a_readable_key_fail_verify_and_a_rerun_converges(cluster):
     spec = cluster.three()
     victim = cluster.hosts[1]["name"]
-    cluster.ssh(victim, "systemctl stop etcd.service")
+    key = "/etc/kubernetes/pki/etcd/peer.key"
+    cluster.ssh(victim, f"systemctl stop etcd.service; chmod 644 {key}")
     result = cluster.cli("verify", "-f", str(spec), "--json")
     assert result.returncode == 4
     records = json.loads(result.stdout)
     health = {r["target"]: r["ok"] for r in records if r["check"] == "etcd member healthy"}
     assert health[victim] is False
     assert all(ok for name, ok in health.items() if name != victim)
+    files = {r["target"]: r for r in records if r["check"] == "files in place"}
+    assert not files[victim]["ok"] and files[victim]["detail"] == f"{key} is 644, not 600"
+    assert all(r["ok"] for name, r in files.items() if name != victim)
     assert "smoke tests failed" in result.stderr
 
-    dry = _ok(cluster.cli("create", "cluster", "-f", str(spec), "--dry-run"))
+    dry = _ok(cluster.create(spec, "--dry-run"))
     assert f"[etcd] {victim}: would etcd.service running and enabled" in dry
-    code, state = cluster.ssh(victim, "systemctl is-active etcd.service")
-    assert state.strip() != "active"  # the dry run changed nothing
+    assert f"[pki/place] {victim}: would place {key}" in dry
+    code, state = cluster.ssh(victim, f"systemctl is-active etcd.service; stat -c %a {key}")
+    assert state.split() == ["inactive", "644"]  # the dry run changed nothing
 
-    out = _ok(cluster.cli("create", "cluster", "-f", str(spec), "--only", "etcd", "--only", "verify"))
+    out = _ok(cluster.create(spec, "--only", "pki/place", "--only", "etcd", "--only", "verify"))
+    assert f"[pki/place] {victim}: changed: place {key}" in out
     assert f"[etcd] {victim}: changed: etcd.service running and enabled" in out
     _ok(cluster.cli("verify", "-f", str(spec)))
 

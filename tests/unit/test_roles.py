@@ -80,3 +80,18 @@ def test_direct_operations_name_the_host_and_pass_arguments_through(spec_file):
 
     assert DirectOperations().op(host, "unit etcd.service", operation, path="/x", mode="644") == "meta"
     assert calls == [((), {"name": "cp1: unit etcd.service", "path": "/x", "mode": "644"})]
+
+
+def test_direct_operations_put_a_file_with_its_content_and_mode(spec_file, monkeypatch):
+    from pyinfra.operations import files
+
+    host = load_spec().hosts[0]
+    calls = []
+    monkeypatch.setattr(files, "put", lambda **kwargs: calls.append(kwargs) or "meta")
+
+    assert DirectOperations().put(host, "unit etcd.service", "/etc/x.service", "[Unit]\n",
+                                  mode="644") == "meta"
+    [call] = calls
+    assert call["src"].read() == b"[Unit]\n"
+    assert (call["name"], call["dest"], call["mode"], call["user"]) == (
+        "cp1: unit etcd.service", "/etc/x.service", "644", "root")
