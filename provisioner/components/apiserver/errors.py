@@ -18,12 +18,19 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
+        """The Status as kube-apiserver encodes it: Go's field order (kind, apiVersion, metadata,
+        status, message, reason, details, code) and its omitempty (no empty message, reason,
+        details fields or causes; `group` is absent for core resources)."""
+        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        if self.message:
+            body["message"] = self.message
+        if self.reason:
+            body["reason"] = self.reason
+        details = _details(self.details)
+        if details:
+            body["details"] = details
+        if self.code:
+            body["code"] = self.code
         return body
 
     # constructors named after Kubernetes' StatusReason values -------------------------------
@@ -125,3 +132,22 @@ def _cause_reason(message: str) -> str:
     if message.startswith("Forbidden"):
         return "FieldValueForbidden"
     return "FieldValueInvalid"
+
+
+DETAIL_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+CAUSE_ORDER = ("reason", "message", "field")
+
+
+def _details(details: dict | None) -> dict:
+    """StatusDetails with Go's field order and omitempty."""
+    if not details:
+        return {}
+    out: dict[str, Any] = {}
+    for key in DETAIL_ORDER + tuple(k for k in details if k not in DETAIL_ORDER):
+        value = details.get(key)
+        if key == "causes" and isinstance(value, list):
+            value = [{k: c[k] for k in CAUSE_ORDER + tuple(x for x in c if x not in CAUSE_ORDER) if c.get(k)}
+                     for c in value if isinstance(c, dict)]
+        if value not in (None, "", [], {}, 0):
+            out[key] = value
+    return out
