@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -89,10 +90,17 @@ class ProxyNode:
                                stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
         self.log = base / "kube-proxy.log"
-        with open(self.log, "w") as log:
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "a") as log:
             self.proxy = self.ns.popen([KUBE_PROXY, "--config", str(self.config)], stdout=log,
                                        stderr=subprocess.STDOUT)
         wait_for(lambda: self.healthz()[0] == 200, timeout=60, what="kube-proxy healthz")
+
+    def stop(self) -> int:
+        self.proxy.send_signal(signal.SIGTERM)
+        return self.proxy.wait(timeout=30)
 
     def healthz(self) -> tuple[int, dict]:
         return self.ns.call(_get, "http://127.0.0.1:10256/healthz")
@@ -254,6 +262,22 @@ def test_partial_syncs_and_a_full_resync_after_the_rules_are_flushed(api, node):
     assert wait_for(lambda: node.fetch(ip, 80), timeout=30, what="rules restored") \
         == ENDPOINTS["a1"]
     assert "canary chain is gone" in node.log.read_text()
+
+
+def test_rules_outlive_kube_proxy_and_a_restart_does_not_flush_them(api, node):
+    svc = service(api, "steady", [endpoint("a1")])
+    ip = svc["spec"]["clusterIP"]
+    wait_for(lambda: node.fetch(ip, 80), what="the ClusterIP answering")
+    assert node.stop() == 0
+    try:
+        assert node.fetch(ip, 80) == ENDPOINTS["a1"]          # stopped: traffic still flows
+        # what a starting kube-proxy does before its first sync leaves the rules alone
+        done = node.ns.run([sys.executable, "-c", "from provisioner.components.proxy import "
+                            "iptables; iptables.ensure_base()"])
+        assert done.returncode == 0, done.stderr
+        assert node.fetch(ip, 80) == ENDPOINTS["a1"]
+    finally:
+        node.start()
 
 
 def test_healthz_answers_as_kube_proxys(node):

@@ -46,18 +46,30 @@ def service_chains() -> set[str]:
             if line.startswith(":") and line[1:].startswith(SERVICE_CHAIN_PREFIXES)}
 
 
+BASE_CHAINS = {
+    "filter": ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS",
+               "KUBE-PROXY-FIREWALL", CANARY),
+    "nat": ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", CANARY),
+    "mangle": (CANARY,),
+}
+
+
 def ensure_base() -> None:
-    """Our top-level chains exist, the built-in chains jump to them, the canaries are set."""
-    payload = ["*filter", *(f":{c} - [0:0]" for c in ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES",
-                                                       "KUBE-FORWARD", "KUBE-NODEPORTS",
-                                                       "KUBE-PROXY-FIREWALL", CANARY)),
-               "COMMIT", "*nat", *(f":{c} - [0:0]" for c in ("KUBE-SERVICES", "KUBE-NODEPORTS",
-                                                             "KUBE-POSTROUTING", "KUBE-MARK-MASQ",
-                                                             CANARY)),
-               "COMMIT", "*mangle", f":{CANARY} - [0:0]", "COMMIT"]
-    # Declaring a chain in restore flushes it: only the top chains whose content every sync
-    # rewrites anyway, and the empty canaries.
-    restore("\n".join(payload) + "\n")
+    """Our top-level chains exist, the built-in chains jump to them, the canaries are set.
+
+    Only missing chains are created: declaring an existing chain to iptables-restore flushes it,
+    and a restarted kube-proxy must not cut Services off until its first sync."""
+    payload = []
+    for table, chains in BASE_CHAINS.items():
+        done = _run(["iptables-save", "-t", table])
+        if done.returncode != 0:
+            raise IptablesError(f"iptables-save -t {table}: {done.stderr.strip()}")
+        have = {line[1:].split()[0] for line in done.stdout.splitlines() if line.startswith(":")}
+        missing = [chain for chain in chains if chain not in have]
+        if missing:
+            payload += [f"*{table}", *(f":{chain} - [0:0]" for chain in missing), "COMMIT"]
+    if payload:
+        restore("\n".join(payload) + "\n")
     for table, chain, rule in BUILTIN_JUMPS:
         if _run(["iptables", "-w", LOCK_WAIT, "-t", table, "-C", chain, *rule]).returncode != 0:
             done = _run(["iptables", "-w", LOCK_WAIT, "-t", table, "-I", chain, "1", *rule])
