@@ -362,7 +362,7 @@ class DevNodeCluster:
                 "*,bootstrapsigner,tokencleaner", "--cluster-signing-cert-file",
                 str(pki / "ca.crt"), "--cluster-signing-key-file", str(pki / "ca.key"),
                 "--service-account-private-key-file", str(pki / "sa.key"),
-                "--root-ca-file", str(pki / "ca.crt"), "--use-service-account-credentials",
+                "--root-ca-file", str(pki / "ca.crt"),
                 "--secure-port", str(free_port()), "--bind-address", "127.0.0.1"])
             self.log("[dev] kube-controller-manager started")
 
