@@ -90,7 +90,8 @@ def test_rolling_update_respects_max_surge_and_unavailable(kubectl, ns, core, ap
             ready = sum(1 for p in pods if p.status.phase == "Running")
             seen_min_ready = min(seen_min_ready, ready)
             d = apps.read_namespaced_deployment("web", ns)
-            return d.status.updated_replicas == 3 and d.status.replicas == 3 and d.status.available_replicas == 3
+            return d.status.observed_generation == d.metadata.generation and d.status.updated_replicas == 3 \
+                and d.status.replicas == 3 and d.status.available_replicas == 3
         eventually(done, timeout=60, what="rollout to finish")
     assert seen_max <= 4
     assert seen_min_ready >= 2  # a surged pod is counted before the fake kubelet reports it; never below 3 available
