@@ -27,15 +27,41 @@ data directories) and how it plans; adding a component is its module plus one li
                   run_if=lambda ctx: bool(ctx.spec.worker_hosts))
 """
 
-from provisioner.phases import etcd, install, pki, preflight, verify
+from provisioner.phases import (
+    addons,
+    bootstrap_token,
+    control_plane,
+    etcd,
+    install,
+    join,
+    kubeconfig,
+    kubelet_start,
+    mark_control_plane,
+    pki,
+    preflight,
+    runtime,
+    upload_config,
+    verify,
+    wait_control_plane,
+)
 from provisioner.phases.delete import default_cleanup
 from provisioner.workflow import Phase, cleanup_phases
 
 CREATE_PHASES: list[Phase] = [
     preflight.PHASE,  # hosts are reachable and fit: OS, python3, systemd, ports, clock, disk
     pki.PHASE,  # certificates exist locally (pki/certs) and each host holds its share (pki/place)
+    kubeconfig.PHASE,  # admin, controller-manager, scheduler and control-plane kubelet kubeconfigs
     install.PHASE,  # this project runs on each host from /opt/provisioner/venv
     etcd.PHASE,  # every etcd host runs a member of one TLS-only etcd cluster
+    runtime.PHASE,  # the container runtime under systemd, CNI plugins, the components image
+    control_plane.PHASE,  # static pods: apiserver, controller-manager, scheduler
+    kubelet_start.PHASE,  # control-plane kubelets run the static pods and register their nodes
+    wait_control_plane.PHASE,  # the API server answers /readyz
+    upload_config.PHASE,  # the spec in kube-system/provisioner-config; kube-public/cluster-info
+    bootstrap_token.PHASE,  # a join token and the RBAC for TLS bootstrap
+    mark_control_plane.PHASE,  # control-plane nodes labelled (and tainted unless also workers)
+    join.PHASE,  # workers join through the bootstrap token and a CSR
+    addons.PHASE,  # kube-proxy, the network agent, cluster DNS
     verify.PHASE,  # smoke tests pass
 ]
 

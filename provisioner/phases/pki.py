@@ -20,11 +20,11 @@ from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, Owned
 from provisioner.pki.cluster import ensure_certificates, stale_certificates
 from provisioner.pki.table import (
+    ALL_HOSTS,
     Authority,
     Certificate,
     PlacedFile,
     SigningKey,
-    Subject,
     host_files,
 )
 from provisioner.spec import Host
@@ -34,24 +34,11 @@ LOCAL = "local"
 CONTROL_PLANE = ("control-plane",)
 
 
-def apiserver_names(subject: Subject) -> list[str]:
-    """The API server's serving names: in-cluster DNS, the first service IP, every
-    control-plane host, so clients inside and outside the cluster can verify it."""
-    spec = subject.spec
-    names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             f"kubernetes.default.svc.{spec.networking.dns_domain}", "localhost",
-             str(next(spec.networking.service_cidr.hosts())), "127.0.0.1"]
-    for host in spec.control_plane_hosts:
-        names += [host.name, host.address]
-    return names
-
-
 CERTIFICATES = (
     Authority("etcd/ca", "etcd-ca", f"{REMOTE_PKI}/etcd/ca", roles=("etcd", *CONTROL_PLANE)),
-    Authority("ca", "kubernetes", f"{REMOTE_PKI}/ca", key_roles=CONTROL_PLANE),
+    # Every kubelet verifies clients with the CA; only control-plane hosts sign with its key.
+    Authority("ca", "kubernetes", f"{REMOTE_PKI}/ca", roles=(ALL_HOSTS,), key_roles=CONTROL_PLANE),
     SigningKey("sa", f"{REMOTE_PKI}/sa", roles=CONTROL_PLANE),
-    # Kept on the operator until the control-plane phase places it.
-    Certificate("apiserver", "ca", "kube-apiserver", sans=apiserver_names, usages=("server",)),
     Certificate("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client",
                 remote=f"{REMOTE_PKI}/apiserver-etcd-client", roles=CONTROL_PLANE),
     Certificate("admin", "ca", "kubernetes-admin", organizations=("system:masters",)),

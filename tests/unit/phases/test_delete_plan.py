@@ -40,26 +40,44 @@ def test_delete_runs_the_owning_phases_in_reverse_order():
     assert [path for path, _ in walk(DELETE_PHASES)] == list(reversed(created))
 
 
+K8S = "/etc/kubernetes"
+NODE_FILES = {"/etc/systemd/system/kubelet.service", "/etc/systemd/system/provisioner-runtime.service",
+              "/var/lib/kubelet/config.yaml", f"{K8S}/kubelet.conf", f"{PKI}/ca.crt",
+              *(f"/opt/cni/bin/provisioner-{plugin}"
+                for plugin in ("bridge", "host-local", "portmap", "loopback"))}
+NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/var/lib/kubelet",
+              "/var/lib/provisioner/runtime", "/var/lib/cni"}
+
+
 def test_etcd_control_plane_host_removes_the_files_create_placed_and_nothing_wider():
     cluster = spec()
     everything = merged(phase_removals(cluster, cluster.hosts[0]))
-    assert set(everything.files) == {
+    assert set(everything.files) == NODE_FILES | {
         "/etc/systemd/system/etcd.service", "/etc/etcd/initial-cluster.env",
         f"{PKI}/etcd/ca.crt", f"{PKI}/etcd/server.crt", f"{PKI}/etcd/server.key",
         f"{PKI}/etcd/peer.crt", f"{PKI}/etcd/peer.key", f"{PKI}/etcd/healthcheck-client.crt",
-        f"{PKI}/etcd/healthcheck-client.key", f"{PKI}/ca.crt", f"{PKI}/ca.key", f"{PKI}/sa.key",
-        f"{PKI}/sa.pub", f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key"}
-    assert set(everything.trees) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
-                                     "/var/lib/etcd"}
-    assert everything.directories == (f"{PKI}/etcd", PKI, "/etc/etcd", "/etc/kubernetes",
-                                      "/opt/provisioner")
+        f"{PKI}/etcd/healthcheck-client.key", f"{PKI}/ca.key", f"{PKI}/sa.key",
+        f"{PKI}/sa.pub", f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key",
+        f"{PKI}/apiserver.crt", f"{PKI}/apiserver.key", f"{PKI}/apiserver-kubelet-client.crt",
+        f"{PKI}/apiserver-kubelet-client.key", f"{PKI}/front-proxy-ca.crt",
+        f"{PKI}/front-proxy-client.crt", f"{PKI}/front-proxy-client.key",
+        f"{K8S}/admin.conf", f"{K8S}/super-admin.conf", f"{K8S}/controller-manager.conf",
+        f"{K8S}/scheduler.conf", f"{K8S}/encryption-config.yaml",
+        *(f"{K8S}/manifests/{c}.yaml"
+          for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"))}
+    assert set(everything.trees) == NODE_TREES | {"/var/lib/etcd"}
+    assert everything.directories == (f"{PKI}/etcd", "/etc/cni/net.d", f"{K8S}/manifests", PKI,
+                                      "/opt/cni/bin", "/var/lib/kubelet", "/etc/cni", "/etc/etcd",
+                                      K8S, "/opt/cni", "/opt/provisioner")
 
 
-def test_worker_host_only_loses_the_virtualenv_and_wheelhouse():
+def test_a_worker_loses_its_node_share_and_never_held_a_ca_key_or_control_plane_file():
     cluster = spec()
-    assert merged(phase_removals(cluster, cluster.hosts[1])) == Removals(
-        files=(), trees=("/opt/provisioner/venv", "/opt/provisioner/wheelhouse"),
-        directories=("/opt/provisioner",))
+    everything = merged(phase_removals(cluster, cluster.hosts[1]))
+    assert set(everything.files) == NODE_FILES | {f"{K8S}/bootstrap-kubelet.conf"}
+    assert set(everything.trees) == NODE_TREES
+    assert everything.directories == ("/etc/cni/net.d", PKI, "/opt/cni/bin", "/var/lib/kubelet",
+                                      "/etc/cni", K8S, "/opt/cni", "/opt/provisioner")
 
 
 def rebased(many: list[Removals], root: Path) -> list[Removals]:
@@ -99,10 +117,10 @@ def delete_like(many: list[Removals] | Removals) -> list[str]:
 def test_delete_keeps_what_was_there_before_and_a_second_delete_does_nothing(tmp_path):
     cluster = spec()
     removals = rebased(phase_removals(cluster, cluster.hosts[0]), tmp_path)
-    # Before create: the host already had a kubeconfig in /etc/kubernetes and an etcd
+    # Before create: the host already had a file of its own in /etc/kubernetes and an etcd
     # client config in /etc/etcd; other units live next to etcd's.
     (tmp_path / "etc/kubernetes").mkdir(parents=True)
-    (tmp_path / "etc/kubernetes/admin.conf").write_text("mine\n")
+    (tmp_path / "etc/kubernetes/notes.txt").write_text("mine\n")
     (tmp_path / "etc/etcd").mkdir(parents=True)
     (tmp_path / "etc/etcd/.etcdctl.conf").write_text("mine\n")
     (tmp_path / "etc/systemd/system").mkdir(parents=True)
@@ -113,8 +131,9 @@ def test_delete_keeps_what_was_there_before_and_a_second_delete_does_nothing(tmp
 
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert left == ["etc", "etc/etcd", "etc/etcd/.etcdctl.conf", "etc/kubernetes",
-                    "etc/kubernetes/admin.conf", "etc/systemd", "etc/systemd/system",
-                    "etc/systemd/system/other.service", "opt", "var", "var/lib"]
+                    "etc/kubernetes/notes.txt", "etc/systemd", "etc/systemd/system",
+                    "etc/systemd/system/other.service", "opt", "var", "var/lib",
+                    "var/lib/provisioner"]
     assert f"remove {tmp_path}/var/lib/etcd" in done
     assert f"remove empty directory {tmp_path}/etc/kubernetes/pki" in done
     assert f"remove empty directory {tmp_path}/etc/kubernetes" not in done
@@ -129,15 +148,19 @@ def test_directories_create_made_go_when_nothing_else_is_in_them(tmp_path):
     done = delete_like(removals)
 
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert left == ["etc", "etc/systemd", "etc/systemd/system", "opt", "var", "var/lib"]
+    # /var/lib/provisioner stays: lab hosts mount it (the runtime's root lives below it).
+    assert left == ["etc", "etc/systemd", "etc/systemd/system", "opt", "var", "var/lib",
+                    "var/lib/provisioner"]
     removed = [d for d in done if d.startswith("remove empty directory")]
-    assert removed == [f"remove empty directory {tmp_path}{d}" for d in (
-        "/etc/etcd", "/opt/provisioner", f"{PKI}/etcd", PKI, "/etc/kubernetes")]
+    assert set(removed) == {f"remove empty directory {tmp_path}{d}" for d in (
+        "/etc/etcd", "/opt/provisioner", f"{PKI}/etcd", PKI, "/etc/kubernetes",
+        "/etc/kubernetes/manifests", "/opt/cni/bin", "/opt/cni")}
 
 
 def test_the_unit_is_stopped_and_reloaded_away_only_when_it_is_there():
     cluster = spec()
-    etcd_share = phase_removals(cluster, cluster.hosts[0])[0]
+    etcd_share = next(r for r in phase_removals(cluster, cluster.hosts[0])
+                      if any(u.name == "etcd.service" for u in r.units))
     assert [u.name for u in etcd_share.units] == ["etcd.service"]
 
     with_unit = removal_plan(etcd_share, "present /etc/systemd/system/etcd.service\n")

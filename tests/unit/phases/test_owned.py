@@ -50,7 +50,7 @@ def test_a_share_holds_declared_paths_certificates_and_the_directories_they_need
     assert control_plane.data_dirs == ("/srv/etcd data",)
 
 
-def test_the_workflow_declares_each_path_once_and_nothing_for_a_bare_worker():
+def test_the_workflow_declares_each_path_once_and_a_worker_only_its_node_share():
     cluster = spec()
     owners: dict[str, list[str]] = {}
     for phase in CREATE_PHASES:
@@ -62,8 +62,17 @@ def test_the_workflow_declares_each_path_once_and_nothing_for_a_bare_worker():
                         owners[path].append(phase.name)
     assert {path: names for path, names in owners.items() if len(names) > 1} == {}
     worker = ownership(CREATE_PHASES).share(cluster, cluster.hosts[2])
-    assert worker.paths == ()
-    assert worker.data_dirs == ("/opt/provisioner/venv", "/opt/provisioner/wheelhouse")
+    assert set(worker.paths) == {
+        "/etc/systemd/system/provisioner-runtime.service", "/etc/systemd/system/kubelet.service",
+        "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf",
+        "/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/config.yaml",
+        *(f"/opt/cni/bin/provisioner-{p}" for p in ("bridge", "host-local", "portmap", "loopback"))}
+    assert not any(path.endswith(".key") for path in worker.paths)  # no CA key on a worker
+    assert set(worker.data_dirs) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
+                                     "/var/lib/provisioner/runtime", "/var/lib/cni",
+                                     "/var/lib/kubelet"}
+    etcd_only = ownership(CREATE_PHASES).share(cluster, cluster.hosts[1])
+    assert not any("kubelet" in path or "cni" in path for path in etcd_only.paths)
 
 
 def test_every_etcd_member_holds_its_own_pair_and_the_table_names_each_once():

@@ -71,7 +71,8 @@ def test_keys_are_private_and_each_member_gets_its_own_pair(spec):
     assert share["/etc/kubernetes/pki/etcd/server.key"].local == "etcd/server-cp1.key"
     assert {p.mode for p in share.values() if p.remote.endswith(".key")} == {"600"}
     assert {p.mode for p in share.values() if not p.remote.endswith(".key")} == {"644"}
-    assert host_files(TABLE, spec, spec.hosts[1]) == []  # a worker holds no certificates yet
+    # A worker holds the cluster CA's certificate (its kubelet verifies clients) and nothing else.
+    assert [p.remote for p in host_files(TABLE, spec, spec.hosts[1])] == ["/etc/kubernetes/pki/ca.crt"]
 
 
 def test_the_probe_reports_existing_files_through_a_real_shell(tmp_path):

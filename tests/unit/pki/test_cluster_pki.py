@@ -22,9 +22,10 @@ TABLE = ownership(CREATE_PHASES).certificates
 SSH = SSHSettings(user="root", port=22, key=Path("/k"))
 
 ALL = [
-    "etcd/ca", "ca", "apiserver",
-    "etcd/server-cp1", "etcd/peer-cp1", "etcd/server-cp2", "etcd/peer-cp2",
-    "etcd/healthcheck-client", "apiserver-etcd-client", "admin", "sa",
+    "etcd/ca", "ca", "front-proxy-ca", "apiserver", "apiserver-kubelet-client",
+    "front-proxy-client", "etcd/server-cp1", "etcd/peer-cp1", "etcd/server-cp2", "etcd/peer-cp2",
+    "etcd/healthcheck-client", "apiserver-etcd-client", "admin", "super-admin",
+    "controller-manager", "scheduler", "kubelet-client-cp1", "sa",
 ]
 
 

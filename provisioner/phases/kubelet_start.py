@@ -1,0 +1,91 @@
+"""Phase `kubelet-start`: the control-plane hosts' kubelets run, and with them the static pods.
+
+Each kubelet reads /var/lib/kubelet/config.yaml (webhook authentication and authorization, the
+cluster CA, the manifest directory, cluster DNS) and reaches the API server with kubelet.conf.
+It starts the control plane from the manifests without an API server, then registers its node
+once the API server it started answers. `join` starts the workers' kubelets the same way, with a
+bootstrap kubeconfig instead of kubelet.conf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import yaml
+from pyinfra.operations import files, systemd
+
+from provisioner.kube.kubeletconfig import kubelet_configuration
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.control_plane import MANIFESTS_DIR
+from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES
+from provisioner.phases.owned import REMOTE_VENV, DataDir, File, Owned, Unit
+from provisioner.phases.runtime import RUNTIME_SOCKET
+from provisioner.spec import Host
+from provisioner.templates import render
+from provisioner.workflow import Phase, Plan
+
+UNIT = Unit("kubelet.service", NODES)
+KUBELET_DIR = "/var/lib/kubelet"
+KUBELET_CONFIG = f"{KUBELET_DIR}/config.yaml"
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+OWNS = Owned(
+    files=(File(KUBELET_CONFIG, NODES),),
+    units=(UNIT,),
+    data_dirs=(DataDir(KUBELET_DIR, NODES),),
+)
+
+
+def config_for(ctx: ClusterContext, host: Host) -> str:
+    """The kubelet's configuration file; control-plane-only hosts register tainted."""
+    spec = ctx.spec
+    taints = [CONTROL_PLANE_TAINT] if host.is_control_plane and not host.is_worker else None
+    return yaml.safe_dump(kubelet_configuration(
+        client_ca_file=CLUSTER_CA, static_pod_path=MANIFESTS_DIR,
+        service_cidr=str(spec.networking.service_cidr), dns_domain=spec.networking.dns_domain,
+        register_with_taints=taints), sort_keys=False)
+
+
+def credentials_digest(*contents: bytes) -> str:
+    """A digest of what the kubelet authenticates with: changed credentials restart it."""
+    digest = hashlib.sha256()
+    for content in contents:
+        digest.update(content)
+    return digest.hexdigest()[:16]
+
+
+def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconfig: str | None,
+              digest: str) -> None:
+    """The kubelet's configuration and unit on `host`, running; restarted when they change."""
+    session = plan.session
+    session.op(host, f"directory {KUBELET_DIR}", files.directory, path=KUBELET_DIR, mode="700",
+               user="root", group="root")
+    config = config_for(ctx, host)
+    session.put(host, f"kubelet configuration {KUBELET_CONFIG}", KUBELET_CONFIG, config,
+                mode="644")
+    # The unit names a digest of the configuration and credentials, so a change to either
+    # changes the unit, and one condition restarts the kubelet once.
+    digest = credentials_digest(digest.encode(), config.encode())
+    unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
+        "kubelet.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV, name=host.name,
+        address=host.address, kubeconfig=KUBELET_CONF, bootstrap_kubeconfig=bootstrap_kubeconfig,
+        config=KUBELET_CONFIG, runtime_socket=RUNTIME_SOCKET, credentials_digest=digest),
+        mode="644")
+    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
+    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
+               service=UNIT.name, running=None, restarted=True,
+               _if=unit.did_change)
+    session.op(host, f"{UNIT.name} running and enabled", systemd.service, service=UNIT.name,
+               running=True, enabled=True)
+
+
+def plan_kubelet_start(ctx: ClusterContext, plan: Plan) -> None:
+    for host in ctx.spec.control_plane_hosts:
+        kubeconfig = ctx.state.pki_dir / f"kubelet-client-{host.name}.crt"
+        digest = credentials_digest(kubeconfig.read_bytes() if kubeconfig.exists() else b"")
+        configure(ctx, plan, host, bootstrap_kubeconfig=None, digest=digest)
+
+
+PHASE = Phase("kubelet-start", "starting the kubelet on control-plane hosts", plan_kubelet_start,
+              owns=OWNS, run_if=lambda ctx: bool(ctx.spec.control_plane_hosts),
+              hosts=lambda ctx: ctx.spec.control_plane_hosts)

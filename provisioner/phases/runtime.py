@@ -1,0 +1,113 @@
+"""Phase `container-runtime`: every host runs this project's container runtime under systemd.
+
+The daemon (`provisioner-runtime.service`) gives pods their network through CNI: this project's
+plugins are linked into the plugin directory here, and the network agent writes the network
+configuration once the node has a podCIDR. The components image (`provisioner/components:<tag>`,
+python:3.11 plus the host's virtualenv) is built on each host from what `install` placed, so
+hosts never need a registry; its tag carries the wheelhouse digest, so new code means a new tag
+and the static pods and add-ons that name it restart.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shlex
+
+from pyinfra.operations import files, server, systemd
+
+from provisioner.phases.context import ClusterContext
+from provisioner.phases.install import VENV_MARKER
+from provisioner.phases.kubeconfig import NODES
+from provisioner.phases.owned import REMOTE_VENV, DataDir, Directory, File, Owned, Unit
+from provisioner.spec import Host
+from provisioner.templates import render
+from provisioner.workflow import Phase, Plan
+
+UNIT = Unit("provisioner-runtime.service", NODES)
+RUNTIME_ROOT = "/var/lib/provisioner/runtime"
+RUNTIME_SOCKET = "/run/provisioner-runtime/runtime.sock"
+CNI_CONF_DIR = "/etc/cni/net.d"
+CNI_BIN_DIR = "/opt/cni/bin"
+CNI_PLUGINS = ("provisioner-bridge", "provisioner-host-local", "provisioner-portmap",
+               "provisioner-loopback")
+IMAGE_REPOSITORY = "provisioner/components"
+
+OWNS = Owned(
+    files=tuple(File(f"{CNI_BIN_DIR}/{plugin}", NODES) for plugin in CNI_PLUGINS),
+    directories=(Directory(CNI_CONF_DIR, NODES), Directory(CNI_BIN_DIR, NODES)),
+    units=(UNIT,),
+    data_dirs=(DataDir(RUNTIME_ROOT, NODES), DataDir("/var/lib/cni", NODES)),
+)
+
+
+def node_hosts(spec) -> list[Host]:
+    return [h for h in spec.hosts if h.is_control_plane or h.is_worker]
+
+
+def components_image(digest: str) -> str:
+    """The tag of the components image for a wheelhouse digest (the venv marker's content)."""
+    version = importlib.metadata.version("provisioner")
+    return f"{IMAGE_REPOSITORY}:{version}-{digest[:12]}"
+
+
+def installed_digests(plan: Plan) -> dict[str, str]:
+    """Each host's installed wheelhouse digest (install ran before this phase)."""
+    results = plan.session.run(f"cat {VENV_MARKER} 2>/dev/null || true")
+    return {name: result.stdout.strip() for name, result in results.items()}
+
+
+def image_probe(tag: str) -> str:
+    """Prints `present` when the host's runtime store holds `tag`."""
+    check = ("from provisioner.components.runtime.images.store import ImageStore; import sys; "
+             f"sys.exit(0 if ImageStore({RUNTIME_ROOT!r}).exists({tag!r}) else 1)")
+    return (f"test -d {RUNTIME_ROOT} && {REMOTE_VENV}/bin/python -c {shlex.quote(check)} "
+            "&& echo present || echo missing")
+
+
+def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None) -> None:
+    session = plan.session
+    for directory in (CNI_CONF_DIR, CNI_BIN_DIR):
+        session.op(host, f"directory {directory}", files.directory, path=directory, mode="755",
+                   user="root", group="root")
+    for plugin in CNI_PLUGINS:
+        session.op(host, f"CNI plugin {plugin}", files.link, path=f"{CNI_BIN_DIR}/{plugin}",
+                   target=f"{REMOTE_VENV}/bin/provisioner-cni")
+    unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
+        "provisioner-runtime.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV,
+        root=RUNTIME_ROOT, cni_conf_dir=CNI_CONF_DIR, cni_bin_dir=CNI_BIN_DIR), mode="644")
+    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
+    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
+               service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
+    session.op(host, f"{UNIT.name} running and enabled", systemd.service, service=UNIT.name,
+               running=True, enabled=True)
+    if tag is not None:
+        session.op(host, f"image {tag}", server.shell, commands=[
+            f"{REMOTE_VENV}/bin/python -m provisioner.components.runtime.images.component "
+            f"--root {RUNTIME_ROOT} --venv {REMOTE_VENV} --tag {shlex.quote(tag)}"])
+
+
+def plan_runtime(ctx: ClusterContext, plan: Plan) -> None:
+    digests = installed_digests(plan)
+    tags = {name: components_image(digest) for name, digest in digests.items() if digest}
+    probes = {}
+    hosts = node_hosts(ctx.spec)
+    for tag in set(tags.values()):
+        holders = [h for h in hosts if tags.get(h.name) == tag]
+        probes.update({name: r.stdout.strip() for name, r in
+                       plan.session.run(image_probe(tag), holders).items()})
+    for host in hosts:
+        tag = tags.get(host.name)
+        if tag is None:  # a dry run before the first install
+            plan.would(host.name, "build the components image")
+        configure(ctx, plan, host, tag if tag and probes.get(host.name) != "present" else None)
+
+
+def host_image(plan: Plan, host: Host) -> str:
+    """The components image tag for `host`, read from its installed wheelhouse."""
+    digest = plan.session.run_one(host, f"cat {VENV_MARKER} 2>/dev/null || true").stdout.strip()
+    return components_image(digest or "0" * 12)
+
+
+PHASE = Phase("container-runtime", "running the container runtime on every node", plan_runtime,
+              owns=OWNS, run_if=lambda ctx: bool(node_hosts(ctx.spec)),
+              hosts=lambda ctx: node_hosts(ctx.spec))
