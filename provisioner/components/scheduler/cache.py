@@ -88,7 +88,7 @@ class NodeInfo:
                          podinfo.host_ports(pod))
         self.pods[key] = entry
         self.version += 1
-        podinfo._add(self.requested, entry.requests)
+        podinfo.add_amounts(self.requested, entry.requests)
         for r in ("cpu", "memory"):
             self.non_zero[r] += entry.non_zero.get(r, 0)
         self.ports.extend(entry.ports)

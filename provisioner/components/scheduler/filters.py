@@ -128,7 +128,7 @@ class NodeResourcesFit(Plugin):
         # room promised to higher-priority pods nominated here by preemption is not free
         for other in cache.nominated_on(ni.name) if cache is not None and cache.nominated else ():
             if podinfo.priority(other) >= prio and other["metadata"].get("uid") != pod["metadata"].get("uid"):
-                podinfo._add(extra, podinfo.pod_requests(other))
+                podinfo.add_amounts(extra, podinfo.pod_requests(other))
                 pods += 1
         reasons = []
         if pods > ni.allocatable.get("pods", 110):

@@ -26,13 +26,13 @@ def _container_requests(container: dict) -> dict[str, int]:
     return {r: _amount(r, v) for r, v in merged.items()}
 
 
-def _add(into: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+def add_amounts(into: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     for r, v in more.items():
         into[r] = into.get(r, 0) + v
     return into
 
 
-def _max(into: dict[str, int], other: dict[str, int]) -> dict[str, int]:
+def max_amounts(into: dict[str, int], other: dict[str, int]) -> dict[str, int]:
     for r, v in other.items():
         if v > into.get(r, 0):
             into[r] = v
@@ -48,18 +48,18 @@ def pod_requests(pod: dict, non_zero: bool = False) -> dict[str, int]:
         if non_zero:
             req.setdefault("cpu", DEFAULT_MILLI_CPU)
             req.setdefault("memory", DEFAULT_MEMORY)
-        _add(total, req)
+        add_amounts(total, req)
     sidecars: dict[str, int] = {}
     init_peak: dict[str, int] = {}
     for c in spec.get("initContainers") or []:
         req = _container_requests(c)
         if c.get("restartPolicy") == "Always":
-            _add(sidecars, req)
-            _max(init_peak, dict(sidecars))
+            add_amounts(sidecars, req)
+            max_amounts(init_peak, dict(sidecars))
         else:
-            _max(init_peak, _add(dict(sidecars), req))
-    _add(total, sidecars)
-    _max(total, init_peak)
+            max_amounts(init_peak, add_amounts(dict(sidecars), req))
+    add_amounts(total, sidecars)
+    max_amounts(total, init_peak)
     for r, v in (spec.get("overhead") or {}).items():
         total[r] = total.get(r, 0) + _amount(r, v)
     return total
