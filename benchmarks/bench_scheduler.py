@@ -117,6 +117,7 @@ def algorithm_only(nodes: int, pods: int) -> float:
 
 
 async def bench(nodes: int, pods: int, root: Path) -> dict:
+    load_before = os.getloadavg()[0]  # other work on the machine shows in every figure: record it
     cluster = DevCluster(root / "cluster")
     cluster.start(timeout=60)
     sched = None
@@ -166,7 +167,8 @@ async def bench(nodes: int, pods: int, root: Path) -> dict:
                 "algorithm_only_pods_per_s": algorithm_only(nodes, pods),
                 "scheduler_rss_mb_idle": round(rss_idle, 1),
                 "scheduler_peak_rss_mb": round(peak, 1),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                            "load_average_1m_before": load_before, "load_average_1m_after": os.getloadavg()[0]},
                 "note": "API server, etcd, the watch counting bindings and the scheduler share this machine",
             }
     finally:
