@@ -45,7 +45,7 @@ MBR_CODE = Path("/usr/lib/EXTLINUX/mbr.bin")
 INSECURE_KEY_DIRS = (Path("/usr/share/rubygems-integration/all/gems"), Path("/usr/share/vagrant"),
                      Path("/opt/vagrant/embedded/gems"))
 # Bump when _finish_vm() or the disk layout changes, so cached boxes are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 TOOLS = {"losetup": "mount", "mkfs.ext4": "e2fsprogs", "extlinux": "extlinux",
          "qemu-img": "qemu-utils", "mount": "mount"}
 
@@ -76,10 +76,12 @@ def mbr(code: bytes, disk_bytes: int) -> bytes:
 
 def extlinux_conf(kernel: str, initrd: str, uuid: str) -> str:
     # console=ttyS0: the serial console libvirt writes to the lab's console log.
+    # no_timer_check: under emulation on a busy machine the kernel's IO-APIC timer check can
+    # time out and panic ("IO-APIC + timer doesn't work"); cloud images skip it the same way.
     return (
         "DEFAULT debian\nTIMEOUT 0\nPROMPT 0\n\n"
         f"LABEL debian\n  LINUX /boot/{kernel}\n  INITRD /boot/{initrd}\n"
-        f"  APPEND root=UUID={uuid} ro console=tty0 console=ttyS0,115200 net.ifnames=0\n"
+        f"  APPEND root=UUID={uuid} ro console=tty0 console=ttyS0,115200 net.ifnames=0 no_timer_check\n"
     )
 
 

@@ -33,6 +33,7 @@ def test_the_bootloader_boots_the_root_by_uuid_with_a_serial_console():
     text = box.extlinux_conf("vmlinuz-6.1", "initrd.img-6.1", "1234-abcd")
     assert "LINUX /boot/vmlinuz-6.1" in text and "INITRD /boot/initrd.img-6.1" in text
     assert "root=UUID=1234-abcd" in text and "console=ttyS0" in text
+    assert "no_timer_check" in text  # an emulated boot on a busy machine must not panic
 
 
 @pytest.mark.parametrize("flags, kvm, driver, model", [
