@@ -4,6 +4,11 @@
   certificate, one keep-alive connection, one request at a time): median and p99 latency; the same
   operations done directly on etcd with aetcd (a create-if-absent transaction of the same JSON,
   a get of the key, a prefix range of the 1,000 keys); and the API/etcd ratio of each.
+  Lists are served by the watch cache: `list` is a consistent read (resourceVersion ""),
+  `list_rv0` resourceVersion "0"; the `*_same_objects` figures compare them with a raw etcd range
+  over the API server's own stored pods (the same, larger, values), `list` with the client's JSON.
+- `without_watch_cache`: list, create and watch delivery through a second API server on the same
+  etcd with --watch-cache=false (every read from etcd, as before the cache), in the same run.
 - creates per second through the API server with CONCURRENCY requests in flight.
 - WATCHERS concurrent watch connections receiving CHANGES ConfigMap creations: delivery latency
   (from just before the create request is sent to the event's arrival at each watcher), median
@@ -22,6 +27,7 @@ import json
 import os
 import platform
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provisioner.components.apiserver.storage import TLSClient, parse_etcd_url  # noqa: E402
-from provisioner.dev import DevCluster  # noqa: E402
+from provisioner.dev import DevCluster, free_port  # noqa: E402
 
 PODS = 1000
 LIST_ROUNDS = 30
@@ -62,10 +68,10 @@ async def timed(fn, *args) -> float:  # noqa: ANN001
 
 
 class Api:
-    def __init__(self, cluster: DevCluster, connections: int):
+    def __init__(self, cluster: DevCluster, connections: int, base: str | None = None):
         ctx = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
         ctx.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
-        self.base = cluster.server
+        self.base = base or cluster.server
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=connections))
 
     async def request(self, method: str, path: str, body: dict | None = None, expect: int = 200) -> bytes:
@@ -83,7 +89,8 @@ async def api_figures(api: Api) -> dict[str, list[float]]:
     items = len(json.loads(await api.request("GET", coll))["items"])
     assert items == PODS, items
     lst = [await timed(api.request, "GET", coll) for _ in range(LIST_ROUNDS)]
-    return {"create": create, "get": get, "list": lst}
+    any_rv = [await timed(api.request, "GET", coll + "?resourceVersion=0") for _ in range(LIST_ROUNDS)]
+    return {"create": create, "get": get, "list": lst, "list_rv0": any_rv}
 
 
 async def etcd_figures(cluster: DevCluster) -> dict[str, list[float]]:
@@ -106,14 +113,16 @@ async def etcd_figures(cluster: DevCluster) -> dict[str, list[float]]:
     async def get(i: int) -> None:
         await client.kvstub.Range(rpc.RangeRequest(key=prefix + f"p{i:04d}".encode()))
 
-    async def lst() -> None:
-        resp = await client.kvstub.Range(rpc.RangeRequest(key=prefix, range_end=utils.prefix_range_end(prefix)))
+    async def lst(key: bytes = prefix) -> None:
+        resp = await client.kvstub.Range(rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key)))
         assert len(resp.kvs) == PODS
 
     try:
         return {"create": [await timed(create, i) for i in range(PODS)],
                 "get": [await timed(get, i) for i in range(PODS)],
-                "list": [await timed(lst) for _ in range(LIST_ROUNDS)]}
+                "list": [await timed(lst) for _ in range(LIST_ROUNDS)],
+                # the API server's own stored pods (defaults, managedFields, status: larger values)
+                "list_stored": [await timed(lst, f"/registry/pods/{NS}/".encode()) for _ in range(LIST_ROUNDS)]}
     finally:
         await client.delete_prefix(prefix)
         await client.close()
@@ -143,10 +152,9 @@ def added_name(line: bytes) -> str | None:
     return line[start:line.index(b'"', start)].decode()
 
 
-async def watch_latency(cluster: DevCluster) -> dict[str, float]:
-    ns = f"{NS}-watch"
-    writer = Api(cluster, 1)
-    watchers = Api(cluster, WATCHERS + 1)
+async def watch_latency(cluster: DevCluster, base: str | None = None, ns: str = f"{NS}-watch") -> dict[str, float]:
+    writer = Api(cluster, 1, base)
+    watchers = Api(cluster, WATCHERS + 1, base)
     await writer.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                         "metadata": {"name": ns}}, 201)
     rv = json.loads(await writer.request("GET", f"/api/v1/namespaces/{ns}/configmaps"))["metadata"]["resourceVersion"]
@@ -192,6 +200,32 @@ async def watch_latency(cluster: DevCluster) -> dict[str, float]:
     return out
 
 
+async def without_watch_cache(cluster: DevCluster, base: str) -> dict:
+    """The same list (the same 1,000 stored pods), creates and watch delivery through a second API
+    server on the same etcd started with --watch-cache=false: the server as it was before the cache."""
+    api = Api(cluster, 1, base)
+    try:
+        coll = f"/api/v1/namespaces/{NS}/pods"
+        lst = [await timed(api.request, "GET", coll) for _ in range(LIST_ROUNDS)]
+        await api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": f"{NS}-nocache"}}, 201)
+        create = [await timed(api.request, "POST", f"/api/v1/namespaces/{NS}-nocache/pods", pod(f"n{i:04d}"), 201)
+                  for i in range(PODS)]
+    finally:
+        await api.session.close()
+    watch = await watch_latency(cluster, base, f"{NS}-watch-nocache")
+    return {"list": summary(lst), "create": summary(create),
+            "watch_delivery": dict(watch, watchers=WATCHERS, changes=CHANGES)}
+
+
+def start_server(cluster: DevCluster, *flags: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(cluster.apiserver_command(port) + list(flags), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    cluster.wait_ready(60, port)
+    return proc, f"https://127.0.0.1:{port}"
+
+
 async def run(cluster: DevCluster) -> dict:
     api = Api(cluster, CONCURRENCY)
     try:
@@ -200,18 +234,28 @@ async def run(cluster: DevCluster) -> dict:
         through_api = await api_figures(api)
         direct = await etcd_figures(cluster)
         ops = {}
-        for op in ("create", "get", "list"):
-            a, e = summary(through_api[op]), summary(direct[op])
-            ops[op] = {"apiserver": a, "etcd": e,
-                       "ratio_median": round(a["median_ms"] / e["median_ms"], 2),
-                       "ratio_p99": round(a["p99_ms"] / e["p99_ms"], 2)}
+        # (figure, API operation, etcd operation)
+        pairs = (("create", "create", "create"), ("get", "get", "get"), ("list", "list", "list"),
+                 ("list_same_objects", "list", "list_stored"), ("list_rv0_same_objects", "list_rv0", "list_stored"))
+        for figure, api_op, etcd_op in pairs:
+            a, e = summary(through_api[api_op]), summary(direct[etcd_op])
+            ops[figure] = {"apiserver": a, "etcd": e,
+                           "ratio_median": round(a["median_ms"] / e["median_ms"], 2),
+                           "ratio_p99": round(a["p99_ms"] / e["p99_ms"], 2)}
         cps = await creates_per_second(api)
     finally:
         await api.session.close()
     watch = await watch_latency(cluster)
+    proc, base = start_server(cluster, "--watch-cache=false")
+    try:
+        before = await without_watch_cache(cluster, base)
+    finally:
+        proc.terminate()
+        proc.wait(10)
     return {"pods_listed": PODS, "operations": ops,
             "creates_per_second": {"value": round(cps, 1), "concurrency": CONCURRENCY, "pods": THROUGHPUT_PODS},
-            "watch_delivery": dict(watch, watchers=WATCHERS, changes=CHANGES)}
+            "watch_delivery": dict(watch, watchers=WATCHERS, changes=CHANGES),
+            "without_watch_cache": before}
 
 
 def main() -> None:
