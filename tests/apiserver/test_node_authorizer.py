@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from .conftest import eventually
+
 
 @pytest.fixture
 def nodes(kubectl, user_kubectl, ns):
@@ -104,3 +106,28 @@ def test_node_restriction_on_nodes(nodes, kubectl):
     assert _denied(out, "is not allowed to modify labels: node-restriction.kubernetes.io/pool")
     kubelet("label", "node", a, "example.com/zone=a")
     assert _denied(kubelet("label", "node", b, "example.com/zone=a", check=False))
+
+
+def test_node_tokens_are_bound_to_its_pods(nodes, kubectl, k8s, ns):
+    from kubernetes import client
+
+    a, _, kubelet = nodes
+    token = kubelet("create", "token", "default", "-n", ns, "--bound-object-kind=Pod",
+                    "--bound-object-name=pod-a").stdout.strip()
+    review = client.AuthenticationV1Api(k8s).create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token)))
+    assert review.status.authenticated
+    extra = review.status.user.extra
+    assert extra["authentication.kubernetes.io/pod-name"] == ["pod-a"]
+    assert extra["authentication.kubernetes.io/node-name"] == [a]
+    out = kubelet("create", "token", "default", "-n", ns, check=False)
+    assert _denied(out, 'serviceaccounts "default" is forbidden: node requested token not bound to a pod')
+    out = kubelet("create", "token", "default", "-n", ns, "--bound-object-kind=Pod", "--bound-object-name=pod-b",
+                  check=False)
+    assert _denied(out, "node requested token bound to a pod scheduled on a different node")
+    kubectl("delete", "pod", "pod-a", "-n", ns, "--grace-period=0", "--force")
+
+    def dead():
+        return not client.AuthenticationV1Api(k8s).create_token_review(
+            client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))).status.authenticated
+    assert eventually(dead, 5)  # the token died with its pod

@@ -131,6 +131,9 @@ class Authenticator:
             uid = ((claims.get("kubernetes.io") or {}).get("serviceaccount") or {}).get("uid")
             if uid and uid != sa["metadata"].get("uid"):
                 return None
+            from .tokenrequest import binding_alive
+            if not await binding_alive(self.storage, ns, claims.get("kubernetes.io") or {}):
+                return None  # bound to a pod (or secret, node) that is gone: the token died with it
             extra = {}
             info = claims.get("kubernetes.io") or {}
             for key, claim in (("pod", "pod"), ("node", "node")):
@@ -177,7 +180,7 @@ class Authenticator:
 
 
 def sign_service_account_token(key_pem: bytes, issuer: str, namespace: str, name: str, uid: str,
-                               audiences: list[str], seconds: int) -> tuple[str, int]:
+                               audiences: list[str], seconds: int, bound: dict | None = None) -> tuple[str, int]:
     """A bound service-account token, as the TokenRequest API issues it."""
     from cryptography.hazmat.primitives import serialization
 
@@ -186,5 +189,6 @@ def sign_service_account_token(key_pem: bytes, issuer: str, namespace: str, name
     now = int(time.time())
     claims = {"iss": issuer, "sub": f"system:serviceaccount:{namespace}:{name}", "aud": audiences,
               "iat": now, "nbf": now, "exp": now + seconds,
-              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}}}
+              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid},
+                                **(bound or {})}}
     return jwt.encode(claims, key, algorithm=alg), now + seconds

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject
+from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject, tokenrequest
 from .allocator import Allocator
 from .audit import AuditOptions, Auditor
 from .cache import WatchCache
@@ -202,13 +202,16 @@ class ApiServer:
                 "spec.expirationSeconds", f"Invalid value: {seconds}: may not specify a duration less than 10 minutes")],
                 "authentication.k8s.io")
         audiences = spec.get("audiences") or self.authn.audiences
+        bound, bound_ref = await tokenrequest.bound_claims(self.storage, *request["user"], ns, name,
+                                                           spec.get("boundObjectRef"))
         with open(self.config.sa_signing_key_file, "rb") as fh:
             token, exp = auth.sign_service_account_token(fh.read(), self.config.sa_issuers[0], ns, name,
-                                                         sa["metadata"]["uid"], audiences, seconds)
+                                                         sa["metadata"]["uid"], audiences, seconds, bound)
         import datetime as dt
         return json_response({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                               "metadata": {"name": name, "namespace": ns}, "spec": {
-                                  "audiences": audiences, "expirationSeconds": seconds},
+                                  "audiences": audiences, "expirationSeconds": seconds,
+                                  **({"boundObjectRef": bound_ref} if bound_ref else {})},
                               "status": {"token": token, "expirationTimestamp": dt.datetime.fromtimestamp(
                                   exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}, 201)
 
