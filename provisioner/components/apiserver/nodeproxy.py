@@ -35,7 +35,7 @@ POD_SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
                               "tailLines", "limitBytes")),
     "exec": ("exec", ("command", "stdin", "stdout", "stderr", "tty")),
     "attach": ("attach", ("stdin", "stdout", "stderr", "tty")),
-    "portforward": ("portForward", ("port",)),
+    "portforward": ("portForward", ("port", "ports")),   # clients send ports= (PortForwardOptions)
 }
 STREAMING = ("exec", "attach", "portforward")
 DEFAULT_ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
