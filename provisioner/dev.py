@@ -105,6 +105,16 @@ class DevCluster:
                                     client=admin)
         self._admin_conf = content
 
+    def kubelet_client_args(self) -> list[str]:
+        """Issue the API server's client certificate for kubelets (logs, exec, port-forward;
+        in system:masters as kubeadm long did) and return the flags that make it show it."""
+        from provisioner.pki import certs
+
+        certs.issue(self._ca, "kube-apiserver-kubelet-client", organizations=("system:masters",),
+                    client=True).save(self.pki, "apiserver-kubelet-client")
+        return ["--kubelet-client-certificate", str(self.pki / "apiserver-kubelet-client.crt"),
+                "--kubelet-client-key", str(self.pki / "apiserver-kubelet-client.key")]
+
     def issue_user(self, name: str, groups: tuple[str, ...] = ()) -> tuple[Path, Path]:
         """A client certificate for another user (CN=name, O=groups): (cert path, key path)."""
         from provisioner.pki import certs
@@ -295,12 +305,9 @@ class DevNodeCluster:
         from provisioner.pki import certs
 
         self.root.mkdir(parents=True, exist_ok=True)
-        pki = self.api.pki
         self.api.write_pki()
         self._issue_kubelet_pki(certs)
-        self.api.extra_args += [
-            "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
-            "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key")]
+        self.api.extra_args += self.api.kubelet_client_args()
         self.api.start(fresh_pki=False, write_admin=False)
         self.log(f"[dev] API server ready at {self.api.server}")
         self._start_control_plane()
@@ -318,8 +325,6 @@ class DevNodeCluster:
 
     def _issue_kubelet_pki(self, certs) -> None:
         pki, ca = self.api.pki, self.api._ca
-        certs.issue(ca, "kube-apiserver-kubelet-client", organizations=("system:masters",),
-                    client=True).save(pki, "apiserver-kubelet-client")
         certs.issue(ca, self.node_name, dns_names=(self.node_name, "localhost"),
                     ip_addresses=("127.0.0.1",), server=True).save(pki, "kubelet-serving")
         (self.root / "manifests").mkdir(parents=True, exist_ok=True)

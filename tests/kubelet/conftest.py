@@ -137,7 +137,9 @@ class KubeletProcess:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     c = DevCluster(tmp_path_factory.mktemp("kubelet-api"))
-    c.start()
+    c.write_pki()
+    c.extra_args += c.kubelet_client_args()       # the API server proxies logs/exec to kubelets
+    c.start(fresh_pki=False)
     yield c
     c.stop()
 

@@ -137,3 +137,54 @@ def test_exec_over_websocket(kubelet, cluster, chatty, protocol):
     assert (stdout, stderr) == (b"out\n", b"err\n")
     assert error["status"] == "Failure" and error["reason"] == "NonZeroExitCode"
     assert error["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
+
+
+@pytest.fixture(scope="module")
+def web_pod(api, kubelet, chatty):
+    api.create_namespaced_pod(chatty, pod_manifest("web", kubelet.node, [
+        {"name": "main", "image": "busybox:latest",
+         "command": ["sh", "-c", "mkdir -p /www && echo forwarded > /www/index.html && "
+                                 "exec httpd -f -p 8080 -h /www"],
+         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]))
+    wait_for(lambda: (s := api.read_namespaced_pod("web", chatty).status.container_statuses)
+             and s[0].ready, 60, what="web ready")
+    return "web"
+
+
+async def forward(kubelet, cluster, path) -> tuple[list, bytes]:
+    headers, body = [], b""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"wss://127.0.0.1:{kubelet.port}{path}",
+                                      ssl=admin(cluster), protocols=("v4.channel.k8s.io",)) as ws:
+            for _ in range(2):
+                message = await ws.receive()
+                headers.append(message.data)
+            await ws.send_bytes(b"\x00GET /index.html HTTP/1.0\r\n\r\n")
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.BINARY and message.data[0] == 0:
+                    body += message.data[1:]
+    return headers, body
+
+
+def test_port_forward_over_websocket(kubelet, cluster, chatty, web_pod):
+    headers, body = asyncio.run(forward(kubelet, cluster,
+                                        f"/portForward/{chatty}/{web_pod}?ports=8080"))
+    assert headers == [b"\x00" + (8080).to_bytes(2, "little"),
+                       b"\x01" + (8080).to_bytes(2, "little")]
+    assert body.startswith(b"HTTP/1.1 200 OK") and body.endswith(b"forwarded\n")
+
+
+def test_python_client_port_forward_through_the_api_server(api, chatty, web_pod):
+    from kubernetes.stream import portforward
+
+    forwarded = portforward(api.connect_get_namespaced_pod_portforward, web_pod, chatty,
+                            ports="8080")
+    sock = forwarded.socket(8080)
+    sock.setblocking(True)
+    sock.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"forwarded\n")
+    assert forwarded.error(8080) is None

@@ -17,7 +17,7 @@ import os
 import ssl
 import threading
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from ..api.client import ApiStatusError
 from . import hostinfo
@@ -98,6 +98,8 @@ class KubeletServer:
             web.get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
             web.route("*", "/exec/{namespace}/{pod}/{container}", self.exec),
             web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
+            web.get("/portForward/{namespace}/{pod}", self.port_forward),
+            web.get("/portForward/{namespace}/{pod}/{uid}", self.port_forward),
             web.get("/stats/summary", self.stats_summary),
             web.get("/metrics/resource", self.metrics_resource),
             web.get("/metrics", self.metrics),
@@ -306,6 +308,74 @@ class KubeletServer:
         await ws.send_bytes(b"\x03" + json.dumps(status).encode())
         await ws.close()
         return ws
+
+    def pod_address(self, request: web.Request) -> str:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        for worker in self.kubelet.workers.values():
+            meta = worker.pod["metadata"]
+            if meta.get("namespace") == ns and meta["name"] == name:
+                if worker.pod["spec"].get("hostNetwork"):
+                    return "127.0.0.1"
+                sandbox = next((s for s in self.kubelet.snapshot.sandboxes.get(worker.uid, [])
+                                if s.ready and s.ip), None)
+                if sandbox is None:
+                    raise web.HTTPBadRequest(text=f'pod "{name}" has no running sandbox')
+                return sandbox.ip
+        raise web.HTTPNotFound(text=f'pod "{name}" in namespace "{ns}" not found on this node')
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """Port-forward over WebSocket (v4.channel.k8s.io), as the Python client speaks it: port
+        i has data channel 2i and error channel 2i+1; each channel first carries its port as two
+        little-endian bytes; then bytes flow both ways on the data channels."""
+        address = self.pod_address(request)
+        ports = []
+        for value in [*request.query.getall("ports", []), *request.query.getall("port", [])]:
+            for item in value.split(","):
+                if not item.strip().isdigit() or not 0 < int(item) < 65536:
+                    raise web.HTTPBadRequest(text=f"invalid port {item!r}")
+                ports.append(int(item))
+        if not ports:
+            raise web.HTTPBadRequest(text="port-forward needs at least one port (?ports=N)")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="port-forward needs a WebSocket upgrade (subprotocol "
+                                          "v4.channel.k8s.io)")
+        ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await ws.prepare(request)
+        writers: dict[int, asyncio.StreamWriter] = {}
+        pumps = []
+        for index, port in enumerate(ports):
+            header = port.to_bytes(2, "little")
+            await ws.send_bytes(bytes([2 * index]) + header)
+            await ws.send_bytes(bytes([2 * index + 1]) + header)
+            try:
+                reader, writer = await asyncio.open_connection(address, port)
+            except OSError as error:
+                await ws.send_bytes(bytes([2 * index + 1]) + (
+                    f"error forwarding port {port} to pod: {error}").encode())
+                continue
+            writers[2 * index] = writer
+            pumps.append(asyncio.create_task(self._pod_to_client(reader, ws, 2 * index)))
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.BINARY or not message.data:
+                    continue
+                writer = writers.get(message.data[0])
+                if writer is not None and len(message.data) > 1:
+                    writer.write(message.data[1:])
+                    await writer.drain()
+        finally:
+            for task in pumps:
+                task.cancel()
+            for writer in writers.values():
+                writer.close()
+        return ws
+
+    @staticmethod
+    async def _pod_to_client(reader: asyncio.StreamReader, ws: web.WebSocketResponse,
+                             channel: int) -> None:
+        while data := await reader.read(65536):
+            await ws.send_bytes(bytes([channel]) + data)
+        await ws.close()
 
     async def stats_summary(self, request: web.Request) -> web.Response:
         memory = hostinfo.meminfo()
