@@ -54,3 +54,15 @@ def test_cluster_role_aggregation(kubectl, kcm):
     kubectl("delete", "clusterrole", f"part-{tag}")
     eventually(lambda: not kubectl.json("get", "clusterrole", f"agg-{tag}").get("rules"), what="rules withdrawn")
     kubectl("delete", "clusterrole", f"agg-{tag}")
+
+
+def test_quota_refusal_shows_as_replica_failure(kubectl, ns):
+    kubectl("create", "quota", "tight", "-n", ns, "--hard=pods=1")
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx", "--replicas=2")
+
+    def failure():
+        conds = kubectl.json("get", "deploy", "web", "-n", ns).get("status", {}).get("conditions", [])
+        return next((c for c in conds if c["type"] == "ReplicaFailure"), None)
+    cond = eventually(failure, what="ReplicaFailure on the deployment")
+    assert cond["status"] == "True" and cond["reason"] == "FailedCreate" and "exceeded quota" in cond["message"]
+    assert len(kubectl.json("get", "pods", "-n", ns)["items"]) == 1

@@ -316,6 +316,13 @@ class DeploymentController(Controller):
                 rollout.set_condition(status, "Progressing", "True", rollout.FOUND_NEW_RS,
                                       f'Found new replica set "{name}"', stamp)
             rollout.rollout_conditions(d, status, new_rs, now)
+        failure = next((c for rs in all_rss for c in (rs.get("status") or {}).get("conditions") or []
+                        if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), None)
+        if failure is not None:  # a pod the ReplicaSet could not create (quota, a bad template)
+            rollout.set_condition(status, "ReplicaFailure", "True", failure.get("reason", "FailedCreate"),
+                                  failure.get("message", ""), stamp)
+        else:
+            status["conditions"] = [c for c in status["conditions"] if c.get("type") != "ReplicaFailure"]
         status = rollout.compact_status(status)
         if status != (d.get("status") or {}):
             try:
