@@ -76,6 +76,7 @@ def test_secure_port_serves_health_to_anyone_and_metrics_to_monitoring_certifica
         assert await call("/livez", anon) == (200, "ok")
         status, body = await call("/readyz?verbose", anon)
         assert status == 500 and "[-]informer-sync failed" in body
+        assert await call("/healthz", anon) == (200, "ok")  # liveness does not wait for caches
         ready["synced"] = True
         assert await call("/readyz", anon) == (200, "ok")
         server.livez["leaderElection"] = lambda: False  # checks added after start count too

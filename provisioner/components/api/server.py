@@ -11,6 +11,8 @@ kubeconfig) whose groups include system:masters or system:monitoring; the API se
 delegated TokenReview/SubjectAccessReview yet, so certificates are the one way in.
 
 Checks are named callables returning True when healthy; `?verbose` lists them as `[+]name ok`.
+`livez` checks count for /healthz and /livez (liveness: failing them gets the process restarted),
+`readyz` checks (e.g. informers synced) only for /readyz.
 """
 
 from __future__ import annotations
@@ -107,7 +109,9 @@ class ComponentServer:
     def app(self) -> web.Application:
         app = web.Application()
         # tables are read per request: checks may be added after start (leader election, informers)
-        checks = {"/healthz": lambda: self.livez | self.readyz, "/livez": lambda: self.livez,
+        # /healthz is what kubeadm's liveness probe reads: it must not fail while caches are
+        # merely unsynced (API server away), or the kubelet would restart a healthy process
+        checks = {"/healthz": lambda: self.livez, "/livez": lambda: self.livez,
                   "/readyz": lambda: self.livez | self.readyz}
         for route, table in checks.items():
             app.router.add_get(route, self._health(table))
