@@ -162,3 +162,33 @@ def test_service_account_credentials_act_as_each_controller(private_cluster, tmp
     finally:
         kcm.terminate()
         kcm.wait(15)
+
+
+def test_lost_lease_stops_the_controllers_until_it_is_won_back(private_cluster, tmp_path_factory):
+    """Another holder takes the Lease: the manager stops acting once it cannot renew, waits for
+    that lease to expire, takes it back and carries on, without exiting."""
+    from tests.apiserver.conftest import Kubectl
+
+    kubectl = Kubectl(private_cluster, tmp_path_factory.mktemp("kubectl-home"))
+    log = private_cluster.root / "logs" / "kcm-lease.log"
+    kcm = start_kcm(private_cluster, log, "--controllers=replicaset,deployment", "--leader-elect-lease-duration=6s",
+                    "--leader-elect-renew-deadline=4s")
+    try:
+        ours = eventually(lambda: lease_holder(kubectl) not in ("", "thief") and lease_holder(kubectl),
+                          what="the manager to lead")
+        lease = kubectl.json("get", "lease", "kube-controller-manager", "-n", "kube-system")
+        lease["spec"].update(holderIdentity="thief", leaseDurationSeconds=6)
+        kubectl("replace", "-f", "-", input=json.dumps(lease))
+        eventually(lambda: "lost by" in log.read_text(), timeout=30, what="the manager to give up leading")
+        kubectl("create", "deployment", "after-steal", "--image=nginx", "--replicas=2", "-n", "default")
+        eventually(lambda: lease_holder(kubectl) == ours, timeout=60, what="the lease won back")
+        eventually(lambda: len([p for p in kubectl.json("get", "pods", "-n", "default")["items"]
+                                if p["metadata"]["name"].startswith("after-steal-")]) == 2,
+                   timeout=60, what="the deployment handled after the lease came back")
+        lease = kubectl.json("get", "lease", "kube-controller-manager", "-n", "kube-system")
+        assert lease["spec"]["leaseTransitions"] >= 1
+        assert kcm.poll() is None
+    finally:
+        kcm.terminate()
+        kcm.wait(15)
+        kubectl("delete", "deployment", "after-steal", "-n", "default", check=False)
