@@ -114,3 +114,19 @@ def test_legacy_token_secret_is_filled_and_authenticates(kubectl, ns, cluster):
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:robot"
     kubectl("delete", "serviceaccount", "robot", "-n", ns)
     eventually(lambda: not exists(kubectl, "secret", "robot-token", "-n", ns), what="token secret removed")
+
+
+def test_claim_in_use_is_kept_until_its_pod_goes(kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}))
+    eventually(lambda: "kubernetes.io/pvc-protection" in kubectl.json("get", "pvc", "data", "-n", ns)["metadata"]
+               .get("finalizers", []), what="the protection finalizer")
+    kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
+    assert kubectl.json("get", "pvc", "data", "-n", ns)["metadata"].get("deletionTimestamp")
+    kubectl("delete", "pod", "user", "-n", ns)
+    eventually(lambda: not exists(kubectl, "pvc", "data", "-n", ns), what="the claim gone with its last user")

@@ -58,6 +58,8 @@ CONTROLLERS: list[Entry] = [
     Entry("job-controller", "job", "job:JobController"),
     Entry("cronjob-controller", "cronjob", "cronjob:CronJobController"),
     Entry("ttl-after-finished-controller", "ttl-after-finished", "ttlafterfinished:TTLAfterFinishedController"),
+    Entry("persistentvolumeclaim-protection-controller", "pvc-protection", "protection:PVCProtectionController"),
+    Entry("persistentvolume-protection-controller", "pv-protection", "protection:PVProtectionController"),
     Entry("resourcequota-controller", "resourcequota", "resourcequota:ResourceQuotaController"),
     Entry("disruption-controller", "disruption", "disruption:DisruptionController"),
     Entry("clusterrole-aggregation-controller", "clusterrole-aggregation",
