@@ -94,6 +94,9 @@ def test_config_maps_and_secrets_reach_env_and_volumes(api, kubelet, namespace):
              what="pod Running")
     pod = read(api, namespace, "configured")
     assert pod.status.qos_class == "Guaranteed"      # requests default to limits
+    container_id = pod.status.container_statuses[0].container_id.split("://")[1]
+    limits = kubelet.runtime.client.inspect(container_id)["HostConfig"]
+    assert (limits["Memory"], limits["NanoCpus"]) == (64 << 20, 500_000_000)   # cgroup limits
     code, out = exec_in(kubelet, api, namespace, "configured", [
         "sh", "-c", "echo $CFG_color $CFG_size $PASSWORD $MEM_LIMIT_MI; cat /etc/cfg/c/color; "
         "echo; cat /etc/sec/password; echo; cat /etc/info/name; echo; df /scratch | tail -1"])

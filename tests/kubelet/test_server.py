@@ -188,3 +188,19 @@ def test_python_client_port_forward_through_the_api_server(api, chatty, web_pod)
     sock.close()
     assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"forwarded\n")
     assert forwarded.error(8080) is None
+
+
+def test_metrics_and_stats(kubelet, cluster, chatty):
+    status, text = get(kubelet, admin(cluster), "/metrics")
+    assert status == 200
+    assert f'kubelet_node_name{{node="{kubelet.node}"}} 1.0' in text
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+               if line and not line.startswith("#")}
+    assert samples["kubelet_running_pods"] >= 1
+    assert samples["kubelet_pod_start_duration_seconds_count"] >= 1
+    assert samples['kubelet_running_containers{container_state="running"}'] >= 1
+    status, text = get(kubelet, admin(cluster), "/stats/summary")
+    summary = json.loads(text)
+    assert summary["node"]["nodeName"] == kubelet.node
+    assert summary["node"]["memory"]["availableBytes"] > 0
+    assert "chatty" in {pod["podRef"]["name"] for pod in summary["pods"]}

@@ -14,7 +14,7 @@ import logging
 import time
 
 from ..api.client import ApiStatusError, Client
-from . import staticpods
+from . import metrics, staticpods
 from .node import NodeAgent
 from .podworker import PodWorker
 from .runtimeview import Runtime, Snapshot
@@ -48,6 +48,7 @@ class Kubelet:
         self._static_problems: set[str] = set()
         self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
         self.tokens = TokenManager(client)
+        metrics.node_name.labels(node_name).set(1)
 
     # -- small services for the workers ----------------------------------------------------
 
@@ -68,11 +69,6 @@ class Kubelet:
             return -1, b"command timed out"
         except Exception as error:  # noqa: BLE001 - a failed exec is a failed probe/hook
             return -1, str(error).encode()
-
-    def is_static(self, worker: PodWorker) -> bool:
-        return worker.uid in self.static_pods or staticpods.SOURCE in (
-            worker.pod["metadata"].get("annotations") or {}) and \
-            worker.pod["metadata"]["annotations"][staticpods.SOURCE] == "file"
 
     def is_removed(self, worker: PodWorker) -> bool:
         return worker.uid not in self.static_pods and worker.uid not in self.api_pods
@@ -214,12 +210,24 @@ class Kubelet:
                 before = self.snapshot
                 after = await self.refresh()
                 self.collect_orphans(after)
+                self.count(after)
                 if after != before:
                     for worker in self.workers.values():
                         worker.wake.set()
             except Exception as error:  # noqa: BLE001 - the runtime may be restarting
                 log.warning("relist failed: %s", error)
             await asyncio.sleep(RELIST_SECONDS)
+
+    @staticmethod
+    def count(snapshot: Snapshot) -> None:
+        metrics.running_pods.set(sum(1 for boxes in snapshot.sandboxes.values()
+                                     if any(box.ready for box in boxes)))
+        states: dict[str, int] = {"running": 0, "exited": 0, "created": 0}
+        for containers in snapshot.containers.values():
+            for container in containers:
+                states[container.state] = states.get(container.state, 0) + 1
+        for state, number in states.items():
+            metrics.running_containers.labels(state).set(number)
 
     def collect_orphans(self, snapshot: Snapshot) -> None:
         """Sandboxes and containers of pods the kubelet no longer has (deleted while it was

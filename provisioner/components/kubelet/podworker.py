@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..runtime.client import RuntimeAPIError
-from . import dnsfiles, podspec, probes
+from . import dnsfiles, metrics, podspec, probes
 from .podstatus import build_status
 from .runtimeview import (
     CONTAINER_NAME,
@@ -67,6 +67,8 @@ class PodWorker:
         self.terminated_final = False
         self.sandbox_error = ""
         self.task: asyncio.Task | None = None
+        self.first_seen = time.monotonic()
+        self.start_observed = False
 
     @property
     def key(self) -> str:
@@ -83,8 +85,10 @@ class PodWorker:
 
     async def run(self) -> None:
         while not self.done:
+            began = time.monotonic()
             try:
                 await self.sync(self.kubelet.snapshot)
+                metrics.pod_worker_duration.labels("sync").observe(time.monotonic() - began)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one pod's trouble never stops the kubelet
@@ -165,6 +169,7 @@ class PodWorker:
                                f"Failed to create pod sandbox: {error}")
             return False
         self.sandbox_error = ""
+        metrics.started_pods.inc()
         return True
 
     async def ensure_volumes(self) -> bool:
@@ -353,12 +358,14 @@ class PodWorker:
         try:
             await kubelet.runtime.call("start", container_id)
         except RuntimeAPIError as error:
+            metrics.started_containers_errors.labels(str(error.status), "container").inc()
             memory.waiting = Waiting("RunContainerError", str(error))
             kubelet.event(self.pod, "Warning", "Failed", f"Error: {error}",
                           field_path=self.field_path(container))
             return True
         memory.waiting = None
         memory.started_seen[container_id] = time.monotonic()
+        metrics.started_containers.labels("container").inc()
         kubelet.event(self.pod, "Normal", "Started", f"Started container {container['name']}",
                       field_path=self.field_path(container))
         hook = (container.get("lifecycle") or {}).get("postStart")
@@ -509,6 +516,10 @@ class PodWorker:
                                                for c in status["conditions"]]}
         if comparable == self.last_status:
             return
+        if not self.start_observed and status["phase"] == "Running" and all(
+                "running" in s["state"] for s in status["containerStatuses"]):
+            self.start_observed = True
+            metrics.pod_start_duration.observe(time.monotonic() - self.first_seen)
         if await self.kubelet.publish_status(self, status):
             self.last_status = comparable
 

@@ -402,7 +402,6 @@ class KubeletServer:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def metrics(self, request: web.Request) -> web.Response:
-        running = sum(1 for worker in self.kubelet.workers.values())
-        lines = ["# HELP kubelet_running_pods [ALPHA] Number of pods that have a running pod "
-                 "sandbox", "# TYPE kubelet_running_pods gauge", f"kubelet_running_pods {running}"]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
