@@ -18,11 +18,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
 API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
+KNOWN_FIELDS = {"apiVersion", "kind", "clientConnection", "hostnameOverride", "mode", "clusterCIDR",
+                "healthzBindAddress", "metricsBindAddress", "iptables"}
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
                       r"(?:(\d+(?:\.\d+)?)ms)?$")
 
@@ -41,6 +43,7 @@ class ProxyConfig:
     masquerade_all: bool = False
     sync_period: float = 30.0
     min_sync_period: float = 1.0
+    ignored: list[str] = field(default_factory=list)   # fields of the file this proxy skips
 
     @property
     def node_name(self) -> str:
@@ -100,6 +103,7 @@ def load(path: str) -> ProxyConfig:
         sync_period=parse_duration(tables.get("syncPeriod", "30s"), "iptables.syncPeriod"),
         min_sync_period=parse_duration(tables.get("minSyncPeriod", "1s"),
                                        "iptables.minSyncPeriod"))
+    config.ignored = sorted(set(document) - KNOWN_FIELDS)
     validate(config, f"--config {path}: ")
     return config
 

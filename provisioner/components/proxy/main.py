@@ -70,6 +70,9 @@ async def run(config: configuration.ProxyConfig) -> None:
         identity = kubeconfig.load(config.kubeconfig)
     except (OSError, ValueError, KeyError) as error:
         raise configuration.ConfigError(f"kubeconfig {config.kubeconfig}: {error}") from None
+    if config.ignored:
+        log.warning("ignoring KubeProxyConfiguration fields this kube-proxy does not implement: "
+                    "%s", ", ".join(config.ignored))
     proxier = Proxier(NodeContext(config.node_name, config.cluster_cidr, config.masquerade_all),
                       config.sync_period, config.min_sync_period)
     await asyncio.to_thread(iptables.ensure_base)
