@@ -146,6 +146,9 @@ async def run(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, int(port)).start()
+    for name in routes.ensure_sysctls():
+        log.warning("%s is not available (br_netfilter not loaded?): traffic between pods on "
+                    "one bridge bypasses Services' and NetworkPolicies' rules", name)
     informers.start()
     await informers.wait_for_sync()
     task = asyncio.create_task(agent.run())

@@ -22,6 +22,29 @@ NTF_SELF = 0x02
 EEXIST = 17
 
 
+SYSCTLS = {
+    "net.ipv4.ip_forward": "1",                        # nodes route pod traffic
+    # pods on one bridge: their traffic must pass iptables (Services' DNAT, NetworkPolicies)
+    "net.bridge.bridge-nf-call-iptables": "1",
+}
+
+
+def ensure_sysctls() -> list[str]:
+    """Set what pod networking needs; returns the ones this kernel lacks (br_netfilter absent)."""
+    missing = []
+    for name, value in SYSCTLS.items():
+        path = "/proc/sys/" + name.replace(".", "/")
+        try:
+            with open(path) as current:
+                if current.read().strip() == value:
+                    continue
+            with open(path, "w") as sink:
+                sink.write(value)
+        except FileNotFoundError:
+            missing.append(name)
+    return missing
+
+
 def local_networks() -> list[str]:
     """The subnets of this host's IPv4 addresses (where a peer is one hop away)."""
     with IPRoute() as ipr:
