@@ -48,6 +48,7 @@ class Kubelet:
         self._static_problems: set[str] = set()
         self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
         self.tokens = TokenManager(client)
+        self.finished: set[str] = set()          # evicted pods: never started again
         metrics.node_name.labels(node_name).set(1)
 
     # -- small services for the workers ----------------------------------------------------
@@ -170,9 +171,13 @@ class Kubelet:
             log.warning("status of pod %s/%s not written: %s", namespace, name, error)
             return False
 
-    async def pod_terminated(self, worker: PodWorker) -> None:
-        """The final delete of an API pod being deleted, once its containers are gone."""
+    async def pod_terminated(self, worker: PodWorker, evicted: bool = False) -> None:
+        """The final delete of an API pod being deleted, once its containers are gone; an
+        evicted pod stays (Failed) and is not run again."""
         self.workers.pop(worker.uid, None)
+        if evicted:
+            self.finished.add(worker.uid)
+            return
         self.tokens.forget(worker.uid)
         meta = worker.pod["metadata"]
         if self.client is None or worker.uid in self.static_pods or \
@@ -194,6 +199,9 @@ class Kubelet:
         wanted = {**self.api_pods, **self.static_pods}
         for uid, pod in wanted.items():
             worker = self.workers.get(uid)
+            if worker is None and (uid in self.finished or (pod.get("status") or {}).get(
+                    "phase") in ("Failed", "Succeeded")):
+                continue          # a pod that ended is not run again
             if worker is None:
                 worker = PodWorker(self, pod)
                 self.workers[uid] = worker

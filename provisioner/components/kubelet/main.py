@@ -82,6 +82,9 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
     if client is not None:
         loops += [kubelet.api_loop(), kubelet.mirror_loop(), node.lease_loop(),
                   node.status_loop()]
+    if cfg.get("evictionHard"):
+        from .eviction import eviction_loop
+        loops.append(eviction_loop(kubelet, cfg["evictionHard"]))
     cert_dir = args.cert_dir or os.path.join(args.root_dir, "pki")
     if client is not None and cfg.get("rotateCertificates"):
         from .bootstrap import rotation_loop

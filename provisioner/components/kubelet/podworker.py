@@ -68,6 +68,7 @@ class PodWorker:
         self.sandbox_error = ""
         self.task: asyncio.Task | None = None
         self.first_seen = time.monotonic()
+        self.eviction: str | None = None      # set by the eviction manager: the message
         self.start_observed = False
 
     @property
@@ -76,6 +77,10 @@ class PodWorker:
 
     def mem(self, name: str) -> ContainerMemory:
         return self.memory.setdefault(name, ContainerMemory())
+
+    def evict(self, message: str) -> None:
+        self.eviction = message
+        self.wake.set()
 
     def update(self, pod: dict) -> None:
         self.pod = pod
@@ -105,6 +110,9 @@ class PodWorker:
         return bool(self.pod["metadata"].get("deletionTimestamp")) or self.kubelet.is_removed(self)
 
     async def sync(self, snapshot: Snapshot) -> None:
+        if self.eviction is not None and not self.terminating():
+            await self.terminate(snapshot, evicted=True)
+            return
         if self.terminating():
             await self.terminate(snapshot)
             return
@@ -477,8 +485,8 @@ class PodWorker:
         except RuntimeAPIError as error:
             log.warning("stopping %s: %s", container_id[:12], error)
 
-    async def terminate(self, snapshot: Snapshot) -> None:
-        grace = self.grace()
+    async def terminate(self, snapshot: Snapshot, evicted: bool = False) -> None:
+        grace = 0 if evicted else self.grace()     # evictionMaxPodGracePeriod: 0 for hard
         running = []
         spec_by_name = {c["name"]: c for c in [*(self.pod["spec"].get("initContainers") or []),
                                                 *self.pod["spec"]["containers"]]}
@@ -490,7 +498,10 @@ class PodWorker:
                                                    instance.id, grace))
         await asyncio.gather(*running)
         snapshot = await self.kubelet.refresh()
-        if self.pod["metadata"].get("deletionTimestamp") and not self.kubelet.is_removed(self):
+        if evicted:
+            self.kubelet.event(self.pod, "Warning", "Evicted", self.eviction or "")
+            await self.report(snapshot, None, final=True, eviction=self.eviction)
+        elif self.pod["metadata"].get("deletionTimestamp") and not self.kubelet.is_removed(self):
             await self.report(snapshot, None, final=True)
         for sandbox in snapshot.sandboxes.get(self.uid, []):
             await self.kubelet.runtime.call("remove_pod", sandbox.id)
@@ -504,13 +515,20 @@ class PodWorker:
         else:
             await asyncio.to_thread(PodVolumes(self.pod_dir, self.pod, None, None, "", {})
                                     .teardown)
-        await self.kubelet.pod_terminated(self)
+        await self.kubelet.pod_terminated(self, evicted)
         self.done = True
 
     # -- status ---------------------------------------------------------------------------
 
-    async def report(self, snapshot: Snapshot, sandbox, final: bool = False) -> None:
+    async def report(self, snapshot: Snapshot, sandbox, final: bool = False,
+                     eviction: str | None = None) -> None:
         status = build_status(self, snapshot, sandbox, final)
+        if eviction is not None:
+            status.update(phase="Failed", reason="Evicted", message=eviction)
+            status["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                         "reason": "TerminationByKubelet", "message": eviction,
+                                         "lastProbeTime": None,
+                                         "lastTransitionTime": self.kubelet.now()})
         comparable = {**status, "conditions": [{k: v for k, v in c.items()
                                                 if k != "lastTransitionTime"}
                                                for c in status["conditions"]]}
