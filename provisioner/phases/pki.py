@@ -10,12 +10,14 @@ declares its own certificates in its module (see etcd.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 from pathlib import Path
 
 from pyinfra.operations import files
 
+from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, Owned
 from provisioner.pki.cluster import ensure_certificates, stale_certificates
@@ -83,6 +85,13 @@ def issue(ctx: ClusterContext, plan: Plan) -> None:
                   would=[(LOCAL, f"issue {name}") for name in stale])
 
 
+def not_issued(pending: list[PlacedFile]) -> None:
+    """A real run reaching files that are not issued: `pki/certs` was skipped."""
+    names = ", ".join(sorted({f.local.rsplit(".", 1)[0] for f in pending}))
+    raise ProvisionerError(f"certificates {names} are not issued yet; run `--only pki` (its "
+                           "certs sub-phase issues them) rather than `--only pki/place` alone")
+
+
 def place(ctx: ClusterContext, plan: Plan) -> None:
     spec, pki_dir = ctx.spec, ctx.state.pki_dir
     rows = ctx.owned.certificates
@@ -98,9 +107,10 @@ def place(ctx: ClusterContext, plan: Plan) -> None:
     in_place = plan.session.run(placed_files_probe(paths))
     for host in spec.hosts:
         ready = [f for f in shares[host.name] if f.local.rsplit(".", 1)[0] not in stale]
-        for pending in shares[host.name]:
-            if pending not in ready:
-                plan.would(host.name, f"place {pending.remote}")
+        pending = [f for f in shares[host.name] if f not in ready]
+        if pending:
+            plan.then(functools.partial(not_issued, pending),
+                      would=[(host.name, f"place {f.remote}") for f in pending])
         wrong = mismatched(pki_dir, ready, in_place[host.name].stdout)
         if wrong:
             add_host_files(pki_dir, plan.session, host, wrong)
