@@ -140,25 +140,35 @@ def test_waits_for_a_lost_api_server_and_resumes(private_cluster, tmp_path_facto
 
 
 def test_service_account_credentials_act_as_each_controller(private_cluster, tmp_path_factory):
-    """With --use-service-account-credentials the root CA publisher writes as
-    kube-system/root-ca-cert-publisher: refused until RBAC allows that account, then it works."""
+    """With --use-service-account-credentials each controller writes as its kube-system account
+    under a system:controller:<account> role: the manager creates missing roles, keeps existing
+    ones (here an empty one for the root CA publisher, which is refused until it is filled in)."""
     from tests.apiserver.conftest import Kubectl
 
     kubectl = Kubectl(private_cluster, tmp_path_factory.mktemp("kubectl-home"))
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "system:controller:root-ca-cert-publisher"}, "rules": []}))
     log = private_cluster.root / "logs" / "kcm-sa.log"
-    kcm = start_kcm(private_cluster, log, "--controllers=root-ca-cert-publisher", "--use-service-account-credentials",
-                    "--root-ca-file", str(private_cluster.pki / "ca.crt"))
+    kcm = start_kcm(private_cluster, log, "--use-service-account-credentials", "--root-ca-file",
+                    str(private_cluster.pki / "ca.crt"))
     user = 'User "system:serviceaccount:kube-system:root-ca-cert-publisher" cannot create resource "configmaps"'
     try:
-        eventually(lambda: kubectl("get", "sa", "root-ca-cert-publisher", "-n", "kube-system",
-                                   check=False).returncode == 0, what="the controller's own account")
         kubectl("create", "namespace", "sa-creds")
-        eventually(lambda: user in log.read_text(), what="the controller refused as its own account")
+        kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", "sa-creds")
+        eventually(lambda: len(kubectl.json("get", "pods", "-n", "sa-creds")["items"]) == 2, timeout=60,
+                   what="pods made by the deployment and replicaset controllers' own accounts")
+        assert kubectl("get", "clusterrolebinding", "system:controller:deployment-controller",
+                       check=False).returncode == 0
+        eventually(lambda: user in log.read_text(), what="the root CA publisher refused as its own account")
         assert kubectl("get", "cm", "kube-root-ca.crt", "-n", "sa-creds", check=False).returncode != 0
-        kubectl("create", "clusterrolebinding", "sa-creds-test", "--clusterrole=cluster-admin",
-                "--serviceaccount=kube-system:root-ca-cert-publisher")
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "system:controller:root-ca-cert-publisher"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create",
+                                                                                "update"]}]}))
         eventually(lambda: kubectl("get", "cm", "kube-root-ca.crt", "-n", "sa-creds", check=False).returncode == 0,
-                   timeout=60, what="the bundle published once the controller's account may")
+                   timeout=90, what="the bundle published once the controller's role allows it")
     finally:
         kcm.terminate()
         kcm.wait(15)

@@ -1,5 +1,6 @@
 """--use-service-account-credentials: each controller acts as its own ServiceAccount in kube-system,
 as upstream (so RBAC grants each only what it needs, and audit logs name the controller).
+Missing `system:controller:<account>` roles and bindings are created first (controllerroles.py).
 
 The manager's own identity creates the account if missing and asks for a bound token through
 serviceaccounts/token (TokenRequest, one hour); the controller's client sends it as a bearer
@@ -16,6 +17,7 @@ import ssl
 from provisioner.components.api.client import ApiStatusError, Client
 from provisioner.components.api.kubeconfig import KubeConfig
 
+from . import controllerroles
 from .rootca import kubeconfig_ca
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,10 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "csrsigning": "certificate-controller", "bootstrapsigner": "bootstrap-signer",
             "tokencleaner": "token-cleaner", "root-ca-cert-publisher": "root-ca-cert-publisher",
             "serviceaccount": "service-account-controller", "replicationcontroller": "replication-controller",
-            "ttl-after-finished": "ttl-after-finished-controller", "serviceaccount-token": "tokens-controller"}
+            "ttl-after-finished": "ttl-after-finished-controller", "serviceaccount-token": "tokens-controller",
+            "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
+            "endpointslicemirroring": "endpointslicemirroring-controller",
+            "clusterrole-aggregation": "clusterrole-aggregation-controller"}
 
 
 def account_for(controller: str) -> str:
@@ -50,13 +55,19 @@ class ServiceAccountClients:
         self.clients: dict[str, Client] = {}
         self._renewer: asyncio.Task | None = None
 
-    async def _token(self, account: str) -> str:
+    async def _create_absent(self, group: str, plural: str, body: dict, ns: str | None = None) -> None:
         try:
-            await self.root.create("", "v1", "serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
-                                                                  "metadata": {"name": account}}, NAMESPACE)
+            await self.root.create(group, "v1", plural, body, ns)
         except ApiStatusError as exc:
-            if exc.code != 409:
+            if exc.code != 409:  # there already: the API server's or an operator's, kept as it is
                 raise
+
+    async def _token(self, account: str) -> str:
+        await self._create_absent("", "serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                          "metadata": {"name": account}}, NAMESPACE)
+        rbac = "rbac.authorization.k8s.io"
+        await self._create_absent(rbac, "clusterroles", controllerroles.role(account))
+        await self._create_absent(rbac, "clusterrolebindings", controllerroles.binding(account, NAMESPACE))
         review = await self.root.create("", "v1", f"serviceaccounts/{account}/token", {
             "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"expirationSeconds": TOKEN_SECONDS}}, NAMESPACE)
