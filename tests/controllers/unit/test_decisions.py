@@ -449,3 +449,25 @@ def test_aggregated_rules_union_without_duplicates():
              {"metadata": {"name": "a", "labels": {"agg": "y"}}, "rules": [r1, {"verbs": ["list"]}]},
              {"metadata": {"name": "c"}, "rules": [{"verbs": ["delete"]}]}]
     assert cra.aggregated_rules(sel, roles) == [r1, {"verbs": ["list"]}]
+
+
+def test_the_provisioners_static_pod_flags_parse(tmp_path):
+    """The command line the provisioner puts in kube-controller-manager's static pod is accepted."""
+    from provisioner.kube.staticpods import (
+        ControlPlanePaths,
+        ControlPlaneSettings,
+        kube_controller_manager,
+    )
+
+    for name in ("ca.crt", "ca.key", "sa.key", "controller-manager.conf"):
+        (tmp_path / name).write_text("x")
+    paths = ControlPlanePaths(pki_dir=str(tmp_path), etcd_ca=str(tmp_path / "ca.crt"),
+                              controller_manager_conf=str(tmp_path / "controller-manager.conf"),
+                              scheduler_conf="", encryption_config="")
+    settings = ControlPlaneSettings("10.0.0.2", ("https://10.0.0.2:2379",), "10.96.0.0/12", "10.244.0.0/16",
+                                    "kubernetes", "cluster.local")
+    command = kube_controller_manager("img", paths, settings)["spec"]["containers"][0]["command"]
+    options = flags.parse(command[1:], KNOWN, ALIASES)
+    assert options.use_service_account_credentials and options.allocate_node_cidrs and options.leader_elect
+    assert {"bootstrap-signer-controller", "token-cleaner-controller", "deployment-controller"} <= options.controllers
+    assert options.cluster_cidr == "10.244.0.0/16" and options.node_cidr_mask_size == 24
