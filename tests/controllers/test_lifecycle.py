@@ -130,3 +130,16 @@ def test_claim_in_use_is_kept_until_its_pod_goes(kubectl, ns):
     assert kubectl.json("get", "pvc", "data", "-n", ns)["metadata"].get("deletionTimestamp")
     kubectl("delete", "pod", "user", "-n", ns)
     eventually(lambda: not exists(kubectl, "pvc", "data", "-n", ns), what="the claim gone with its last user")
+
+
+def test_generic_ephemeral_volume_gets_a_claim_owned_by_its_pod(kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "scratch"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "tmp", "ephemeral": {"volumeClaimTemplate": {
+                     "metadata": {"labels": {"kind": "scratch"}},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}]}}))
+    claim = eventually(lambda: exists(kubectl, "pvc", "scratch-tmp", "-n", ns) and
+                       kubectl.json("get", "pvc", "scratch-tmp", "-n", ns), what="the claim")
+    assert claim["metadata"]["ownerReferences"][0]["name"] == "scratch"
+    assert claim["metadata"]["labels"] == {"kind": "scratch"}

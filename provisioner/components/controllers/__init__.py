@@ -14,5 +14,6 @@ daemonset.py, job.py, cronjob.py, ttlafterfinished.py, serviceaccount.py, servic
 rootca.py, namespace.py, garbagecollector.py, podgc.py, endpoints.py, endpointslice.py,
 endpointslicemirroring.py, nodeipam.py, nodelifecycle.py, tainteviction.py, csrapproving.py,
 csrsigning.py, bootstrap.py (bootstrapsigner, tokencleaner), resourcequota.py, disruption.py,
-clusterroleaggregation.py.
+clusterroleaggregation.py, protection.py (pvc/pv protection), ephemeralvolume.py;
+controllerroles.py (RBAC for --use-service-account-credentials).
 """

@@ -81,6 +81,7 @@ RULES: dict[str, list[Obj]] = {
                                              ["clusterroles"])],
     "pvc-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumeclaims"]),
                                   r(READ, [""], ["pods"])],
+    "ephemeral-volume-controller": [r(READ, [""], ["pods"]), r(READ + ["create"], [""], ["persistentvolumeclaims"])],
     "pv-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumes"])],
 }
 

@@ -35,7 +35,8 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "ttl-after-finished": "ttl-after-finished-controller", "serviceaccount-token": "tokens-controller",
             "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
             "endpointslicemirroring": "endpointslicemirroring-controller",
-            "clusterrole-aggregation": "clusterrole-aggregation-controller"}
+            "clusterrole-aggregation": "clusterrole-aggregation-controller",
+            "ephemeral-volume": "ephemeral-volume-controller"}
 
 
 def account_for(controller: str) -> str:

@@ -1,6 +1,7 @@
 """The endpointslice controller: discovery.k8s.io/v1 EndpointSlices per Service with a selector.
 
-Each endpoint carries conditions as upstream sets them: serving (the pod's Ready condition),
+Each endpoint carries its node and the node's zone (topology.kubernetes.io/zone), and conditions
+as upstream sets them: serving (the pod's Ready condition),
 terminating (being deleted), and ready (serving and not terminating; always true with
 publishNotReadyAddresses). Terminating pods stay listed so proxies can drain them. Endpoints are
 grouped by their resolved ports (named ports may differ between pods), at most 100 a slice;
@@ -32,7 +33,10 @@ CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MAX_PER_SLICE = 100
 
 
-def endpoint(service: Obj, pod: Obj, publish_all: bool) -> Obj:
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+def endpoint(service: Obj, pod: Obj, publish_all: bool, zones: dict[str, str] | None = None) -> Obj:
     serving = podutil.is_ready(pod)
     terminating = podutil.is_terminating(pod)
     ep: Obj = {"addresses": [pod["status"]["podIP"]],
@@ -41,12 +45,14 @@ def endpoint(service: Obj, pod: Obj, publish_all: bool) -> Obj:
                "targetRef": target_ref(pod)}
     if (pod.get("spec") or {}).get("nodeName"):
         ep["nodeName"] = pod["spec"]["nodeName"]
+        if (zones or {}).get(ep["nodeName"]):
+            ep["zone"] = zones[ep["nodeName"]]
     if hostname(service, pod):
         ep["hostname"] = hostname(service, pod)
     return ep
 
 
-def desired_slices(service: Obj, pods: list[Obj]) -> list[tuple[tuple, list[Obj]]]:
+def desired_slices(service: Obj, pods: list[Obj], zones: dict[str, str] | None = None) -> list[tuple[tuple, list[Obj]]]:
     """[(ports, endpoints)] with at most MAX_PER_SLICE endpoints each, in a stable order."""
     publish_all = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     groups: dict[tuple, list[Obj]] = {}
@@ -56,7 +62,7 @@ def desired_slices(service: Obj, pods: list[Obj]) -> list[tuple[tuple, list[Obj]
         ports = pod_ports(service, pod)
         if ports is None:
             continue
-        groups.setdefault(ports, []).append(endpoint(service, pod, publish_all))
+        groups.setdefault(ports, []).append(endpoint(service, pod, publish_all, zones))
     out = []
     for ports, eps in sorted(groups.items(), key=lambda kv: repr(kv[0])):
         eps.sort(key=lambda e: e["addresses"][0])
@@ -98,6 +104,7 @@ class EndpointSliceController(ServiceSelectionMixin, Controller):
     def setup(self) -> None:
         self.watch_services_and_pods()
         self.slices = self.ctx.informer("discovery.k8s.io", "v1", "endpointslices")
+        self.nodes = self.ctx.informer("", "v1", "nodes")
         self.slices.add_handler(None, lambda _o, s: self._slice(s), self._slice)
         self.created: dict[str, set[str]] = {}  # service key -> slices created, not yet in the cache
 
@@ -122,8 +129,10 @@ class EndpointSliceController(ServiceSelectionMixin, Controller):
             for s in mine:  # the Service is gone (the garbage collector would also get these)
                 await self._delete(s)
             return
+        zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "")
+                 for n in self.nodes.list()}
         wanted = [slice_body(svc, ports, eps) for ports, eps in
-                  desired_slices(svc, self.pods.by_index("namespace", ns or ""))]
+                  desired_slices(svc, self.pods.by_index("namespace", ns or ""), zones)]
         unmatched = list(mine)
         try:
             for body in wanted:

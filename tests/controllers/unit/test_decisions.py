@@ -471,3 +471,17 @@ def test_the_provisioners_static_pod_flags_parse(tmp_path):
     assert options.use_service_account_credentials and options.allocate_node_cidrs and options.leader_elect
     assert {"bootstrap-signer-controller", "token-cleaner-controller", "deployment-controller"} <= options.controllers
     assert options.cluster_cidr == "10.244.0.0/16" and options.node_cidr_mask_size == 24
+
+
+def test_slice_endpoints_carry_node_zone_and_conditions():
+    from provisioner.components.controllers import endpointslice
+    svc = {"metadata": {"name": "s", "namespace": "n", "uid": "u"},
+           "spec": {"selector": {"app": "a"}, "ports": [{"name": "web", "port": 80, "targetPort": 8080}]}}
+    p = pod("p", node="n1", labels={"app": "a"})
+    p["metadata"].update(namespace="n", uid="pu")
+    p["status"]["podIP"] = "10.0.0.5"
+    (ports, eps), = endpointslice.desired_slices(svc, [p], {"n1": "zone-a"})
+    assert ports == (("web", 8080, "TCP", None),)
+    assert eps == [{"addresses": ["10.0.0.5"], "conditions": {"ready": True, "serving": True, "terminating": False},
+                    "targetRef": {"kind": "Pod", "namespace": "n", "name": "p", "uid": "pu"},
+                    "nodeName": "n1", "zone": "zone-a"}]
