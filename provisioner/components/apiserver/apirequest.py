@@ -26,6 +26,7 @@ class Req:
     user_agent: str = ""
     warnings: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    view: Resource | None = None  # the resource the client addressed, when stored as `res` (conversion.py)
 
     @property
     def manager(self) -> str:

@@ -46,7 +46,12 @@ PACKAGES = [
 CUSTOM_SCHEMAS: dict[str, tuple[str, dict]] = {}
 
 
+RENAMED = {"EventsV1Event": "io.k8s.api.events.v1.Event", "EventSeries": "io.k8s.api.events.v1.EventSeries"}
+
+
 def full_name(t: str) -> str:
+    if t in RENAMED:
+        return RENAMED[t]
     if t not in schemas.T and t in CUSTOM_SCHEMAS:
         return CUSTOM_SCHEMAS[t][0]
     if t in META_TYPES:
@@ -110,8 +115,8 @@ def _definitions(ref: str, kinds: set[str] | None = None) -> dict:
                 todo.append(elem)
     defs = {full_name(t): _schema(t, ref) for t in sorted(wanted)}
     for r in all_resources():
-        if full_name(r.kind) in defs:
-            defs[full_name(r.kind)]["x-kubernetes-group-version-kind"] = _gvk(r)
+        if full_name(r.schema_type) in defs:
+            defs[full_name(r.schema_type)]["x-kubernetes-group-version-kind"] = _gvk(r)
     if "Scale" in wanted:
         defs[full_name("Scale")]["x-kubernetes-group-version-kind"] = [
             {"group": "autoscaling", "kind": "Scale", "version": "v1"}]
@@ -150,15 +155,16 @@ def _paths(r: Resource) -> dict:
     coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
     gvk = _gvk(r)
     if not r.stored:  # a review: POST only
-        return {coll: {"post": _op(r, "create", r.kind, gvk, body=True)}}
+        return {coll: {"post": _op(r, "create", r.schema_type, gvk, body=True)}}
+    t = r.schema_type
     paths = {
-        coll: {"get": _op(r, "list", r.kind, gvk), "post": _op(r, "post", r.kind, gvk, body=True)},
-        f"{coll}/{{name}}": {"get": _op(r, "get", r.kind, gvk), "put": _op(r, "put", r.kind, gvk, body=True),
-                             "patch": _op(r, "patch", r.kind, gvk, patch=True),
-                             "delete": _op(r, "delete", r.kind, gvk)},
+        coll: {"get": _op(r, "list", t, gvk), "post": _op(r, "post", t, gvk, body=True)},
+        f"{coll}/{{name}}": {"get": _op(r, "get", t, gvk), "put": _op(r, "put", t, gvk, body=True),
+                             "patch": _op(r, "patch", t, gvk, patch=True),
+                             "delete": _op(r, "delete", t, gvk)},
     }
     if r.namespaced:
-        paths[f"{base}/{r.plural}"] = {"get": _op(r, "list", r.kind, gvk)}
+        paths[f"{base}/{r.plural}"] = {"get": _op(r, "list", t, gvk)}
     for sub in r.subresources:
         if sub in ("status", "scale"):
             kind = "Scale" if sub == "scale" else r.kind
@@ -181,7 +187,7 @@ def _v3_document(gv: str, generation: int) -> bytes:
     kinds = set()
     for r in res:
         paths.update(_paths(r))
-        kinds.add(r.kind)
+        kinds.add(r.schema_type)
         if r.scale:
             kinds.add("Scale")
     defs = _definitions("#/components/schemas/", kinds)

@@ -104,7 +104,7 @@ DEFAULT_ROLES: dict[str, list[R]] = {
         rule(["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status", "pods",
                                                              "pods/status"]),
         rule(["create"], [""], ["serviceaccounts/token"]),
-        rule(["create", "patch", "update"], [""], ["events"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(ALL, ["coordination.k8s.io"], ["leases"]),
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"], ["certificatesigningrequests"]),
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),

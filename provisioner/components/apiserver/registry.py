@@ -26,6 +26,11 @@ class Resource:
                               "update", "watch")
     singular: str = field(default="")
     stored: bool = True  # False: answered on the spot (reviews), never kept in etcd
+    schema: str = ""  # the type in schemas.T when it is not named as the kind (events.k8s.io Event)
+
+    @property
+    def schema_type(self) -> str:
+        return self.schema or self.kind
 
     @property
     def group_version(self) -> str:
@@ -88,6 +93,8 @@ RESOURCES: list[Resource] = [
     R("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
       status=True, categories=("all",)),
     R("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    # the same stored Events, seen through events.k8s.io/v1 (conversion.py)
+    R("events.k8s.io", "v1", "Event", "events", short=("ev",), schema="EventsV1Event"),
     R("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, status=True,
       categories=("api-extensions",)),
     # reviews: create-only questions answered at once (reviews.py, selfsubject.py)

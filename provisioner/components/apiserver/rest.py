@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, protobuf, tables
+from . import conversion, discovery, protobuf, tables
 from .crud import Registry, Req, dumps
 from .errors import ApiError
 from .limits import read_body
@@ -43,8 +43,13 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
-def parse_path(api_root: str, parts: list[str]) -> tuple[Resource, str | None, str | None, str | None]:
-    """(resource, namespace, name, subresource) from the segments after /api or /apis."""
+def parse_path(api_root: str, parts: list[str],
+               converted: bool = False) -> tuple[Resource, str | None, str | None, str | None]:
+    """(resource, namespace, name, subresource) from the segments after /api or /apis.
+
+    Kinds served through a conversion (events.k8s.io Events, conversion.py) are only resolved
+    with converted=True, as ResourceAPI asks: other readers of stored bytes (the watch cache)
+    get "not found" and leave those requests to ResourceAPI, which converts."""
     if api_root == "api":
         if not parts or parts[0] != "v1":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -68,6 +73,8 @@ def parse_path(api_root: str, parts: list[str]) -> tuple[Resource, str | None, s
     if sub is not None and sub not in res.subresources:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if res.namespaced and name is not None and ns is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if not converted and conversion.stored_as(res) is not None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return res, ns, name, sub
 
@@ -116,11 +123,13 @@ class ResourceAPI:
         disc = discovery.handle(request, api_root, parts)
         if disc is not None:
             return disc
-        res, ns, name, sub = parse_path(api_root, parts)
+        view, ns, name, sub = parse_path(api_root, parts, converted=True)
+        res = conversion.stored_as(view) or view
         q = request.query
         user, groups = request.get("user", ("", []))
         req = Req(res, ns, name, sub, dict(q), user=user, user_agent=request.headers.get("User-Agent", ""),
-                  groups=list(groups))
+                  groups=list(groups), view=view if res is not view else None)
+        out_view = req.view
         method = request.method
         watching = q.get("watch") in ("1", "true")
         verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create",
@@ -130,7 +139,7 @@ class ResourceAPI:
             raise ApiError.method_not_allowed()
         if sub == "binding" or (sub is None and verb == "create" and name):
             verb = "create"
-        await self.authorize(request, verb, res, ns, name, sub)
+        await self.authorize(request, verb, view, ns, name, sub)
         body = b""
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -146,7 +155,7 @@ class ResourceAPI:
             if name is None:
                 return await self.list(request, req)
             obj = await self.registry.get(req)
-            return self._out(request, res, obj)
+            return self._out(request, res, conversion.to_external(out_view, obj))
         if method == "POST":
             if sub == "binding":
                 from .decode import parse_json
@@ -158,23 +167,23 @@ class ResourceAPI:
                 return json_response(await self.registry.evict(req, self.registry.decode_body(req, body, "Eviction")), 201)
             if name is not None:
                 raise ApiError.method_not_allowed()
-            obj = self.registry.decode_body(req, body)
+            obj = self._converted_in(req, self.registry.decode_body(req, body, view.schema_type))
             out = await self.registry.create(req, obj)
-            return json_response(out, 201, req.warnings)
+            return json_response(conversion.to_external(out_view, out), 201, req.warnings)
         if method == "PUT":
             if name is None:
                 raise ApiError.method_not_allowed()
-            kind = "Scale" if sub == "scale" else res.kind
+            kind = "Scale" if sub == "scale" else view.schema_type
             from . import decode
             obj, warnings = decode.decode(body, kind, q.get("fieldValidation"))
             req.warnings += warnings
-            out = await self.registry.replace(req, obj)
-            return json_response(out, 200, req.warnings)
+            out = await self.registry.replace(req, self._converted_in(req, obj))
+            return json_response(conversion.to_external(out_view, out), 200, req.warnings)
         if method == "PATCH":
             if name is None:
                 raise ApiError.method_not_allowed()
             out, created = await self.registry.patch(req, request.headers.get("Content-Type", ""), body)
-            return json_response(out, 201 if created else 200, req.warnings)
+            return json_response(conversion.to_external(out_view, out), 201 if created else 200, req.warnings)
         # DELETE
         options: dict = {}
         if body.strip():
@@ -189,7 +198,18 @@ class ResourceAPI:
         if name is None:
             return await self.delete_collection(request, req, options)
         out, _ = await self.registry.delete(req, options)
-        return json_response(out, 200)
+        return json_response(conversion.to_external(out_view, out), 200)
+
+    @staticmethod
+    def _converted_in(req: Req, obj: dict) -> dict:
+        """A body written through a converted view, checked as that view requires and stored
+        as the stored kind."""
+        if req.view is None:
+            return obj
+        causes = conversion.events_v1_causes(obj)
+        if causes:
+            raise ApiError.invalid(req.view.kind, (obj.get("metadata") or {}).get("name", ""), causes, req.view.group)
+        return conversion.to_internal(req.view, obj)
 
     def _out(self, request: web.Request, res: Resource, obj: dict) -> web.Response:
         if wants_table(request) and obj.get("kind") == res.kind:
@@ -225,8 +245,9 @@ class ResourceAPI:
             meta["continue"] = encode_continue(rev, nxt, prefix)
         if wants_table(request):
             return json_response(tables.table(res.kind, items, meta, q.get("includeObject", "Metadata")))
-        return json_response({"kind": f"{res.kind}List", "apiVersion": res.group_version,
-                              "metadata": meta, "items": items})
+        shown = req.view or res
+        return json_response({"kind": f"{shown.kind}List", "apiVersion": shown.group_version,
+                              "metadata": meta, "items": [conversion.to_external(req.view, o) for o in items]})
 
     async def delete_collection(self, request: web.Request, req: Req, options: dict) -> web.Response:
         res, q = req.res, request.query
@@ -238,11 +259,12 @@ class ResourceAPI:
                       req.user, req.user_agent)
             try:
                 deleted, _ = await self.registry.delete(sub, options)
-                out.append(deleted)
+                out.append(conversion.to_external(req.view, deleted))
             except ApiError as exc:
                 if exc.code != 404:
                     raise
-        return json_response({"kind": f"{res.kind}List", "apiVersion": res.group_version,
+        shown = req.view or res
+        return json_response({"kind": f"{shown.kind}List", "apiVersion": shown.group_version,
                               "metadata": {"resourceVersion": str(rev)}, "items": out})
 
     async def watch(self, request: web.Request, req: Req) -> web.StreamResponse:
@@ -266,6 +288,8 @@ class ResourceAPI:
         async def send(kind: str, obj: dict, shared: Any = None) -> None:
             if table and kind in ("ADDED", "MODIFIED", "DELETED"):
                 obj = tables.table(res.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
+            elif req.view is not None:  # seen through a conversion: this watcher's own encoding
+                obj = conversion.to_external(req.view, obj)
             elif shared is not None:  # serialized once for all watchers of this change
                 line = shared.lines.get(kind)
                 if line is None:
@@ -309,7 +333,7 @@ class ResourceAPI:
                 except asyncio.TimeoutError:
                     if bookmarks and loop.time() >= next_bookmark:
                         next_bookmark = loop.time() + BOOKMARK_INTERVAL
-                        await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
+                        await send("BOOKMARK", {"kind": res.kind, "apiVersion": (req.view or res).group_version,
                                                 "metadata": {"resourceVersion": str(last_rev)}})
                     continue
                 if isinstance(ev, ApiError):

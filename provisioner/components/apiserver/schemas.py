@@ -158,6 +158,14 @@ t("Event", "Event is a report of an event somewhere in the cluster.", _top(
     source="any", firstTimestamp="time", lastTimestamp="time", count="integer", type="string",
     eventTime="string", series="any", action="string", related="ObjectReference",
     reportingComponent="string", reportingInstance="string"), )
+t("EventsV1Event", "Event is a report of an event somewhere in the cluster.", _top(
+    None, None, eventTime="string", series="EventSeries", reportingController="string",
+    reportingInstance="string", action="string", reason="string", regarding="ObjectReference",
+    related="ObjectReference", note="string", type="string", deprecatedSource="any",
+    deprecatedFirstTimestamp="time", deprecatedLastTimestamp="time", deprecatedCount="integer"),
+  ("eventTime",))
+t("EventSeries", "EventSeries contain information on series of events.",
+  {"count": "integer", "lastObservedTime": "string"}, ("count", "lastObservedTime"))
 
 # apps/v1 ---------------------------------------------------------------------------------------
 t("Deployment", "Deployment enables declarative updates for Pods and ReplicaSets.",
