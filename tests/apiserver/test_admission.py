@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 
 def _pod(name, **spec):
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -138,3 +140,9 @@ def test_no_creates_in_a_terminating_namespace(kubectl, ns):
     assert f'configmaps "late" is forbidden: unable to create new content in namespace {ns} because it is ' \
            "being terminated" in out.stderr
     kubectl("patch", "configmap", "keep", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+def test_system_namespaces_cannot_be_deleted(kubectl, name):
+    out = kubectl("delete", "namespace", name, "--dry-run=server", check=False)
+    assert f'namespaces "{name}" is forbidden: this namespace may not be deleted' in out.stderr

@@ -84,6 +84,7 @@ class Base:
 
 def _registry() -> dict[str, type]:
     from . import (
+        lifecycle,
         limitranger,
         noderestriction,
         podsecurity,
@@ -95,7 +96,7 @@ def _registry() -> dict[str, type]:
         webhooks,
     )
     return {
-        "NamespaceLifecycle": None,  # in the registry itself (crud._namespace_ok): it needs no state
+        "NamespaceLifecycle": lifecycle.NamespaceLifecycle,
         "LimitRanger": limitranger.LimitRanger,
         "ServiceAccount": serviceaccount.ServiceAccount,
         "NodeRestriction": noderestriction.NodeRestriction,
