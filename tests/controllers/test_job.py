@@ -74,3 +74,21 @@ def test_active_deadline(kubectl, core, ns):
     cond = next(c for c in kubectl.json("get", "job", "slow", "-n", ns)["status"]["conditions"] if c["type"] == "Failed")
     assert cond["reason"] == "DeadlineExceeded"
     eventually(lambda: not live_pods(core, ns), what="running pods deleted")
+
+
+def test_pod_failure_policy(kubectl, core, ns):
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    job(kubectl, ns, "picky", backoffLimit=3, podFailurePolicy=policy)
+    first = eventually(lambda: live_pods(core, ns), what="a pod")[0]
+    core.patch_namespaced_pod_status(first.metadata.name, ns, {"status": {
+        "phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]}})
+    second = eventually(lambda: [p for p in live_pods(core, ns) if p.metadata.name != first.metadata.name],
+                        what="a replacement for the ignored failure")[0]
+    assert kubectl.json("get", "job", "picky", "-n", ns)["status"].get("failed", 0) == 0
+    core.patch_namespaced_pod_status(second.metadata.name, ns, {"status": {
+        "phase": "Failed", "containerStatuses": [{"name": "c", "image": "busybox", "imageID": "", "ready": False,
+                                                  "restartCount": 0, "state": {"terminated": {"exitCode": 42}}}]}})
+    kubectl("wait", "--for=condition=failed", "job/picky", "-n", ns, "--timeout=30s", timeout=60)
+    cond = next(c for c in kubectl.json("get", "job", "picky", "-n", ns)["status"]["conditions"] if c["type"] == "Failed")
+    assert cond["reason"] == "PodFailurePolicy" and "exit code 42" in cond["message"]

@@ -10,9 +10,13 @@ succeeded/failed counts (as upstream), so no pod is counted twice or lost across
 - Indexed: each pod gets an index (annotation and label `batch.kubernetes.io/job-completion-index`,
   env JOB_COMPLETION_INDEX, hostname `<job>-<index>`); done when every index succeeded
   (status.completedIndexes, "1,3-5" notation).
-- Failed (condition reason BackoffLimitExceeded) after more than backoffLimit failed pods;
-  DeadlineExceeded after activeDeadlineSeconds; failed pods are replaced after a backoff of 10 s
-  doubling to 6 minutes. suspend deletes running pods (condition Suspended).
+- Failed (condition reason BackoffLimitExceeded) after more than backoffLimit failed pods (with
+  restartPolicy OnFailure, container restarts count); DeadlineExceeded after
+  activeDeadlineSeconds; failed pods are replaced after a backoff of 10 s doubling to 6 minutes.
+  suspend deletes running pods (condition Suspended).
+- podFailurePolicy: the first rule a failed pod matches (onExitCodes In/NotIn, onPodConditions)
+  decides: FailJob fails the Job at once (reason PodFailurePolicy), Ignore does not count the pod,
+  Count counts it (FailIndex, with backoffLimitPerIndex, is not done: it counts).
 """
 
 from __future__ import annotations
@@ -103,6 +107,41 @@ def job_pod(job: Obj, index: int | None) -> Obj:
     return pod
 
 
+def _exit_codes(pod: Obj, container: str | None) -> list[tuple[str, int]]:
+    status = pod.get("status") or {}
+    out = []
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        term = (cs.get("state") or {}).get("terminated")
+        if term is not None and (container is None or cs.get("name") == container):
+            out.append((cs.get("name", ""), int(term.get("exitCode", 0))))
+    return out
+
+
+def failure_policy(spec: Obj, pod: Obj) -> tuple[str, str] | None:
+    """(action, message) of the first podFailurePolicy rule a failed pod matches, or None."""
+    pod_name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+    for i, rule in enumerate((spec.get("podFailurePolicy") or {}).get("rules") or []):
+        action = rule.get("action", "Count")
+        codes = rule.get("onExitCodes")
+        if codes:
+            values = set(codes.get("values") or [])
+            for name, code in _exit_codes(pod, codes.get("containerName")):
+                hit = code in values if codes.get("operator") == "In" else (code != 0 and code not in values)
+                if hit:
+                    return action, (f"Container {name} for pod {pod_name} failed with exit code {code} "
+                                    f"matching {action} rule at index {i}")
+        for pc in rule.get("onPodConditions") or []:
+            for c in (pod.get("status") or {}).get("conditions") or []:
+                if c.get("type") == pc.get("type") and c.get("status") == pc.get("status", "True"):
+                    return action, f"Pod {pod_name} has condition {pc.get('type')} matching {action} rule at index {i}"
+    return None
+
+
+def restarts(pods: list[Obj]) -> int:
+    return sum(int(cs.get("restartCount") or 0) for p in pods
+               for cs in (p.get("status") or {}).get("containerStatuses") or [])
+
+
 def finished(job: Obj) -> str | None:
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
@@ -157,7 +196,15 @@ class JobController(Controller):
         new_bad = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"
                    and TRACKING in (p["metadata"].get("finalizers") or []) and p["metadata"]["uid"] not in known]
         completed = parse_indexes(status.get("completedIndexes"))
-        if new_ok or new_bad:
+        verdicts = {p["metadata"]["uid"]: failure_policy(spec, p) for p in new_bad}
+        ignored = [p for p in new_bad if (verdicts[p["metadata"]["uid"]] or ("",))[0] == "Ignore"]
+        await asyncio.gather(*(self._release(p) for p in ignored))  # not counted, as upstream
+        new_bad = [p for p in new_bad if p not in ignored]
+        fatal = next((v for v in verdicts.values() if v and v[0] == "FailJob"), None)
+        if fatal is not None and not finished(job):
+            status["conditions"] = list(status.get("conditions") or []) + [
+                condition("Failed", "PodFailurePolicy", fatal[1], now)]
+        if new_ok or new_bad or fatal:
             status["uncountedTerminatedPods"] = {
                 "succeeded": list(uncounted.get("succeeded") or []) + [p["metadata"]["uid"] for p in new_ok],
                 "failed": list(uncounted.get("failed") or []) + [p["metadata"]["uid"] for p in new_bad]}
@@ -194,6 +241,9 @@ class JobController(Controller):
         conds = [c for c in status.get("conditions") or []]
         suspended = bool(spec.get("suspend"))
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
+        restart_policy = (((spec.get("template") or {}).get("spec") or {}).get("restartPolicy"))
+        # with OnFailure, failures are container restarts in place: they count toward backoffLimit
+        failures = failed + (restarts(active) if restart_policy == "OnFailure" else 0)
         if suspended:
             await self._delete(job, active)
             active = []
@@ -209,7 +259,7 @@ class JobController(Controller):
         end: Obj | None = None
         deadline = spec.get("activeDeadlineSeconds")
         started = podutil.parse_time(status.get("startTime"))
-        if not suspended and failed > int(spec.get("backoffLimit", 6)):
+        if not suspended and failures > int(spec.get("backoffLimit", 6)):
             end = condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
         elif not suspended and deadline is not None and started is not None and \
                 started + dt.timedelta(seconds=int(deadline)) <= now_dt:

@@ -485,3 +485,22 @@ def test_slice_endpoints_carry_node_zone_and_conditions():
     assert eps == [{"addresses": ["10.0.0.5"], "conditions": {"ready": True, "serving": True, "terminating": False},
                     "targetRef": {"kind": "Pod", "namespace": "n", "name": "p", "uid": "pu"},
                     "nodeName": "n1", "zone": "zone-a"}]
+
+
+@pytest.mark.parametrize("codes, conditions, want", [
+    ([("c", 42)], [], "FailJob"),
+    ([("c", 1)], [], None),
+    ([("c", 1)], [{"type": "DisruptionTarget", "status": "True"}], "Ignore"),
+    ([("c", 0), ("d", 3)], [], "Count"),
+])
+def test_pod_failure_policy_rules(codes, conditions, want):
+    from provisioner.components.controllers import job
+    spec = {"podFailurePolicy": {"rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "Count", "onExitCodes": {"containerName": "d", "operator": "NotIn", "values": [1]}}]}}
+    p = {"metadata": {"name": "p", "namespace": "n"},
+         "status": {"conditions": conditions,
+                    "containerStatuses": [{"name": n, "state": {"terminated": {"exitCode": e}}} for n, e in codes]}}
+    verdict = job.failure_policy(spec, p)
+    assert (verdict[0] if verdict else None) == want
