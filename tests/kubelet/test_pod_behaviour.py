@@ -157,3 +157,33 @@ def test_probes_decide_readiness_and_restart(api, kubelet, namespace):
     assert status.last_state.terminated
     events = {e.reason for e in api.list_namespaced_event(namespace).items}
     assert {"Unhealthy", "Killing"} <= events
+
+
+def test_security_context_reaches_the_container(api, kubelet, namespace):
+    api.create_namespaced_pod(namespace, pod_manifest("locked", kubelet.node, [
+        {"name": "locked", "image": "busybox:latest", "command": ["sleep", "3600"],
+         "securityContext": {"readOnlyRootFilesystem": True, "runAsUser": 1000,
+                             "capabilities": {"drop": ["ALL"]}}},
+        {"name": "admin", "image": "busybox:latest", "command": ["sleep", "3600"],
+         "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+        {"name": "root-refused", "image": "busybox:latest", "command": ["sleep", "3600"],
+         "securityContext": {"runAsNonRoot": True}}]))
+    refused = wait_for(lambda: (s := status_of(api, namespace, "locked", 2)) and
+                       s.state.waiting and s.state.waiting.reason ==
+                       "CreateContainerConfigError" and s, 60, what="runAsNonRoot refused")
+    assert "container has runAsNonRoot and image will run as root" in \
+        refused.state.waiting.message
+    wait_for(lambda: status_of(api, namespace, "locked", 0).state.running and
+             status_of(api, namespace, "locked", 1).state.running, 60, what="both running")
+
+    def run(index, cmd):
+        container_id = status_of(api, namespace, "locked", index).container_id.split("://")[1]
+        return kubelet.runtime.client.exec_collect(container_id, ["sh", "-c", cmd])
+    code, out = run(0, "id -u; grep CapEff /proc/self/status; touch /x")
+    lines = out.decode().splitlines()
+    assert lines[0] == "1000" and lines[1].split()[1] == "0000000000000000"
+    assert code != 0 and "Read-only file system" in out.decode()
+    code, out = run(0, "echo ok > /dev/termination-log && cat /etc/resolv.conf | head -1")
+    assert code == 0                    # kubelet's own files stay writable/readable
+    code, out = run(1, "grep CapEff /proc/self/status")
+    assert int(out.split()[1], 16) & (1 << 12)          # CAP_NET_ADMIN is bit 12

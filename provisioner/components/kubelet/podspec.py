@@ -170,3 +170,45 @@ def user_of(pod: dict, container: dict) -> str | None:
     if uid is None:
         return None
     return f"{uid}:{gid if gid is not None else uid}" if gid is not None else str(uid)
+
+
+def security_options(pod: dict, container: dict) -> dict:
+    """Runtime create options from securityContext: capabilities, privileged, a read-only root,
+    no_new_privs (set unless privilege escalation is allowed, as the runtime's safe default)."""
+    context = container.get("securityContext") or {}
+    capabilities = context.get("capabilities") or {}
+    privileged = bool(context.get("privileged"))
+    out: dict = {}
+    if privileged:
+        out["privileged"] = True
+    if capabilities.get("add"):
+        out["cap_add"] = list(capabilities["add"])
+    if capabilities.get("drop"):
+        out["cap_drop"] = list(capabilities["drop"])
+    if context.get("readOnlyRootFilesystem"):
+        out["read_only"] = True
+    out["no_new_privileges"] = not (privileged or context.get("allowPrivilegeEscalation") is True)
+    return out
+
+
+def check_non_root(pod: dict, container: dict, image_user: str) -> None:
+    """runAsNonRoot, as kubelet verifies it before creating the container."""
+    pod_context = pod["spec"].get("securityContext") or {}
+    context = container.get("securityContext") or {}
+    if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+        return
+    meta = pod["metadata"]
+    where = (f'(pod: "{meta["name"]}_{meta.get("namespace")}({meta.get("uid")})", container: '
+             f'{container["name"]})')
+    uid = context.get("runAsUser", pod_context.get("runAsUser"))
+    if uid is not None:
+        if int(uid) == 0:
+            raise ContainerConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    user = (image_user or "").split(":")[0]
+    if user in ("", "root", "0"):
+        raise ContainerConfigError(f"container has runAsNonRoot and image will run as root "
+                                   f"{where}")
+    if not user.isdigit():
+        raise ContainerConfigError(f"container has runAsNonRoot and image has non-numeric user "
+                                   f"({user}), cannot verify user is non-root {where}")

@@ -330,6 +330,10 @@ class PodWorker:
                 self.pod_with_ip(sandbox), container, kubelet.lookup_for(self.pod),
                 kubelet.node_ip, kubelet.allocatable, await kubelet.service_env(self.pod))
             entrypoint, cmd = podspec.command_line(container, env)
+            if _wants_non_root(self.pod, container):
+                image = await kubelet.runtime.call("image", container["image"])
+                podspec.check_non_root(self.pod, container,
+                                       (image.get("Config") or {}).get("User") or "")
             assert self.volumes is not None
             mounts = [*self.write_dns_files(sandbox), *self.volumes.mounts_for(container)]
             mounts.append(self.termination_log(container, restart_count))
@@ -348,7 +352,7 @@ class PodWorker:
             "labels": {POD_UID: self.uid, POD_NAME: meta["name"], NODE_NAME: kubelet.node_name,
                        POD_NAMESPACE: meta.get("namespace", "default"),
                        CONTAINER_NAME: container["name"], RESTART_COUNT: str(restart_count)},
-            **podspec.limits(container)}
+            **podspec.limits(container), **podspec.security_options(self.pod, container)}
         if entrypoint is not None:
             options["entrypoint"] = entrypoint
         if cmd is not None:
@@ -548,3 +552,8 @@ def _read(path: str) -> str:
             return source.read()
     except OSError:
         return ""
+
+
+def _wants_non_root(pod: dict, container: dict) -> bool:
+    return bool((container.get("securityContext") or {}).get(
+        "runAsNonRoot", (pod["spec"].get("securityContext") or {}).get("runAsNonRoot")))

@@ -175,7 +175,8 @@ class RuntimeClient:
 
     def create(self, image: str, **options: Any) -> str:
         """Options as the API's create body: name, cmd, entrypoint, env, workdir, user, ports,
-        volumes, memory, cpus, pids, network, pod, auto_remove, hostname, labels."""
+        volumes, memory, cpus, pids, network, pod, auto_remove, hostname, labels; cap_add,
+        cap_drop, privileged, read_only, no_new_privileges (the kubelet's securityContext)."""
         return self._json("POST", "/v1/containers", {"image": image, **options})["id"]
 
     def start(self, container: str) -> dict:

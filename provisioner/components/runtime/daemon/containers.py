@@ -152,7 +152,11 @@ class ContainerService:
             pids=options.parse_pids(body.get("pids")), ports=ports,
             volumes=[f"{src}:{dst}:{'ro' if ro else 'rw'}" for src, dst, ro in volumes],
             network=network, auto_remove=bool(body.get("auto_remove")), pod=pod_id,
-            entrypoint=entrypoint, cmd=cmd, labels=labels)
+            entrypoint=entrypoint, cmd=cmd, labels=labels,
+            capabilities=options.capabilities(body.get("cap_add"), body.get("cap_drop"),
+                                              bool(body.get("privileged"))),
+            read_only=bool(body.get("read_only")),
+            no_new_privileges=body.get("no_new_privileges", not body.get("privileged")) is not False)
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)
@@ -218,7 +222,10 @@ class ContainerService:
             id=record.id, state_dir=self.directory(record),
             lower_dirs=self.store.layer_dirs(image),
             process=Process(args=record.args, env=[*record.env, f"HOSTNAME={record.hostname}"],
-                            cwd=record.workdir, user=record.user),
+                            cwd=record.workdir, user=record.user,
+                            capabilities=record.capabilities,
+                            no_new_privileges=record.no_new_privileges),
+            readonly_rootfs=record.read_only,
             hostname=record.hostname, mounts=mounts,
             resources=Resources(record.memory, record.cpus, record.pids),
             namespaces=namespaces, log_path=self.log_path(record),
@@ -360,7 +367,8 @@ class ContainerService:
             raise BadRequest("exec needs a command")
         process = Process(args=cmd, env=options.merge_env(record.env, options.parse_env(
             body.get("env"))), cwd=options.as_workdir(body.get("workdir")) or record.workdir,
-            user=options.as_user(body.get("user")) or record.user)
+            user=options.as_user(body.get("user")) or record.user,
+            capabilities=record.capabilities, no_new_privileges=record.no_new_privileges)
         async for event in run_with_pipes(
                 lambda out, err: core.exec_process(self.directory(record), process, out, err)):
             yield event

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 
+from ..container import caps
 from .errors import BadRequest
 from .state import PortMapping
 
@@ -228,3 +229,36 @@ def as_list(value, what: str) -> list:
     if not isinstance(value, list):
         raise BadRequest(f"invalid {what} {value!r}: must be a list")
     return value
+
+
+def _held_capabilities() -> list[str]:
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1], 16) for line in status if line.startswith("CapPrm:"))
+    return [name for number, name in enumerate(caps.CAPABILITIES) if held & (1 << number)]
+
+
+def _capability_names(values, what: str) -> list[str]:
+    names = []
+    for value in as_list(values, what):
+        key = value.upper().removeprefix("CAP_") if isinstance(value, str) else None
+        if key is None or (key != "ALL" and key not in caps.CAP_NUMBERS):
+            raise BadRequest(f"invalid {what} entry {value!r}: use a capability name such as "
+                             "NET_ADMIN, or ALL")
+        names.append(key)
+    return names
+
+
+def capabilities(cap_add, cap_drop, privileged: bool) -> list[str] | None:
+    """The capability set from Docker's --cap-add/--cap-drop/--privileged (names with or without
+    CAP_, ALL for every one); None: nothing asked, the default reduced set applies."""
+    if not cap_add and not cap_drop and not privileged:
+        return None
+    if privileged:
+        return _held_capabilities()     # every one this daemon holds (more cannot be granted)
+    add = _capability_names(cap_add, "cap_add")
+    drop = _capability_names(cap_drop, "cap_drop")
+    current = [] if "ALL" in drop else [c for c in caps.DEFAULT_CAPABILITIES if c not in drop]
+    for key in (caps.CAPABILITIES if "ALL" in add else add):
+        if key not in current and key not in drop:
+            current.append(key)
+    return current

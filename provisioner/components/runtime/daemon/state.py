@@ -82,6 +82,10 @@ class ContainerRecord(_Record):
     cmd: list[str] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     started_once: bool = False
+    # the kubelet's securityContext: None keeps the default reduced capability set
+    capabilities: list[str] | None = None
+    read_only: bool = False
+    no_new_privileges: bool = True
 
 
 
