@@ -102,7 +102,13 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
         loop.add_signal_handler(signum, stop.set)
     tasks = [asyncio.create_task(coro) for coro in loops]
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    pending = {stopper, *tasks}
+    done: set[asyncio.Task] = set()
+    # A loop with nothing to do ends quietly (no certificate to rotate); the kubelet stops on a
+    # signal or when a loop fails.
+    while stopper not in done and not any(t.exception() for t in done if t is not stopper):
+        finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        done |= finished
     for task in [*tasks, stopper, *(w.task for w in kubelet.workers.values() if w.task)]:
         task.cancel()
     for task in done:
