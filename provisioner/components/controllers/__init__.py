@@ -14,6 +14,7 @@ daemonset.py, job.py, cronjob.py, ttlafterfinished.py, serviceaccount.py, servic
 rootca.py, namespace.py, garbagecollector.py, podgc.py, endpoints.py, endpointslice.py,
 endpointslicemirroring.py, nodeipam.py, nodelifecycle.py, tainteviction.py, csrapproving.py,
 csrsigning.py, bootstrap.py (bootstrapsigner, tokencleaner), resourcequota.py, disruption.py,
-clusterroleaggregation.py, protection.py (pvc/pv protection), ephemeralvolume.py;
+clusterroleaggregation.py, protection.py (pvc/pv protection), ephemeralvolume.py,
+pvbinder.py;
 controllerroles.py (RBAC for --use-service-account-credentials).
 """

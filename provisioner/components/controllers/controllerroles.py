@@ -82,6 +82,9 @@ RULES: dict[str, list[Obj]] = {
     "pvc-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumeclaims"]),
                                   r(READ, [""], ["pods"])],
     "ephemeral-volume-controller": [r(READ, [""], ["pods"]), r(READ + ["create"], [""], ["persistentvolumeclaims"])],
+    "persistent-volume-binder": [r(READ + ["create", "update", "delete"], [""], ["persistentvolumes"]),
+                                 r(["update"], [""], ["persistentvolumes/status", "persistentvolumeclaims/status"]),
+                                 r(READ + ["update"], [""], ["persistentvolumeclaims"])],
     "pv-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumes"])],
 }
 

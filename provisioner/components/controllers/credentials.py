@@ -36,7 +36,7 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
             "endpointslicemirroring": "endpointslicemirroring-controller",
             "clusterrole-aggregation": "clusterrole-aggregation-controller",
-            "ephemeral-volume": "ephemeral-volume-controller"}
+            "ephemeral-volume": "ephemeral-volume-controller", "persistentvolume-binder": "persistent-volume-binder"}
 
 
 def account_for(controller: str) -> str:

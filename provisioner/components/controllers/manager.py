@@ -58,6 +58,7 @@ CONTROLLERS: list[Entry] = [
     Entry("job-controller", "job", "job:JobController"),
     Entry("cronjob-controller", "cronjob", "cronjob:CronJobController"),
     Entry("ttl-after-finished-controller", "ttl-after-finished", "ttlafterfinished:TTLAfterFinishedController"),
+    Entry("persistentvolume-binder-controller", "persistentvolume-binder", "pvbinder:PersistentVolumeBinder"),
     Entry("ephemeral-volume-controller", "ephemeral-volume", "ephemeralvolume:EphemeralVolumeController"),
     Entry("persistentvolumeclaim-protection-controller", "pvc-protection", "protection:PVCProtectionController"),
     Entry("persistentvolume-protection-controller", "pv-protection", "protection:PVProtectionController"),

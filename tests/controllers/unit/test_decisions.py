@@ -504,3 +504,31 @@ def test_pod_failure_policy_rules(codes, conditions, want):
                     "containerStatuses": [{"name": n, "state": {"terminated": {"exitCode": e}}} for n, e in codes]}}
     verdict = job.failure_policy(spec, p)
     assert (verdict[0] if verdict else None) == want
+
+
+def test_volume_choice():
+    from provisioner.components.controllers import pvbinder
+
+    def pv(name, size, cls="", modes=("ReadWriteOnce",), labels=None, ref=None):
+        v = {"metadata": {"name": name, "labels": labels or {}},
+             "spec": {"capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": cls}}
+        if ref:
+            v["spec"]["claimRef"] = ref
+        return v
+
+    def pvc(size, cls="", modes=("ReadWriteOnce",), selector=None, name="c"):
+        c = {"metadata": {"name": name, "namespace": "n", "uid": "u"},
+             "spec": {"accessModes": list(modes), "storageClassName": cls, "resources": {"requests": {"storage": size}}}}
+        if selector:
+            c["spec"]["selector"] = selector
+        return c
+    vols = [pv("big", "10Gi"), pv("small", "1Gi"), pv("fast", "2Gi", cls="ssd"), pv("rox", "5Gi", modes=("ReadOnlyMany",)),
+            pv("labelled", "3Gi", labels={"tier": "gold"}), pv("taken", "1Gi", ref={"name": "other", "namespace": "n"})]
+    assert pvbinder.choose(pvc("1Gi"), vols)["metadata"]["name"] == "small"
+    assert pvbinder.choose(pvc("2Gi"), vols)["metadata"]["name"] == "labelled"
+    assert pvbinder.choose(pvc("1Gi", cls="ssd"), vols)["metadata"]["name"] == "fast"
+    assert pvbinder.choose(pvc("1Gi", modes=("ReadOnlyMany",)), vols)["metadata"]["name"] == "rox"
+    assert pvbinder.choose(pvc("1Gi", selector={"matchLabels": {"tier": "gold"}}), vols)["metadata"]["name"] == \
+        "labelled"
+    assert pvbinder.choose(pvc("1Gi", name="other"), vols)["metadata"]["name"] == "taken"  # pre-bound to it
+    assert pvbinder.choose(pvc("20Gi"), vols) is None
