@@ -43,6 +43,8 @@ def test_dev_cluster_runs_workloads_and_cleans_up(tmp_path):
             " Running") and r.stdout.split()[0], 90, what="the Deployment's pod Running")
         logs = kubectl("logs", pod)
         assert logs.stdout == "ready-to-serve\n", logs.stderr
+        describe = kubectl("describe", "pod", pod).stdout
+        assert "Started container busybox" in describe and "QoS Class:" in describe
         exec_result = kubectl("exec", pod, "--", "sh", "-c", "echo from-exec; exit 3")
         assert exec_result.stdout == "from-exec\n"
         assert exec_result.returncode == 3

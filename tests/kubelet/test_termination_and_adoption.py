@@ -80,3 +80,18 @@ def test_a_restarted_kubelet_adopts_running_containers(api, cluster, runtime, na
             what="the pod's containers removed by the kubelet")
         kubelet.stop()
         api.delete_node(node)
+
+
+def test_host_network_pods_use_the_node_address(api, kubelet, namespace):
+    port = free_port()
+    api.create_namespaced_pod(namespace, pod_manifest("on-host", kubelet.node, [
+        {"name": "main", "image": "busybox:latest",
+         "command": ["sh", "-c", f"mkdir -p /www && echo host > /www/index.html && "
+                                 f"exec httpd -f -p 127.0.0.1:{port} -h /www"]}],
+        hostNetwork=True))
+    pod = wait_for(lambda: (p := api.read_namespaced_pod("on-host", namespace))
+                   .status.phase == "Running" and p, 60, what="host-network pod Running")
+    assert pod.status.pod_ip == pod.status.host_ip == "127.0.0.1"
+    body = wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html",
+                                                   timeout=5).read(), 30, what="httpd on host")
+    assert body == b"host\n"
