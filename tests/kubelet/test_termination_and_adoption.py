@@ -73,11 +73,18 @@ def test_a_restarted_kubelet_adopts_running_containers(api, cluster, runtime, na
         after = api.read_namespaced_pod("steady", namespace).status.container_statuses[0]
         assert after.container_id == before.container_id and after.restart_count == 0
         assert after.state.running.started_at == before.state.running.started_at
-    finally:
+
+        # a pod deleted while its kubelet is down: its containers go when the kubelet is back
+        kubelet.stop()
         api.delete_namespaced_pod("steady", namespace, grace_period_seconds=0)
+        kubelet.start()
         wait_for(lambda: not [c for c in runtime.client.containers(all=True) if (
             c.get("Labels") or {}).get("io.provisioner.kubelet.node") == node], 60,
-            what="the pod's containers removed by the kubelet")
+            what="the orphaned containers removed by the kubelet")
+        wait_for(lambda: not [p for p in runtime.client.pods()
+                              if p["labels"].get("io.provisioner.kubelet.node") == node], 30,
+                 what="the orphaned sandbox removed")
+    finally:
         kubelet.stop()
         api.delete_node(node)
 

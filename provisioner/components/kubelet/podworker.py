@@ -66,6 +66,7 @@ class PodWorker:
         self.done = False
         self.terminated_final = False
         self.sandbox_error = ""
+        self.volume_error = ""
         self.task: asyncio.Task | None = None
         self.first_seen = time.monotonic()
         self.eviction: str | None = None      # set by the eviction manager: the message
