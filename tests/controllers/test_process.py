@@ -186,9 +186,11 @@ def test_lost_lease_stops_the_controllers_until_it_is_won_back(private_cluster, 
     try:
         ours = eventually(lambda: lease_holder(kubectl) not in ("", "thief") and lease_holder(kubectl),
                           what="the manager to lead")
-        lease = kubectl.json("get", "lease", "kube-controller-manager", "-n", "kube-system")
-        lease["spec"].update(holderIdentity="thief", leaseDurationSeconds=6)
-        kubectl("replace", "-f", "-", input=json.dumps(lease))
+        def steal() -> bool:  # the holder renews meanwhile: retry on conflict
+            lease = kubectl.json("get", "lease", "kube-controller-manager", "-n", "kube-system")
+            lease["spec"].update(holderIdentity="thief", leaseDurationSeconds=6)
+            return kubectl("replace", "-f", "-", input=json.dumps(lease), check=False).returncode == 0
+        eventually(steal, what="the lease taken by another holder")
         eventually(lambda: "lost by" in log.read_text(), timeout=30, what="the manager to give up leading")
         kubectl("create", "deployment", "after-steal", "--image=nginx", "--replicas=2", "-n", "default")
         eventually(lambda: lease_holder(kubectl) == ours, timeout=60, what="the lease won back")
