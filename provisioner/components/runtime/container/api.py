@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import cgroups, statefile
+from . import cgroups, seccomp_profile, statefile
 from .errors import ContainerError
 from .spec import ContainerSpec, Process
 
@@ -85,6 +85,16 @@ def _validate(spec: ContainerSpec) -> None:
                                  f"sandbox still running?")
 
 
+def _seccomp_filter(process: Process, name: str) -> dict | None:
+    """The process's seccomp setting compiled (None: unconfined); a bad profile is refused
+    before anything starts."""
+    try:
+        return seccomp_profile.compile_setting(process.seccomp, process.capabilities,
+                                               process.no_new_privileges)
+    except seccomp_profile.ProfileError as exc:
+        raise ContainerError(f"{name}: {exc}") from None
+
+
 def _remove_owned(state_dir: str) -> None:
     for entry in OWNED:
         path = os.path.join(state_dir, entry)
@@ -108,6 +118,7 @@ def _shim_log_tail(state_dir: str) -> str:
 def start(spec: ContainerSpec) -> ContainerState:
     """Start the container; return once its process has exec'd, or raise ContainerError."""
     _validate(spec)
+    seccomp_filter = _seccomp_filter(spec.process, f"container {spec.id}")
     state_dir = spec.state_dir
     created_dir = not os.path.isdir(state_dir)
     _forget_previous_run(spec)
@@ -117,7 +128,7 @@ def start(spec: ContainerSpec) -> ContainerState:
         statefile.write_json(os.path.join(state_dir, statefile.CONFIG_FILE), spec.to_dict())
         statefile.write_json(os.path.join(state_dir, statefile.STATE_FILE),
                              {"id": spec.id, "status": "created"})
-        result = _spawn_shim(state_dir, spec)
+        result = _spawn_shim(state_dir, spec, seccomp_filter)
     except OSError as exc:
         result = {"error": f"cannot prepare {state_dir}: {exc.strerror or exc}"}
     if "error" in result:
@@ -147,7 +158,7 @@ def _forget_previous_run(spec: ContainerSpec) -> None:
                                  f"run: {exc.strerror}") from None
 
 
-def _spawn_shim(state_dir: str, spec: ContainerSpec) -> dict:
+def _spawn_shim(state_dir: str, spec: ContainerSpec, seccomp_filter: dict | None) -> dict:
     read_fd, write_fd = os.pipe()
     command, env = _python_command(SHIM_MODULE, state_dir)
     env[RESULT_FD_ENV] = str(write_fd)
@@ -159,7 +170,7 @@ def _spawn_shim(state_dir: str, spec: ContainerSpec) -> dict:
     finally:
         os.close(write_fd)
     # marshal, not JSON: the shim reads it without importing the json module
-    shim.stdin.write(marshal.dumps(spec.to_dict()))
+    shim.stdin.write(marshal.dumps({**spec.to_dict(), "seccomp_filter": seccomp_filter}))
     shim.stdin.close()
     with os.fdopen(read_fd, "rb") as pipe:
         line = pipe.readline()
@@ -261,8 +272,10 @@ def exec_process(state_dir: str, process: Process, stdout, stderr) -> int:
     """Run `process` inside the running container (its namespaces and cgroups); copy its output
     to the `stdout`/`stderr` file objects (bytes); return its exit code as a shell would."""
     data = _running(state_dir, "exec in")
+    seccomp_filter = _seccomp_filter(process, f"exec in container {data.get('id')}")
     status_r, status_w = os.pipe()
-    command, env = _python_command(EXEC_MODULE, state_dir, json.dumps(process.to_dict()))
+    command, env = _python_command(EXEC_MODULE, state_dir, json.dumps(
+        {**process.to_dict(), "seccomp_filter": seccomp_filter}))
     env[RESULT_FD_ENV] = str(status_w)
     try:
         helper = subprocess.Popen(command, env=env, pass_fds=(status_w,),

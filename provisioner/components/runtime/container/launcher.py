@@ -11,7 +11,7 @@ import _signal  # not `signal`: that one imports enum, which costs the shim mill
 import errno
 import os
 
-from . import caps, cgroups, rootfs, users
+from . import caps, cgroups, rootfs, seccomp, users
 from . import syscalls as sc
 
 TYPE_CHECKING = False   # typing itself is too slow an import for the shim
@@ -57,8 +57,14 @@ def _environment(process: Process, home: str, hostname: str | None) -> dict[str,
     return env
 
 
-def become_process(process: Process, hostname: str | None, create_cwd: bool) -> None:
-    """Switch user, drop capabilities, set no_new_privs, chdir, and execve (never returns)."""
+def become_process(process: Process, hostname: str | None, create_cwd: bool,
+                   seccomp_filter: dict | None = None) -> None:
+    """Switch user, drop capabilities, set no_new_privs, chdir, load the seccomp filter (a
+    compiled one, see seccomp_profile), and execve (never returns).
+
+    With no_new_privs the filter is loaded last, so it need not allow what the launcher itself
+    calls. Without it the kernel lets only CAP_SYS_ADMIN load a filter, so it is loaded before
+    the capabilities are dropped (as runc does), and must allow the calls that follow."""
     if not process.args:
         raise LaunchError("no command given")
     try:
@@ -74,6 +80,8 @@ def become_process(process: Process, hostname: str | None, create_cwd: bool) -> 
         raise LaunchError(str(exc)) from None
     if create_cwd and not os.path.isdir(process.cwd):
         os.makedirs(process.cwd, mode=0o755, exist_ok=True)   # as Docker does for WORKDIR
+    if seccomp_filter and not process.no_new_privileges:
+        _install_seccomp(seccomp_filter)
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)     # keep permitted capabilities across the uid change
     caps.drop_bounding_set(keep)
     os.setgroups(user.groups)
@@ -87,6 +95,8 @@ def become_process(process: Process, hostname: str | None, create_cwd: bool) -> 
     except OSError as exc:
         raise LaunchError(f"cannot change to working directory {process.cwd}: "
                           f"{exc.strerror}") from None
+    if seccomp_filter and process.no_new_privileges:
+        _install_seccomp(seccomp_filter)
     try:
         os.execve(path, process.args, env)
     except OSError as exc:
@@ -94,6 +104,23 @@ def become_process(process: Process, hostname: str | None, create_cwd: bool) -> 
                   errno.EACCES: "permission denied", errno.ENOEXEC: "exec format error"}
         raise LaunchError(f"cannot execute {path}: "
                           f"{reason.get(exc.errno, exc.strerror)}") from None
+
+
+def preload_seccomp(compiled: dict | None) -> None:
+    """Load libseccomp while the host's filesystem is still in view (before pivot_root or
+    joining the container's mount namespace); unconfined processes never load it."""
+    if compiled:
+        try:
+            seccomp.library()
+        except seccomp.SeccompError as exc:
+            raise LaunchError(str(exc)) from None
+
+
+def _install_seccomp(compiled: dict) -> None:
+    try:
+        seccomp.install(compiled)
+    except seccomp.SeccompError as exc:
+        raise LaunchError(str(exc)) from None
 
 
 def enter_namespaces(spec: ContainerSpec) -> None:
@@ -130,11 +157,13 @@ def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, std
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         os.umask(0o022)
+        preload_seccomp(getattr(spec, "seccomp_filter", None))
         enter_namespaces(spec)
         rootfs.prepare(spec)
         if spec.hostname and spec.namespaces.get("uts", "host") is None:
             sc.sethostname(spec.hostname)
-        become_process(spec.process, spec.hostname, create_cwd=True)
+        become_process(spec.process, spec.hostname, create_cwd=True,
+                       seccomp_filter=getattr(spec, "seccomp_filter", None))
     except BaseException as exc:   # report anything, then die without running Python cleanup
         report_failure(error_fd, exc)
         os._exit(127)

@@ -45,7 +45,9 @@ def main() -> int:
     state_dir, process_json = sys.argv[1], sys.argv[2]
     result_fd = int(os.environ.pop(RESULT_FD_ENV))
     os.set_inheritable(result_fd, False)
-    process = Process.from_dict(json.loads(process_json))
+    process_data = json.loads(process_json)
+    seccomp_filter = process_data.pop("seccomp_filter", None)    # compiled by api.exec_process
+    process = Process.from_dict(process_data)
     try:
         data = statefile.read_state(state_dir) or {}
         pid, started = data.get("pid"), data.get("pid_start_time")
@@ -55,6 +57,7 @@ def main() -> int:
         # cgroups (its memory must not count against the container's limit)
         cgroup_fds = cgroups.open_procs_files(data.get("cgroups") or {})
         hostname = _spec_hostname(state_dir)
+        launcher.preload_seccomp(seccomp_filter)
         _join(pid)
         # HOSTNAME as start gives it: the spec's, else the (joined) uts namespace's name
         hostname = hostname or os.uname().nodename
@@ -69,7 +72,8 @@ def main() -> int:
                 os.write(fd, b"0")
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
-            launcher.become_process(process, hostname, create_cwd=False)
+            launcher.become_process(process, hostname, create_cwd=False,
+                                    seccomp_filter=seccomp_filter)
         except BaseException as exc:
             launcher.report_failure(result_fd, exc)
             os._exit(127)

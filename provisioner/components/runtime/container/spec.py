@@ -31,6 +31,9 @@ class Process:
     user: str = "0:0"                 # "uid:gid", "uid", "name", "name:group"
     capabilities: list[str] | None = None   # None -> the default reduced set (as Docker's)
     no_new_privileges: bool = True
+    # "runtime/default" (seccomp_default), "unconfined", or a profile object in the OCI/Docker
+    # JSON format; compiled by the api (seccomp_profile) and loaded by the launcher before execve
+    seccomp: str | dict = "runtime/default"
 
     def to_dict(self) -> dict:
         return asdict(self)
