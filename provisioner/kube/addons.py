@@ -119,12 +119,9 @@ def kube_proxy(settings: AddonSettings) -> list[dict]:
         "command": ["kube-proxy", f"--kubeconfig={KUBECONFIG_DIR}/kubeconfig.conf",
                     "--hostname-override=$(NODE_NAME)", f"--cluster-cidr={settings.pod_cidr}",
                     "--proxy-mode=iptables"],
-        "volumeMounts": [mount, {"name": "lib-modules", "mountPath": "/lib/modules",
-                                 "readOnly": True},
-                         {"name": "xtables-lock", "mountPath": "/run/xtables.lock"}],
+        "volumeMounts": [mount, {"name": "xtables-lock", "mountPath": "/run/xtables.lock"}],
     }
-    volumes = [volume, {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
-               {"name": "xtables-lock",
+    volumes = [volume, {"name": "xtables-lock",
                 "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}}]
     rules = [_rule([""], ["services", "endpoints", "nodes"], READ),
              _rule(["discovery.k8s.io"], ["endpointslices"], READ),

@@ -28,15 +28,17 @@ RUNTIME_ROOT = "/var/lib/provisioner/runtime"
 RUNTIME_SOCKET = "/run/provisioner-runtime/runtime.sock"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CNI_BIN_DIR = "/opt/cni/bin"
+CNI_CACHE_DIR = "/var/lib/cni"
 CNI_PLUGINS = ("provisioner-bridge", "provisioner-host-local", "provisioner-portmap",
                "provisioner-loopback")
 IMAGE_REPOSITORY = "provisioner/components"
 
 OWNS = Owned(
-    files=tuple(File(f"{CNI_BIN_DIR}/{plugin}", NODES) for plugin in CNI_PLUGINS),
+    # Symbolic links to the project's one plugin program (a link's own mode reads 777).
+    files=tuple(File(f"{CNI_BIN_DIR}/{plugin}", NODES, mode="777") for plugin in CNI_PLUGINS),
     directories=(Directory(CNI_CONF_DIR, NODES), Directory(CNI_BIN_DIR, NODES)),
     units=(UNIT,),
-    data_dirs=(DataDir(RUNTIME_ROOT, NODES), DataDir("/var/lib/cni", NODES)),
+    data_dirs=(DataDir(RUNTIME_ROOT, NODES), DataDir(CNI_CACHE_DIR, NODES)),
 )
 
 
@@ -66,15 +68,16 @@ def image_probe(tag: str) -> str:
 
 def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None) -> None:
     session = plan.session
-    for directory in (CNI_CONF_DIR, CNI_BIN_DIR):
-        session.op(host, f"directory {directory}", files.directory, path=directory, mode="755",
+    for directory, mode in ((CNI_CONF_DIR, "755"), (CNI_BIN_DIR, "755"), (CNI_CACHE_DIR, "700")):
+        session.op(host, f"directory {directory}", files.directory, path=directory, mode=mode,
                    user="root", group="root")
     for plugin in CNI_PLUGINS:
         session.op(host, f"CNI plugin {plugin}", files.link, path=f"{CNI_BIN_DIR}/{plugin}",
                    target=f"{REMOTE_VENV}/bin/provisioner-cni")
     unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
         "provisioner-runtime.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV,
-        root=RUNTIME_ROOT, cni_conf_dir=CNI_CONF_DIR, cni_bin_dir=CNI_BIN_DIR), mode="644")
+        root=RUNTIME_ROOT, cni_conf_dir=CNI_CONF_DIR, cni_bin_dir=CNI_BIN_DIR,
+        cni_cache_dir=CNI_CACHE_DIR), mode="644")
     session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
     session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
                service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
