@@ -33,6 +33,18 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _docker_socket(args) -> str | None:
+    """`--docker-socket`: a path, `none`, or (not given) docker.sock beside the daemon's socket."""
+    from .paths import socket_path
+
+    if args.docker_socket == "none":
+        return None
+    if args.docker_socket:
+        return os.path.abspath(args.docker_socket)
+    runtime_socket = socket_path(args.daemon_socket or args.socket)
+    return os.path.join(os.path.dirname(os.path.abspath(runtime_socket)), "docker.sock")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="A container runtime with a Docker-like CLI.")
     parser.add_argument("--socket", help="the daemon's unix socket")
@@ -54,6 +66,12 @@ def build_parser() -> Parser:
     daemon.add_argument("--cni-bin-dir", default="/opt/cni/bin",
                         help="CNI plugin directories, separated by ':'")
     daemon.add_argument("--cni-cache-dir", default="/var/lib/cni")
+    daemon.add_argument("--docker-socket", default="",
+                        help="serve Docker's Engine API on this unix socket (default: docker.sock "
+                             "beside --socket; 'none' to not serve it)")
+    daemon.add_argument("--registry-mirror", action="append", default=[], dest="registry_mirrors",
+                        metavar="URL", help="a registry mirror tried first for docker.io pulls "
+                                            "(repeatable, tried in order)")
 
     build = verbs.add_parser("build", help="build an image from a Dockerfile")
     build.add_argument("-t", "--tag", action="append", default=[])
@@ -310,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                                   bootstrap_images=args.bootstrap_images,
                                   pod_network=args.pod_network, cni_conf_dir=args.cni_conf_dir,
                                   cni_bin_dirs=tuple(args.cni_bin_dir.split(":")),
-                                  cni_cache_dir=args.cni_cache_dir))
+                                  cni_cache_dir=args.cni_cache_dir,
+                                  docker_socket=_docker_socket(args),
+                                  registry_mirrors=tuple(args.registry_mirrors)))
     client = RuntimeClient(args.socket)
     try:
         return dispatch(client, args)

@@ -38,6 +38,8 @@ class DaemonConfig:
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: tuple[str, ...] = ("/opt/cni/bin",)
     cni_cache_dir: str = "/var/lib/cni"
+    docker_socket: str | None = None  # Docker's Engine API (runtime/docker/); None: not served
+    registry_mirrors: tuple[str, ...] = ()   # tried first for docker.io pulls, in this order
 
 
 class RuntimeDaemon:

@@ -1,0 +1,321 @@
+"""runtime/docker: Docker's container routes: create, start, stop, restart, kill, wait, remove,
+list (with filters), inspect and logs (multiplexed frames, follow/tail/timestamps/since).
+
+Each route calls the daemon's ContainerService; what Docker has and the daemon does not
+(restart policies, AutoRemove, Tty) is the Supervisor's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from ..daemon import logs as logfiles
+from ..daemon.errors import NotFound
+from ..daemon.state import ContainerRecord
+from .errors import DockerError, no_such_container
+from .frames import MULTIPLEXED, RAW, frame
+from .routing import SUPERVISOR, daemon_of, route
+from .translate import create_request, inspect, list_row, state_name, unix_time
+
+WAIT_POLL_SECONDS = 0.05
+
+
+def supervisor_of(request: web.Request):
+    return request.app[SUPERVISOR]
+
+
+def record_of(request: web.Request, key: str | None = None) -> ContainerRecord:
+    key = key or request.match_info["id"]
+    try:
+        return daemon_of(request).containers.find(key)
+    except NotFound:
+        raise no_such_container(key) from None
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes")
+
+
+async def body_json(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        return await request.json()
+    except ValueError:
+        raise DockerError(400, "the request body is not valid JSON") from None
+
+
+@route("POST", "/containers/create")
+async def create(request: web.Request) -> web.Response:
+    body = await body_json(request)
+    wanted, settings = create_request(body, request.query.get("name"))
+    if not wanted["image"]:
+        raise DockerError(400, "config cannot be empty in order to create a container")
+    containers = daemon_of(request).containers
+    try:
+        record = await containers.create(wanted)
+    except NotFound as error:
+        if "image" in error.message:
+            raise DockerError(404, f"No such image: {wanted['image']}") from None
+        raise
+    supervisor_of(request).save(record.id, {**supervisor_of(request).settings(record.id),
+                                            **settings})
+    return web.json_response({"Id": record.id, "Warnings": []}, status=201)
+
+
+@route("POST", "/containers/{id}/start")
+async def start(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    if containers.is_running(record):
+        return web.Response(status=304)
+    supervisor = supervisor_of(request)
+    supervisor.update(record.id, stopped_by_user=False)
+    await containers.start(record.id)
+    supervisor.watch(record.id)
+    return web.Response(status=204)
+
+
+def _grace(request: web.Request) -> float:
+    text = request.query.get("t") or request.query.get("timeout") or "10"
+    try:
+        return float(text)
+    except ValueError:
+        raise DockerError(400, f"invalid value for t: {text!r} is not a number of seconds") \
+            from None
+
+
+@route("POST", "/containers/{id}/stop")
+async def stop(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    if not containers.is_running(record):
+        return web.Response(status=304)
+    supervisor_of(request).update(record.id, stopped_by_user=True)
+    await containers.stop(record.id, _grace(request))
+    return web.Response(status=204)
+
+
+@route("POST", "/containers/{id}/restart")
+async def restart(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    supervisor = supervisor_of(request)
+    supervisor.update(record.id, stopped_by_user=True)
+    await containers.stop(record.id, _grace(request))
+    supervisor.update(record.id, stopped_by_user=False)
+    await containers.start(record.id)
+    supervisor.watch(record.id)
+    return web.Response(status=204)
+
+
+@route("POST", "/containers/{id}/kill")
+async def kill(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    if not containers.is_running(record):
+        raise DockerError(409, f"Cannot kill container: {record.id}: Container {record.id} "
+                               "is not running")
+    supervisor_of(request).update(record.id, stopped_by_user=True)
+    await containers.kill(record.id, request.query.get("signal") or "KILL")
+    return web.Response(status=204)
+
+
+@route("POST", "/containers/{id}/wait")
+async def wait(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    supervisor = supervisor_of(request)
+    condition = request.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise DockerError(400, f"invalid condition {condition!r}: use not-running, next-exit "
+                               "or removed")
+    previous_exit = containers.status(record).finished_at
+    while True:
+        # Polled, not the daemon's wait: the record may go (AutoRemove) while we wait.
+        current = containers.records.get(record.id)
+        if current is None:
+            code = supervisor.last_exit.get(record.id, 0)
+            return web.json_response({"StatusCode": code, "Error": None})
+        state = containers.status(current)
+        if state.status == "exited" and state.exit_code is not None:
+            supervisor.last_exit[record.id] = state.exit_code
+        done = state.status != "running" and (
+            condition == "not-running" or
+            (condition == "next-exit" and state.status == "exited" and
+             state.finished_at != previous_exit))
+        if done:
+            return web.json_response({"StatusCode": state.exit_code or 0, "Error": None})
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+
+
+@route("DELETE", "/containers/{id}")
+async def remove(request: web.Request) -> web.Response:
+    record = record_of(request)
+    containers = daemon_of(request).containers
+    if containers.is_running(record) and not flag(request, "force"):
+        raise DockerError(409, f"You cannot remove a running container {record.id}. Stop the "
+                               "container before attempting removal or force remove")
+    await containers.remove(record.id, force=flag(request, "force"))
+    supervisor_of(request).forget(record.id)
+    return web.Response(status=204)
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    text = request.query.get("filters")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise DockerError(400, f"invalid filters {text!r}: not JSON") from None
+    # Both spellings Docker accepts: {"name": ["web"]} and {"name": {"web": true}}
+    return {key: list(value) if not isinstance(value, list) else value
+            for key, value in raw.items()}
+
+
+def _matches(record: ContainerRecord, state_label: str, filters: dict[str, list[str]],
+             supervisor) -> bool:
+    tests = {
+        "id": lambda value: record.id.startswith(value),
+        "name": lambda value: value.lstrip("/") in record.name,
+        "status": lambda value: value == state_label,
+        "ancestor": lambda value: value in (record.image, record.image_id) or
+        record.image_id.startswith(value) or record.image.split(":")[0] == value,
+        "label": lambda value: _label_matches(record.labels, value),
+        "network": lambda value: value == record.network,
+        "exited": lambda value: state_label == "exited" and
+        str(supervisor.last_exit.get(record.id, "")) == value,
+    }
+    for key, values in filters.items():
+        test = tests.get(key)
+        if test is None:
+            raise DockerError(400, f"invalid filter '{key}'")
+        if not any(test(value) for value in values):
+            return False
+    return True
+
+
+def _label_matches(labels: dict[str, str], wanted: str) -> bool:
+    key, has_value, value = wanted.partition("=")
+    return key in labels and (not has_value or labels[key] == value)
+
+
+@route("GET", "/containers/json")
+async def list_containers(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    supervisor = supervisor_of(request)
+    filters = _filters(request)
+    show_all = flag(request, "all") or "status" in filters
+    rows = []
+    for record in sorted(containers.records.values(), key=lambda r: r.created, reverse=True):
+        if record.pod:
+            continue            # the kubelet's pod members are not Docker's containers
+        state = containers.status(record)
+        if state.status == "exited" and state.exit_code is not None:
+            supervisor.last_exit[record.id] = state.exit_code
+        label = state_name(state)
+        if not show_all and label != "running":
+            continue
+        if _matches(record, label, filters, supervisor):
+            rows.append(list_row(record, state))
+    limit = request.query.get("limit")
+    if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
+        rows = rows[:int(limit)]
+    return web.json_response(rows)
+
+
+@route("GET", "/containers/{id}/json")
+async def inspect_container(request: web.Request) -> web.Response:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    return web.json_response(inspect(record, containers.status(record),
+                                      supervisor_of(request).settings(record.id),
+                                      containers.log_path(record)))
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+def _since(request: web.Request, name: str) -> float | None:
+    text = request.query.get(name)
+    if not text or text == "0":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise DockerError(400, f"invalid value for {name}: {text!r} is not a unix time") \
+            from None
+
+
+def _chunk(entry: logfiles.LogEntry, timestamps: bool, tty: bool) -> bytes:
+    data = entry.data
+    if timestamps:
+        data = entry.time.encode() + b" " + data
+    return data if tty else frame(entry.stream, data)
+
+
+def _wanted(entries: Iterable[logfiles.LogEntry], streams: set[str], since: float | None,
+            until: float | None):
+    for entry in entries:
+        if entry.stream not in streams:
+            continue
+        if since is not None or until is not None:
+            moment = unix_time(entry.time) if "." not in entry.time else _precise(entry.time)
+            if since is not None and moment < since:
+                continue
+            if until is not None and moment > until:
+                continue
+        yield entry
+
+
+def _precise(text: str) -> float:
+    from datetime import datetime
+
+    head, _, rest = text.partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())
+    zone = rest[len(fraction):].replace("Z", "+00:00") or "+00:00"
+    moment = datetime.fromisoformat(head + zone)
+    return moment.timestamp() + float("0." + (fraction or "0"))
+
+
+@route("GET", "/containers/{id}/logs")
+async def logs(request: web.Request) -> web.StreamResponse:
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    tty = supervisor_of(request).settings(record.id)["tty"]
+    streams = {name for name in ("stdout", "stderr") if flag(request, name)}
+    if not streams:
+        raise DockerError(400, "You must choose at least one stream")
+    tail_text = request.query.get("tail") or "all"
+    if tail_text == "all":
+        tail = None
+    elif tail_text.isdigit():
+        tail = int(tail_text)
+    else:
+        raise DockerError(400, f"invalid value for tail: {tail_text!r} (a number or all)")
+    timestamps = flag(request, "timestamps")
+    since, until = _since(request, "since"), _since(request, "until")
+    response = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
+    await response.prepare(request)
+    path = containers.log_path(record)
+    try:
+        if flag(request, "follow"):
+            source = logfiles.follow(path, lambda: record.id in containers.records
+                                     and containers.is_running(record), tail)
+            async for entry in source:
+                for wanted in _wanted([entry], streams, since, until):
+                    await response.write(_chunk(wanted, timestamps, tty))
+        else:
+            for entry in _wanted(logfiles.read_all(path, tail), streams, since, until):
+                await response.write(_chunk(entry, timestamps, tty))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    return response

@@ -1,0 +1,35 @@
+"""runtime/docker: Docker's stream framing, and the hijacked connection exec/attach answer on.
+
+Without a TTY, Docker multiplexes stdout and stderr on one stream: each frame is an 8-byte
+header (stream id: 0 stdin, 1 stdout, 2 stderr; three zero bytes; the payload length as a
+big-endian uint32) and the payload. Exec start and attach "hijack" the HTTP connection: the
+client asks `Upgrade: tcp`, the answer is `101 UPGRADED` and from then on the socket carries raw
+frames both ways; the connection closes when the process ends.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from aiohttp import web
+
+STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + data
+
+
+async def hijack(request: web.Request, tty: bool) -> web.StreamResponse:
+    """Answer 101 (or 200 to a client that did not ask to upgrade) and keep the socket raw."""
+    upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+    headers = {"Content-Type": RAW if tty else MULTIPLEXED}
+    if upgrade:
+        headers.update({"Connection": "Upgrade", "Upgrade": "tcp"})
+    response = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED" if
+                                  upgrade else "OK", headers=headers)
+    response.force_close()            # the stream's end is the connection's end
+    await response.prepare(request)       # a StreamResponse sends its headers at once
+    return response
