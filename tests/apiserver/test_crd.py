@@ -140,3 +140,19 @@ def test_bad_definitions_are_refused(kubectl):
     assert 'spec.group: Invalid value: "nodots": should be a domain with at least one dot' in out.stderr
     out = kubectl("apply", "-f", "-", input=json.dumps(crd_manifest("clash.example.com", "pods")), check=False)
     assert 'spec.names.plural: Invalid value: "pods": already served by group "core"' in out.stderr
+
+
+def test_every_served_version_reads_the_same_objects(kubectl, ns):
+    group = f"v{os.urandom(3).hex()}.example.com"
+    manifest = crd_manifest(group, "gizmos")
+    v1 = manifest["spec"]["versions"][0]
+    manifest["spec"]["versions"].append(dict(v1, name="v2", storage=False))
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    kubectl("apply", "-n", ns, "-f", "-", input=_widget(group, "g", size="small"))
+    via_v2 = json.loads(kubectl("get", "--raw", f"/apis/{group}/v2/namespaces/{ns}/gizmos/g").stdout)
+    assert via_v2["apiVersion"] == f"{group}/v2" and via_v2["spec"]["size"] == "small"
+    kubectl("patch", f"gizmos.v2.{group}", "g", "-n", ns, "--type=merge", "-p", '{"spec":{"size":"large"}}')
+    items = json.loads(kubectl("get", "--raw", f"/apis/{group}/v1/namespaces/{ns}/gizmos").stdout)["items"]
+    assert [(i["apiVersion"], i["spec"]["size"]) for i in items] == [(f"{group}/v1", "large")]
+    assert kubectl.json("get", "crd", f"gizmos.{group}")["status"]["storedVersions"] == ["v1"]
+    kubectl("delete", "crd", f"gizmos.{group}")

@@ -46,6 +46,7 @@ class Served:
     schema: dict
     columns: list
     scale: dict | None
+    storage_version: str = ""
 
 
 SERVED: dict[tuple[str, str, str], Served] = {}
@@ -176,9 +177,10 @@ def _served_versions(crd: dict) -> dict[tuple[str, str, str], Served]:
         res = Resource(spec["group"], v["name"], names["kind"], names["plural"], spec.get("scope") == "Namespaced",
                        tuple(names.get("shortNames") or ()), status="status" in subs, scale="scale" in subs,
                        categories=tuple(names.get("categories") or ()), singular=names.get("singular", ""))
+        storage = next((x["name"] for x in spec.get("versions") or [] if x.get("storage")), v["name"])
         out[(res.group, res.version, res.plural)] = Served(
             res, copy.deepcopy((v.get("schema") or {}).get("openAPIV3Schema") or {}),
-            list(v.get("additionalPrinterColumns") or []), subs.get("scale"))
+            list(v.get("additionalPrinterColumns") or []), subs.get("scale"), storage)
     return out
 
 
@@ -261,9 +263,28 @@ def served_for(res: Resource) -> Served | None:
     return SERVED.get((res.group, res.version, res.plural))
 
 
+def read_through_other_version(res: Resource) -> bool:
+    """Whether reads of this custom resource version differ from the stored bytes (apiVersion)."""
+    served = served_for(res)
+    return served is not None and served.storage_version != res.version
+
+
+def as_version(res: Resource, obj: dict) -> dict:
+    """A custom object as the version it is read through: versions of a CRD hold the same
+    fields (conversion strategy None), so only apiVersion changes; the same dict when nothing does."""
+    if not isinstance(obj, dict) or obj.get("apiVersion") in (None, res.group_version) or \
+            obj.get("kind") != res.kind or (res.group, res.version, res.plural) not in SERVED:
+        return obj
+    return dict(obj, apiVersion=res.group_version)
+
+
 class CustomResourceStrategy(Strategy):
     def __init__(self, served: Served):
         self.served = served
+
+    def _to_storage_version(self, obj: dict) -> None:
+        """Objects are kept in the CRD's storage version, as kube-apiserver keeps them."""
+        obj["apiVersion"] = f"{self.served.resource.group}/{self.served.storage_version}"
 
     def _schema_pass(self, req: Req, obj: dict) -> None:
         unknown: list[str] = []
@@ -284,12 +305,15 @@ class CustomResourceStrategy(Strategy):
         if self.served.resource.status:
             obj.pop("status", None)
         self._schema_pass(req, obj)
+        self._to_storage_version(obj)
 
     def prepare_for_update(self, req: Req, new: dict, old: dict) -> None:
         self._schema_pass(req, new)
+        self._to_storage_version(new)
 
     def prepare_for_status_update(self, req: Req, new: dict, old: dict) -> None:
         self._schema_pass(req, new)
+        self._to_storage_version(new)
 
 
 def _path(obj: Any, path: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-from . import admission, decode, fields, validation
+from . import admission, crd, decode, fields, validation
 from .allocator import Allocator
 from .apirequest import Req, dumps
 from .deletion import Deletion
@@ -83,7 +83,7 @@ class Registry(Writes, Patching, Deletion):
             raise ApiError.not_found(req.res.plural, req.name or "", req.res.group)
         if req.sub == "scale":
             return self.to_scale(req.res, obj)
-        return obj
+        return crd.as_version(req.res, obj)
 
     def to_scale(self, res: Resource, obj: dict) -> dict:
         from . import crd

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import conversion, discovery, protobuf, tables
+from . import conversion, crd, discovery, protobuf, tables
 from .crud import Registry, Req, dumps
 from .errors import ApiError
 from .limits import read_body
@@ -47,9 +47,10 @@ def parse_path(api_root: str, parts: list[str],
                converted: bool = False) -> tuple[Resource, str | None, str | None, str | None]:
     """(resource, namespace, name, subresource) from the segments after /api or /apis.
 
-    Kinds served through a conversion (events.k8s.io Events, conversion.py) are only resolved
-    with converted=True, as ResourceAPI asks: other readers of stored bytes (the watch cache)
-    get "not found" and leave those requests to ResourceAPI, which converts."""
+    Kinds served through a conversion (events.k8s.io Events, conversion.py; custom resources
+    read through a version other than their storage version) are only resolved with
+    converted=True, as ResourceAPI asks: other readers of stored bytes (the watch cache) get
+    "not found" and leave those requests to ResourceAPI, which converts."""
     if api_root == "api":
         if not parts or parts[0] != "v1":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -74,7 +75,7 @@ def parse_path(api_root: str, parts: list[str],
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if res.namespaced and name is not None and ns is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    if not converted and conversion.stored_as(res) is not None:
+    if not converted and (conversion.stored_as(res) is not None or crd.read_through_other_version(res)):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return res, ns, name, sub
 
@@ -169,7 +170,7 @@ class ResourceAPI:
                 raise ApiError.method_not_allowed()
             obj = self._converted_in(req, self.registry.decode_body(req, body, view.schema_type))
             out = await self.registry.create(req, obj)
-            return json_response(conversion.to_external(out_view, out), 201, req.warnings)
+            return json_response(conversion.to_external(out_view, crd.as_version(res, out)), 201, req.warnings)
         if method == "PUT":
             if name is None:
                 raise ApiError.method_not_allowed()
@@ -178,12 +179,13 @@ class ResourceAPI:
             obj, warnings = decode.decode(body, kind, q.get("fieldValidation"))
             req.warnings += warnings
             out = await self.registry.replace(req, self._converted_in(req, obj))
-            return json_response(conversion.to_external(out_view, out), 200, req.warnings)
+            return json_response(conversion.to_external(out_view, crd.as_version(res, out)), 200, req.warnings)
         if method == "PATCH":
             if name is None:
                 raise ApiError.method_not_allowed()
             out, created = await self.registry.patch(req, request.headers.get("Content-Type", ""), body)
-            return json_response(conversion.to_external(out_view, out), 201 if created else 200, req.warnings)
+            return json_response(conversion.to_external(out_view, crd.as_version(res, out)),
+                                 201 if created else 200, req.warnings)
         # DELETE
         options: dict = {}
         if body.strip():
@@ -198,7 +200,7 @@ class ResourceAPI:
         if name is None:
             return await self.delete_collection(request, req, options)
         out, _ = await self.registry.delete(req, options)
-        return json_response(conversion.to_external(out_view, out), 200)
+        return json_response(conversion.to_external(out_view, crd.as_version(res, out)), 200)
 
     @staticmethod
     def _converted_in(req: Req, obj: dict) -> dict:
@@ -247,7 +249,8 @@ class ResourceAPI:
             return json_response(tables.table(res.kind, items, meta, q.get("includeObject", "Metadata")))
         shown = req.view or res
         return json_response({"kind": f"{shown.kind}List", "apiVersion": shown.group_version,
-                              "metadata": meta, "items": [conversion.to_external(req.view, o) for o in items]})
+                              "metadata": meta, "items": [conversion.to_external(req.view, crd.as_version(res, o))
+                                                          for o in items]})
 
     async def delete_collection(self, request: web.Request, req: Req, options: dict) -> web.Response:
         res, q = req.res, request.query
@@ -290,6 +293,8 @@ class ResourceAPI:
                 obj = tables.table(res.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
             elif req.view is not None:  # seen through a conversion: this watcher's own encoding
                 obj = conversion.to_external(req.view, obj)
+            elif crd.as_version(res, obj) is not obj:  # another version of a custom resource
+                obj = crd.as_version(res, obj)
             elif shared is not None:  # serialized once for all watchers of this change
                 line = shared.lines.get(kind)
                 if line is None:

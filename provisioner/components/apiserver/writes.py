@@ -93,6 +93,8 @@ class Writes:
             rv = int(cur["metadata"]["resourceVersion"])
             if precondition_rv and precondition_rv != str(rv):
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
+            stored = cur
+            cur = crd.as_version(res, cur)  # a custom object written through another of its versions
             new = mutate(copy.deepcopy(cur))
             new = self._finish_update(req, cur, new, operation)
             before = copy.deepcopy(new)
@@ -103,8 +105,8 @@ class Writes:
             await strategies.for_resource(res).before_store(self, req, new, cur)
             if req.dry_run:
                 return new, False
-            if without(new, "metadata") == without(cur, "metadata") and \
-                    without(new["metadata"], "managedFields") == without(cur["metadata"], "managedFields"):
+            if without(new, "metadata") == without(stored, "metadata") and \
+                    without(new["metadata"], "managedFields") == without(stored["metadata"], "managedFields"):
                 return cur, False  # no-op updates do not bump the resourceVersion
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
                 await self.storage.delete(res.plural, req.namespace, req.name or "", rv)
