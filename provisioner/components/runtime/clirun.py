@@ -8,6 +8,7 @@ however the run ends, a failed start included.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
@@ -30,6 +31,11 @@ def add_run_verb(verbs) -> None:
     run.add_argument("-w", "--workdir")
     run.add_argument("-u", "--user")
     run.add_argument("-h", "--hostname")
+    run.add_argument("--cap-add", action="append", default=[])
+    run.add_argument("--cap-drop", action="append", default=[])
+    run.add_argument("--privileged", action="store_true")
+    run.add_argument("--read-only", action="store_true")
+    run.add_argument("--security-opt", action="append", default=[])
     run.add_argument("--help", action="help")
     run.add_argument("image")
     run.add_argument("command", nargs=argparse.REMAINDER)
@@ -43,10 +49,40 @@ def create_body(args) -> dict:
             "volumes": [_absolute_volume(volume) for volume in args.volume],
             "memory": args.memory, "cpus": args.cpus, "pids": args.pids,
             "network": args.network, "auto_remove": args.rm and args.detach,
-            "workdir": args.workdir, "user": args.user, "hostname": args.hostname}
+            "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
+            "cap_add": args.cap_add, "cap_drop": args.cap_drop,
+            "privileged": args.privileged or None, "read_only": args.read_only or None,
+            **security_options(args.security_opt)}
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
     return {key: value for key, value in body.items() if value not in (None, [], "")}
+
+
+def security_options(values: list[str]) -> dict:
+    """Docker's --security-opt: seccomp=unconfined, seccomp=PROFILE.json (read here, as
+    Docker's CLI does, and sent whole), no-new-privileges[=true|false]."""
+    body: dict = {}
+    for value in values:
+        key, _, setting = value.partition("=")
+        if key == "seccomp" and setting:
+            body["seccomp"] = setting if setting == "unconfined" else _read_profile(setting)
+        elif key == "no-new-privileges" and setting in ("", "true", "false"):
+            body["no_new_privileges"] = setting != "false"
+        else:
+            raise RunFailed(f"invalid --security-opt {value!r}: use seccomp=unconfined, "
+                            "seccomp=PROFILE.json or no-new-privileges[=true|false]")
+    return body
+
+
+def _read_profile(path: str) -> dict:
+    try:
+        with open(path) as source:
+            return json.load(source)
+    except OSError as exc:
+        raise RunFailed(f"--security-opt seccomp={path}: cannot read the profile: "
+                        f"{exc.strerror}") from None
+    except ValueError as exc:
+        raise RunFailed(f"--security-opt seccomp={path}: the profile is not JSON: {exc}") from None
 
 
 def _absolute_volume(spec: str) -> str:

@@ -157,6 +157,8 @@ class ContainerService:
                                               bool(body.get("privileged"))),
             read_only=bool(body.get("read_only")),
             no_new_privileges=body.get("no_new_privileges", not body.get("privileged")) is not False)
+        record.seccomp = options.seccomp(body.get("seccomp"), bool(body.get("privileged")),
+                                         record.capabilities, record.no_new_privileges)
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)
@@ -224,7 +226,7 @@ class ContainerService:
             process=Process(args=record.args, env=[*record.env, f"HOSTNAME={record.hostname}"],
                             cwd=record.workdir, user=record.user,
                             capabilities=record.capabilities,
-                            no_new_privileges=record.no_new_privileges),
+                            no_new_privileges=record.no_new_privileges, seccomp=record.seccomp),
             readonly_rootfs=record.read_only,
             hostname=record.hostname, mounts=mounts,
             resources=Resources(record.memory, record.cpus, record.pids),
@@ -368,7 +370,8 @@ class ContainerService:
         process = Process(args=cmd, env=options.merge_env(record.env, options.parse_env(
             body.get("env"))), cwd=options.as_workdir(body.get("workdir")) or record.workdir,
             user=options.as_user(body.get("user")) or record.user,
-            capabilities=record.capabilities, no_new_privileges=record.no_new_privileges)
+            capabilities=record.capabilities, no_new_privileges=record.no_new_privileges,
+            seccomp=record.seccomp)
         async for event in run_with_pipes(
                 lambda out, err: core.exec_process(self.directory(record), process, out, err)):
             yield event

@@ -6,12 +6,13 @@ here, so every client gets the same checks and the same messages.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import socket
 
-from ..container import caps
+from ..container import caps, seccomp_profile
 from .errors import BadRequest
 from .state import PortMapping
 
@@ -262,3 +263,40 @@ def capabilities(cap_add, cap_drop, privileged: bool) -> list[str] | None:
         if key not in current and key not in drop:
             current.append(key)
     return current
+
+
+def seccomp(value, privileged: bool, capabilities: list[str] | None,
+            no_new_privileges: bool) -> str | dict:
+    """The container's seccomp setting: "runtime/default" unless asked (unconfined when
+    privileged, as Docker), "unconfined", a profile object (or its JSON text), or
+    "localhost/<absolute path>" to a profile file on this host (read now, as the kubelet's
+    Localhost profiles). The profile is compiled here, so a malformed one is refused at create."""
+    if value is None or value == "":
+        return seccomp_profile.UNCONFINED if privileged else seccomp_profile.RUNTIME_DEFAULT
+    if isinstance(value, str) and value.startswith("localhost/"):
+        value = _read_profile(value.removeprefix("localhost/"))
+    elif isinstance(value, str) and value.lstrip().startswith("{"):
+        value = _profile_json(value, "the seccomp field")
+    try:
+        seccomp_profile.compile_setting(value, capabilities, no_new_privileges)
+    except seccomp_profile.ProfileError as exc:
+        raise BadRequest(f"invalid seccomp: {exc}") from None
+    return value
+
+
+def _read_profile(path: str) -> dict:
+    if not os.path.isabs(path):
+        raise BadRequest(f"invalid seccomp localhost/{path}: the profile path must be absolute")
+    try:
+        with open(path) as source:
+            text = source.read()
+    except OSError as exc:
+        raise BadRequest(f"cannot read seccomp profile {path}: {exc.strerror}") from None
+    return _profile_json(text, path)
+
+
+def _profile_json(text: str, where: str) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"invalid seccomp profile in {where}: not JSON ({exc})") from None

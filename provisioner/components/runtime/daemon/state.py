@@ -86,6 +86,8 @@ class ContainerRecord(_Record):
     capabilities: list[str] | None = None
     read_only: bool = False
     no_new_privileges: bool = True
+    # "runtime/default", "unconfined" or a profile object (container.seccomp_profile)
+    seccomp: str | dict = "runtime/default"
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from datetime import UTC, datetime
 
+from ..container import caps, seccomp_profile
 from ..container.api import ContainerState
 from .state import ContainerRecord
 
@@ -64,6 +65,15 @@ def _port_bindings(record: ContainerRecord) -> dict:
     return bindings
 
 
+def security_opt(record: ContainerRecord) -> list[str]:
+    """What applied, in Docker's --security-opt words; a custom profile is shown whole (under
+    "SeccompProfile" of inspect) and named "custom" here."""
+    options = [f"seccomp={seccomp_profile.describe(record.seccomp)}"]
+    if record.no_new_privileges:
+        options.append("no-new-privileges")
+    return options
+
+
 def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             image_config: dict) -> dict:
     running = state.status == "running"
@@ -108,6 +118,12 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             "NetworkMode": f"pod:{record.pod}" if record.pod else record.network,
             "PortBindings": _port_bindings(record),
             "AutoRemove": record.auto_remove,
+            "ReadonlyRootfs": record.read_only,
+            "SecurityOpt": security_opt(record),
+            # the capability set the process gets (Docker shows only an explicit one here)
+            "Capabilities": [f"CAP_{name}" for name in (
+                caps.DEFAULT_CAPABILITIES if record.capabilities is None
+                else record.capabilities)],
         },
         "NetworkSettings": {
             "IPAddress": record.ip or "",
@@ -118,6 +134,7 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
                     "Destination": volume.rsplit(":", 2)[1],
                     "RW": volume.rsplit(":", 2)[2] == "rw"} for volume in record.volumes],
         "Pod": record.pod,
+        "SeccompProfile": record.seccomp if isinstance(record.seccomp, dict) else None,
         "Warnings": warnings,
     }
 
