@@ -11,6 +11,7 @@ packages=(
   python3-venv                      # virtualenvs
   busybox-static                    # the offline busybox image for runtime tests
   runc                              # benchmark anchor for the container runtime
+  libseccomp2                       # the runtime's seccomp filters (libseccomp.so.2 via ctypes)
   docker-registry                   # OCI distribution registry for pull/push tests
   containernetworking-plugins       # reference CNI plugins (/usr/lib/cni) for the CNI tests
   dnsmasq-base                      # DNS benchmark anchor (answers from a hosts file)
