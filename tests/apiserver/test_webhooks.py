@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from .conftest import eventually
 
 
-def _pki(tmp):
+def _pki(tmp, dns_names=()):
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook-ca")])
@@ -35,7 +35,8 @@ def _pki(tmp):
     cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook")]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] +
+                                                       [x509.DNSName(n) for n in dns_names]),
                            critical=False).sign(ca_key, hashes.SHA256()))
     (tmp / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -82,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def webhook_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("webhook")
-    ca_bundle = _pki(tmp)
+    ca_bundle = _pki(tmp, ("hooks.webhook-svc.svc",))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(tmp / "tls.crt"), str(tmp / "tls.key"))
@@ -200,3 +201,29 @@ def test_webhook_configurations_are_validated(kubectl, ns):
     assert 'webhooks[0].sideEffects: Unsupported value: "Unknown"' in out.stderr
     assert "webhooks[0].clientConfig.url: Invalid value: \"http://x\": 'https' is the only allowed URL scheme" \
         in out.stderr
+
+
+def test_webhook_behind_a_service(kubectl, ns, scoped, webhook_server):
+    """clientConfig.service: reached at the Service's ready endpoint, the certificate checked for
+    <service>.<namespace>.svc, as kube-apiserver does."""
+    url, ca = webhook_server
+    port = int(url.rsplit(":", 1)[1])
+    kubectl("create", "namespace", "webhook-svc", check=False)
+    kubectl("apply", "-n", "webhook-svc", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hooks"},
+         "spec": {"ports": [{"port": 443, "targetPort": "https", "name": "https"}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "hooks-1", "labels": {"kubernetes.io/service-name": "hooks"}},
+         "addressType": "IPv4", "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+         "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}]}))
+    _apply(kubectl, scoped, "ValidatingWebhookConfiguration", ns, [
+        {"name": "svc-deny.example.com", "clientConfig": {
+            "service": {"namespace": "webhook-svc", "name": "hooks", "path": "/deny"}, "caBundle": ca}}])
+
+    def refused():
+        out = kubectl("create", "configmap", f"bad-{os.urandom(2).hex()}", "-n", ns, "--from-literal=forbidden=1",
+                      check=False)
+        return out.returncode != 0 and out.stderr
+    assert 'admission webhook "svc-deny.example.com" denied the request' in eventually(refused, 5)
+    assert Handler.calls[-1][0] == "/deny"
+    kubectl("delete", "namespace", "webhook-svc", "--wait=false")
