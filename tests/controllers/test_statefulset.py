@@ -58,3 +58,24 @@ def test_ordered_creation_claims_and_rolling_update_with_partition(kubectl, core
     kubectl("scale", "sts", "db", "-n", ns, "--replicas=1")
     eventually(lambda: pod_names(kubectl, ns) == ["db-0"], timeout=60, what="scaled down from the top")
     assert len(kubectl.json("get", "pvc", "-n", ns)["items"]) == 3  # claims are kept
+
+
+def test_claim_retention_policy_deletes_claims(kubectl, core, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "cache"},
+        "spec": {"replicas": 2, "serviceName": "cache", "podManagementPolicy": "Parallel",
+                 "selector": {"matchLabels": {"app": "cache"}},
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+                 "template": {"metadata": {"labels": {"app": "cache"}},
+                              "spec": {"containers": [{"name": "c", "image": "redis"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}))
+
+    def claims() -> list[str]:
+        return sorted(c["metadata"]["name"] for c in kubectl.json("get", "pvc", "-n", ns)["items"]
+                      if not c["metadata"].get("deletionTimestamp"))
+    eventually(lambda: claims() == ["data-cache-0", "data-cache-1"], what="2 claims")
+    kubectl("scale", "sts", "cache", "-n", ns, "--replicas=1")
+    eventually(lambda: claims() == ["data-cache-0"], what="the scaled-away claim deleted")
+    kubectl("delete", "sts", "cache", "-n", ns)
+    eventually(lambda: claims() == [], what="claims deleted with the set")

@@ -33,7 +33,7 @@ RULES: dict[str, list[Obj]] = {
                               r(READ + WRITE, ["apps"], ["replicasets"]), r(READ, [""], ["pods"])],
     "statefulset-controller": [r(READ, ["apps"], ["statefulsets"]),
                                r(["update"], ["apps"], ["statefulsets/status", "statefulsets/finalizers"]),
-                               *OWNED_PODS, r(READ + ["create"], [""], ["persistentvolumeclaims"]),
+                               *OWNED_PODS, r(READ + ["create", "delete"], [""], ["persistentvolumeclaims"]),
                                r(READ + WRITE, ["apps"], ["controllerrevisions"])],
     "daemon-set-controller": [r(READ, ["apps"], ["daemonsets"]),
                               r(["update"], ["apps"], ["daemonsets/status", "daemonsets/finalizers"]),

@@ -153,8 +153,8 @@ class EndpointsController(ServiceSelectionMixin, Controller):
                     if exc.code != 404:
                         raise
             return
-        if not (svc.get("spec") or {}).get("selector"):
-            return  # endpoints of selector-less Services are the user's
+        if not (svc.get("spec") or {}).get("selector") or (svc.get("spec") or {}).get("type") == "ExternalName":
+            return  # endpoints of selector-less Services are the user's; ExternalName has none
         subsets = desired_subsets(svc, self.pods.by_index("namespace", ns or ""))
         labels = endpoints_labels(svc)
         body = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns,

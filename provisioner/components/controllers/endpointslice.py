@@ -125,7 +125,8 @@ class EndpointSliceController(ServiceSelectionMixin, Controller):
         mine = [s for s in self.slices.by_index("namespace", ns or "")
                 if (s["metadata"].get("labels") or {}).get(SERVICE_LABEL) == name
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER_NAME]
-        if svc is None or not (svc.get("spec") or {}).get("selector"):
+        if svc is None or not (svc.get("spec") or {}).get("selector") or \
+                (svc.get("spec") or {}).get("type") == "ExternalName":
             for s in mine:  # the Service is gone (the garbage collector would also get these)
                 await self._delete(s)
             return

@@ -5,7 +5,9 @@ volumeClaimTemplate, the claim `<template>-<set>-<ordinal>`, created before its 
 after it. OrderedReady creates ordinal i only once 0..i-1 are Running and Ready and removes from
 the highest ordinal down, one at a time; Parallel does all at once. Each template is recorded in a
 ControllerRevision (`<set>-<hash>`, numbered, pruned past revisionHistoryLimit) whose hash labels
-the pods (`controller-revision-hash`). RollingUpdate replaces pods at ordinals >= partition from the
+the pods (`controller-revision-hash`). persistentVolumeClaimRetentionPolicy: whenDeleted Delete makes
+the set own its claims (the garbage collector removes them with it); whenScaled Delete removes the
+claims of ordinals scaled away once their pod is gone. RollingUpdate replaces pods at ordinals >= partition from the
 highest down, one at a time once the rest are ready; OnDelete leaves that to the user. Status
 carries the counts and current/update revisions `kubectl rollout status sts` reads.
 """
@@ -63,14 +65,37 @@ def pod_for(sts: Obj, i: int, revision: str, template: Obj | None = None) -> Obj
     return pod
 
 
+def retention(sts: Obj, when: str) -> str:
+    """persistentVolumeClaimRetentionPolicy.whenDeleted/whenScaled: Retain (default) or Delete."""
+    return ((sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}).get(when) or "Retain"
+
+
 def claim_for(sts: Obj, template: Obj, i: int) -> Obj:
     name = sts["metadata"]["name"]
     labels = dict((template.get("metadata") or {}).get("labels") or {})
     labels.update(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim_name(template, name, i), "namespace": sts["metadata"]["namespace"],
-                         "labels": labels},
-            "spec": copy.deepcopy(template.get("spec") or {})}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": claim_name(template, name, i), "namespace": sts["metadata"]["namespace"],
+                          "labels": labels},
+             "spec": copy.deepcopy(template.get("spec") or {})}
+    if retention(sts, "whenDeleted") == "Delete":  # the garbage collector takes it with the set
+        claim["metadata"]["ownerReferences"] = [podutil.owner_ref(sts, "apps/v1", "StatefulSet")]
+    return claim
+
+
+def condemned_claims(sts: Obj, pods: dict[int, Obj], claims: list[Obj]) -> list[Obj]:
+    """Claims of ordinals scaled away whose pod is gone, when whenScaled is Delete."""
+    if retention(sts, "whenScaled") != "Delete":
+        return []
+    name, replicas = sts["metadata"]["name"], rollout.replicas_of(sts)
+    out = []
+    for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+        prefix = f"{t['metadata']['name']}-{name}-"
+        for c in claims:
+            tail = c["metadata"]["name"][len(prefix):] if c["metadata"]["name"].startswith(prefix) else ""
+            if tail.isdigit() and int(tail) >= replicas and int(tail) not in pods and not podutil.is_terminating(c):
+                out.append(c)
+    return out
 
 
 def healthy(pod: Obj | None) -> bool:
@@ -127,6 +152,7 @@ class StatefulSetController(Controller):
         self.sets = self.ctx.informer("apps", "v1", "statefulsets")
         self.pods = self.ctx.informer("", "v1", "pods")
         self.revisions = self.ctx.informer("apps", "v1", "controllerrevisions")
+        self.claims = self.ctx.informer("", "v1", "persistentvolumeclaims")
         self.enqueue_all(self.sets)
         self.pods.add_handler(self._pod, lambda _o, n: self._pod(n), self._pod)
 
@@ -152,6 +178,13 @@ class StatefulSetController(Controller):
                     await self.api.delete("", "v1", "pods", pod["metadata"]["name"], ns, uid=pod["metadata"]["uid"])
                     self.ctx.event(sts, "Normal", "SuccessfulDelete",
                                    f"delete Pod {pod['metadata']['name']} in StatefulSet {name} successful")
+                except ApiStatusError as exc:
+                    if exc.code not in (404, 409):
+                        raise
+            for claim in condemned_claims(sts, pods, self.claims.by_index("namespace", ns or "")):
+                try:
+                    await self.api.delete("", "v1", "persistentvolumeclaims", claim["metadata"]["name"], ns,
+                                          uid=claim["metadata"]["uid"])
                 except ApiStatusError as exc:
                     if exc.code not in (404, 409):
                         raise
