@@ -156,3 +156,12 @@ def test_every_served_version_reads_the_same_objects(kubectl, ns):
     assert [(i["apiVersion"], i["spec"]["size"]) for i in items] == [(f"{group}/v1", "large")]
     assert kubectl.json("get", "crd", f"gizmos.{group}")["status"]["storedVersions"] == ["v1"]
     kubectl("delete", "crd", f"gizmos.{group}")
+
+
+def test_deleting_a_namespace_deletes_its_custom_objects(kubectl, widgets):
+    ns = f"crd-ns-{os.urandom(2).hex()}"
+    kubectl("create", "namespace", ns)
+    kubectl("apply", "-n", ns, "-f", "-", input=_widget(widgets, "inside", size="small"))
+    kubectl("delete", "namespace", ns, "--timeout=30s")
+    out = kubectl("get", "--raw", f"/apis/{widgets}/v1/widgets")
+    assert all(i["metadata"]["namespace"] != ns for i in json.loads(out.stdout)["items"])

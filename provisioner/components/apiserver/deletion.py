@@ -15,7 +15,7 @@ from . import admission, fields, strategies
 from . import eviction as eviction_budget
 from .apirequest import Req
 from .errors import ApiError
-from .registry import BY_KIND, RESOURCES, Resource
+from .registry import BY_KIND, Resource, all_resources
 from .storage import Storage
 
 log = logging.getLogger("apiserver")
@@ -110,9 +110,7 @@ class Deletion:
     async def _delete_namespace_content(self, name: str) -> int:
         """Delete (or mark) what is left in the namespace; the number of objects still there."""
         left = 0
-        for r in RESOURCES:
-            if not r.namespaced or not r.stored:
-                continue
+        for r in self._namespaced_stores():
             items, _, _ = await self.storage.list(r.plural, name)
             left += len(items)
             for obj in items:
@@ -124,8 +122,16 @@ class Deletion:
                     if exc.code != 404:
                         log.warning("namespace %s: cannot delete %s/%s: %s", name, r.plural,
                                     obj["metadata"]["name"], exc.message)
-        return left and sum([len((await self.storage.list(r.plural, name))[0])
-                             for r in RESOURCES if r.namespaced and r.stored])
+        return left and sum([len((await self.storage.list(r.plural, name))[0]) for r in self._namespaced_stores()])
+
+    @staticmethod
+    def _namespaced_stores() -> list[Resource]:
+        """One resource per stored collection of namespaced objects, custom resources included."""
+        seen: dict[str, Resource] = {}
+        for r in all_resources():
+            if r.namespaced and r.stored and r.plural not in seen:
+                seen[r.plural] = r
+        return list(seen.values())
 
     async def _maybe_finish_namespace(self, name: str) -> None:
         ns = await self.storage.get("namespaces", None, name)
