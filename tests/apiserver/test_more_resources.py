@@ -94,6 +94,16 @@ def test_kubectl_create_new_kinds(kubectl, ns):
         "service": {"name": "svc", "port": {"number": 8080}}}}
 
 
+def test_kubectl_autoscale(kubectl, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
+    kubectl("autoscale", "deployment", "web", "-n", ns, "--min=2", "--max=5", "--cpu-percent=60")
+    spec = kubectl.json("get", "hpa", "web", "-n", ns)["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 5)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    assert spec["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 60}}}]
+
+
 def test_cluster_scoped_kinds(kubectl, ns):
     name = f"pv-{ns[-4:]}"
     kubectl("apply", "-f", "-", input=json.dumps({

@@ -145,6 +145,14 @@ M = {
     "IngressServiceBackend": {1: "name:string", 2: "port:ServiceBackendPort"},
     "ServiceBackendPort": {1: "name:string", 2: "number:int"},
     "TypedLocalObjectReference": {1: "apiGroup:*string", 2: "kind:string", 3: "name:string"},
+    # `kubectl autoscale` (autoscaling/v2)
+    "HorizontalPodAutoscaler": {1: "metadata:ObjectMeta", 2: "spec:HPASpec"},
+    "HPASpec": {1: "scaleTargetRef:CrossVersionObjectReference", 2: "minReplicas:*int", 3: "maxReplicas:int",
+                4: "metrics:[MetricSpec]"},
+    "CrossVersionObjectReference": {1: "kind:string", 2: "name:string", 3: "apiVersion:string"},
+    "MetricSpec": {1: "type:string", 4: "resource:ResourceMetricSource"},
+    "ResourceMetricSource": {1: "name:string", 2: "target:MetricTarget"},
+    "MetricTarget": {1: "type:string", 2: "value:Q", 3: "averageValue:Q", 4: "averageUtilization:*int"},
 }
 
 
