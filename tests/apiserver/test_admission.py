@@ -146,3 +146,15 @@ def test_no_creates_in_a_terminating_namespace(kubectl, ns):
 def test_system_namespaces_cannot_be_deleted(kubectl, name):
     out = kubectl("delete", "namespace", name, "--dry-run=server", check=False)
     assert f'namespaces "{name}" is forbidden: this namespace may not be deleted' in out.stderr
+
+
+def test_scoped_resource_quota(kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "critical"},
+        "spec": {"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}]}}}))
+    _create_pod(kubectl, ns, "c1", priorityClassName="system-cluster-critical")
+    out = _create_pod(kubectl, ns, "c2", check=False, priorityClassName="system-cluster-critical")
+    assert "exceeded quota: critical, requested: pods=1, used: pods=1, limited: pods=1" in out.stderr
+    _create_pod(kubectl, ns, "ordinary")  # outside the quota's scope
+    _create_pod(kubectl, ns, "ordinary2")

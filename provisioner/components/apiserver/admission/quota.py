@@ -51,18 +51,52 @@ def _count_keys(group: str, plural: str) -> list[str]:
     return keys
 
 
+def _scope_matches(scope: str, pod: dict, operator: str = "Exists", values: list | None = None) -> bool:
+    spec = pod.get("spec") or {}
+    if scope == "Terminating":
+        return spec.get("activeDeadlineSeconds") is not None
+    if scope == "NotTerminating":
+        return spec.get("activeDeadlineSeconds") is None
+    if scope in ("BestEffort", "NotBestEffort"):
+        best = all(not (c.get("resources") or {}).get("requests") and not (c.get("resources") or {}).get("limits")
+                   for c in _containers(pod))
+        return best == (scope == "BestEffort")
+    if scope == "PriorityClass":
+        name = spec.get("priorityClassName") or ""
+        return {"In": name in (values or []), "NotIn": name not in (values or []),
+                "Exists": bool(name), "DoesNotExist": not name}.get(operator, False)
+    return False
+
+
+def in_scopes(quota: dict, obj: dict, resource: tuple[str, str] = ("", "pods")) -> bool:
+    """Whether a quota's scopes (spec.scopes, spec.scopeSelector) take this object in: scoped
+    quotas count pods only, as Kubernetes' quota evaluators do."""
+    spec = quota.get("spec") or {}
+    scopes = [(s, "Exists", None) for s in spec.get("scopes") or []]
+    scopes += [(e.get("scopeName"), e.get("operator"), e.get("values"))
+               for e in ((spec.get("scopeSelector") or {}).get("matchExpressions") or []) if isinstance(e, dict)]
+    if not scopes:
+        return True
+    if resource != ("", "pods"):
+        return False
+    return all(_scope_matches(s, obj, op, vals) for s, op, vals in scopes)
+
+
 class ResourceQuota(Base):
     name = "ResourceQuota"
 
-    async def _usage(self, a: Attributes, key: str) -> Decimal:
+    async def _usage(self, a: Attributes, key: str, quota: dict) -> Decimal:
         ns = a.req.namespace
+
+        def counted_pod(p: dict) -> bool:
+            return _live_pod(p) and in_scopes(quota, p)
         group, plural = a.resource
         if key in _count_keys(group, plural):
-            pred = _live_pod if plural == "pods" and not group else None
+            pred = counted_pod if plural == "pods" and not group else None
             items, _, _ = await self.storage.list(plural, ns, predicate=pred)
             return Decimal(len(items))
         if key in POD_COMPUTE:
-            pods, _, _ = await self.storage.list("pods", ns, predicate=_live_pod)
+            pods, _, _ = await self.storage.list("pods", ns, predicate=counted_pod)
             return sum((pod_usage(p, key) for p in pods), Decimal(0))
         if key == "requests.storage":
             claims, _, _ = await self.storage.list("persistentvolumeclaims", ns)
@@ -88,7 +122,7 @@ class ResourceQuota(Base):
         for q in sorted(quotas, key=lambda q: q["metadata"]["name"]):
             hard = (q.get("spec") or {}).get("hard") or {}
             relevant = {k: v for k, v in hard.items() if self._requested(a, k) is not None}
-            if not relevant:
+            if not relevant or not in_scopes(q, a.obj, a.resource):
                 continue
             name = q["metadata"]["name"]
             if a.resource == ("", "pods"):
@@ -98,7 +132,7 @@ class ResourceQuota(Base):
                 if missing:
                     who = ",".join(str(c.get("name")) for c in _containers(a.obj))
                     raise forbidden(a, f"failed quota: {name}: must specify {','.join(missing)} for: {who}")
-            used = {k: await self._usage(a, k) for k in relevant}
+            used = {k: await self._usage(a, k, q) for k in relevant}
             over = sorted(k for k, limit in relevant.items()
                           if quantity.parse(limit) is not None
                           and used[k] + (self._requested(a, k) or 0) > quantity.parse(limit))
