@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 LAB ?= lab
 NODES ?= 3
+KUBECONFIG_OUT ?= inventories/lab/admin.conf
 
 .PHONY: deps install cluster test unit e2e bench lint clean-lab images box vagrant-cluster
 
@@ -22,13 +23,16 @@ $(VENV)/.installed: pyproject.toml
 cluster: deps install
 	$(BIN)/provisioner lab up --name $(LAB) --nodes $(NODES)
 	$(BIN)/provisioner create cluster -f inventories/lab/cluster.yaml
+	@$(BIN)/provisioner kubeconfig -f inventories/lab/cluster.yaml -o $(KUBECONFIG_OUT)
 	@echo
-	@echo "Cluster is up: a TLS-only etcd cluster on $(NODES) lab hosts, with this project installed on each."
+	@echo "The cluster is up: $(NODES) lab hosts, smoke tests passed. Use it with:"
+	@echo "  export KUBECONFIG=$(abspath $(KUBECONFIG_OUT))"
+	@echo "  export PATH=$(abspath $(BIN)):\$$PATH      # this project's kubectl"
+	@echo
+	@KUBECONFIG=$(KUBECONFIG_OUT) $(BIN)/kubectl get nodes -o wide
+	@echo
 	@echo "  $(BIN)/provisioner verify -f inventories/lab/cluster.yaml      # smoke tests again"
 	@echo "  $(BIN)/provisioner lab list                                    # hosts and addresses"
-	@echo "  ssh -i <the ssh key printed by lab up> root@<address>          # a shell on a host"
-	@echo "(kubectl access arrives with the control-plane phases; until then the API server runs with"
-	@echo " \`$(BIN)/provisioner dev apiserver --dir DIR\` and KUBECONFIG=DIR/admin.conf $(BIN)/kubectl get ns.)"
 	@echo "Tear down: $(BIN)/provisioner delete cluster -f inventories/lab/cluster.yaml && $(BIN)/provisioner lab down --name $(LAB)"
 
 test: deps install

@@ -13,6 +13,7 @@ import click
 # (module, attribute) of each click command or group attached to `provisioner`.
 GROUPS: list[tuple[str, str]] = [
     ("provisioner.cluster_commands", "commands"),
+    ("provisioner.kubeconfig_command", "kubeconfig"),
     ("provisioner.lab.cli", "lab"),
     ("provisioner.dev", "dev"),
 ]

@@ -8,10 +8,17 @@ reason the user can act on.
 
 from __future__ import annotations
 
+import base64
+import json
+
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
+from provisioner.phases.control_plane import ENCRYPTION_PREFIX
+from provisioner.phases.kubeconfig import admin_client
 from provisioner.pki.table import Authority
 from provisioner.verify import CheckResult, etcd_checks
+from provisioner.verify.cluster import cluster_checks
+from provisioner.verify.etcd import Etcdctl
 from provisioner.verify.files import file_checks
 from provisioner.workflow import Phase, Plan
 
@@ -33,7 +40,33 @@ def smoke_tests(ctx: ClusterContext) -> list[CheckResult]:
     shares = {host.name: owned.share(spec, host) for host in spec.hosts}
     with ctx.session() as session:
         results = file_checks(session, shares, list(spec.hosts))
-    return results + etcd_checks(spec, ctx.state.pki_dir)
+    results += etcd_checks(spec, ctx.state.pki_dir)
+    if spec.control_plane_hosts:
+        results += kubernetes_checks(ctx)
+    return results
+
+
+def kubernetes_checks(ctx: ClusterContext) -> list[CheckResult]:
+    """The cluster as kubectl users see it (provisioner.verify.cluster)."""
+    spec = ctx.spec
+    etcd = Etcdctl(spec, ctx.state.pki_dir)
+
+    def read_raw(key: str) -> bytes | None:
+        for host in spec.etcd_hosts:
+            answer = etcd(host, "get", key, "-w", "json")
+            if answer.returncode == 0:
+                kvs = json.loads(answer.stdout).get("kvs") or []
+                return base64.b64decode(kvs[0]["value"]) if kvs else None
+        return None
+
+    schedulable = {h.name: h.address for h in spec.hosts
+                   if h.is_worker or (h.is_control_plane and not spec.worker_hosts)}
+    return cluster_checks(
+        admin_client(ctx), ctx.state.admin_kubeconfig,
+        node_names=[h.name for h in spec.hosts if h.is_control_plane or h.is_worker],
+        control_plane=[h.name for h in spec.control_plane_hosts], schedulable=schedulable,
+        dns_domain=spec.networking.dns_domain, read_raw=read_raw,
+        encryption_prefix=ENCRYPTION_PREFIX)
 
 
 def failure_summary(results: list[CheckResult]) -> str | None:
