@@ -68,7 +68,7 @@ def test_backoff_limit(kubectl, core, ns):
 
 
 def test_active_deadline(kubectl, core, ns):
-    job(kubectl, ns, "slow", activeDeadlineSeconds=2, parallelism=2, completions=4)
+    job(kubectl, ns, "slow", activeDeadlineSeconds=6, parallelism=2, completions=4)
     eventually(lambda: len(live_pods(core, ns)) == 2, what="2 pods")
     kubectl("wait", "--for=condition=failed", "job/slow", "-n", ns, "--timeout=30s", timeout=60)
     cond = next(c for c in kubectl.json("get", "job", "slow", "-n", ns)["status"]["conditions"] if c["type"] == "Failed")
