@@ -42,7 +42,8 @@ DEFAULT_NODES = 3
 MAX_NODES = 20  # emulated VMs: beyond this a laptop is the wrong place anyway
 MEMORY_MIB = int(os.environ.get("PROVISIONER_LAB_VM_MEMORY", "1024"))
 CPUS = int(os.environ.get("PROVISIONER_LAB_VM_CPUS", "1"))
-SSH_TIMEOUT = float(os.environ.get("PROVISIONER_LAB_BOOT_TIMEOUT", "300"))
+# Emulated VMs on a busy 2-core machine have needed ten minutes to reach SSH.
+SSH_TIMEOUT = float(os.environ.get("PROVISIONER_LAB_BOOT_TIMEOUT", "600"))
 MGMT_PREFIX = "10.212"  # the management network's DHCP range: 10.212.<subnet>.0/24
 # Pools live where libvirt keeps images: QEMU runs as libvirt-qemu and cannot enter root's home.
 POOL_ROOT = Path("/var/lib/libvirt/images")
@@ -247,6 +248,7 @@ class VagrantLab:
             "LAB_MGMT_NETWORK": f"{MGMT_PREFIX}.{index}.0/24",
             "LAB_HOSTKEYS": str(hostkeys.store(self.state_root, self.name)),
             "LAB_CONSOLE_DIR": str(self.dir),
+            "LAB_BOOT_TIMEOUT": str(int(SSH_TIMEOUT)),
         }
 
     def _client(self, state: dict[str, Any]) -> Any:

@@ -139,6 +139,7 @@ def test_up_runs_vagrant_with_the_labs_settings_and_writes_the_inventory(repo, c
         "LAB_PRIVATE_PREFIX": prefix}
     # Vagrant's machine state lives in the lab's own state, so labs share one Vagrantfile.
     assert env["VAGRANT_DOTFILE_PATH"] == str(lab.dir / "vagrant")
+    assert env["LAB_BOOT_TIMEOUT"] == str(int(vagrant_module.SSH_TIMEOUT))
     dotfile = lab.dir / "vagrant" / "machines"
     assert [(h.name, h.address, h.user, h.key) for h in hosts] == [
         (f"vagrant-{n}", f"{prefix}.{10 + n}", "vagrant",
