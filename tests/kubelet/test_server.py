@@ -204,3 +204,27 @@ def test_metrics_and_stats(kubelet, cluster, chatty):
     assert summary["node"]["nodeName"] == kubelet.node
     assert summary["node"]["memory"]["availableBytes"] > 0
     assert "chatty" in {pod["podRef"]["name"] for pod in summary["pods"]}
+
+
+async def follow_lines(kubelet, cluster, path, wanted: int) -> list[str]:
+    lines: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"https://127.0.0.1:{kubelet.port}{path}", ssl=admin(cluster),
+                               timeout=aiohttp.ClientTimeout(total=60)) as response:
+            async for line in response.content:
+                lines.append(line.decode().strip())
+                if len(lines) >= wanted:
+                    break
+    return lines
+
+
+def test_container_logs_follow_streams_as_lines_are_written(api, kubelet, cluster, chatty):
+    api.create_namespaced_pod(chatty, pod_manifest("ticker", kubelet.node, [
+        {"name": "main", "image": "busybox:latest", "command": [
+            "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done"]}]))
+    wait_for(lambda: api.read_namespaced_pod("ticker", chatty).status.phase == "Running", 60,
+             what="ticker running")
+    lines = asyncio.run(follow_lines(kubelet, cluster,
+                                     f"/containerLogs/{chatty}/ticker/main?follow=true", 8))
+    numbers = [int(line.split()[1]) for line in lines]
+    assert numbers == list(range(numbers[0], numbers[0] + 8))

@@ -11,6 +11,7 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   staticpods.py   manifests -> pods (name-node, hashed UID, config.* annotations), mirrors
   podworker.py    one worker per pod: sandbox, volumes, init containers, containers,
                   CrashLoopBackOff, probes and hooks, graceful termination, eviction
+  containerstart.py  starting one container: image pulls, env, mounts, securityContext, hooks
   podstatus.py    the pod status as kubelet reports it
   podspec.py      env (valueFrom, envFrom, $(VAR)), QoS, limits, users, securityContext
   volumes.py      emptyDir, hostPath, configMap, secret, downwardAPI, projected (atomic writer)
