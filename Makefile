@@ -61,7 +61,7 @@ clean-lab: install
 # The Vagrant lab's own box (Debian bookworm, debootstrapped here), registered with vagrant;
 # cached by its inputs. `lab up --provider vagrant` builds it too when missing.
 box: deps install
-	$(PY) -m provisioner.lab.box
+	$(PY) -c 'from provisioner.lab.box import main; main()'
 
 # The same cluster on Vagrant VMs (libvirt; KVM where the CPU has it, else QEMU emulation).
 vagrant-cluster: deps install

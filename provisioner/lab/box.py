@@ -233,7 +233,7 @@ def _run(command: list[str], intent: str) -> str:
 
 
 def main() -> None:
-    """`python -m provisioner.lab.box [--mirror URL]` (`make box`): build and register the box."""
+    """Build and register the Vagrant box (`make box`)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -244,6 +244,3 @@ def main() -> None:
     except ProvisionerError as exc:
         raise SystemExit(f"ERROR: {exc.message}" + (f"\n{exc.output}" if exc.output else ""))
 
-
-if __name__ == "__main__":
-    main()
