@@ -1,6 +1,8 @@
-"""A named local lab: its state, its hosts, its inventory. Orchestrates rootfs, network, machine.
+"""A named local lab of nspawn hosts: its state, its hosts, its inventory. Orchestrates rootfs,
+network, machine.
 
-Place: the API behind `provisioner lab up/down/list` and the e2e fixtures. State lives in
+Place: the nspawn provider of the lab protocol (base.py), opened through providers.py by
+`provisioner lab up/down/list` and the e2e fixtures. State lives in
 `<state root>/labs/<name>/` (`lab.json`, the SSH key pair, per-host dirs, logs, inventory.yaml);
 everything that exists outside it (the bridge, overlay mounts, cgroups, nspawn processes) is
 named from what lab.json records, so `down` can find and remove it all even after a crash.
