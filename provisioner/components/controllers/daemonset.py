@@ -5,10 +5,10 @@ pod (with the tolerations every DaemonSet pod gets) tolerates its NoSchedule/NoE
 As upstream since 1.12, pods are placed by the scheduler: each carries required node affinity
 on `metadata.name` for its node (matchFields), so the scheduler's filters still apply.
 RollingUpdate replaces pods whose `controller-revision-hash` differs, at most maxUnavailable
-nodes at a time; OnDelete waits for the user to delete them.
+nodes at a time (or maxSurge nodes with a second pod); OnDelete waits for the user to delete them.
 
 Each template is kept as a ControllerRevision (history.py) for `kubectl rollout history|undo ds`.
-Not done: maxSurge (treated as 0).
+With maxSurge the new pod starts beside the old one and the old one goes once the new is available.
 """
 
 from __future__ import annotations
@@ -139,6 +139,47 @@ def max_unavailable(ds: Obj, desired: int) -> int:
     return max(1, value) if desired else 0
 
 
+def max_surge(ds: Obj, desired: int) -> int:
+    strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0
+    return rollout.scaled_value((strategy.get("rollingUpdate") or {}).get("maxSurge", 0), desired, True)
+
+
+def surge_plan(ds: Obj, by_node: dict[str, list[Obj]], eligible: set[str], h: str, surge: int,
+               now: Any) -> tuple[list[str], list[Obj]]:
+    """RollingUpdate with maxSurge: a node's new pod starts beside the old one (at most `surge`
+    nodes at a time); the old one goes once the new one is available."""
+    min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+
+    def oldest_first(ps: list[Obj]) -> list[Obj]:
+        return sorted(ps, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    create: list[str] = []
+    delete: list[Obj] = []
+    waiting: list[str] = []
+    surging = 0
+    for node in sorted(eligible):
+        running = [p for p in by_node.get(node, []) if not podutil.is_terminating(p)]
+        if not running:
+            if not by_node.get(node):
+                create.append(node)
+            continue
+        new = oldest_first([p for p in running if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == h])
+        old = oldest_first([p for p in running if (p["metadata"].get("labels") or {}).get(HASH_LABEL) != h])
+        delete += new[1:]
+        if new and old:
+            if podutil.is_available(new[0], min_ready, now):
+                delete += old
+            else:
+                surging += 1
+                delete += old[1:]
+        elif old:
+            delete += old[1:]
+            waiting.append(node)
+    create += waiting[:max(0, surge - surging)]
+    return create, delete
+
+
 # -- the controller -------------------------------------------------------------------------------
 class DaemonSetController(Controller):
     name = "daemonset"
@@ -190,17 +231,21 @@ class DaemonSetController(Controller):
         eligible = {n["metadata"]["name"] for n in nodes if should_run(ds, n)}
         create, delete = [], []
         if not podutil.is_terminating(ds):
-            for node in sorted(eligible):
-                running = [p for p in by_node.get(node, []) if not podutil.is_terminating(p)]
-                if not running and not by_node.get(node):
-                    create.append(node)
-                elif len(running) > 1:  # keep the oldest
-                    running.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-                    delete += running[1:]
+            surge = max_surge(ds, len(eligible))
+            if surge:
+                create, delete = surge_plan(ds, by_node, eligible, h, surge, podutil.utcnow())
+            else:
+                for node in sorted(eligible):
+                    running = [p for p in by_node.get(node, []) if not podutil.is_terminating(p)]
+                    if not running and not by_node.get(node):
+                        create.append(node)
+                    elif len(running) > 1:  # keep the oldest
+                        running.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+                        delete += running[1:]
+                delete += self._rolling_deletions(ds, by_node, eligible, h)
             for node, ps in by_node.items():
                 if node not in eligible:
                     delete += [p for p in ps if not podutil.is_terminating(p)]
-            delete += self._rolling_deletions(ds, by_node, eligible, h)
         await self._apply(key, ds, create, delete, h)
         await self._status(ds, by_node, eligible, h)
 

@@ -532,3 +532,21 @@ def test_volume_choice():
         "labelled"
     assert pvbinder.choose(pvc("1Gi", name="other"), vols)["metadata"]["name"] == "taken"  # pre-bound to it
     assert pvbinder.choose(pvc("20Gi"), vols) is None
+
+
+def test_daemonset_surge_starts_new_beside_old_then_drops_old():
+    def dpod(name, rev, ready=True):
+        p = pod(name, ready=ready)
+        p["metadata"]["labels"] = {"controller-revision-hash": rev}
+        return p
+    owner = {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
+                                                                                   "maxUnavailable": 0}}}}
+    assert daemonset.max_surge(owner, 3) == 1
+    by_node = {"a": [dpod("a-old", "r1")], "b": [dpod("b-old", "r1")], "c": []}
+    create, delete = daemonset.surge_plan(owner, by_node, {"a", "b", "c"}, "r2", 1, NOW)
+    assert (create, delete) == (["c", "a"], [])  # c has nothing; one node surges
+    by_node["a"].append(dpod("a-new", "r2", ready=False))
+    assert daemonset.surge_plan(owner, by_node, {"a", "b"}, "r2", 1, NOW) == ([], [])  # a still surging
+    by_node["a"][1] = dpod("a-new", "r2")
+    create, delete = daemonset.surge_plan(owner, by_node, {"a", "b"}, "r2", 1, NOW)
+    assert [p["metadata"]["name"] for p in delete] == ["a-old"] and create == ["b"]
