@@ -35,6 +35,18 @@ def test_bad_flags_are_all_named_without_a_traceback(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_busy_secure_port_is_named(tmp_path, cluster):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run_kcm("--kubeconfig", str(cluster.kubeconfig), "--secure-port", str(port), "--bind-address", "127.0.0.1")
+    assert out.returncode == 1 and f"--secure-port {port} on 127.0.0.1" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_unknown_flag_and_missing_kubeconfig(tmp_path):
     out = run_kcm("--kubeconfig", str(tmp_path / "nope"), "--frobnicate")
     assert out.returncode == 1 and "--frobnicate" in out.stderr and "Traceback" not in out.stderr

@@ -54,7 +54,12 @@ async def serve(options: Options) -> None:
                                  options.tls_cert_file or None, options.tls_private_key_file or None,
                                  client_ca_pem=client_ca, readyz={"controllers": lambda: mgr.synced or (
                                      elector is not None and not elector.leading)})
-        port = await server.start()
+        try:
+            port = await server.start()
+        except OSError as exc:
+            await client.close()
+            raise FlagError(f"--secure-port {options.secure_port} on {options.bind_address}: {exc.strerror or exc} "
+                            "(choose a free port, or 0 to disable serving)") from None
         log.info("serving /healthz and /metrics on %s:%d", options.bind_address, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(options))
     except KeyboardInterrupt:
         pass
+    except FlagError as exc:
+        print(f"kube-controller-manager: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

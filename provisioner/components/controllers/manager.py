@@ -120,6 +120,20 @@ class Manager:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    @staticmethod
+    async def _supervise(controller: object) -> None:
+        """Run a controller; should it ever fail as a whole, log it and start it again (the
+        process never exits for one controller's bug)."""
+        while True:
+            try:
+                await controller.run()  # type: ignore[attr-defined]
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("controller %s failed; restarting it in 5s", getattr(controller, "name", "?"))
+                await asyncio.sleep(5)
+
     async def run_controllers(self) -> None:
         """One term of leadership: start informers and controllers; stop them when cancelled.
         Returns only by cancellation (losing the lease, shutting down)."""
@@ -156,7 +170,7 @@ class Manager:
                 break
             self.synced = True
             log.info("caches synced; controllers running")
-            await asyncio.gather(*(c.run() for c in self.controllers))
+            await asyncio.gather(*(self._supervise(c) for c in self.controllers))
             await asyncio.Event().wait()  # no controllers chosen: hold the lease anyway
         finally:
             self.running = self.synced = False
