@@ -27,6 +27,11 @@ KUBERNETES_DIR = "/etc/kubernetes"
 APISERVER_PORT = 6443
 CONTROL_PLANE = ("control-plane",)
 NODES = ("control-plane", "worker")   # hosts that run a kubelet
+
+
+def node_hosts(spec: ClusterSpec) -> list[Host]:
+    """The hosts that run a kubelet (and so a container runtime)."""
+    return [h for h in spec.hosts if h.is_control_plane or h.is_worker]
 CLUSTER_CA = f"{REMOTE_PKI}/ca.crt"
 
 
@@ -133,4 +138,5 @@ def plan_kubeconfigs(ctx: ClusterContext, plan: Plan) -> None:
 
 PHASE = Phase("kubeconfig", "writing the control plane's kubeconfig files", plan_kubeconfigs,
               owns=OWNS, run_if=lambda ctx: bool(ctx.spec.control_plane_hosts),
-              hosts=lambda ctx: ctx.spec.control_plane_hosts)
+              # every node: delete removes kubelet.conf from workers too
+              hosts=lambda ctx: node_hosts(ctx.spec))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 
 import yaml
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from provisioner.kube.kubeletconfig import kubelet_configuration
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.control_plane import MANIFESTS_DIR
-from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES
+from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, File, Owned, Unit
 from provisioner.phases.runtime import RUNTIME_SOCKET
 from provisioner.spec import Host
@@ -86,6 +86,26 @@ def plan_kubelet_start(ctx: ClusterContext, plan: Plan) -> None:
         configure(ctx, plan, host, bootstrap_kubeconfig=None, digest=digest)
 
 
+def cleanup_kubelet(ctx: ClusterContext, plan: Plan) -> None:
+    """Stop the kubelet, remove its pods through the runtime and unmount their volumes, then
+    remove what the kubelet owns."""
+    from provisioner.phases.delete import remove_owned
+    from provisioner.phases.runtime import sweep_pods_command
+
+    present = plan.session.run(f"test -e {UNIT.path} && echo present || echo absent")
+    unmount = (f"grep -o ' {KUBELET_DIR}/[^ ]*' /proc/mounts | sort -r | "
+               "xargs -r -n1 umount -l")
+    for host in node_hosts(ctx.spec):
+        if present[host.name].stdout.strip() != "present":
+            continue
+        plan.session.op(host, f"{UNIT.name} stopped", systemd.service, service=UNIT.name,
+                        running=False)
+        plan.session.op(host, "remove pods and their volumes", server.shell,
+                        commands=[f"{sweep_pods_command()}\n{unmount}; true"])
+    remove_owned(OWNS)(ctx, plan)
+
+
 PHASE = Phase("kubelet-start", "starting the kubelet on control-plane hosts", plan_kubelet_start,
               owns=OWNS, run_if=lambda ctx: bool(ctx.spec.control_plane_hosts),
-              hosts=lambda ctx: ctx.spec.control_plane_hosts)
+              # every node: delete stops the workers' kubelets too (they are joined by `join`)
+              hosts=lambda ctx: node_hosts(ctx.spec), cleanup=cleanup_kubelet)

@@ -15,9 +15,10 @@ import shlex
 
 from pyinfra.operations import files, server, systemd
 
+from provisioner.components.netagent.cniconfig import FILE_NAME as CNI_CONF_FILE
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.install import VENV_MARKER
-from provisioner.phases.kubeconfig import NODES
+from provisioner.phases.kubeconfig import NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, Directory, File, Owned, Unit
 from provisioner.spec import Host
 from provisioner.templates import render
@@ -41,9 +42,6 @@ OWNS = Owned(
     data_dirs=(DataDir(RUNTIME_ROOT, NODES), DataDir(CNI_CACHE_DIR, NODES)),
 )
 
-
-def node_hosts(spec) -> list[Host]:
-    return [h for h in spec.hosts if h.is_control_plane or h.is_worker]
 
 
 def components_image(digest: str) -> str:
@@ -105,6 +103,49 @@ def plan_runtime(ctx: ClusterContext, plan: Plan) -> None:
         configure(ctx, plan, host, tag if tag and probes.get(host.name) != "present" else None)
 
 
+# What pods leave on a node besides the runtime's own files: containers and sandboxes (removed
+# through the daemon while it still runs, so mounts, cgroups and CNI attachments go with them),
+# then the pod network's bridge, VXLAN device and routes, and the iptables chains kube-proxy and
+# the network agent own.
+SWEEP_PODS = (
+    "from provisioner.components.runtime.client import RuntimeClient\n"
+    f"c = RuntimeClient({RUNTIME_SOCKET!r}, timeout=120)\n"
+    "for p in c.pods():\n    c.remove_pod(p['id'])\n"
+    "for x in c.containers(all=True):\n    c.remove(x['id'], force=True)\n"
+)
+SWEEP_NETWORK = rf"""
+rm -f {CNI_CONF_DIR}/{CNI_CONF_FILE}
+for link in cni0 provx0; do ip link del "$link" 2>/dev/null; done
+ip route flush proto 177 2>/dev/null
+for table in nat filter mangle; do
+  chains=$(iptables -t $table -S 2>/dev/null | awk '/^-N (KUBE-|PROV-|PROVISIONER-|CNI-)/ {{print $2}}')
+  [ -n "$chains" ] || continue
+  iptables -t $table -S | grep -E -- '-j (KUBE-|PROV-|PROVISIONER-|CNI-)' | grep -v '^-N'     | sed 's/^-A/-D/' | while read -r rule; do eval iptables -t $table $rule; done
+  for chain in $chains; do iptables -t $table -F "$chain"; done
+  for chain in $chains; do iptables -t $table -X "$chain"; done
+done
+true
+"""
+
+
+def sweep_pods_command() -> str:
+    """Removes every pod and container through the daemon (when it runs)."""
+    return (f"if [ -S {RUNTIME_SOCKET} ]; then {REMOTE_VENV}/bin/python -c "
+            f"{shlex.quote(SWEEP_PODS)}; fi")
+
+
+def cleanup_runtime(ctx: ClusterContext, plan: Plan) -> None:
+    """The pod network's state (the kubelet's clean-up removed the pods), then the runtime."""
+    from provisioner.phases.delete import remove_owned
+
+    present = plan.session.run(f"test -e {UNIT.path} && echo present || echo absent")
+    for host in node_hosts(ctx.spec):
+        if present[host.name].stdout.strip() == "present":
+            plan.session.op(host, "remove what is left of pods and the pod network",
+                            server.shell, commands=[sweep_pods_command() + "\n" + SWEEP_NETWORK])
+    remove_owned(OWNS)(ctx, plan)
+
+
 def host_image(plan: Plan, host: Host) -> str:
     """The components image tag for `host`, read from its installed wheelhouse."""
     digest = plan.session.run_one(host, f"cat {VENV_MARKER} 2>/dev/null || true").stdout.strip()
@@ -113,4 +154,4 @@ def host_image(plan: Plan, host: Host) -> str:
 
 PHASE = Phase("container-runtime", "running the container runtime on every node", plan_runtime,
               owns=OWNS, run_if=lambda ctx: bool(node_hosts(ctx.spec)),
-              hosts=lambda ctx: node_hosts(ctx.spec))
+              hosts=lambda ctx: node_hosts(ctx.spec), cleanup=cleanup_runtime)
