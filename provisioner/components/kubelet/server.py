@@ -20,7 +20,7 @@ import threading
 from aiohttp import WSMsgType, web
 
 from ..api.client import ApiStatusError
-from . import hostinfo
+from . import hostinfo, portforward
 
 log = logging.getLogger("kubelet.server")
 VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
@@ -100,6 +100,8 @@ class KubeletServer:
             web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
             web.get("/portForward/{namespace}/{pod}", self.port_forward),
             web.get("/portForward/{namespace}/{pod}/{uid}", self.port_forward),
+            web.post("/portForward/{namespace}/{pod}", self.port_forward),  # SPDY/3.1 upgrade
+            web.post("/portForward/{namespace}/{pod}/{uid}", self.port_forward),
             web.get("/stats/summary", self.stats_summary),
             web.get("/metrics/resource", self.metrics_resource),
             web.get("/metrics", self.metrics),
@@ -326,8 +328,15 @@ class KubeletServer:
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         """Port-forward over WebSocket (v4.channel.k8s.io), as the Python client speaks it: port
         i has data channel 2i and error channel 2i+1; each channel first carries its port as two
-        little-endian bytes; then bytes flow both ways on the data channels."""
+        little-endian bytes; then bytes flow both ways on the data channels. kubectl's SPDY/3.1
+        (plain, or tunnelled in WebSocket) is portforward.py's."""
         address = self.pod_address(request)
+        if portforward.speaks_spdy(request):
+            ns, name = request.match_info["namespace"], request.match_info["pod"]
+            uid = next((w.uid for w in self.kubelet.workers.values()
+                        if (w.pod["metadata"].get("namespace"), w.pod["metadata"]["name"])
+                        == (ns, name)), request.match_info.get("uid", ""))
+            return await portforward.serve(request, address, name, uid)
         ports = []
         for value in [*request.query.getall("ports", []), *request.query.getall("port", [])]:
             for item in value.split(","):
