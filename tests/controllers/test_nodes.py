@@ -35,6 +35,8 @@ def test_nodes_get_distinct_pod_cidrs(kubectl, kcm):
     assert all(n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.244.0.0/16")) for n in nets)
     assert len(set(nets)) == 3
     assert kubectl.json("get", "node", names[0])["spec"]["podCIDRs"] == [cidrs[0]]
+    eventually(lambda: kubectl.json("get", "node", names[0])["metadata"].get("annotations", {})
+               .get("node.alpha.kubernetes.io/ttl") == "0", what="the ttl annotation of a small cluster")
     for n in names:
         kubectl("delete", "node", n)
 

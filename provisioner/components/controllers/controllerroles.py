@@ -85,6 +85,7 @@ RULES: dict[str, list[Obj]] = {
     "persistent-volume-binder": [r(READ + ["create", "update", "delete"], [""], ["persistentvolumes"]),
                                  r(["update"], [""], ["persistentvolumes/status", "persistentvolumeclaims/status"]),
                                  r(READ + ["update"], [""], ["persistentvolumeclaims"])],
+    "ttl-controller": [r(READ + ["update", "patch"], [""], ["nodes"])],
     "pv-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumes"])],
 }
 

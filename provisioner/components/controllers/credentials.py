@@ -36,7 +36,8 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
             "endpointslicemirroring": "endpointslicemirroring-controller",
             "clusterrole-aggregation": "clusterrole-aggregation-controller",
-            "ephemeral-volume": "ephemeral-volume-controller", "persistentvolume-binder": "persistent-volume-binder"}
+            "ephemeral-volume": "ephemeral-volume-controller", "persistentvolume-binder": "persistent-volume-binder",
+            "ttl": "ttl-controller"}
 
 
 def account_for(controller: str) -> str:

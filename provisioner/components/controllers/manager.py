@@ -49,6 +49,7 @@ CONTROLLERS: list[Entry] = [
     Entry("endpointslice-mirroring-controller", "endpointslicemirroring",
           "endpointslicemirroring:EndpointSliceMirroringController"),
     Entry("daemonset-controller", "daemonset", "daemonset:DaemonSetController"),
+    Entry("ttl-controller", "ttl", "ttl:TTLController"),
     Entry("node-ipam-controller", "nodeipam", "nodeipam:NodeIpamController"),
     Entry("node-lifecycle-controller", "nodelifecycle", "nodelifecycle:NodeLifecycleController"),
     Entry("taint-eviction-controller", "taint-eviction-controller", "tainteviction:TaintEvictionController"),

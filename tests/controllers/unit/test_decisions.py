@@ -550,3 +550,10 @@ def test_daemonset_surge_starts_new_beside_old_then_drops_old():
     by_node["a"][1] = dpod("a-new", "r2")
     create, delete = daemonset.surge_plan(owner, by_node, {"a", "b"}, "r2", 1, NOW)
     assert [p["metadata"]["name"] for p in delete] == ["a-old"] and create == ["b"]
+
+
+@pytest.mark.parametrize("current, nodes, want", [(0, 50, 0), (0, 101, 1), (1, 95, 1), (1, 89, 0), (0, 3000, 4),
+                                                  (4, 1799, 3)])
+def test_node_ttl_boundaries(current, nodes, want):
+    from provisioner.components.controllers import ttl
+    assert ttl.step(current, nodes) == want
