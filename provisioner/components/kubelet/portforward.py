@@ -220,7 +220,8 @@ class Forwarder:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.address, port), DIAL_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as error:
-            reason = str(error) or "timed out connecting"
+            reason = getattr(error, "strerror", None) or str(error) or "timed out"
+            reason = f"dial tcp {self.address}:{port}: connect: {reason.lower()}"
             await self._report(pair, f"error forwarding port {port} to pod {self.pod}, uid "
                                      f"{self.uid}: {reason}", close=True)
             return
