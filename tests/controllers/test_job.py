@@ -37,6 +37,8 @@ def test_completions_with_parallelism(kubectl, core, ns):
                    what=f"{done} succeeded")
     kubectl("wait", "--for=condition=complete", "job/work", "-n", ns, "--timeout=30s", timeout=60)
     status = kubectl.json("get", "job", "work", "-n", ns)["status"]
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert conds["SuccessCriteriaMet"]["reason"] == conds["Complete"]["reason"] == "CompletionsReached"
     assert status["succeeded"] == 3 and status.get("failed", 0) == 0 and status["completionTime"]
     assert most == 2
     pods = core.list_namespaced_pod(ns).items
@@ -92,3 +94,4 @@ def test_pod_failure_policy(kubectl, core, ns):
     kubectl("wait", "--for=condition=failed", "job/picky", "-n", ns, "--timeout=30s", timeout=60)
     cond = next(c for c in kubectl.json("get", "job", "picky", "-n", ns)["status"]["conditions"] if c["type"] == "Failed")
     assert cond["reason"] == "PodFailurePolicy" and "exit code 42" in cond["message"]
+

@@ -14,6 +14,9 @@ succeeded/failed counts (as upstream), so no pod is counted twice or lost across
   restartPolicy OnFailure, container restarts count); DeadlineExceeded after
   activeDeadlineSeconds; failed pods are replaced after a backoff of 10 s doubling to 6 minutes.
   suspend deletes running pods (condition Suspended).
+- successPolicy (Indexed): the Job succeeds once a rule's succeededIndexes/succeededCount are met;
+  the pods still running are deleted. Finished Jobs get SuccessCriteriaMet or FailureTarget beside
+  Complete or Failed, as upstream since 1.31.
 - podFailurePolicy: the first rule a failed pod matches (onExitCodes In/NotIn, onPodConditions)
   decides: FailJob fails the Job at once (reason PodFailurePolicy), Ignore does not count the pod,
   Count counts it (FailIndex, with backoffLimitPerIndex, is not done: it counts).
@@ -142,6 +145,25 @@ def restarts(pods: list[Obj]) -> int:
                for cs in (p.get("status") or {}).get("containerStatuses") or [])
 
 
+def success_policy_match(spec: Obj, completed: set[int]) -> int | None:
+    """Index of the first successPolicy rule the completed indexes satisfy (Indexed Jobs)."""
+    for i, rule in enumerate((spec.get("successPolicy") or {}).get("rules") or []):
+        wanted = parse_indexes(rule.get("succeededIndexes")) if rule.get("succeededIndexes") else None
+        count = rule.get("succeededCount")
+        done = completed & wanted if wanted is not None else completed
+        if (wanted is None or (count is not None or wanted <= completed)) and \
+                (count is None or len(done) >= int(count)):
+            return i
+    return None
+
+
+def ending(kind: str, reason: str, message: str, now: str) -> list[Obj]:
+    """The conditions a finished Job gets, as upstream since 1.31: the target first
+    (SuccessCriteriaMet / FailureTarget), then Complete / Failed."""
+    target = "SuccessCriteriaMet" if kind == "Complete" else "FailureTarget"
+    return [condition(target, reason, message, now), condition(kind, reason, message, now)]
+
+
 def finished(job: Obj) -> str | None:
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
@@ -202,8 +224,8 @@ class JobController(Controller):
         new_bad = [p for p in new_bad if p not in ignored]
         fatal = next((v for v in verdicts.values() if v and v[0] == "FailJob"), None)
         if fatal is not None and not finished(job):
-            status["conditions"] = list(status.get("conditions") or []) + [
-                condition("Failed", "PodFailurePolicy", fatal[1], now)]
+            status["conditions"] = list(status.get("conditions") or []) + ending("Failed", "PodFailurePolicy",
+                                                                                  fatal[1], now)
         if new_ok or new_bad or fatal:
             status["uncountedTerminatedPods"] = {
                 "succeeded": list(uncounted.get("succeeded") or []) + [p["metadata"]["uid"] for p in new_ok],
@@ -256,21 +278,23 @@ class JobController(Controller):
                 conds = [c for c in conds if c["type"] != "Suspended"] + [
                     condition("Suspended", "JobResumed", "Job resumed", now, "False")]
             status.setdefault("startTime", now)
-        end: Obj | None = None
+        end: list[Obj] | None = None
         deadline = spec.get("activeDeadlineSeconds")
         started = podutil.parse_time(status.get("startTime"))
         if not suspended and failures > int(spec.get("backoffLimit", 6)):
-            end = condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
+            end = ending("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
         elif not suspended and deadline is not None and started is not None and \
                 started + dt.timedelta(seconds=int(deadline)) <= now_dt:
-            end = condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline", now)
+            end = ending("Failed", "DeadlineExceeded", "Job was active longer than specified deadline", now)
+        elif spec.get("completionMode") == "Indexed" and (rule := success_policy_match(spec, completed)) is not None:
+            end = ending("Complete", "SuccessPolicy", f"Matched rules at index {rule}", now)
         elif self._complete(spec, succeeded, completed, active):
-            end = condition("Complete", "", "", now)
+            end = ending("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now)
         if end is not None:
             await self._delete(job, active)
             active = []
-            conds.append(end)
-            if end["type"] == "Complete":
+            conds += end
+            if end[-1]["type"] == "Complete":
                 status["completionTime"] = now
         elif not suspended:
             active = await self._scale(key, job, spec, succeeded, failed, completed, active)

@@ -557,3 +557,15 @@ def test_daemonset_surge_starts_new_beside_old_then_drops_old():
 def test_node_ttl_boundaries(current, nodes, want):
     from provisioner.components.controllers import ttl
     assert ttl.step(current, nodes) == want
+
+
+@pytest.mark.parametrize("rules, completed, want", [
+    ([{"succeededIndexes": "0-1"}], {0, 1}, 0),
+    ([{"succeededIndexes": "0-1"}], {0, 2}, None),
+    ([{"succeededCount": 2}], {3, 5}, 0),
+    ([{"succeededIndexes": "0-4", "succeededCount": 2}], {1, 7}, None),
+    ([{"succeededIndexes": "9"}, {"succeededIndexes": "0-4", "succeededCount": 2}], {1, 3}, 1),
+])
+def test_job_success_policy(rules, completed, want):
+    from provisioner.components.controllers import job
+    assert job.success_policy_match({"successPolicy": {"rules": rules}}, completed) == want
