@@ -29,6 +29,8 @@ Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 IGNORED = {("", "events"), ("events.k8s.io", "events")}
+SYNC_PATIENCE = 60
+REDISCOVERY_PERIOD = 30.0
 
 
 def classify_owners(obj: Obj, exists: dict[str, bool]) -> tuple[list[Obj], list[Obj]]:
@@ -47,34 +49,50 @@ class GarbageCollector(Controller):
         self.dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids
         self.kinds: dict[tuple[str, str], discovery.ApiResource] = {}  # (apiVersion, kind) -> resource
         self.informers: list[Informer] = []
+        self.watching: set[tuple[str, str, str]] = set()
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
-        await self._discover()
-        await asyncio.gather(*(inf.wait_synced() for inf in self.informers))
+        while not await self._discover():
+            await asyncio.sleep(2)
+        try:  # a resource that never lists (served, then gone) must not hold the collector back
+            await asyncio.wait_for(asyncio.gather(*(inf.wait_synced() for inf in self.informers)), SYNC_PATIENCE)
+        except asyncio.TimeoutError:
+            log.warning("garbagecollector: some caches not synced after %ds; collecting anyway", SYNC_PATIENCE)
         self.ready.set()
         for uid in list(self.by_uid):
             self.queue.add(uid)
-        await super().run()
+        rediscover = asyncio.ensure_future(self._rediscover())
+        try:
+            await super().run()
+        finally:
+            rediscover.cancel()
 
-    async def _discover(self) -> None:
+    async def _rediscover(self) -> None:
+        """Resources served later (custom resources) are watched too, as upstream every 30 s."""
         while True:
-            try:
-                resources = await discovery.served(self.api)
-                break
-            except Exception as exc:  # API server not there yet: wait, do not crash
-                log.warning("garbagecollector: discovery failed (%s); retrying", exc)
-                await asyncio.sleep(2)
+            await asyncio.sleep(REDISCOVERY_PERIOD)
+            await self._discover()
+
+    async def _discover(self) -> bool:
+        try:
+            resources = await discovery.served(self.api)
+        except Exception as exc:  # API server not there: try again later, never crash
+            log.warning("garbagecollector: discovery failed (%s)", exc)
+            return False
         for r in resources:
             self.kinds[(r.api_version, r.kind)] = r
-            if (r.group, r.plural) in IGNORED or not {"list", "watch", "delete"} <= r.verbs:
+            if (r.group, r.plural) in IGNORED or not {"list", "watch", "delete"} <= r.verbs or \
+                    (r.group, r.version, r.plural) in self.watching:
                 continue
+            self.watching.add((r.group, r.version, r.plural))
             inf = self.ctx.informers.informer(r.group, r.version, r.plural)
             inf.add_handler(lambda o, inf=inf: self._observe(inf, o),
                             lambda old, new, inf=inf: self._changed(inf, old, new),
                             lambda o, inf=inf: self._gone(o))
             inf.start()
             self.informers.append(inf)
+        return True
 
     # -- graph ---------------------------------------------------------------------------------------
     def _observe(self, inf: Informer, obj: Obj) -> None:
