@@ -48,6 +48,11 @@ def test_dev_cluster_runs_workloads_and_cleans_up(tmp_path):
         exec_result = kubectl("exec", pod, "--", "sh", "-c", "echo from-exec; exit 3")
         assert exec_result.stdout == "from-exec\n"
         assert exec_result.returncode == 3
+        copied = kubectl("cp", f"{pod}:/etc/hostname", str(tmp_path / "hostname"))
+        assert copied.returncode == 0, (copied.stdout, copied.stderr)
+        assert (tmp_path / "hostname").read_text().strip() == pod
+        refused = kubectl("exec", "-i", pod, "--", "cat")
+        assert refused.returncode != 0 and "without -i/-t" in refused.stderr
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(120)

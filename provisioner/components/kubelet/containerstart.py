@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from ..runtime.client import RuntimeAPIError
-from . import dnsfiles, metrics, podspec
+from . import dnsfiles, hostinfo, metrics, podspec
 from .runtimeview import (
     CONTAINER_NAME,
     NODE_NAME,
@@ -37,21 +37,29 @@ class Waiting:
 
 class ContainerStart:
     def write_dns_files(self, sandbox) -> list[str]:
-        """/etc/hosts and /etc/resolv.conf for the pod's containers, as bind mounts."""
+        """/etc/hosts, /etc/resolv.conf and /etc/hostname for the pod's containers, as bind
+        mounts of files in the pod's directory (one set shared by its containers)."""
         os.makedirs(self.pod_dir, exist_ok=True)
-        hosts = os.path.join(self.pod_dir, "etc-hosts")
-        resolv = os.path.join(self.pod_dir, "resolv.conf")
         kubelet = self.kubelet
+        spec = self.pod["spec"]
         ips = [sandbox.ip] if sandbox.ip else [kubelet.node_ip]
-        with open(hosts, "w") as out:
-            if self.pod["spec"].get("hostNetwork"):
-                out.write(_read("/etc/hosts"))
-            else:
-                out.write(dnsfiles.hosts_file(self.pod, ips, kubelet.cluster_domain))
-        with open(resolv, "w") as out:
-            out.write(dnsfiles.resolv_conf(self.pod, _read(kubelet.host_resolv_conf),
-                                           kubelet.cluster_dns, kubelet.cluster_domain))
-        return [f"{hosts}:/etc/hosts:rw", f"{resolv}:/etc/resolv.conf:rw"]
+        hostname = hostinfo.hostname() if spec.get("hostNetwork") else \
+            (spec.get("hostname") or self.pod["metadata"]["name"])[:63]
+        contents = {
+            "etc-hosts": _read("/etc/hosts") if spec.get("hostNetwork") else
+            dnsfiles.hosts_file(self.pod, ips, kubelet.cluster_domain),
+            "resolv.conf": dnsfiles.resolv_conf(self.pod, _read(kubelet.host_resolv_conf),
+                                                kubelet.cluster_dns, kubelet.cluster_domain),
+            "etc-hostname": hostname + "\n"}
+        targets = {"etc-hosts": "/etc/hosts", "resolv.conf": "/etc/resolv.conf",
+                   "etc-hostname": "/etc/hostname"}
+        mounts = []
+        for name, text in contents.items():
+            path = os.path.join(self.pod_dir, name)
+            with open(path, "w") as out:
+                out.write(text)
+            mounts.append(f"{path}:{targets[name]}:rw")
+        return mounts
 
     async def ensure_image(self, container: dict) -> bool:
         image = container["image"]

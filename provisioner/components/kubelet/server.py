@@ -98,6 +98,7 @@ class KubeletServer:
             web.get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
             web.route("*", "/exec/{namespace}/{pod}/{container}", self.exec),
             web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
+            web.route("*", "/attach/{tail:.*}", self.attach),
             web.get("/portForward/{namespace}/{pod}", self.port_forward),
             web.get("/portForward/{namespace}/{pod}/{uid}", self.port_forward),
             web.post("/portForward/{namespace}/{pod}", self.port_forward),  # SPDY/3.1 upgrade
@@ -274,6 +275,14 @@ class KubeletServer:
                                           "v5.channel.k8s.io or v4.channel.k8s.io)")
         ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
         await ws.prepare(request)
+        if any(request.query.get(key) in ("1", "true") for key in ("stdin", "tty")):
+            # the runtime's exec has no input side: say so rather than run without stdin
+            await ws.send_bytes(b"\x03" + json.dumps({
+                "metadata": {}, "status": "Failure", "reason": "BadRequest",
+                "message": "this node's container runtime cannot give exec a stdin or a TTY; "
+                           "run the command without -i/-t"}).encode())
+            await ws.close()
+            return ws
         want = {1: request.query.get("stdout") in ("1", "true"),
                 2: request.query.get("stderr") in ("1", "true")}
         loop = asyncio.get_running_loop()
@@ -310,6 +319,10 @@ class KubeletServer:
         await ws.send_bytes(b"\x03" + json.dumps(status).encode())
         await ws.close()
         return ws
+
+    async def attach(self, request: web.Request) -> web.Response:
+        raise web.HTTPBadRequest(text="attach is not supported: this node's container runtime "
+                                      "keeps no stdin for its containers (use logs -f or exec)")
 
     def pod_address(self, request: web.Request) -> str:
         ns, name = request.match_info["namespace"], request.match_info["pod"]
