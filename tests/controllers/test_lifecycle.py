@@ -143,3 +143,30 @@ def test_generic_ephemeral_volume_gets_a_claim_owned_by_its_pod(kubectl, ns):
                        kubectl.json("get", "pvc", "scratch-tmp", "-n", ns), what="the claim")
     assert claim["metadata"]["ownerReferences"][0]["name"] == "scratch"
     assert claim["metadata"]["labels"] == {"kind": "scratch"}
+
+
+def test_custom_resources_are_collected_too(kubectl, ns):
+    """A resource defined after the manager started is found by rediscovery (within 30 s)."""
+    import os
+    # the collector is running before the resource exists: it collects an ordinary dependent first
+    first = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-", input=owned_configmap("first", None)).stdout)
+    kubectl("apply", "-n", ns, "-f", "-", input=owned_configmap("first-child", first))
+    kubectl("delete", "cm", "first", "-n", ns)
+    eventually(lambda: not exists(kubectl, "cm", "first-child", "-n", ns), what="the collector at work")
+    group = f"gc{os.urandom(3).hex()}.example.com"
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}))
+    owner = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-", input=owned_configmap("owner", None)).stdout)
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    eventually(lambda: kubectl("apply", "-n", ns, "-f", "-", check=False, input=json.dumps({
+        "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w", "ownerReferences": [ref]}}))
+        .returncode == 0, what="the custom resource served")
+    kubectl("delete", "cm", "owner", "-n", ns)
+    eventually(lambda: not exists(kubectl, f"widgets.{group}", "w", "-n", ns), timeout=90,
+               what="the widget collected with its owner")
+    kubectl("delete", "crd", f"widgets.{group}", "--wait=false")
