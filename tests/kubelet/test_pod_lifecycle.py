@@ -32,6 +32,10 @@ def test_a_pod_runs_and_reports_kubelet_status(api, kubelet, namespace):
     code, output = kubelet.runtime.client.exec_collect(container_id, ["sh", "-c",
                                                                       "echo $GREETING"])
     assert (code, output) == (0, "hello web\n".encode())
+    code, output = kubelet.runtime.client.exec_collect(container_id, ["sh", "-c",
+                                                                      "echo $KUBERNETES_SERVICE_HOST"])
+    assert output.decode().strip() == api.read_namespaced_service("kubernetes",
+                                                                  "default").spec.cluster_ip
     code, output = kubelet.runtime.client.exec_collect(container_id, ["cat", "/etc/resolv.conf"])
     assert f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local" in \
         output.decode()

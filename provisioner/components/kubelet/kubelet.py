@@ -23,6 +23,7 @@ from .tokens import TokenManager
 log = logging.getLogger("kubelet")
 RELIST_SECONDS = 1.0
 STATIC_CHECK_SECONDS = 2.0
+SERVICE_ENV_SECONDS = 10.0
 
 
 class Kubelet:
@@ -45,6 +46,7 @@ class Kubelet:
         self.allocatable: dict = {}
         self._refresh_lock = asyncio.Lock()
         self._events_sent: dict[tuple, float] = {}
+        self._service_env: tuple[float, dict[str, str]] | None = None
         self._static_problems: set[str] = set()
         self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
         self.tokens = TokenManager(client)
@@ -100,10 +102,19 @@ class Kubelet:
         """KUBERNETES_SERVICE_HOST/PORT (and the docker-link variables) for in-cluster clients."""
         if self.client is None:
             return {}
+        cached = self._service_env
+        if cached is not None and time.monotonic() - cached[0] < SERVICE_ENV_SECONDS:
+            return cached[1]     # a burst of starting pods asks the API server once
         try:
             service = await self.client.get("", "v1", "services", "kubernetes", ns="default")
         except Exception:  # noqa: BLE001 - no service yet: no variables, as with a new cluster
             return {}
+        env = self._kubernetes_env(service)
+        self._service_env = (time.monotonic(), env)
+        return env
+
+    @staticmethod
+    def _kubernetes_env(service: dict) -> dict[str, str]:
         ip = service["spec"].get("clusterIP")
         port = (service["spec"].get("ports") or [{}])[0].get("port", 443)
         if not ip:

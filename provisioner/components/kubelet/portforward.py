@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
@@ -220,7 +221,8 @@ class Forwarder:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.address, port), DIAL_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as error:
-            reason = getattr(error, "strerror", None) or str(error) or "timed out"
+            errno = getattr(error, "errno", None)   # asyncio's strerror names the address only
+            reason = os.strerror(errno) if errno else str(error) or "i/o timeout"
             reason = f"dial tcp {self.address}:{port}: connect: {reason.lower()}"
             await self._report(pair, f"error forwarding port {port} to pod {self.pod}, uid "
                                      f"{self.uid}: {reason}", close=True)
