@@ -1,0 +1,199 @@
+"""End to end on the local lab: `create cluster` makes a Kubernetes cluster users drive with kubectl.
+
+One control plane (with etcd) and two workers joined by bootstrap token, on real systemd-nspawn
+hosts; the create's own smoke tests must all pass. Then the cluster is used as users use one: real
+kubectl (`run`, `logs`, `exec`, `auth whoami`), the official Python client, a kubeconfig for
+another user; a second create changes nothing; delete leaves the hosts as they were. Tests that
+only read share the one cluster; each test can also run alone (the fixture creates what it needs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+PROVISIONER = str(BIN / "provisioner")
+KUBECTL = str(BIN / "kubectl")
+
+
+class KubeCluster:
+    def __init__(self, lab, workdir: Path):
+        self.workdir = workdir
+        self.state_dir = workdir / "state"
+        inventory = yaml.safe_load(Path(lab.inventory_path).read_text())
+        first, *others = inventory["hosts"]
+        self.hosts = [dict(first, roles=["control-plane", "etcd"]),
+                      *(dict(h, roles=["worker"]) for h in others)]
+        self.key = inventory["ssh"]["key"]
+        self.address = {h["name"]: h["address"] for h in self.hosts}
+        self.spec = workdir / "cluster.yaml"
+        self.spec.write_text(yaml.safe_dump({
+            "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "k8s"},
+            "spec": {"ssh": {"user": "root", "key": self.key}, "hosts": self.hosts}}))
+        self.kubeconfig = workdir / "admin.conf"
+        self.create_output = ""
+
+    def cli(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PROVISIONER_STATE_DIR=str(self.state_dir))
+        return subprocess.run([PROVISIONER, *args], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+
+    def kubectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
+        return subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+
+    def ssh(self, host: str, command: str) -> str:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(self.state_dir / "clusters" / "k8s" / "known_hosts"))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(self.address[host], username="root", key_filename=self.key,
+                       allow_agent=False, look_for_keys=False, timeout=10)
+        try:
+            _, stdout, _ = client.exec_command(command, timeout=120)
+            return stdout.read().decode()
+        finally:
+            client.close()
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (f"exit {result.returncode}\nstdout:\n{result.stdout[-6000:]}"
+                                    f"\nstderr:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def kube(lab, tmp_path_factory) -> KubeCluster:
+    cluster = KubeCluster(lab, tmp_path_factory.mktemp("kubernetes"))
+    cluster.create_output = _ok(cluster.cli("create", "cluster", "-f", str(cluster.spec)))
+    _ok(cluster.cli("kubeconfig", "-f", str(cluster.spec), "-o", str(cluster.kubeconfig)))
+    return cluster
+
+
+def test_create_brings_up_the_control_plane_joins_workers_and_passes_every_smoke_test(kube):
+    out = kube.create_output
+    workers = [h["name"] for h in kube.hosts if h["roles"] == ["worker"]]
+    for phase in ("kubeconfig", "container-runtime", "control-plane/apiserver",
+                  "kubelet-start", "wait-control-plane", "bootstrap-token", "join",
+                  "addons/dns", "verify"):
+        assert f"[{phase}] done in" in out
+    for worker in workers:
+        assert f"[join] {worker}: changed: kubelet.service running and enabled" in out
+    assert "FAIL" not in out
+    for check in ("node Ready", "Secrets encrypted at rest", "Deployment rolls out",
+                  "kubectl logs", "kubectl exec", "kubectl port-forward", "NodePort answers",
+                  "ClusterIP answers from a pod", "Service name resolves in a pod",
+                  "pod to pod across hosts"):
+        assert f"PASS {check}" in out, check
+    assert "all " in out and "smoke tests passed" in out
+
+
+def test_kubectl_sees_every_node_ready_with_roles_and_the_control_plane_tainted(kube):
+    nodes = json.loads(_ok(kube.kubectl("get", "nodes", "-o", "json")))["items"]
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    assert set(by_name) == set(kube.address)
+    for name, node in by_name.items():
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True", (name, ready)
+        assert {"type": "InternalIP", "address": kube.address[name]} in node["status"]["addresses"]
+        assert node["spec"].get("podCIDR")
+    control_plane = by_name[kube.hosts[0]["name"]]
+    assert "node-role.kubernetes.io/control-plane" in control_plane["metadata"]["labels"]
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in [
+        {k: t[k] for k in ("key", "effect")} for t in control_plane["spec"]["taints"]]
+    wide = _ok(kube.kubectl("get", "nodes", "-o", "wide"))
+    assert "Ready" in wide and "provisioner-runtime://" in wide
+
+
+def test_kubectl_run_logs_exec_and_delete_a_pod(kube):
+    name = "hello"
+    _ok(kube.kubectl("run", name, "--image=busybox", "--restart=Never", "--",
+                     "sh", "-c", "echo hello from $(hostname); sleep 3600"))
+    try:
+        _ok(kube.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=180s",
+                         timeout=200))
+        assert "hello from hello" in _ok(kube.kubectl("logs", name))
+        assert _ok(kube.kubectl("exec", name, "--", "cat", "/etc/hostname")).strip() == name
+        resolv = _ok(kube.kubectl("exec", name, "--", "cat", "/etc/resolv.conf"))
+        assert "nameserver 10.96.0.10" in resolv and "ndots:5" in resolv
+    finally:
+        _ok(kube.kubectl("delete", "pod", name, "--wait=true", "--timeout=120s", timeout=150))
+    assert name not in _ok(kube.kubectl("get", "pods", "-o", "name"))
+
+
+def test_the_official_python_client_reads_and_writes_the_cluster(kube):
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(kube.kubeconfig)))
+    system = {p.metadata.name for p in api.list_namespaced_pod("kube-system").items}
+    assert f"kube-apiserver-{kube.hosts[0]['name']}" in system
+    assert any(name.startswith("coredns-") for name in system)
+    made = api.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="from-python"), data={"k": "v"}))
+    try:
+        assert api.read_namespaced_config_map("from-python", "default").data == {"k": "v"}
+    finally:
+        api.delete_namespaced_config_map(made.metadata.name, "default")
+
+
+def test_a_kubeconfig_for_another_user_is_private_and_authenticates_as_that_user(kube):
+    path = kube.workdir / "alice.conf"
+    _ok(kube.cli("kubeconfig", "-f", str(kube.spec), "--user", "alice", "--group", "devs",
+                 "-o", str(path)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    env = dict(os.environ, KUBECONFIG=str(path))
+    whoami = subprocess.run([KUBECTL, "auth", "whoami", "-o", "json"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    user = json.loads(whoami.stdout)["status"]["userInfo"]
+    assert user["username"] == "alice" and "devs" in user["groups"]
+    denied = subprocess.run([KUBECTL, "get", "secrets", "-A"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    printed = _ok(kube.cli("kubeconfig", "-f", str(kube.spec)))
+    assert "client-certificate-data" in printed and "kubernetes-admin" in printed
+
+
+def test_workers_joined_by_token_hold_no_ca_key_and_their_own_certificate(kube):
+    for host in kube.hosts[1:]:
+        listing = kube.ssh(host["name"], "ls /etc/kubernetes/pki; ls /var/lib/kubelet/pki")
+        assert "ca.crt" in listing and "ca.key" not in listing and "sa.key" not in listing
+    csrs = json.loads(_ok(kube.kubectl("get", "csr", "-o", "json")))["items"]
+    requesters = {c["spec"]["username"] for c in csrs
+                  if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"}
+    assert requesters and all(r.startswith("system:bootstrap:") for r in requesters)
+
+
+def test_a_second_run_changes_nothing(kube):
+    out = _ok(kube.cli("create", "cluster", "-f", str(kube.spec), "--skip", "verify"))
+    assert "changed:" not in out, out
+    assert "nothing to change" in out
+    dry = _ok(kube.cli("create", "cluster", "-f", str(kube.spec), "--dry-run"))
+    assert "would" not in dry.replace("would be made", ""), dry
+
+
+def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(kube):
+    _ok(kube.cli("delete", "cluster", "-f", str(kube.spec), "--keep-state"))
+    for host in kube.hosts:
+        left = kube.ssh(host["name"], (
+            "ls -d /etc/kubernetes /var/lib/kubelet /opt/cni /opt/provisioner "
+            "/var/lib/provisioner/runtime /etc/cni/net.d/10-provisioner.conflist 2>/dev/null; "
+            "grep -c ' /var/lib/kubelet\\| /var/lib/provisioner/runtime/' /proc/mounts; "
+            "ip -o link show cni0 2>/dev/null; "
+            "iptables-save | grep -c -- '-N \\(KUBE-\\|PROV\\)'; "
+            # this project's processes (daemons, monitors) and pod sandboxes' pause processes
+            "pgrep -f '^(/opt/provisioner/venv/bin/python|sleep 2147483647)' || true"))
+        assert left.split() == ["0", "0"], f"{host['name']} still has: {left}"
+    again = _ok(kube.cli("delete", "cluster", "-f", str(kube.spec)))
+    assert "nothing to change" in again
