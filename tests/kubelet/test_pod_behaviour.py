@@ -187,3 +187,38 @@ def test_security_context_reaches_the_container(api, kubelet, namespace):
     assert code == 0                    # kubelet's own files stay writable/readable
     code, out = run(1, "grep CapEff /proc/self/status")
     assert int(out.split()[1], 16) & (1 << 12)          # CAP_NET_ADMIN is bit 12
+
+
+def test_grpc_probe_follows_the_health_service(api, kubelet, namespace):
+    """A real gRPC health server (in this test process, reached as a host-network pod's port)
+    answers the kubelet's grpc readiness probe: SERVING, then NOT_SERVING."""
+    from concurrent import futures
+
+    import grpc
+
+    serving = {"status": 1}
+
+    def check(request: bytes, context) -> bytes:
+        return bytes([0x08, serving["status"]])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=lambda raw: raw, response_serializer=lambda raw: raw)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        api.create_namespaced_pod(namespace, pod_manifest("grpc-probed", kubelet.node, [
+            {"name": "main", "image": "busybox:latest", "command": ["sleep", "3600"],
+             "readinessProbe": {"grpc": {"port": port}, "periodSeconds": 1,
+                                "failureThreshold": 1}}], hostNetwork=True))
+        wait_for(lambda: (s := status_of(api, namespace, "grpc-probed")) and s.ready, 60,
+                 what="ready through the grpc probe")
+        serving["status"] = 2
+        wait_for(lambda: not status_of(api, namespace, "grpc-probed").ready, 30,
+                 what="not ready once NOT_SERVING")
+        events = [e.message for e in api.list_namespaced_event(namespace).items
+                  if e.reason == "Unhealthy"]
+        assert any('responded with "NOT_SERVING"' in message for message in events)
+    finally:
+        server.stop(0)

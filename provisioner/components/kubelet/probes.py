@@ -1,4 +1,5 @@
-"""kubelet: liveness, readiness and startup probes (exec, httpGet, tcpSocket) with kubelet's timing.
+"""kubelet: liveness, readiness and startup probes (exec, httpGet, tcpSocket, grpc) with kubelet's
+timing.
 
 A ProbeState per container instance and probe kind counts consecutive successes and failures;
 a probe runs when initialDelaySeconds has passed since the container started and periodSeconds
@@ -76,12 +77,56 @@ async def run(probe: dict, container: dict, pod_ip: str, exec_fn) -> tuple[bool,
             writer.close()
             return True, ""
         if "grpc" in probe:
-            return False, "grpc probes are not supported by this kubelet"
+            return await grpc_check(pod_ip, int(probe["grpc"]["port"]),
+                                    probe["grpc"].get("service") or "", timeout)
     except asyncio.TimeoutError:
         return False, f"probe timed out after {timeout}s"
     except (OSError, aiohttp.ClientError, ValueError) as error:
         return False, str(error) or type(error).__name__
-    return False, "probe has no handler (exec, httpGet or tcpSocket)"
+    return False, "probe has no handler (exec, httpGet, tcpSocket or grpc)"
+
+
+# grpc.health.v1.HealthCheckResponse.ServingStatus
+GRPC_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+def _health_request(service: str) -> bytes:
+    """HealthCheckRequest{service}: protobuf field 1, length-delimited (empty when unset)."""
+    data = service.encode()
+    if not data:
+        return b""
+    length, varint = len(data), b""
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        varint += bytes([byte | (0x80 if length else 0)])
+        if not length:
+            return b"\x0a" + varint + data
+
+
+def _health_status(message: bytes) -> int:
+    """HealthCheckResponse.status (field 1, varint); 0 (UNKNOWN) when absent."""
+    if len(message) >= 2 and message[0] == 0x08:
+        return message[1] & 0x7F
+    return 0
+
+
+async def grpc_check(host: str, port: int, service: str, timeout: float) -> tuple[bool, str]:
+    """The gRPC health checking protocol's Check, as kubelet's grpc probe calls it."""
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"{host}:{port}") as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                    request_serializer=lambda raw: raw,
+                                    response_deserializer=lambda raw: raw)
+        try:
+            reply = await check(_health_request(service), timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            return False, (f"failed to connect service \"{host}:{port}\" within {timeout}s: "
+                           f"{error.code().name}: {error.details()}")
+    status = _health_status(reply)
+    if status != 1:
+        return False, f"service unhealthy (responded with \"{GRPC_STATUS.get(status, status)}\")"
+    return True, ""
 
 
 def record(probe: dict, state: ProbeState, success: bool, message: str) -> bool | None:
