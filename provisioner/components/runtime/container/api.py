@@ -25,7 +25,7 @@ RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
 SHIM_LOG = "shim.log"
 # files and directories of the state dir the core creates (and delete removes)
 OWNED = (statefile.CONFIG_FILE, statefile.STATE_FILE, SHIM_LOG, "rootfs", "upper", "work",
-         "lower-empty")
+         "idmapped", "lower-empty")
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))))
 

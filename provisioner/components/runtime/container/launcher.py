@@ -145,7 +145,7 @@ def enter_namespaces(spec: ContainerSpec) -> None:
 
 
 def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, stdout_fd: int,
-             stderr_fd: int) -> None:
+             stderr_fd: int, userns_fd: int | None = None) -> None:
     """Child side of the shim's fork: become the container's PID 1 (never returns)."""
     try:
         reset_signals()
@@ -159,9 +159,14 @@ def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, std
         os.umask(0o022)
         preload_seccomp(getattr(spec, "seccomp_filter", None))
         enter_namespaces(spec)
-        rootfs.prepare(spec)
+        rootfs.prepare(spec, userns_fd)
         if spec.hostname and spec.namespaces.get("uts", "host") is None:
             sc.sethostname(spec.hostname)
+        if userns_fd is not None:
+            # last: every namespace above belongs to the host's user namespace, so the
+            # container's root gets no capability over them
+            sc.setns(userns_fd, sc.CLONE_NEWUSER)
+            os.close(userns_fd)
         become_process(spec.process, spec.hostname, create_cwd=True,
                        seccomp_filter=getattr(spec, "seccomp_filter", None))
     except BaseException as exc:   # report anything, then die without running Python cleanup

@@ -18,7 +18,9 @@ from .spec import Process
 
 RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
 # the order matters: the mount namespace last, since /proc/<pid>/ns is read from the host's
-NAMESPACE_ORDER = ("ipc", "uts", "net", "pid", "mnt")
+# (handles are all opened first); the user namespace after every other, whose owner is the
+# host's user namespace (joining them needs the host's capabilities)
+NAMESPACE_ORDER = ("ipc", "uts", "net", "pid", "mnt", "user")
 
 
 def _join(pid: int) -> None:

@@ -13,6 +13,7 @@ import os
 import stat
 
 from . import syscalls as sc
+from . import userns
 
 TYPE_CHECKING = False   # typing itself is too slow an import for the shim
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ _FLAG_OPTIONS = {
 _PROPAGATION = {"private", "rprivate", "slave", "rslave", "shared", "rshared"}
 
 
-def overlay_options(spec: ContainerSpec) -> str:
+def overlay_options(spec: ContainerSpec, lower_dirs: list[str] | None = None) -> str:
     """lowerdir lists the top layer first, so the spec's bottom-first list is reversed."""
-    lowers = list(reversed(spec.lower_dirs)) or [os.path.join(spec.state_dir, "lower-empty")]
+    lowers = (list(reversed(spec.lower_dirs if lower_dirs is None else lower_dirs))
+              or [os.path.join(spec.state_dir, "lower-empty")])
     return (f"lowerdir={':'.join(lowers)},upperdir={os.path.join(spec.state_dir, 'upper')},"
             f"workdir={os.path.join(spec.state_dir, 'work')}")
 
@@ -190,14 +192,30 @@ def _mount_sys(rootfs: str) -> None:
                  | _NOSUID_NODEV_NOEXEC)
 
 
-def prepare(spec: ContainerSpec) -> None:
+def _idmapped_lowers(spec: ContainerSpec, userns_fd: int) -> list[str]:
+    """Each image layer mounted idmapped (userns.py) under state_dir/idmapped/, in this mount
+    namespace only; the container's own upper dir is owned by its root's host ids."""
+    mapped = []
+    for index, layer in enumerate(spec.lower_dirs):
+        target = os.path.join(spec.state_dir, "idmapped", str(index))
+        os.makedirs(target, exist_ok=True)
+        userns.idmapped_mount(layer, target, userns_fd)
+        mapped.append(target)
+    ids = spec.user_namespace
+    for entry in ("upper", "work"):
+        os.chown(os.path.join(spec.state_dir, entry), ids["host_uid"], ids["host_gid"])
+    return mapped
+
+
+def prepare(spec: ContainerSpec, userns_fd: int | None = None) -> None:
     """Build the root in this (new) mount namespace and pivot into it; cwd ends at /."""
     rootfs = os.path.join(spec.state_dir, "rootfs")
     # our mounts must never propagate back to the host
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    lowers = _idmapped_lowers(spec, userns_fd) if userns_fd is not None else None
     # nodev: image layers may carry device nodes (a tar can hold any); the container's device
     # nodes live only in its own /dev tmpfs (see cgroups.DEVICE_ALLOWLIST for the v1 backstop)
-    sc.mount("overlay", rootfs, "overlay", sc.MS_NODEV, overlay_options(spec))
+    sc.mount("overlay", rootfs, "overlay", sc.MS_NODEV, overlay_options(spec, lowers))
     proc = os.path.join(rootfs, "proc")
     os.makedirs(proc, exist_ok=True)
     sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)

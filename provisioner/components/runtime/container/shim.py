@@ -16,7 +16,7 @@ import sys
 import time
 from types import SimpleNamespace
 
-from . import cgroups, launcher, statefile
+from . import cgroups, launcher, statefile, userns
 from . import syscalls as sc
 from .crilog import CriLogWriter, rfc3339_nano
 
@@ -107,13 +107,23 @@ class Shim:
             except OSError as exc:
                 return self.fail(f"cannot open the log file {self.spec.log_path}: "
                                  f"{exc.strerror}")
+        userns_fd = None
+        ids = getattr(self.spec, "user_namespace", None)
+        if ids:
+            try:
+                userns_fd = userns.make_namespace(ids["host_uid"], ids["host_gid"], ids["size"])
+            except OSError as exc:
+                return self.fail(f"cannot create the user namespace: {exc.strerror or exc}")
         try:
             _enter_pid_namespace(self.spec)
         except OSError as exc:
             return self.fail(f"cannot enter pid namespace: {exc.strerror}")
         pid = os.fork()
         if pid == 0:
-            launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err)
+            launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err,
+                              userns_fd)
+        if userns_fd is not None:
+            os.close(userns_fd)
         os.close(error_w)
         for stream in outputs:
             os.close(outputs[stream][1])

@@ -63,6 +63,9 @@ class ContainerSpec:
     log_path: str | None = None       # the shim writes CRI-format log lines here, rotated by size
     log_max_bytes: int = 10 * 1024 * 1024
     cgroup_parent: str = "provisioner-runtime"
+    # {"host_uid": N, "host_gid": N, "size": N}: a user namespace mapping the container's ids
+    # 0..size-1 to those host ids (userns.py); None shares the host's
+    user_namespace: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
