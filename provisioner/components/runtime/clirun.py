@@ -36,6 +36,7 @@ def add_run_verb(verbs) -> None:
     run.add_argument("--privileged", action="store_true")
     run.add_argument("--read-only", action="store_true")
     run.add_argument("--security-opt", action="append", default=[])
+    run.add_argument("--userns", choices=("host", "private"))
     run.add_argument("--help", action="help")
     run.add_argument("image")
     run.add_argument("command", nargs=argparse.REMAINDER)
@@ -52,6 +53,7 @@ def create_body(args) -> dict:
             "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
             "cap_add": args.cap_add, "cap_drop": args.cap_drop,
             "privileged": args.privileged or None, "read_only": args.read_only or None,
+            "userns": args.userns,
             **security_options(args.security_opt)}
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else []

@@ -117,3 +117,43 @@ def test_an_unknown_security_opt_is_refused(daemon):
     result = run(daemon, "--security-opt", "apparmor=foo", "busybox", "true")
     assert result.returncode == 125
     assert "invalid --security-opt 'apparmor=foo'" in result.stderr
+
+
+def test_userns_private_makes_root_an_unprivileged_host_range(daemon, remove_after):
+    result = daemon.cli("run", "-d", "--name", "sec-userns", "--network", "none", "--userns",
+                        "private", "busybox", "sh", "-c", "echo x > /f; sleep 3600")
+    assert result.returncode == 0, result.stderr
+    remove_after.append("sec-userns")
+    details = daemon.inspect("sec-userns")
+    mapping = details["HostConfig"]["IdMappings"]
+    assert details["HostConfig"]["UsernsMode"] == "private"
+    assert mapping["host_uid"] >= 1 << 20 and mapping["size"] == 65536
+    code, output = daemon.client.exec_collect("sec-userns", ["sh", "-c",
+                                                             "id -u; cat /proc/self/uid_map"])
+    assert code == 0
+    assert output.decode().split() == ["0", "0", str(mapping["host_uid"]), "65536"]
+    with open(f"/proc/{details['State']['Pid']}/status") as status:
+        uids = next(line.split()[1:] for line in status if line.startswith("Uid:"))
+    assert set(uids) == {str(mapping["host_uid"])}     # not root on the host
+
+
+def test_containers_of_a_pod_share_its_id_block(daemon, remove_after):
+    pod = daemon.client.create_pod("sec-userns-pod", namespace="tests", uid="uid-sec-userns")
+    try:
+        first, second = (daemon.client.create("busybox:latest", cmd=["true"], pod=pod["id"],
+                                               name=name, userns="private")
+                         for name in ("sec-pod-a", "sec-pod-b"))
+        alone = daemon.client.create("busybox:latest", cmd=["true"], network="none",
+                                     userns="private")
+        remove_after.append(alone)
+        mappings = [daemon.inspect(c)["HostConfig"]["IdMappings"] for c in (first, second, alone)]
+        assert mappings[0] == mappings[1]
+        assert mappings[2]["host_uid"] != mappings[0]["host_uid"]
+    finally:
+        daemon.client.remove_pod(pod["id"])
+
+
+def test_an_unknown_userns_mode_is_refused(daemon):
+    with pytest.raises(RuntimeAPIError) as error:
+        daemon.client.create("busybox:latest", cmd=["true"], userns="remap")
+    assert error.value.status == 400 and "invalid userns 'remap'" in str(error.value)

@@ -167,6 +167,10 @@ class ContainerService:
                 record.pod = pod.id
                 record.netns = pod.netns
                 record.hostname = hostname or pod.hostname
+            record.user_namespace = options.user_namespace(
+                body.get("userns"), [r.user_namespace for r in self.records.values()],
+                next((r.user_namespace for r in self.records.values()
+                      if record.pod and r.pod == record.pod and r.user_namespace), None))
             directory = self.directory(record)
             os.makedirs(directory)
             self._creating = record
@@ -231,7 +235,7 @@ class ContainerService:
             hostname=record.hostname, mounts=mounts,
             resources=Resources(record.memory, record.cpus, record.pids),
             namespaces=namespaces, log_path=self.log_path(record),
-            cgroup_parent=self.cgroup_parent)
+            cgroup_parent=self.cgroup_parent, user_namespace=record.user_namespace)
 
     async def start(self, key: str) -> core.ContainerState:
         record = self.find(key)

@@ -300,3 +300,28 @@ def _profile_json(text: str, where: str) -> dict:
         return json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"invalid seccomp profile in {where}: not JSON ({exc})") from None
+
+
+# user namespaces: blocks of 65536 host ids (a full 16-bit id space per container or pod, as the
+# kubelet allocates), from 2^20 up to 2^31, clear of the ids real users and /etc/subuid ranges get
+USERNS_SIZE = 65536
+USERNS_FIRST_BLOCK = 16
+USERNS_BLOCKS = (1 << 31) // USERNS_SIZE
+
+
+def user_namespace(value, taken: list[dict], pod_mapping: dict | None) -> dict | None:
+    """`userns`: "host" (default) shares the host's ids; "private" maps the container's ids
+    0..65535 to a free block of host ids (the pod's block when another container of its pod has
+    one, so a pod's containers agree on file owners)."""
+    if value in (None, "", "host"):
+        return None
+    if value != "private":
+        raise BadRequest(f"invalid userns {value!r}: use \"host\" or \"private\"")
+    if pod_mapping:
+        return dict(pod_mapping)
+    used = {mapping["host_uid"] for mapping in taken if mapping}
+    for block in range(USERNS_FIRST_BLOCK, USERNS_BLOCKS):
+        if block * USERNS_SIZE not in used:
+            start = block * USERNS_SIZE
+            return {"host_uid": start, "host_gid": start, "size": USERNS_SIZE}
+    raise BadRequest("no free block of host ids left for a private user namespace")

@@ -88,6 +88,8 @@ class ContainerRecord(_Record):
     no_new_privileges: bool = True
     # "runtime/default", "unconfined" or a profile object (container.seccomp_profile)
     seccomp: str | dict = "runtime/default"
+    # {"host_uid", "host_gid", "size"} for a private user namespace (userns: "private")
+    user_namespace: dict | None = None
 
 
 

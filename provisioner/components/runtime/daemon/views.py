@@ -119,6 +119,8 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             "PortBindings": _port_bindings(record),
             "AutoRemove": record.auto_remove,
             "ReadonlyRootfs": record.read_only,
+            "UsernsMode": "private" if record.user_namespace else "host",
+            "IdMappings": record.user_namespace,
             "SecurityOpt": security_opt(record),
             # the capability set the process gets (Docker shows only an explicit one here)
             "Capabilities": [f"CAP_{name}" for name in (
