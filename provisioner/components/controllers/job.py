@@ -36,6 +36,7 @@ from .base import Controller, split_key
 Obj = dict[str, Any]
 TRACKING = "batch.kubernetes.io/job-tracking"
 INDEX = "batch.kubernetes.io/job-completion-index"
+MANAGER = "kubernetes.io/job-controller"
 BACKOFF = 10.0
 MAX_BACKOFF = 360.0
 
@@ -199,6 +200,8 @@ class JobController(Controller):
         if job is None:
             self.expect.pop(key, None)
             return
+        if (job.get("spec") or {}).get("managedBy", MANAGER) != MANAGER:
+            return  # another controller owns this Job (spec.managedBy)
         pending = {n for n in self.expect.get(key, set()) if self.pods.get(f"{ns}/{n}") is None}
         if pending:
             self.expect[key] = pending

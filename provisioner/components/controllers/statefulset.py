@@ -1,6 +1,6 @@
 """The statefulset controller: pods with stable names, stable storage, in order.
 
-Pod `<set>-<ordinal>` (hostname the pod name, subdomain the governing Service) and, for each
+Pod `<set>-<ordinal>` (ordinals from spec.ordinals.start, default 0; hostname the pod name, subdomain the governing Service) and, for each
 volumeClaimTemplate, the claim `<template>-<set>-<ordinal>`, created before its pod and kept
 after it. OrderedReady creates ordinal i only once 0..i-1 are Running and Ready and removes from
 the highest ordinal down, one at a time; Parallel does all at once. Each template is recorded in a
@@ -87,13 +87,13 @@ def condemned_claims(sts: Obj, pods: dict[int, Obj], claims: list[Obj]) -> list[
     """Claims of ordinals scaled away whose pod is gone, when whenScaled is Delete."""
     if retention(sts, "whenScaled") != "Delete":
         return []
-    name, replicas = sts["metadata"]["name"], rollout.replicas_of(sts)
+    name, wanted = sts["metadata"]["name"], ordinal_range(sts)
     out = []
     for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
         prefix = f"{t['metadata']['name']}-{name}-"
         for c in claims:
             tail = c["metadata"]["name"][len(prefix):] if c["metadata"]["name"].startswith(prefix) else ""
-            if tail.isdigit() and int(tail) >= replicas and int(tail) not in pods and not podutil.is_terminating(c):
+            if tail.isdigit() and int(tail) not in wanted and int(tail) not in pods and not podutil.is_terminating(c):
                 out.append(c)
     return out
 
@@ -103,13 +103,19 @@ def healthy(pod: Obj | None) -> bool:
         (pod.get("status") or {}).get("phase") == "Running" and podutil.is_ready(pod)
 
 
+def ordinal_range(sts: Obj) -> range:
+    """The ordinals a set should have: spec.ordinals.start onwards, replicas of them."""
+    start = int(((sts.get("spec") or {}).get("ordinals") or {}).get("start") or 0)
+    return range(start, start + rollout.replicas_of(sts))
+
+
 def plan(sts: Obj, pods: dict[int, Obj], update_rev: str) -> tuple[list[int], list[Obj]]:
     """(ordinals to create, pods to delete) for one step."""
     spec = sts.get("spec") or {}
-    replicas = rollout.replicas_of(sts)
+    wanted = ordinal_range(sts)
     ordered = (spec.get("podManagementPolicy") or "OrderedReady") == "OrderedReady"
     create, delete = [], []
-    for i in range(replicas):
+    for i in wanted:
         pod = pods.get(i)
         if pod is None:
             create.append(i)
@@ -123,20 +129,20 @@ def plan(sts: Obj, pods: dict[int, Obj], update_rev: str) -> tuple[list[int], li
             break  # wait for this ordinal before the next
     if create or delete or (ordered and any(podutil.is_terminating(p) for p in pods.values())):
         return create, delete
-    surplus = sorted((i for i in pods if i >= replicas), reverse=True)
+    surplus = sorted((i for i in pods if i not in wanted), reverse=True)
     if surplus:
         if not ordered:
             return [], [pods[i] for i in surplus if not podutil.is_terminating(pods[i])]
-        if all(healthy(pods.get(i)) for i in range(replicas)):
+        if all(healthy(pods.get(i)) for i in wanted):
             return [], [pods[surplus[0]]]
         return [], []
     strategy = spec.get("updateStrategy") or {}
     if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":
         return [], []
     partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
-    if not all(healthy(pods.get(i)) for i in range(replicas)):
+    if not all(healthy(pods.get(i)) for i in wanted):
         return [], []
-    for i in range(replicas - 1, partition - 1, -1):
+    for i in reversed(wanted[partition:]):  # the partition counts replicas, from the first ordinal
         pod = pods[i]
         if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) != update_rev:
             return [], [pod]

@@ -569,3 +569,13 @@ def test_node_ttl_boundaries(current, nodes, want):
 def test_job_success_policy(rules, completed, want):
     from provisioner.components.controllers import job
     assert job.success_policy_match({"successPolicy": {"rules": rules}}, completed) == want
+
+
+def test_statefulset_ordinals_start():
+    from provisioner.components.controllers import statefulset
+    s = sts(replicas=2, policy="Parallel")
+    s["spec"]["ordinals"] = {"start": 5}
+    assert statefulset.plan(s, {}, "r1") == ([5, 6], [])
+    have = {i: member(i) for i in (0, 5, 6)}
+    create, delete = statefulset.plan(s, have, "r1")
+    assert (create, [p["metadata"]["name"] for p in delete]) == ([], ["db-0"])
