@@ -89,8 +89,7 @@ def _seccomp_filter(process: Process, name: str) -> dict | None:
     """The process's seccomp setting compiled (None: unconfined); a bad profile is refused
     before anything starts."""
     try:
-        return seccomp_profile.compile_setting(process.seccomp, process.capabilities,
-                                               process.no_new_privileges)
+        return seccomp_profile.compile_setting(process.seccomp, process.capabilities)
     except seccomp_profile.ProfileError as exc:
         raise ContainerError(f"{name}: {exc}") from None
 

@@ -106,19 +106,9 @@ def become_process(process: Process, hostname: str | None, create_cwd: bool,
                           f"{reason.get(exc.errno, exc.strerror)}") from None
 
 
-def preload_seccomp(compiled: dict | None) -> None:
-    """Load libseccomp while the host's filesystem is still in view (before pivot_root or
-    joining the container's mount namespace); unconfined processes never load it."""
-    if compiled:
-        try:
-            seccomp.library()
-        except seccomp.SeccompError as exc:
-            raise LaunchError(str(exc)) from None
-
-
 def _install_seccomp(compiled: dict) -> None:
     try:
-        seccomp.install(compiled)
+        seccomp.load(compiled)
     except seccomp.SeccompError as exc:
         raise LaunchError(str(exc)) from None
 
@@ -157,7 +147,6 @@ def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, std
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         os.umask(0o022)
-        preload_seccomp(getattr(spec, "seccomp_filter", None))
         enter_namespaces(spec)
         rootfs.prepare(spec, userns_fd)
         if spec.hostname and spec.namespaces.get("uts", "host") is None:

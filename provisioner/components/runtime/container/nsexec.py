@@ -59,7 +59,6 @@ def main() -> int:
         # cgroups (its memory must not count against the container's limit)
         cgroup_fds = cgroups.open_procs_files(data.get("cgroups") or {})
         hostname = _spec_hostname(state_dir)
-        launcher.preload_seccomp(seccomp_filter)
         _join(pid)
         # HOSTNAME as start gives it: the spec's, else the (joined) uts namespace's name
         hostname = hostname or os.uname().nodename

@@ -20,6 +20,7 @@ and the running kernel. Every other mistake raises ProfileError naming the field
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -42,9 +43,12 @@ _OPERATORS = {
     "SCMP_CMP_EQ": seccomp.CMP_EQ, "SCMP_CMP_GE": seccomp.CMP_GE, "SCMP_CMP_GT": seccomp.CMP_GT,
     "SCMP_CMP_MASKED_EQ": seccomp.CMP_MASKED_EQ,
 }
-_FLAGS = {"SECCOMP_FILTER_FLAG_LOG": seccomp.ATTR_CTL_LOG,
-          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": seccomp.ATTR_CTL_SSB,
-          "SECCOMP_FILTER_FLAG_TSYNC": None}     # the init is single-threaded: nothing to sync
+_FLAGS = {"SECCOMP_FILTER_FLAG_LOG": seccomp.FILTER_FLAG_LOG,
+          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": seccomp.FILTER_FLAG_SPEC_ALLOW,
+          "SECCOMP_FILTER_FLAG_TSYNC": 0}     # the init is single-threaded: nothing to sync
+# built programs by (profile, capabilities): a daemon builds each distinct filter once
+_CACHE: dict[tuple, dict] = {}
+_CACHE_LIMIT = 64
 # Go's architecture names (Docker's includes.arches) -> uname's
 _GO_ARCHES = {"amd64": "x86_64", "386": "i686", "arm64": "aarch64", "arm": "armv7l",
               "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
@@ -67,21 +71,27 @@ def check_setting(setting) -> None:
                        f"{UNCONFINED!r} or a profile (a JSON object in the OCI/Docker format)")
 
 
-def compile_setting(setting, capabilities: list[str] | None,
-                    no_new_privs: bool = True) -> dict | None:
-    """The compiled filter for a process (None for unconfined). `capabilities` are the process's
-    (None: the default set), deciding includes/excludes.caps."""
+def compile_setting(setting, capabilities: list[str] | None) -> dict | None:
+    """The compiled filter for a process (None for unconfined; see seccomp.py for its shape).
+    `capabilities` are the process's (None: the default set), deciding includes/excludes.caps."""
     check_setting(setting)
     if setting == UNCONFINED:
         return None
     profile = DEFAULT_PROFILE if setting == RUNTIME_DEFAULT else setting
     held = {"CAP_" + name.upper().removeprefix("CAP_")
             for name in (caps.DEFAULT_CAPABILITIES if capabilities is None else capabilities)}
+    key = (json.dumps(profile, sort_keys=True), tuple(sorted(held)))
+    if key in _CACHE:
+        return _CACHE[key]
     try:
-        compiled = _compile(profile, held)
+        description = _compile(profile, held)
+        compiled = {"bpf": seccomp.build_bpf(description).hex(), "flags": description["flags"],
+                    "syscall": seccomp.syscall_number("seccomp")}
     except seccomp.SeccompError as exc:
         raise ProfileError(str(exc)) from None
-    compiled["no_new_privs"] = no_new_privs
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = compiled
     return compiled
 
 
@@ -90,13 +100,12 @@ def _compile(profile: dict, held: set[str]) -> dict:
         raise ProfileError("seccomp profile must be a JSON object")
     default = _action(profile.get("defaultAction"), profile.get("defaultErrnoRet"),
                       "defaultAction")
-    attributes = []
+    flags = 0
     for flag in _strings(profile.get("flags"), "flags"):
         if flag not in _FLAGS:
             raise ProfileError(f"seccomp profile: flags: unknown flag {flag!r}; known: "
                                f"{', '.join(_FLAGS)}")
-        if _FLAGS[flag] is not None:
-            attributes.append([_FLAGS[flag], 1])
+        flags |= _FLAGS[flag]
     rules = []
     for index, entry in enumerate(_list(profile.get("syscalls"), "syscalls")):
         where = f"syscalls[{index}]"
@@ -116,8 +125,8 @@ def _compile(profile: dict, held: set[str]) -> dict:
             number = seccomp.syscall_number(name)
             if number is not None:      # unknown to this libseccomp: skipped, as runc does
                 rules.append([action, number, conditions])
-    return {"default_action": default, "arches": _arches(profile),
-            "rules": rules, "attributes": attributes}
+    return {"default_action": default, "arches": _arches(profile), "rules": rules,
+            "flags": flags}
 
 
 def _action(name, errno_ret, where: str) -> int:

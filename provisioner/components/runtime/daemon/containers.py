@@ -158,7 +158,7 @@ class ContainerService:
             read_only=bool(body.get("read_only")),
             no_new_privileges=body.get("no_new_privileges", not body.get("privileged")) is not False)
         record.seccomp = options.seccomp(body.get("seccomp"), bool(body.get("privileged")),
-                                         record.capabilities, record.no_new_privileges)
+                                         record.capabilities)
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)

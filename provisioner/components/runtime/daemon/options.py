@@ -265,8 +265,7 @@ def capabilities(cap_add, cap_drop, privileged: bool) -> list[str] | None:
     return current
 
 
-def seccomp(value, privileged: bool, capabilities: list[str] | None,
-            no_new_privileges: bool) -> str | dict:
+def seccomp(value, privileged: bool, capabilities: list[str] | None) -> str | dict:
     """The container's seccomp setting: "runtime/default" unless asked (unconfined when
     privileged, as Docker), "unconfined", a profile object (or its JSON text), or
     "localhost/<absolute path>" to a profile file on this host (read now, as the kubelet's
@@ -278,7 +277,7 @@ def seccomp(value, privileged: bool, capabilities: list[str] | None,
     elif isinstance(value, str) and value.lstrip().startswith("{"):
         value = _profile_json(value, "the seccomp field")
     try:
-        seccomp_profile.compile_setting(value, capabilities, no_new_privileges)
+        seccomp_profile.compile_setting(value, capabilities)
     except seccomp_profile.ProfileError as exc:
         raise BadRequest(f"invalid seccomp: {exc}") from None
     return value
