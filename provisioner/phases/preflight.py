@@ -14,6 +14,7 @@ import time
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.etcd import UNIT as ETCD_UNIT
+from provisioner.phases.immutable import check_immutable
 from provisioner.workflow import Phase, Plan
 
 MAX_CLOCK_SKEW_SECONDS = 30
@@ -29,6 +30,8 @@ echo "systemd_running=$(test -d /run/systemd/system && echo yes || echo no)"
 echo "clock=$(date +%s)"
 echo "disk_mb=$(df -Pm / | awk 'NR==2 {print $4}')"
 echo "etcd_active=$(systemctl is-active {unit} 2>/dev/null)"
+echo "busybox=$(test -x /bin/busybox && echo yes || echo no)"
+echo "iptables=$(command -v iptables-restore >/dev/null && echo yes || echo no)"
 python3 - {ports} <<'PY' 2>/dev/null
 import socket, sys
 for port in sys.argv[1:]:
@@ -59,9 +62,17 @@ def parse_probe(stdout: str) -> dict[str, str]:
     return facts
 
 
-def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operator_clock: float) -> list[str]:
+def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operator_clock: float,
+               is_node: bool = False) -> list[str]:
     """The problems found on one host, each saying what to do."""
     problems: list[str] = []
+    if is_node:
+        # The container runtime's offline busybox image (pod sandboxes) is built from the host's
+        # static busybox; kube-proxy and the network agent program the host's iptables.
+        for fact, package in (("busybox", "busybox-static"), ("iptables", "iptables")):
+            if facts.get(fact) == "no":
+                problems.append(f"{package} is not installed; a node needs it "
+                                f"(apt-get install {package})")
     want_python = "%d.%d" % sys.version_info[:2]
     if not facts.get("os"):
         problems.append("no /etc/os-release: not a supported Linux distribution")
@@ -111,6 +122,7 @@ def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operat
 def probe_hosts(ctx: ClusterContext, plan: Plan) -> None:
     """Only reads: every problem is raised at once, before any phase changes anything."""
     spec = ctx.spec
+    check_immutable(ctx)  # a running cluster's ranges, domain and ports stay as they are
     ports = [spec.etcd.client_port, spec.etcd.peer_port]
     session = plan.session  # connecting pins each host's key on first contact
     started = time.time()
@@ -124,7 +136,8 @@ def probe_hosts(ctx: ClusterContext, plan: Plan) -> None:
             continue
         facts = parse_probe(result.stdout)
         for problem in check_host(
-            facts, is_etcd=host.is_etcd, ports=ports, operator_clock=(started + finished) / 2
+            facts, is_etcd=host.is_etcd, ports=ports, operator_clock=(started + finished) / 2,
+            is_node=host.is_control_plane or host.is_worker,
         ):
             problems.append(f"host {host.name}: {problem}")
         if not any(p.startswith(f"host {host.name}:") for p in problems):

@@ -69,3 +69,13 @@ def test_probe_output_parses_to_facts():
 def test_probe_checks_the_configured_ports():
     command = probe_command([12379, 12380])
     assert "12379 12380" in command and "{ports}" not in command and "{unit}" not in command
+
+
+@pytest.mark.parametrize("fact, package", [("busybox", "busybox-static"), ("iptables", "iptables")])
+def test_a_node_without_what_pods_need_is_told_which_package_to_install(fact, package):
+    facts = {**GOOD, "busybox": "yes", "iptables": "yes", fact: "no"}
+    problems = check_host(facts, is_etcd=False, ports=[2379, 2380], operator_clock=1000.0,
+                          is_node=True)
+    assert problems == [f"{package} is not installed; a node needs it (apt-get install {package})"]
+    # An etcd-only host runs no pods and needs neither.
+    assert check_host(facts, is_etcd=True, ports=[2379, 2380], operator_clock=1000.0) == []
