@@ -14,6 +14,7 @@ import click
 GROUPS: list[tuple[str, str]] = [
     ("provisioner.cluster_commands", "commands"),
     ("provisioner.kubeconfig_command", "kubeconfig"),
+    ("provisioner.images_command", "images"),
     ("provisioner.lab.cli", "lab"),
     ("provisioner.dev", "dev"),
 ]

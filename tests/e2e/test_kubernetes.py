@@ -197,3 +197,27 @@ def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(
         assert left.split() == ["0", "0"], f"{host['name']} still has: {left}"
     again = _ok(kube.cli("delete", "cluster", "-f", str(kube.spec)))
     assert "nothing to change" in again
+
+
+def test_images_load_puts_an_archive_on_every_node_once_and_pods_run_it(kube, tmp_path):
+    from provisioner.components.runtime.images.archive import save_to_path
+    from provisioner.components.runtime.images.bootstrap import ensure_bootstrap_images
+    from provisioner.components.runtime.images.store import ImageStore
+
+    store = ImageStore(str(tmp_path / "store"))
+    busybox = ensure_bootstrap_images(store)[0]
+    store.tag(busybox, "smoke/app:1")
+    archive = tmp_path / "app.tar"
+    save_to_path(store, ["smoke/app:1"], str(archive))
+    first = _ok(kube.cli("images", "load", "-f", str(kube.spec), "--archive", str(archive)))
+    for name in kube.address:
+        assert f"[images] {name}: loaded smoke/app:1" in first
+    again = _ok(kube.cli("images", "load", "-f", str(kube.spec), "--archive", str(archive)))
+    assert again.count("already holds smoke/app:1") == len(kube.address)
+    _ok(kube.kubectl("run", "app", "--image=smoke/app:1", "--image-pull-policy=Never",
+                     "--restart=Never", "--", "sleep", "3600"))
+    try:
+        _ok(kube.kubectl("wait", "--for=condition=Ready", "pod/app", "--timeout=180s",
+                         timeout=200))
+    finally:
+        kube.kubectl("delete", "pod", "app", "--wait=false")
