@@ -183,22 +183,6 @@ def test_a_second_run_changes_nothing(kube):
     assert "would" not in dry.replace("would be made", ""), dry
 
 
-def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(kube):
-    _ok(kube.cli("delete", "cluster", "-f", str(kube.spec), "--keep-state"))
-    for host in kube.hosts:
-        left = kube.ssh(host["name"], (
-            "ls -d /etc/kubernetes /var/lib/kubelet /opt/cni /opt/provisioner "
-            "/var/lib/provisioner/runtime /etc/cni/net.d/10-provisioner.conflist 2>/dev/null; "
-            "grep -c ' /var/lib/kubelet\\| /var/lib/provisioner/runtime/' /proc/mounts; "
-            "ip -o link show cni0 2>/dev/null; "
-            "iptables-save | grep -c -- '-N \\(KUBE-\\|PROV\\)'; "
-            # this project's processes (daemons, monitors) and pod sandboxes' pause processes
-            "pgrep -f '^(/opt/provisioner/venv/bin/python|sleep 2147483647)' || true"))
-        assert left.split() == ["0", "0"], f"{host['name']} still has: {left}"
-    again = _ok(kube.cli("delete", "cluster", "-f", str(kube.spec)))
-    assert "nothing to change" in again
-
-
 def test_images_load_puts_an_archive_on_every_node_once_and_pods_run_it(kube, tmp_path):
     from provisioner.components.runtime.images.archive import save_to_path
     from provisioner.components.runtime.images.bootstrap import ensure_bootstrap_images
@@ -221,3 +205,19 @@ def test_images_load_puts_an_archive_on_every_node_once_and_pods_run_it(kube, tm
                          timeout=200))
     finally:
         kube.kubectl("delete", "pod", "app", "--wait=false")
+
+
+def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(kube):
+    _ok(kube.cli("delete", "cluster", "-f", str(kube.spec), "--keep-state"))
+    for host in kube.hosts:
+        left = kube.ssh(host["name"], (
+            "ls -d /etc/kubernetes /var/lib/kubelet /opt/cni /opt/provisioner "
+            "/var/lib/provisioner/runtime /etc/cni/net.d/10-provisioner.conflist 2>/dev/null; "
+            "grep -c ' /var/lib/kubelet\\| /var/lib/provisioner/runtime/' /proc/mounts; "
+            "ip -o link show cni0 2>/dev/null; "
+            "iptables-save | grep -c -- '-N \\(KUBE-\\|PROV\\)'; "
+            # this project's processes (daemons, monitors) and pod sandboxes' pause processes
+            "pgrep -f '^(/opt/provisioner/venv/bin/python|sleep 2147483647)' || true"))
+        assert left.split() == ["0", "0"], f"{host['name']} still has: {left}"
+    again = _ok(kube.cli("delete", "cluster", "-f", str(kube.spec)))
+    assert "nothing to change" in again
