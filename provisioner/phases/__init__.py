@@ -39,6 +39,7 @@ from provisioner.phases import (
     mark_control_plane,
     pki,
     preflight,
+    remove_nodes,
     runtime,
     upload_config,
     verify,
@@ -57,6 +58,7 @@ CREATE_PHASES: list[Phase] = [
     control_plane.PHASE,  # static pods: apiserver, controller-manager, scheduler
     kubelet_start.PHASE,  # control-plane kubelets run the static pods and register their nodes
     wait_control_plane.PHASE,  # the API server answers /readyz
+    remove_nodes.PHASE,  # workers gone from the spec are drained, deleted and cleaned
     upload_config.PHASE,  # the spec in kube-system/provisioner-config; kube-public/cluster-info
     bootstrap_token.PHASE,  # a join token and the RBAC for TLS bootstrap
     mark_control_plane.PHASE,  # control-plane nodes labelled (and tainted unless also workers)
