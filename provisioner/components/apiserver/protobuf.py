@@ -6,19 +6,24 @@ requests in protobuf are decoded here into the same JSON-shaped dict every other
 responses are always JSON, which every client accepts. The envelope is `k8s\\0` followed by a
 runtime.Unknown {typeMeta, raw}; `raw` is the object message.
 
-Field numbers below are Kubernetes' wire format for the kinds and fields the generated clients
-send. Notation: `name:type`, type one of string, int, bool, bytes (pointer fields `*int`, `*bool`
+Field numbers of the built-in kinds come from protobuf_generated.py, derived from Kubernetes'
+published generated.proto and types.go files by scripts/gen_apiserver_protobuf.py (embedded
+structs are marked `inline`: their fields sit in the parent's JSON; fields JSON keeps when zero
+are pointers); M below holds the envelope and the apimachinery types. Notation: `name:type`, type one of string, int, bool, bytes (pointer fields `*int`, `*bool`
 keep zero values; others drop them, as JSON's omitempty does), map, mapbytes, Time, IOS
-(IntOrString), Q (Quantity), {Q} (map of quantities), a message name, or [...] for repeated.
+(IntOrString), Q (Quantity), {Q} (map of quantities), Raw (an embedded object's JSON), a message
+name, or [...] for repeated.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from typing import Any
 
 from .errors import ApiError
+from .protobuf_generated import MESSAGES as GENERATED
 
 MAGIC = b"k8s\x00"
 M = {
@@ -35,124 +40,13 @@ M = {
     "Time": {1: "seconds:int", 2: "nanos:int"},
     "IOS": {1: "type:int", 2: "intVal:int", 3: "strVal:string"},
     "Q": {1: "string:string"},
+    "Raw": {1: "raw:bytes"},
     "DeleteOptions": {1: "gracePeriodSeconds:*int", 2: "preconditions:Preconditions",
                       3: "orphanDependents:*bool", 4: "propagationPolicy:string", 5: "dryRun:[string]"},
     "Preconditions": {1: "uid:string", 2: "resourceVersion:string"},
-    # core/v1
-    "Namespace": {1: "metadata:ObjectMeta", 2: "spec:NamespaceSpec"},
-    "NamespaceSpec": {1: "finalizers:[string]"},
-    "ConfigMap": {1: "metadata:ObjectMeta", 4: "immutable:*bool", 2: "data:map", 3: "binaryData:mapbytes"},
-    "Secret": {1: "metadata:ObjectMeta", 5: "immutable:*bool", 2: "data:mapbytes", 4: "stringData:map",
-               3: "type:string"},
-    "ServiceAccount": {1: "metadata:ObjectMeta", 2: "secrets:[ObjectReference]",
-                       3: "imagePullSecrets:[LocalObjectReference]", 4: "automountServiceAccountToken:*bool"},
-    "ObjectReference": {1: "kind:string", 2: "namespace:string", 3: "name:string", 4: "uid:string",
-                        5: "apiVersion:string", 6: "resourceVersion:string", 7: "fieldPath:string"},
-    "LocalObjectReference": {1: "name:string"},
-    "Service": {1: "metadata:ObjectMeta", 2: "spec:ServiceSpec"},
-    "ServiceSpec": {1: "ports:[ServicePort]", 2: "selector:map", 3: "clusterIP:string",
-                    18: "clusterIPs:[string]", 4: "type:string", 5: "externalIPs:[string]",
-                    7: "sessionAffinity:string", 10: "externalName:string",
-                    11: "externalTrafficPolicy:string", 19: "ipFamilies:[string]",
-                    17: "ipFamilyPolicy:*string", 22: "internalTrafficPolicy:*string"},
-    "ServicePort": {1: "name:string", 2: "protocol:string", 6: "appProtocol:*string", 3: "port:int",
-                    4: "targetPort:IOS", 5: "nodePort:int"},
-    "PodTemplateSpec": {1: "metadata:ObjectMeta", 2: "spec:PodSpec"},
-    "PodSpec": {2: "containers:[Container]", 20: "initContainers:[Container]", 3: "restartPolicy:string",
-                4: "terminationGracePeriodSeconds:*int", 5: "activeDeadlineSeconds:*int",
-                6: "dnsPolicy:string", 7: "nodeSelector:map", 8: "serviceAccountName:string",
-                21: "automountServiceAccountToken:*bool", 10: "nodeName:string", 11: "hostNetwork:bool",
-                15: "imagePullSecrets:[LocalObjectReference]", 16: "hostname:string",
-                17: "subdomain:string", 19: "schedulerName:string", 24: "priorityClassName:string"},
-    "Container": {1: "name:string", 2: "image:string", 3: "command:[string]", 4: "args:[string]",
-                  5: "workingDir:string", 6: "ports:[ContainerPort]", 7: "env:[EnvVar]",
-                  8: "resources:ResourceRequirements", 9: "volumeMounts:[VolumeMount]",
-                  13: "terminationMessagePath:string", 20: "terminationMessagePolicy:string",
-                  14: "imagePullPolicy:string", 16: "stdin:bool", 17: "stdinOnce:bool", 18: "tty:bool"},
-    "ContainerPort": {1: "name:string", 2: "hostPort:int", 3: "containerPort:int", 4: "protocol:string",
-                      5: "hostIP:string"},
-    "EnvVar": {1: "name:string", 2: "value:string"},
-    "ResourceRequirements": {1: "limits:{Q}", 2: "requests:{Q}"},
-    "VolumeMount": {1: "name:string", 2: "readOnly:bool", 3: "mountPath:string", 4: "subPath:string"},
-    # apps/v1, batch/v1
-    "Deployment": {1: "metadata:ObjectMeta", 2: "spec:DeploymentSpec"},
-    "DeploymentSpec": {1: "replicas:*int", 2: "selector:LabelSelector", 3: "template:PodTemplateSpec",
-                       4: "strategy:DeploymentStrategy", 5: "minReadySeconds:int",
-                       6: "revisionHistoryLimit:*int", 7: "paused:bool", 9: "progressDeadlineSeconds:*int"},
-    "DeploymentStrategy": {1: "type:string", 2: "rollingUpdate:RollingUpdateDeployment"},
-    "RollingUpdateDeployment": {1: "maxUnavailable:IOS", 2: "maxSurge:IOS"},
-    "Job": {1: "metadata:ObjectMeta", 2: "spec:JobSpec"},
-    "JobSpec": {1: "parallelism:*int", 2: "completions:*int", 3: "activeDeadlineSeconds:*int",
-                7: "backoffLimit:*int", 4: "selector:LabelSelector", 5: "manualSelector:*bool",
-                6: "template:PodTemplateSpec", 8: "ttlSecondsAfterFinished:*int",
-                9: "completionMode:*string", 10: "suspend:*bool"},
-    # rbac/v1
-    "Role": {1: "metadata:ObjectMeta", 2: "rules:[PolicyRule]"},
-    "ClusterRole": {1: "metadata:ObjectMeta", 2: "rules:[PolicyRule]"},
-    "PolicyRule": {1: "verbs:[string]", 2: "apiGroups:[string]", 3: "resources:[string]",
-                   4: "resourceNames:[string]", 5: "nonResourceURLs:[string]"},
-    "RoleBinding": {1: "metadata:ObjectMeta", 2: "subjects:[Subject]", 3: "roleRef:RoleRef"},
-    "ClusterRoleBinding": {1: "metadata:ObjectMeta", 2: "subjects:[Subject]", 3: "roleRef:RoleRef"},
-    "Subject": {1: "kind:string", 2: "apiGroup:string", 3: "name:string", 4: "namespace:string"},
-    "RoleRef": {1: "apiGroup:string", 2: "kind:string", 3: "name:string"},
-    # certificates/v1 (`kubectl certificate approve|deny` PUT the whole object to /approval)
-    "CertificateSigningRequest": {1: "metadata:ObjectMeta", 2: "spec:CSRSpec", 3: "status:CSRStatus"},
-    "CSRSpec": {1: "request:bytes", 2: "username:string", 3: "uid:string", 4: "groups:[string]",
-                5: "usages:[string]", 7: "signerName:string", 8: "expirationSeconds:*int"},
-    "CSRStatus": {1: "conditions:[CSRCondition]", 2: "certificate:bytes"},
-    "CSRCondition": {1: "type:string", 2: "reason:string", 3: "message:string", 4: "lastUpdateTime:Time",
-                     5: "lastTransitionTime:Time", 6: "status:string"},
-    # policy/v1 (`kubectl drain` evicts through pods/eviction)
-    "Eviction": {1: "metadata:ObjectMeta", 2: "deleteOptions:DeleteOptions"},
-    # authentication/v1
-    "TokenRequest": {1: "metadata:ObjectMeta", 2: "spec:TokenRequestSpec"},
-    "TokenRequestSpec": {1: "audiences:[string]", 4: "expirationSeconds:*int",
-                         3: "boundObjectRef:BoundObjectReference"},
-    "BoundObjectReference": {1: "kind:string", 2: "apiVersion:string", 3: "name:string", 4: "uid:string"},
-    "SelfSubjectReview": {1: "metadata:ObjectMeta"},
-    # authorization/v1 (`kubectl auth can-i`)
-    "SelfSubjectAccessReview": {1: "metadata:ObjectMeta", 2: "spec:SSARSpec"},
-    "SSARSpec": {1: "resourceAttributes:ResourceAttributes", 2: "nonResourceAttributes:NonResourceAttributes"},
-    "ResourceAttributes": {1: "namespace:string", 2: "verb:string", 3: "group:string", 4: "version:string",
-                           5: "resource:string", 6: "subresource:string", 7: "name:string"},
-    "NonResourceAttributes": {1: "path:string", 2: "verb:string"},
-    "SelfSubjectRulesReview": {1: "metadata:ObjectMeta", 2: "spec:SSRRSpec"},
-    "SSRRSpec": {1: "namespace:string"},
-    # what `kubectl create priorityclass|quota|poddisruptionbudget|cronjob|ingress` send
-    "PriorityClass": {1: "metadata:ObjectMeta", 2: "value:int", 3: "globalDefault:bool", 4: "description:string",
-                      5: "preemptionPolicy:*string"},
-    "ResourceQuota": {1: "metadata:ObjectMeta", 2: "spec:ResourceQuotaSpec"},
-    "ResourceQuotaSpec": {1: "hard:{Q}", 2: "scopes:[string]", 3: "scopeSelector:ScopeSelector"},
-    "ScopeSelector": {1: "matchExpressions:[ScopedResourceSelectorRequirement]"},
-    "ScopedResourceSelectorRequirement": {1: "scopeName:string", 2: "operator:string", 3: "values:[string]"},
-    "PodDisruptionBudget": {1: "metadata:ObjectMeta", 2: "spec:PodDisruptionBudgetSpec"},
-    "PodDisruptionBudgetSpec": {1: "minAvailable:IOS", 2: "selector:LabelSelector", 3: "maxUnavailable:IOS",
-                                4: "unhealthyPodEvictionPolicy:*string"},
-    "CronJob": {1: "metadata:ObjectMeta", 2: "spec:CronJobSpec"},
-    "CronJobSpec": {1: "schedule:string", 8: "timeZone:*string", 2: "startingDeadlineSeconds:*int",
-                    3: "concurrencyPolicy:string", 4: "suspend:*bool", 5: "jobTemplate:JobTemplateSpec",
-                    6: "successfulJobsHistoryLimit:*int", 7: "failedJobsHistoryLimit:*int"},
-    "JobTemplateSpec": {1: "metadata:ObjectMeta", 2: "spec:JobSpec"},
-    "Ingress": {1: "metadata:ObjectMeta", 2: "spec:IngressSpec"},
-    "IngressSpec": {4: "ingressClassName:*string", 1: "defaultBackend:IngressBackend", 2: "tls:[IngressTLS]",
-                    3: "rules:[IngressRule]"},
-    "IngressTLS": {1: "hosts:[string]", 2: "secretName:string"},
-    "IngressRule": {1: "host:string", 2: "inline:IngressRuleValue"},  # embedded: its fields sit in the rule
-    "IngressRuleValue": {1: "http:HTTPIngressRuleValue"},
-    "HTTPIngressRuleValue": {1: "paths:[HTTPIngressPath]"},
-    "HTTPIngressPath": {1: "path:string", 3: "pathType:*string", 2: "backend:IngressBackend"},
-    "IngressBackend": {4: "service:IngressServiceBackend", 3: "resource:TypedLocalObjectReference"},
-    "IngressServiceBackend": {1: "name:string", 2: "port:ServiceBackendPort"},
-    "ServiceBackendPort": {1: "name:string", 2: "number:int"},
-    "TypedLocalObjectReference": {1: "apiGroup:*string", 2: "kind:string", 3: "name:string"},
-    # `kubectl autoscale` (autoscaling/v2)
-    "HorizontalPodAutoscaler": {1: "metadata:ObjectMeta", 2: "spec:HPASpec"},
-    "HPASpec": {1: "scaleTargetRef:CrossVersionObjectReference", 2: "minReplicas:*int", 3: "maxReplicas:int",
-                4: "metrics:[MetricSpec]"},
-    "CrossVersionObjectReference": {1: "kind:string", 2: "name:string", 3: "apiVersion:string"},
-    "MetricSpec": {1: "type:string", 4: "resource:ResourceMetricSource"},
-    "ResourceMetricSource": {1: "name:string", 2: "target:MetricTarget"},
-    "MetricTarget": {1: "type:string", 2: "value:Q", 3: "averageValue:Q", 4: "averageUtilization:*int"},
+    # every built-in kind is decoded with protobuf_generated.py, derived from Kubernetes' .proto
+    # and types.go files (scripts/gen_apiserver_protobuf.py); these are the envelope and the
+    # apimachinery types its entries refer to
 }
 
 
@@ -218,11 +112,17 @@ def _special(t: str, v: bytes) -> Any:
         return msg.get("strVal", "") if msg.get("type") == 1 else msg.get("intVal", 0)
     if t == "Q":
         return msg.get("string", "0")
+    if t == "Raw":  # runtime.RawExtension: the embedded object's own JSON
+        return json.loads(base64.b64decode(msg["raw"])) if msg.get("raw") else None
     return msg
 
 
+def _table(name: str) -> dict:
+    return M.get(name) or GENERATED[name]
+
+
 def message(buf: bytes, name: str) -> dict:
-    table = M[name]
+    table = _table(name)
     out: dict[str, Any] = {}
     for num, _wt, val in _fields(buf):
         spec = table.get(num)
@@ -248,7 +148,7 @@ def message(buf: bytes, name: str) -> dict:
             v = _scalar(t, val)
             if pointer or v not in ("", 0, False, b""):
                 out[fname] = base64.b64encode(v).decode() if t == "bytes" else v
-        elif t in ("Time", "IOS", "Q"):
+        elif t in ("Time", "IOS", "Q", "Raw"):
             v = _special(t, val)
             if v is not None:
                 out[fname] = v
@@ -259,6 +159,13 @@ def message(buf: bytes, name: str) -> dict:
     return out
 
 
+def _generated_name(api_version: str, kind: str) -> str | None:
+    """The derived table's message for a kind the hand table lacks ("apps/v1" -> "apps.v1/Kind")."""
+    group, _, version = api_version.rpartition("/")
+    name = f"{group.split('.')[0] if group else 'core'}.{version}/{kind}"
+    return name if name in GENERATED else None
+
+
 def decode(body: bytes) -> dict:
     """The JSON-shaped object inside a Kubernetes protobuf envelope."""
     if not body.startswith(MAGIC):
@@ -267,10 +174,11 @@ def decode(body: bytes) -> dict:
         unknown = message(body[len(MAGIC):], "Unknown")
         tm = unknown.get("typeMeta") or {}
         kind = tm.get("kind", "")
-        if kind not in M:
+        name = _generated_name(tm.get("apiVersion", ""), kind) or (kind if kind in M else None)
+        if name is None:
             raise ApiError.unsupported_media(f"application/vnd.kubernetes.protobuf ({kind or 'no kind'})")
         raw = base64.b64decode(unknown.get("raw", ""))
-        obj = message(raw, kind)
+        obj = message(raw, name)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError.bad_request(f"unable to decode protobuf body: {exc}")
     return dict({"apiVersion": tm.get("apiVersion", ""), "kind": kind}, **obj)
