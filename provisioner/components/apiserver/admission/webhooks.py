@@ -79,7 +79,6 @@ class _Webhooks(Base):
     def __init__(self, storage: Any, **options: Any):
         super().__init__(storage)
         self._cache: tuple[float, list[dict]] = (0.0, [])
-        self._session: aiohttp.ClientSession | None = None
 
     async def _hooks(self) -> list[dict]:
         now = time.monotonic()
@@ -169,11 +168,12 @@ class _Webhooks(Base):
             except (ValueError, ssl.SSLError) as exc:
                 raise WebhookFailure(f"invalid caBundle: {exc}") from None
         timeout = hook.get("timeoutSeconds") or 10
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
         try:
-            async with self._session.post(url, json=review, ssl=ctx, server_hostname=server_name,
-                                          timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            # a session per call: webhooks are few and each has its own trust; nothing is left
+            # open when the server stops
+            async with aiohttp.ClientSession() as session, \
+                    session.post(url, json=review, ssl=ctx, server_hostname=server_name,
+                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 if resp.status != 200:
                     raise WebhookFailure(f'Post "{url}": unexpected status {resp.status}')
                 body = await resp.json(content_type=None)
