@@ -138,6 +138,10 @@ def test_bad_definitions_are_refused(kubectl):
     assert 'metadata.name: Invalid value: "widgets.other.example.com": must be spec.names.plural+"."+spec.group' \
         in out.stderr
     assert 'spec.group: Invalid value: "nodots": should be a domain with at least one dot' in out.stderr
+    unflagged = crd_manifest("flags.example.com", "flagless")
+    del unflagged["spec"]["versions"][0]["served"]
+    out = kubectl("apply", "-f", "-", input=json.dumps(unflagged), check=False)
+    assert "spec.versions[0].served: Required value" in out.stderr
     out = kubectl("apply", "-f", "-", input=json.dumps(crd_manifest("clash.example.com", "pods")), check=False)
     assert 'spec.names.plural: Invalid value: "pods": already served by group "core"' in out.stderr
 

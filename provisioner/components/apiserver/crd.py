@@ -94,6 +94,9 @@ def check_definition(crd: dict) -> list[tuple[str, str]]:
         if not isinstance(v, dict) or not v.get("name"):
             causes.append((f"spec.versions[{i}].name", "Required value"))
             continue
+        for flag in ("served", "storage"):
+            if not isinstance(v.get(flag), bool):
+                causes.append((f"spec.versions[{i}].{flag}", "Required value"))
         causes += crdschema.check_structural((v.get("schema") or {}).get("openAPIV3Schema"),
                                              f"spec.versions[{i}].schema.openAPIV3Schema")
     return causes
@@ -171,7 +174,7 @@ def _served_versions(crd: dict) -> dict[tuple[str, str, str], Served]:
     if crd["metadata"].get("deletionTimestamp") or check_definition(crd):
         return out
     for v in spec.get("versions") or []:
-        if not v.get("served", True):
+        if not v.get("served"):
             continue
         subs = v.get("subresources") or {}
         res = Resource(spec["group"], v["name"], names["kind"], names["plural"], spec.get("scope") == "Namespaced",
