@@ -90,7 +90,7 @@ def cleanup_kubelet(ctx: ClusterContext, plan: Plan) -> None:
     """Stop the kubelet, remove its pods through the runtime and unmount their volumes, then
     remove what the kubelet owns."""
     from provisioner.phases.delete import remove_owned
-    from provisioner.phases.runtime import sweep_pods_command
+    from provisioner.phases.runtime import SWEEP_NETWORK, sweep_pods_command
 
     present = plan.session.run(f"test -e {UNIT.path} && echo present || echo absent")
     unmount = (f"grep -o ' {KUBELET_DIR}/[^ ]*' /proc/mounts | sort -r | "
@@ -100,8 +100,8 @@ def cleanup_kubelet(ctx: ClusterContext, plan: Plan) -> None:
             continue
         plan.session.op(host, f"{UNIT.name} stopped", systemd.service, service=UNIT.name,
                         running=False)
-        plan.session.op(host, "remove pods and their volumes", server.shell,
-                        commands=[f"{sweep_pods_command()}\n{unmount}; true"])
+        plan.session.op(host, "remove pods, their volumes and the pod network", server.shell,
+                        commands=[f"{sweep_pods_command()}\n{unmount}\n{SWEEP_NETWORK}"])
     remove_owned(OWNS)(ctx, plan)
 
 

@@ -135,14 +135,15 @@ def sweep_pods_command() -> str:
 
 
 def cleanup_runtime(ctx: ClusterContext, plan: Plan) -> None:
-    """The pod network's state (the kubelet's clean-up removed the pods), then the runtime."""
+    """Containers the kubelet did not own (its clean-up, which runs first, removed its pods and
+    the pod network), then the runtime's unit and files."""
     from provisioner.phases.delete import remove_owned
 
-    present = plan.session.run(f"test -e {UNIT.path} && echo present || echo absent")
+    present = plan.session.run(f"test -S {RUNTIME_SOCKET} && echo running || echo absent")
     for host in node_hosts(ctx.spec):
-        if present[host.name].stdout.strip() == "present":
-            plan.session.op(host, "remove what is left of pods and the pod network",
-                            server.shell, commands=[sweep_pods_command() + "\n" + SWEEP_NETWORK])
+        if present[host.name].stdout.strip() == "running":
+            plan.session.op(host, "remove every container", server.shell,
+                            commands=[sweep_pods_command()])
     remove_owned(OWNS)(ctx, plan)
 
 
