@@ -194,19 +194,19 @@ def join(ctx: ClusterContext, host: Host, existing: list[Host]) -> dict[str, lis
     spec = ctx.spec
     via = existing[0]
     with ctx.session([via, host]) as session:
-        current = member_list(session, spec, via)
         url = spec.etcd_peer_url(host)
-        if not any(url in m.get("peerURLs", []) for m in current):
+        try:
+            current = member_list(session, spec, via)
+        except ProvisionerError:
+            # Member lists need quorum (etcd 3.5): an earlier run added this member and stopped
+            # before starting it. Starting it now, as below, restores the quorum.
+            current = None
+        if current is not None and not any(url in m.get("peerURLs", []) for m in current):
             session.check(via, etcdctl(spec, "member", "add", host.name, f"--peer-urls={url}"),
                           f"adding etcd member {host.name}")
-            current = member_list(session, spec, via)
-        initial = []
-        for member in current:
-            member_url = member.get("peerURLs", [""])[0]
-            name = member.get("name") or next(
-                (h.name for h in spec.etcd_hosts if spec.etcd_peer_url(h) == member_url), host.name
-            )
-            initial.append((name, member_url))
+        # Not read back from the cluster: until this member starts, a cluster that just grew to
+        # an even size may have no quorum to answer. Members are named after their hosts.
+        initial = [(h.name, spec.etcd_peer_url(h)) for h in existing] + [(host.name, url)]
         configure(ctx, session, host, render_initial_env(spec, host, initial, "existing"))
         changes = session.apply()
         changes.add(host.name, "joined the etcd cluster")
