@@ -1,4 +1,6 @@
-"""Measures provisioning: `lab up`, a first `create cluster` on 3 hosts, and a no-change re-run.
+"""Measures provisioning: `lab up`, a first `create cluster` on 3 hosts (1 control plane with etcd,
+2 workers with etcd), per phase, a no-change re-run, `verify`, and each host's memory (the RSS of
+everything running on it) once the cluster is up.
 
 Writes benchmarks/results/provision.json. Uses its own lab name and state directory, and
 tears both down at the end. Run with `make bench` (or `.venv/bin/python benchmarks/bench_provision.py`).
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,16 +25,38 @@ BIN = Path(sys.executable).parent
 LAB = "bench"
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+PHASE_DONE = re.compile(r"^\[([a-z/-]+)\] done in ([0-9.]+)s", re.MULTILINE)
+
+
+def timed(args: list[str], env: dict[str, str], phases: dict | None = None) -> float:
     started = time.monotonic()
     result = subprocess.run([str(BIN / "provisioner"), *args], env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    if phases is not None:
+        phases.update({name: float(seconds) for name, seconds in PHASE_DONE.findall(result.stdout)})
     return elapsed
 
 
+def host_rss_mib(inventory: Path) -> dict[str, float]:
+    """The summed RSS of every process on each lab host (each host is its own PID namespace)."""
+    doc = yaml.safe_load(inventory.read_text())
+    found = {}
+    for host in doc["hosts"]:
+        result = subprocess.run(
+            ["ssh", "-i", doc["ssh"]["key"], "-o", "StrictHostKeyChecking=no", "-o",
+             "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{host['address']}",
+             "ps -eo rss= | awk '{s+=$1} END {print s}'"], capture_output=True, text=True)
+        if result.returncode == 0 and result.stdout.strip():
+            found[f"{host['name']} ({', '.join(host['roles'])})"] = round(
+                int(result.stdout.strip()) / 1024, 1)
+    return found
+
+
 def main() -> None:
+    phases: dict[str, float] = {}
+    memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-provision-") as scratch:
         env = dict(os.environ, PROVISIONER_STATE_DIR=scratch)
         figures: dict[str, float] = {}
@@ -45,7 +70,10 @@ def main() -> None:
                 "metadata": {"name": "bench"},
                 "spec": {"inventory": str(inventory)},
             }))
-            figures["create_cluster_seconds"] = timed(["create", "cluster", "-f", str(spec)], env)
+            phases: dict[str, float] = {}
+            figures["create_cluster_seconds"] = timed(["create", "cluster", "-f", str(spec)], env,
+                                                      phases)
+            memory = host_rss_mib(inventory)
             figures["second_create_no_change_seconds"] = timed(["create", "cluster", "-f", str(spec)], env)
             figures["verify_seconds"] = timed(["verify", "-f", str(spec)], env)
         finally:
@@ -56,6 +84,8 @@ def main() -> None:
         "hosts": 3,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "figures": {k: round(v, 2) for k, v in figures.items()},
+        "create_phases_seconds": phases,
+        "host_rss_mib_after_create": memory,
     }
     out = ROOT / "benchmarks" / "results" / "provision.json"
     out.parent.mkdir(parents=True, exist_ok=True)
