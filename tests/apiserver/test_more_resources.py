@@ -94,6 +94,19 @@ def test_kubectl_create_new_kinds(kubectl, ns):
         "service": {"name": "svc", "port": {"number": 8080}}}}
 
 
+def test_ingress_and_network_policy_validation(kubectl, ns):
+    bad = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "bad"},
+           "spec": {"rules": [{"http": {"paths": [{"path": "/", "backend": {}}]}}]}}
+    out = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(bad), check=False)
+    assert "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified" in out.stderr
+    assert "spec.rules[0].http.paths[0].backend: Required value: resource or service backend must be specified" \
+        in out.stderr
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "np"},
+              "spec": {"podSelector": {}, "policyTypes": ["Sideways"]}}
+    out = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(policy), check=False)
+    assert 'spec.policyTypes[0]: Unsupported value: "Sideways"' in out.stderr
+
+
 def test_kubectl_autoscale(kubectl, ns):
     kubectl("create", "deployment", "web", "-n", ns, "--image=nginx")
     kubectl("autoscale", "deployment", "web", "-n", ns, "--min=2", "--max=5", "--cpu-percent=60")

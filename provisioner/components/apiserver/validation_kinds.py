@@ -337,7 +337,49 @@ def _pv_causes(obj: dict) -> Causes:
     return causes
 
 
+def _ingress_causes(obj: dict) -> Causes:
+    spec = obj.get("spec") or {}
+    causes: Causes = []
+    if not spec.get("rules") and not spec.get("defaultBackend"):
+        causes.append(("spec", "Invalid value: \"\": either `defaultBackend` or `rules` must be specified"))
+    for i, rule in enumerate(spec.get("rules") or []):
+        if not isinstance(rule, dict):
+            continue
+        paths = (rule.get("http") or {}).get("paths") if isinstance(rule.get("http"), dict) else None
+        for j, path in enumerate(paths or []):
+            if not isinstance(path, dict):
+                continue
+            where = f"spec.rules[{i}].http.paths[{j}]"
+            kind = path.get("pathType")
+            if kind is None:
+                causes.append((f"{where}.pathType", "Required value: pathType must be specified"))
+            elif kind not in ("Exact", "Prefix", "ImplementationSpecific"):
+                causes.append((f"{where}.pathType", f'Unsupported value: "{kind}": supported values: "Exact", '
+                               '"ImplementationSpecific", "Prefix"'))
+            if kind in ("Exact", "Prefix") and not str(path.get("path") or "").startswith("/"):
+                causes.append((f"{where}.path", f'Invalid value: "{path.get("path") or ""}": must be an absolute '
+                               "path"))
+            backend = path.get("backend") if isinstance(path.get("backend"), dict) else {}
+            if bool(backend.get("service")) == bool(backend.get("resource")):
+                causes.append((f"{where}.backend", "Invalid value: \"\": cannot set both resource and service "
+                               "backends" if backend.get("service") else "Required value: resource or service "
+                               "backend must be specified"))
+    return causes
+
+
+def _network_policy_causes(obj: dict) -> Causes:
+    causes: Causes = []
+    for i, t in enumerate((obj.get("spec") or {}).get("policyTypes") or []):
+        if t not in ("Ingress", "Egress"):
+            causes.append((f"spec.policyTypes[{i}]", f'Unsupported value: "{t}": supported values: "Egress", '
+                           '"Ingress"'))
+    return causes
+
+
 VALIDATORS: dict[str, Callable[[dict], Causes]] = {
+    "Ingress": _ingress_causes, "NetworkPolicy": _network_policy_causes,
+    "IngressClass": lambda o: [] if (o.get("spec") or {}).get("controller") else [("spec.controller",
+                                                                                  "Required value")],
     "MutatingWebhookConfiguration": _webhooks_causes, "ValidatingWebhookConfiguration": _webhooks_causes,
     "PriorityClass": _priority_class_causes, "CronJob": _cronjob_causes, "PodDisruptionBudget": _pdb_causes,
     "HorizontalPodAutoscaler": _hpa_causes, "ResourceQuota": _quota_causes, "LimitRange": _limit_range_causes,
