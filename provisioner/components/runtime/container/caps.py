@@ -1,8 +1,8 @@
 """Linux capabilities by name, the default reduced set, and dropping to a set before exec.
 
-The default set is Docker's minus CAP_MKNOD: the device cgroup allowlist exists on cgroup v1
-only (v2 would need eBPF, see cgroups.create), so on v2 a container able to mknod in its /dev
-tmpfs could open host block devices.
+The default set is Docker's minus CAP_MKNOD: a second line behind the device allowlist (v1's
+devices cgroup, v2's eBPF device program, see cgroups.create), so a container cannot even make
+a node for a host block device in its /dev tmpfs.
 """
 
 from . import syscalls

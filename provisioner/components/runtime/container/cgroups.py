@@ -9,6 +9,8 @@ import errno
 import os
 import time
 
+from . import devices_bpf
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 # v1 hierarchies a container gets its own group in (set limits in the first four)
 V1_CONTROLLERS = ("memory", "cpu", "pids", "cpuset", "cpuacct", "blkio", "freezer", "devices")
@@ -88,11 +90,10 @@ def create(container_id: str, parent: str, memory_bytes: int | None, cpus: float
     caller runs the container without limits and says so), and CgroupSetupFailed when a
     limit value is refused (the caller fails the start). Anything created is removed first.
 
-    Devices: on v1 the container gets a deny-all devices cgroup allowing only the standard
-    nodes (DEVICE_ALLOWLIST), so device nodes in image layers are useless even if a mount
-    lacked nodev. v2 has no devices files (it needs an eBPF cgroup-device program, which this
-    runtime does not load); there the nodev overlay root and the core's own /dev tmpfs are
-    the protection.
+    Devices: the container may use only the standard nodes (DEVICE_ALLOWLIST), so device
+    nodes in image layers are useless even if a mount lacked nodev: on v1 through a deny-all
+    devices cgroup, on v2 (no devices files there) through an eBPF cgroup-device program
+    (devices_bpf) attached to the container's cgroup.
     """
     kind = mode()
     record: dict = {"mode": kind, "paths": {}}
@@ -101,6 +102,7 @@ def create(container_id: str, parent: str, memory_bytes: int | None, cpus: float
     try:
         if kind == "v2":
             _make_v2_dirs(record, container_id, parent)
+            devices_bpf.attach(record["paths"]["unified"], DEVICE_ALLOWLIST)
         else:
             _make_v1_dirs(record, container_id, parent)
     except OSError as exc:
