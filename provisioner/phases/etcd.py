@@ -182,7 +182,12 @@ def plan_members(ctx: ClusterContext, plan: Plan) -> None:
 
     for host in existing:
         configure(ctx, session, host, None)
-    plan.then(lambda: wait_healthy(session, spec, list(existing)), title="waiting for etcd health")
+    if not joining:
+        plan.then(lambda: wait_healthy(session, spec, list(existing)),
+                  title="waiting for etcd health")
+    # With members to join, health is proven by each join's own wait: a member added by an
+    # interrupted run but never started leaves the running members without quorum until it
+    # starts, so waiting for them first would never end.
     for host in joining:
         plan.then(functools.partial(join, ctx, host, existing),
                   would=[(host.name, "add as a new etcd member and start it")])
