@@ -207,6 +207,19 @@ def _idmapped_lowers(spec: ContainerSpec, userns_fd: int) -> list[str]:
     return mapped
 
 
+def _write_sysctls(proc: str, sysctls: dict[str, str]) -> None:
+    """Through the container's own /proc (its namespaces are already in place), so only that
+    namespace changes; the caller has checked that each name is namespaced."""
+    for name, value in sysctls.items():
+        path = os.path.join(proc, "sys", *name.split("."))
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot set sysctl {name}={value}: {exc.strerror}") \
+                from None
+
+
 def prepare(spec: ContainerSpec, userns_fd: int | None = None) -> None:
     """Build the root in this (new) mount namespace and pivot into it; cwd ends at /."""
     rootfs = os.path.join(spec.state_dir, "rootfs")
@@ -219,6 +232,7 @@ def prepare(spec: ContainerSpec, userns_fd: int | None = None) -> None:
     proc = os.path.join(rootfs, "proc")
     os.makedirs(proc, exist_ok=True)
     sc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+    _write_sysctls(proc, getattr(spec, "sysctls", None) or {})
     _mount_dev(rootfs)
     _mount_sys(rootfs)
     for mount in spec.mounts:

@@ -66,6 +66,9 @@ class ContainerSpec:
     # {"host_uid": N, "host_gid": N, "size": N}: a user namespace mapping the container's ids
     # 0..size-1 to those host ids (userns.py); None shares the host's
     user_namespace: dict | None = None
+    # namespaced sysctls ("net.ipv4.ip_unprivileged_port_start": "0"), written in the
+    # container's own namespaces before /proc/sys turns read-only
+    sysctls: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
