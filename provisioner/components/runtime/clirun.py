@@ -37,6 +37,7 @@ def add_run_verb(verbs) -> None:
     run.add_argument("--read-only", action="store_true")
     run.add_argument("--security-opt", action="append", default=[])
     run.add_argument("--userns", choices=("host", "private"))
+    run.add_argument("--sysctl", action="append", default=[])
     run.add_argument("--help", action="help")
     run.add_argument("image")
     run.add_argument("command", nargs=argparse.REMAINDER)
@@ -53,7 +54,7 @@ def create_body(args) -> dict:
             "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
             "cap_add": args.cap_add, "cap_drop": args.cap_drop,
             "privileged": args.privileged or None, "read_only": args.read_only or None,
-            "userns": args.userns,
+            "userns": args.userns, "sysctls": _sysctls(args.sysctl),
             **security_options(args.security_opt)}
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
@@ -74,6 +75,17 @@ def security_options(values: list[str]) -> dict:
             raise RunFailed(f"invalid --security-opt {value!r}: use seccomp=unconfined, "
                             "seccomp=PROFILE.json or no-new-privileges[=true|false]")
     return body
+
+
+def _sysctls(values: list[str]) -> dict | None:
+    pairs = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise RunFailed(f"invalid --sysctl {value!r}: use NAME=VALUE, e.g. "
+                            "net.ipv4.ip_unprivileged_port_start=0")
+        pairs[name] = setting
+    return pairs or None
 
 
 def _read_profile(path: str) -> dict:

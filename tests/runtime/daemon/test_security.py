@@ -157,3 +157,18 @@ def test_an_unknown_userns_mode_is_refused(daemon):
     with pytest.raises(RuntimeAPIError) as error:
         daemon.client.create("busybox:latest", cmd=["true"], userns="remap")
     assert error.value.status == 400 and "invalid userns 'remap'" in str(error.value)
+
+
+def test_namespaced_sysctls_apply_and_others_are_refused(daemon):
+    result = run(daemon, "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--sysctl",
+                 "kernel/shmmni=1234", "busybox", "cat",
+                 "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shmmni")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1234"]
+    refused = run(daemon, "--sysctl", "vm.swappiness=10", "busybox", "true")
+    assert refused.returncode == 125 and "invalid sysctl 'vm.swappiness': not namespaced" \
+        in refused.stderr
+    with pytest.raises(RuntimeAPIError) as error:
+        daemon.client.create("busybox:latest", cmd=["true"], network="host",
+                             sysctls={"net.ipv4.ip_forward": "1"})
+    assert error.value.status == 400 and "--network host" in str(error.value)

@@ -159,6 +159,7 @@ class ContainerService:
             no_new_privileges=body.get("no_new_privileges", not body.get("privileged")) is not False)
         record.seccomp = options.seccomp(body.get("seccomp"), bool(body.get("privileged")),
                                          record.capabilities)
+        record.sysctls = options.sysctls(body.get("sysctls"), network)
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)
@@ -235,7 +236,8 @@ class ContainerService:
             hostname=record.hostname, mounts=mounts,
             resources=Resources(record.memory, record.cpus, record.pids),
             namespaces=namespaces, log_path=self.log_path(record),
-            cgroup_parent=self.cgroup_parent, user_namespace=record.user_namespace)
+            cgroup_parent=self.cgroup_parent, user_namespace=record.user_namespace,
+            sysctls=record.sysctls)
 
     async def start(self, key: str) -> core.ContainerState:
         record = self.find(key)

@@ -324,3 +324,35 @@ def user_namespace(value, taken: list[dict], pod_mapping: dict | None) -> dict |
             start = block * USERNS_SIZE
             return {"host_uid": start, "host_gid": start, "size": USERNS_SIZE}
     raise BadRequest("no free block of host ids left for a private user namespace")
+
+
+# sysctls a container may set: only those the kernel keeps per namespace (as Docker's list);
+# whether a pod may use the unsafe ones among them is the kubelet's policy
+_NAMESPACED_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                       "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                       "kernel.shm_rmid_forced", "kernel.domainname")
+_NAMESPACED_PREFIXES = ("fs.mqueue.", "net.")
+
+
+def sysctls(value, network: str) -> dict[str, str]:
+    """`sysctls` {name: value}: names with dots or slashes; refused unless namespaced, and net.*
+    with the host's network (it would change the host)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"invalid sysctls {value!r}: must be an object of names to values")
+    checked = {}
+    for raw_name, raw_value in value.items():
+        name = str(raw_name).replace("/", ".")
+        if not isinstance(raw_value, (str, int)) or isinstance(raw_value, bool):
+            raise BadRequest(f"invalid sysctl {name}: the value must be a string or number")
+        if not (name in _NAMESPACED_SYSCTLS or name.startswith(_NAMESPACED_PREFIXES)) \
+                or ".." in name:
+            raise BadRequest(f"invalid sysctl {name!r}: not namespaced, so it would change "
+                             "the host; allowed: net.*, fs.mqueue.*, "
+                             + ", ".join(_NAMESPACED_SYSCTLS))
+        if name.startswith("net.") and network == "host":
+            raise BadRequest(f"invalid sysctl {name!r}: with --network host it would change "
+                             "the host's network")
+        checked[name] = str(raw_value)
+    return checked

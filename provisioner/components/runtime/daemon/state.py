@@ -90,6 +90,7 @@ class ContainerRecord(_Record):
     seccomp: str | dict = "runtime/default"
     # {"host_uid", "host_gid", "size"} for a private user namespace (userns: "private")
     user_namespace: dict | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
 
 
 

@@ -121,6 +121,7 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             "ReadonlyRootfs": record.read_only,
             "UsernsMode": "private" if record.user_namespace else "host",
             "IdMappings": record.user_namespace,
+            "Sysctls": record.sysctls,
             "SecurityOpt": security_opt(record),
             # the capability set the process gets (Docker shows only an explicit one here)
             "Capabilities": [f"CAP_{name}" for name in (
