@@ -172,3 +172,16 @@ def test_namespaced_sysctls_apply_and_others_are_refused(daemon):
         daemon.client.create("busybox:latest", cmd=["true"], network="host",
                              sysctls={"net.ipv4.ip_forward": "1"})
     assert error.value.status == 400 and "--network host" in str(error.value)
+
+
+@pytest.mark.parametrize("proc_mount, expected", [(None, "masked"), ("Unmasked", "visible")])
+def test_proc_mount_unmasked_shows_the_masked_paths(daemon, remove_after, proc_mount, expected):
+    container = daemon.client.create(
+        "busybox:latest", network="none", proc_mount=proc_mount,
+        cmd=["sh", "-c", "if grep -q ' /proc/timer_list ' /proc/self/mounts; then echo masked; "
+                         "else echo visible; fi"])
+    remove_after.append(container)
+    daemon.client.start(container)
+    assert daemon.client.wait(container)["exit_code"] == 0
+    assert daemon.cli("logs", container).stdout.strip() == expected
+    assert daemon.inspect(container)["HostConfig"]["ProcMount"] == (proc_mount or "Default")

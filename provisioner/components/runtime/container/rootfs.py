@@ -243,7 +243,8 @@ def prepare(spec: ContainerSpec, userns_fd: int | None = None) -> None:
     sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
-    _mask_paths()
+    if not getattr(spec, "unmasked_proc", False):
+        _mask_paths()
     if spec.readonly_rootfs:
         # a bind remount sets exactly the flags given: keep nodev
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NODEV)

@@ -69,6 +69,8 @@ class ContainerSpec:
     # namespaced sysctls ("net.ipv4.ip_unprivileged_port_start": "0"), written in the
     # container's own namespaces before /proc/sys turns read-only
     sysctls: dict[str, str] = field(default_factory=dict)
+    # Kubernetes' procMount: Unmasked: no masked or read-only /proc and /sys paths
+    unmasked_proc: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -160,6 +160,7 @@ class ContainerService:
         record.seccomp = options.seccomp(body.get("seccomp"), bool(body.get("privileged")),
                                          record.capabilities)
         record.sysctls = options.sysctls(body.get("sysctls"), network)
+        record.unmasked_proc = options.proc_mount(body.get("proc_mount"))
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)
@@ -237,7 +238,7 @@ class ContainerService:
             resources=Resources(record.memory, record.cpus, record.pids),
             namespaces=namespaces, log_path=self.log_path(record),
             cgroup_parent=self.cgroup_parent, user_namespace=record.user_namespace,
-            sysctls=record.sysctls)
+            sysctls=record.sysctls, unmasked_proc=record.unmasked_proc)
 
     async def start(self, key: str) -> core.ContainerState:
         record = self.find(key)

@@ -356,3 +356,13 @@ def sysctls(value, network: str) -> dict[str, str]:
                              "the host's network")
         checked[name] = str(raw_value)
     return checked
+
+
+def proc_mount(value) -> bool:
+    """`proc_mount` as Kubernetes' procMount: "Default" (masked and read-only /proc paths) or
+    "Unmasked"; True when unmasked."""
+    if value in (None, "", "Default"):
+        return False
+    if value == "Unmasked":
+        return True
+    raise BadRequest(f"invalid proc_mount {value!r}: use \"Default\" or \"Unmasked\"")

@@ -91,6 +91,7 @@ class ContainerRecord(_Record):
     # {"host_uid", "host_gid", "size"} for a private user namespace (userns: "private")
     user_namespace: dict | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
+    unmasked_proc: bool = False
 
 
 

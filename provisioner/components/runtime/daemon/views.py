@@ -122,6 +122,7 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             "UsernsMode": "private" if record.user_namespace else "host",
             "IdMappings": record.user_namespace,
             "Sysctls": record.sysctls,
+            "ProcMount": "Unmasked" if record.unmasked_proc else "Default",
             "SecurityOpt": security_opt(record),
             # the capability set the process gets (Docker shows only an explicit one here)
             "Capabilities": [f"CAP_{name}" for name in (
