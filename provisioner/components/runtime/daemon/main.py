@@ -54,18 +54,14 @@ async def _serve(config: DaemonConfig) -> None:
     await site.start()
     os.chmod(config.socket, 0o660)
     if config.docker_socket:
-        from ..docker.server import make_docker_app
+        from ..docker.listener import listen
 
         try:
             _claim_socket(config.docker_socket)
         except DaemonError:
             raise DaemonError(f"something already listens on {config.docker_socket}; stop it "
                               "or give this daemon another --docker-socket (or none)") from None
-        docker_runner = web.AppRunner(make_docker_app(daemon), handle_signals=False,
-                                      shutdown_timeout=2, access_log=None)
-        await docker_runner.setup()
-        await web.UnixSite(docker_runner, config.docker_socket).start()
-        os.chmod(config.docker_socket, 0o660)
+        docker_api = await listen(daemon, config.docker_socket)
         log.info("Docker Engine API on %s", config.docker_socket)
     stopping = asyncio.Event()
     daemon_pid = os.getpid()
@@ -86,7 +82,7 @@ async def _serve(config: DaemonConfig) -> None:
              daemon.version()["version"], config.socket, config.root, daemon.cgroup_mode)
     await stopping.wait()
     if config.docker_socket:
-        await docker_runner.cleanup()
+        await docker_api.close()
     log.info("stopping the daemon; containers keep running")
     await runner.cleanup()
     for path in (config.socket, config.docker_socket):

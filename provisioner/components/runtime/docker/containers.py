@@ -17,8 +17,8 @@ from ..daemon import logs as logfiles
 from ..daemon.errors import NotFound
 from ..daemon.state import ContainerRecord
 from .errors import DockerError, no_such_container
-from .frames import MULTIPLEXED, RAW, frame
-from .routing import SUPERVISOR, daemon_of, route
+from .frames import MULTIPLEXED, RAW, frame, hijack
+from .routing import SUPERVISOR, daemon_of, json_response, route
 from .translate import create_request, inspect, list_row, state_name, unix_time
 
 WAIT_POLL_SECONDS = 0.05
@@ -67,7 +67,7 @@ async def create(request: web.Request) -> web.Response:
         raise
     supervisor_of(request).save(record.id, {**supervisor_of(request).settings(record.id),
                                             **settings})
-    return web.json_response({"Id": record.id, "Warnings": []}, status=201)
+    return json_response({"Id": record.id, "Warnings": []}, status=201)
 
 
 @route("POST", "/containers/{id}/start")
@@ -129,7 +129,7 @@ async def kill(request: web.Request) -> web.Response:
 
 
 @route("POST", "/containers/{id}/wait")
-async def wait(request: web.Request) -> web.Response:
+async def wait(request: web.Request) -> web.StreamResponse:
     containers = daemon_of(request).containers
     record = record_of(request)
     supervisor = supervisor_of(request)
@@ -138,21 +138,32 @@ async def wait(request: web.Request) -> web.Response:
         raise DockerError(400, f"invalid condition {condition!r}: use not-running, next-exit "
                                "or removed")
     previous_exit = containers.status(record).finished_at
+    # Docker answers the headers at once and the body at the exit: the docker CLI waits for
+    # the headers before it starts the container.
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    result = await _wait_for(containers, supervisor, record.id, condition, previous_exit)
+    await response.write(json.dumps(result).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def _wait_for(containers, supervisor, container_id: str, condition: str,
+                    previous_exit: str | None) -> dict:
     while True:
         # Polled, not the daemon's wait: the record may go (AutoRemove) while we wait.
-        current = containers.records.get(record.id)
+        current = containers.records.get(container_id)
         if current is None:
-            code = supervisor.last_exit.get(record.id, 0)
-            return web.json_response({"StatusCode": code, "Error": None})
+            return {"StatusCode": supervisor.last_exit.get(container_id, 0), "Error": None}
         state = containers.status(current)
         if state.status == "exited" and state.exit_code is not None:
-            supervisor.last_exit[record.id] = state.exit_code
+            supervisor.last_exit[container_id] = state.exit_code
         done = state.status != "running" and (
             condition == "not-running" or
             (condition == "next-exit" and state.status == "exited" and
              state.finished_at != previous_exit))
         if done:
-            return web.json_response({"StatusCode": state.exit_code or 0, "Error": None})
+            return {"StatusCode": state.exit_code or 0, "Error": None}
         await asyncio.sleep(WAIT_POLL_SECONDS)
 
 
@@ -229,14 +240,14 @@ async def list_containers(request: web.Request) -> web.Response:
     limit = request.query.get("limit")
     if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
         rows = rows[:int(limit)]
-    return web.json_response(rows)
+    return json_response(rows)
 
 
 @route("GET", "/containers/{id}/json")
 async def inspect_container(request: web.Request) -> web.Response:
     containers = daemon_of(request).containers
     record = record_of(request)
-    return web.json_response(inspect(record, containers.status(record),
+    return json_response(inspect(record, containers.status(record),
                                       supervisor_of(request).settings(record.id),
                                       containers.log_path(record)))
 
@@ -318,4 +329,42 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
     except ConnectionResetError:
         pass
+    return response
+
+
+@route("POST", "/containers/{id}/attach")
+async def attach(request: web.Request) -> web.StreamResponse:
+    """The container's output from now on (from its start, for one not started yet, or with
+    logs=1) over a hijacked connection, until it exits. The shim owns the container's stdio and
+    writes it to the log file, so attaching is following that file; stdin is not offered."""
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    tty = supervisor_of(request).settings(record.id)["tty"]
+    streams = {name for name in ("stdout", "stderr") if flag(request, name)}
+    from_start = flag(request, "logs") or not record.started_once
+    response = await hijack(request, tty)
+    if not flag(request, "stream", True):
+        if from_start:
+            for entry in _wanted(logfiles.read_all(containers.log_path(record)), streams,
+                                 None, None):
+                await response.write(_chunk(entry, False, tty))
+        await response.write_eof()
+        return response
+
+    def not_done() -> bool:
+        current = containers.records.get(record.id)
+        return current is not None and containers.status(current).status != "exited"
+
+    attached = supervisor_of(request).attached
+    attached[record.id] = attached.get(record.id, 0) + 1
+    try:
+        async for entry in logfiles.follow(containers.log_path(record), not_done,
+                                           None if from_start else 0):
+            for wanted in _wanted([entry], streams, None, None):
+                await response.write(_chunk(wanted, False, tty))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    finally:
+        attached[record.id] -= 1
     return response

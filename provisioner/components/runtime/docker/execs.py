@@ -18,7 +18,7 @@ from ..daemon.errors import DaemonError
 from .containers import body_json, record_of
 from .errors import DockerError
 from .frames import frame, hijack
-from .routing import EXECS, daemon_of, route
+from .routing import EXECS, daemon_of, json_response, route
 
 
 def _exec_of(request: web.Request) -> dict:
@@ -48,7 +48,7 @@ async def create(request: web.Request) -> web.Response:
         "_request": {"cmd": command, "env": body.get("Env") or [],
                      "workdir": body.get("WorkingDir") or None, "user": body.get("User") or None},
     }
-    return web.json_response({"Id": exec_id}, status=201)
+    return json_response({"Id": exec_id}, status=201)
 
 
 async def _run(request: web.Request, instance: dict, output) -> None:
@@ -97,7 +97,7 @@ async def start(request: web.Request) -> web.StreamResponse:
 @route("GET", "/exec/{id}/json")
 async def inspect(request: web.Request) -> web.Response:
     instance = _exec_of(request)
-    return web.json_response({key: value for key, value in instance.items()
+    return json_response({key: value for key, value in instance.items()
                               if not key.startswith("_")})
 
 

@@ -13,6 +13,8 @@ import struct
 
 from aiohttp import web
 
+from .listener import HIJACKED
+
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -31,5 +33,7 @@ async def hijack(request: web.Request, tty: bool) -> web.StreamResponse:
     response = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED" if
                                   upgrade else "OK", headers=headers)
     response.force_close()            # the stream's end is the connection's end
+    if request.transport is not None:
+        HIJACKED.add(request.transport)   # the client may half-close it and still read
     await response.prepare(request)       # a StreamResponse sends its headers at once
     return response

@@ -16,7 +16,7 @@ from ..daemon.errors import DaemonError
 from ..images.errors import ImageError, ImageNotFound
 from ..images.reference import parse_reference
 from .errors import DockerError
-from .routing import daemon_of, route
+from .routing import daemon_of, json_response, route
 from .translate import unix_time
 
 
@@ -50,7 +50,7 @@ async def list_images(request: web.Request) -> web.Response:
                                   for wanted in references):
             continue
         rows.append(_row(image))
-    return web.json_response(rows)
+    return json_response(rows)
 
 
 def _matches_reference(tag: str, wanted: str) -> bool:
@@ -64,7 +64,7 @@ def _matches_reference(tag: str, wanted: str) -> bool:
 async def inspect_image(request: web.Request) -> web.Response:
     image = _image(request, request.match_info["name"])
     config = image.config
-    return web.json_response({
+    return json_response({
         **_row(image), "Parent": "", "Comment": "", "Created": image.created,
         "Container": "", "DockerVersion": "", "Author": config.get("author", ""),
         "Config": config.get("config") or {}, "Architecture": config.get("architecture", ""),
@@ -93,7 +93,7 @@ async def remove(request: web.Request) -> web.Response:
     for line in lines:
         kind, _, what = line.partition(": ")
         answer.append({kind: what})
-    return web.json_response(answer)
+    return json_response(answer)
 
 
 def _progress(status: str, **fields) -> bytes:

@@ -6,6 +6,8 @@ json`); the daemon answers the same whatever version in its supported range is a
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from ..daemon.service import RuntimeDaemon
@@ -56,3 +58,9 @@ def daemon_of(request: web.Request) -> RuntimeDaemon:
 DAEMON = web.AppKey("docker-api-daemon", RuntimeDaemon)
 SUPERVISOR: web.AppKey = web.AppKey("docker-api-supervisor", object)
 EXECS: web.AppKey = web.AppKey("docker-api-execs", dict)
+
+
+def json_response(data, status: int = 200) -> web.Response:
+    """JSON with Docker's bare content type (the docker CLI reads error bodies only then)."""
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json"})

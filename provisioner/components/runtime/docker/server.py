@@ -19,7 +19,16 @@ from ..daemon.errors import DaemonError
 from ..daemon.service import VERSION, RuntimeDaemon
 from . import containers, execs, images  # noqa: F401 - their routes register on import
 from .errors import DockerError
-from .routing import API_VERSION, DAEMON, EXECS, MIN_API_VERSION, SUPERVISOR, route, routes
+from .routing import (
+    API_VERSION,
+    DAEMON,
+    EXECS,
+    MIN_API_VERSION,
+    SUPERVISOR,
+    json_response,
+    route,
+    routes,
+)
 from .supervisor import Supervisor
 
 log = logging.getLogger("provisioner.runtime.docker")
@@ -53,7 +62,7 @@ async def docker_errors(request: web.Request, handler):
         raise
     except Exception as error:
         status, message = reply_for(request, error)
-        return web.json_response({"message": message}, status=status)
+        return json_response({"message": message}, status=status)
 
 
 @web.middleware
@@ -84,7 +93,7 @@ async def ping_head(request: web.Request) -> web.Response:
 @route("GET", "/version")
 async def version(request: web.Request) -> web.Response:
     uname = platform.uname()
-    return web.json_response({
+    return json_response({
         "Platform": {"Name": "provisioner-runtime"},
         "Components": [{"Name": "Engine", "Version": ENGINE_VERSION,
                         "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
@@ -114,7 +123,7 @@ async def info(request: web.Request) -> web.Response:
     service = daemon.containers
     states = [service.status(record).status for record in service.records.values()]
     cgroup_mode = daemon.cgroup_mode
-    return web.json_response({
+    return json_response({
         "ID": daemon.config.root, "Name": socket.gethostname(),
         "Containers": len(states), "ContainersRunning": states.count("running"),
         "ContainersPaused": 0, "ContainersStopped": len(states) - states.count("running"),

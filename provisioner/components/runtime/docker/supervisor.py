@@ -23,6 +23,7 @@ log = logging.getLogger("provisioner.runtime.docker")
 POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 FIRST_RESTART_DELAY = 0.1
 MAX_RESTART_DELAY = 10.0
+ATTACH_DRAIN_SECONDS = 10.0
 
 
 def default_settings() -> dict:
@@ -53,6 +54,7 @@ class Supervisor:
         os.makedirs(self.directory, exist_ok=True)
         self.last_exit: dict[str, int] = {}
         self._watchers: dict[str, asyncio.Task] = {}
+        self.attached: dict[str, int] = {}        # open attach streams per container
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -130,6 +132,11 @@ class Supervisor:
             return
 
     async def remove(self, container_id: str) -> None:
+        # An attached client reads the output from the log file, which removal deletes: let it
+        # drain first (the docker CLI's `run --rm` attaches before it starts the container).
+        deadline = asyncio.get_running_loop().time() + ATTACH_DRAIN_SECONDS
+        while self.attached.get(container_id) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         try:
             await self.containers.remove(container_id, force=True)
         except DaemonError as error:
