@@ -193,6 +193,26 @@ def plan_members(ctx: ClusterContext, plan: Plan) -> None:
                   would=[(host.name, "add as a new etcd member and start it")])
 
 
+MEMBER_ADD_RETRY_SECONDS = 60
+
+
+def add_member(session: Session, spec: ClusterSpec, via: Host, name: str, url: str) -> None:
+    """`member add`, retried while etcd calls the cluster unhealthy: it refuses to grow until
+    every started member has been connected for a few seconds (its strict reconfiguration
+    check), which a member that just joined has not."""
+    command = etcdctl(spec, "member", "add", name, f"--peer-urls={url}")
+    deadline = time.monotonic() + MEMBER_ADD_RETRY_SECONDS
+    while True:
+        result = session.run_one(via, command)
+        if result.ok:
+            return
+        output = result.stderr or result.stdout
+        if "unhealthy cluster" not in output or time.monotonic() > deadline:
+            raise ProvisionerError(f"adding etcd member {name} on {via.name} failed",
+                                   command=command, output=output)
+        time.sleep(2)  # between polls, up to the deadline
+
+
 def join(ctx: ClusterContext, host: Host, existing: list[Host]) -> dict[str, list[str]]:
     """Add `host` to the running cluster through a healthy member, then start it; it counts as
     existing for the next host to join."""
@@ -207,8 +227,7 @@ def join(ctx: ClusterContext, host: Host, existing: list[Host]) -> dict[str, lis
             # before starting it. Starting it now, as below, restores the quorum.
             current = None
         if current is not None and not any(url in m.get("peerURLs", []) for m in current):
-            session.check(via, etcdctl(spec, "member", "add", host.name, f"--peer-urls={url}"),
-                          f"adding etcd member {host.name}")
+            add_member(session, spec, via, host.name, url)
         # Not read back from the cluster: until this member starts, a cluster that just grew to
         # an even size may have no quorum to answer. Members are named after their hosts.
         initial = [(h.name, spec.etcd_peer_url(h)) for h in existing] + [(host.name, url)]
