@@ -33,6 +33,18 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _registry_urls(values: list[str], flag: str) -> tuple[str, ...]:
+    from urllib.parse import urlparse
+
+    for value in values:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            print(f"Error: invalid {flag} {value!r}: use a URL such as https://mirror.example "
+                  "or http://127.0.0.1:5000", file=sys.stderr)
+            raise SystemExit(2)
+    return tuple(value.rstrip("/") for value in values)
+
+
 def _docker_socket(args) -> str | None:
     """`--docker-socket`: a path, `none`, or (not given) docker.sock beside the daemon's socket."""
     from .paths import socket_path
@@ -72,6 +84,9 @@ def build_parser() -> Parser:
     daemon.add_argument("--registry-mirror", action="append", default=[], dest="registry_mirrors",
                         metavar="URL", help="a registry mirror tried first for docker.io pulls "
                                             "(repeatable, tried in order)")
+    daemon.add_argument("--default-registry", metavar="URL",
+                        help="where docker.io pulls go when no mirror serves them (default: "
+                             "Docker Hub)")
 
     build = verbs.add_parser("build", help="build an image from a Dockerfile")
     build.add_argument("-t", "--tag", action="append", default=[])
@@ -330,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
                                   cni_bin_dirs=tuple(args.cni_bin_dir.split(":")),
                                   cni_cache_dir=args.cni_cache_dir,
                                   docker_socket=_docker_socket(args),
-                                  registry_mirrors=tuple(args.registry_mirrors)))
+                                  registry_mirrors=_registry_urls(args.registry_mirrors,
+                                                                  "--registry-mirror"),
+                                  default_registry=(_registry_urls([args.default_registry],
+                                                                   "--default-registry")[0]
+                                                    if args.default_registry else None)))
     client = RuntimeClient(args.socket)
     try:
         return dispatch(client, args)

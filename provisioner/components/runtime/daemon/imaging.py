@@ -92,6 +92,7 @@ class ImageOperations:
         self.certs_dir = os.path.join(root, "certs.d")    # <host:port>/ca.crt, as Docker's
         self.cgroup_parent = cgroup_parent
         self.images_in_use = images_in_use     # image id -> name of a container using it
+        self.registry_settings: dict = {}      # RegistryClient's mirrors, docker_hub_endpoint
 
     def temp_dir(self) -> str:
         return tempfile.mkdtemp(dir=self.work_root)
@@ -134,6 +135,7 @@ class ImageOperations:
         from ..images.registry import RegistryClient
 
         return RegistryClient(self.store, credentials=self.credentials.all(),
+                              **self.registry_settings,
                               certs_dir=self.certs_dir, progress=progress)
 
     async def pull(self, ref: str, insecure: bool) -> AsyncIterator[dict]:

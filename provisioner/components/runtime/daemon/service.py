@@ -40,6 +40,7 @@ class DaemonConfig:
     cni_cache_dir: str = "/var/lib/cni"
     docker_socket: str | None = None  # Docker's Engine API (runtime/docker/); None: not served
     registry_mirrors: tuple[str, ...] = ()   # tried first for docker.io pulls, in this order
+    default_registry: str | None = None      # docker.io's endpoint URL (default: Docker Hub)
 
 
 class RuntimeDaemon:
@@ -58,6 +59,8 @@ class RuntimeDaemon:
         self.pods = PodService(self.state, self.containers, self.network, config.pause_image)
         self.images = ImageOperations(self.store, config.root, config.cgroup_parent,
                                       self._images_in_use)
+        self.images.registry_settings = {"mirrors": config.registry_mirrors,
+                                         "docker_hub_endpoint": config.default_registry}
         self.cgroup_mode = cgroups.mode()
 
     def _images_in_use(self) -> dict[str, str]:

@@ -21,7 +21,7 @@ from yarl import URL
 from . import oci
 from .blobs import BlobWriter
 from .errors import ImageError, RegistryError
-from .reference import Reference, parse_reference
+from .reference import DEFAULT_REGISTRY, Reference, parse_reference
 from .registry_auth import Authenticator
 from .store import Image, ImageStore, host_architecture
 
@@ -37,10 +37,14 @@ class RegistryClient:
                  credentials: dict[str, tuple[str, str]] | None = None,
                  ca_file: str | None = None, certs_dir: str | None = None,
                  chunk_size: int = DEFAULT_CHUNK, local_hosts_insecure: bool = True,
-                 progress: Callable[[str], None] = lambda line: None):
+                 progress: Callable[[str], None] = lambda line: None,
+                 mirrors: tuple[str, ...] = (), docker_hub_endpoint: str | None = None):
         """`credentials` maps a registry host (`host:port`) to (user, password); `certs_dir`
         holds `<host:port>/*.crt` CA files, as /etc/docker/certs.d does. Loopback registries
-        count as insecure unless `local_hosts_insecure` is False."""
+        count as insecure unless `local_hosts_insecure` is False. `mirrors` (URLs such as
+        `https://mirror.example` or `http://127.0.0.1:5000`) are tried in order for docker.io
+        pulls before `docker_hub_endpoint` (a URL; default Docker Hub's API host), as
+        Docker's registry-mirrors."""
         self.store = store
         self.insecure_registries = set(insecure_registries)
         self.credentials = credentials or {}
@@ -48,13 +52,29 @@ class RegistryClient:
         self.chunk_size = chunk_size
         self.local_hosts_insecure = local_hosts_insecure
         self.progress = progress
+        self.mirrors = tuple(_endpoint(url, "--registry-mirror") for url in mirrors)
+        self.docker_hub_endpoint = (_endpoint(docker_hub_endpoint, "--default-registry")
+                                    if docker_hub_endpoint else None)
 
     # ------------------------------------------------------------------ public
 
     async def pull(self, ref: str, insecure: bool = False) -> Image:
         reference = parse_reference(ref)
+        endpoint = None
+        if reference.registry == DEFAULT_REGISTRY:
+            for mirror in self.mirrors:
+                try:
+                    return await self._pull_from(reference, insecure, mirror)
+                except RegistryError as error:
+                    # As Docker: a mirror that fails or lacks the image is passed over.
+                    self.progress(f"mirror {mirror} did not serve {reference}: {error}")
+            endpoint = self.docker_hub_endpoint
+        return await self._pull_from(reference, insecure, endpoint)
+
+    async def _pull_from(self, reference: Reference, insecure: bool,
+                         endpoint: URL | None) -> Image:
         added: list[str] = []
-        async with _Connection(self, reference, insecure) as connection:
+        async with _Connection(self, reference, insecure, endpoint) as connection:
             try:
                 return await self._pull(connection, reference, added)
             except BaseException:
@@ -238,13 +258,29 @@ class RegistryClient:
                 or (self.local_hosts_insecure and hostname in LOCAL_HOSTS))
 
 
+def _endpoint(text: str, what: str) -> URL:
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ImageError(f"invalid {what} {text!r}: use a URL such as https://mirror.example "
+                         "or http://127.0.0.1:5000")
+    return url
+
+
 class _Connection:
     """One session to one registry: picks the scheme, carries authentication, retries a 401."""
 
-    def __init__(self, client: RegistryClient, reference: Reference, insecure: bool):
+    def __init__(self, client: RegistryClient, reference: Reference, insecure: bool,
+                 endpoint: URL | None = None):
+        """`endpoint` (a mirror's or Docker Hub's URL) replaces the reference's host; its
+        scheme is the only one tried."""
         self.client, self.host = client, reference.api_host
-        self.insecure = client.is_insecure(reference.registry, insecure)
-        self.auth = Authenticator(reference.registry, client.credentials.get(reference.registry))
+        registry = reference.registry
+        if endpoint is not None:
+            port = f":{endpoint.explicit_port}" if endpoint.explicit_port else ""
+            self.host = registry = f"{endpoint.raw_host}{port}"
+        self.endpoint = endpoint
+        self.insecure = client.is_insecure(registry, insecure)
+        self.auth = Authenticator(registry, client.credentials.get(registry))
         self.base: URL | None = None
         self.session: aiohttp.ClientSession | None = None
 
@@ -252,6 +288,10 @@ class _Connection:
         attempts = [("https", self.client.ssl_context(self.host, verify=not self.insecure))]
         if self.insecure:
             attempts.append(("http", None))
+        if self.endpoint is not None:
+            attempts = [attempt for attempt in attempts if attempt[0] == self.endpoint.scheme] \
+                or [(self.endpoint.scheme, None if self.endpoint.scheme == "http" else
+                     self.client.ssl_context(self.host, verify=True))]
         errors = []
         for scheme, context in attempts:
             session = aiohttp.ClientSession(
