@@ -48,3 +48,20 @@ def test_without_a_user_namespace_root_is_the_hosts(make_spec):
     spec = make_spec(["cat", "/proc/self/uid_map"])
     run_to_exit(spec)
     assert "0 0 4294967295" in " ".join(read_log(spec).split())
+
+
+def test_an_idmap_volume_shows_host_ids_as_the_containers(make_spec, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "from-host").write_text("hello\n")
+    os.chmod(shared / "from-host", 0o600)          # root's on the host
+    spec = make_spec(["sh", "-c", "cat /data/from-host && echo made > /data/from-container && "
+                                  "ls -ln /data/from-host"],
+                     user_namespace=IDS, mounts=[Mount(str(shared), "/data", "bind",
+                                                       ["rbind", "idmap"])])
+    final = run_to_exit(spec)
+    output = read_log(spec)
+    assert final.exit_code == 0, output
+    assert "hello" in output and " 0 0 " in " ".join(output.split())
+    # what the container's root made belongs to root on the host through the same mapping
+    assert os.stat(shared / "from-container").st_uid == 0

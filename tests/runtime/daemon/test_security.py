@@ -119,9 +119,11 @@ def test_an_unknown_security_opt_is_refused(daemon):
     assert "invalid --security-opt 'apparmor=foo'" in result.stderr
 
 
-def test_userns_private_makes_root_an_unprivileged_host_range(daemon, remove_after):
+def test_userns_private_makes_root_an_unprivileged_host_range(daemon, remove_after, tmp_path):
+    (tmp_path / "volume").mkdir()
     result = daemon.cli("run", "-d", "--name", "sec-userns", "--network", "none", "--userns",
-                        "private", "busybox", "sh", "-c", "echo x > /f; sleep 3600")
+                        "private", "-v", f"{tmp_path / 'volume'}:/data", "busybox", "sh", "-c",
+                        "echo x > /f; sleep 3600")
     assert result.returncode == 0, result.stderr
     remove_after.append("sec-userns")
     details = daemon.inspect("sec-userns")
@@ -135,6 +137,9 @@ def test_userns_private_makes_root_an_unprivileged_host_range(daemon, remove_aft
     with open(f"/proc/{details['State']['Pid']}/status") as status:
         uids = next(line.split()[1:] for line in status if line.startswith("Uid:"))
     assert set(uids) == {str(mapping["host_uid"])}     # not root on the host
+    # volumes are idmapped: root's files in the container are root's on the host
+    assert daemon.client.exec_collect("sec-userns", ["sh", "-c", "echo y > /data/mine"])[0] == 0
+    assert (tmp_path / "volume" / "mine").stat().st_uid == 0
 
 
 def test_containers_of_a_pod_share_its_id_block(daemon, remove_after):

@@ -38,7 +38,7 @@ _FLAG_OPTIONS = {
     "strictatime": (sc.MS_STRICTATIME, True), "sync": (sc.MS_SYNCHRONOUS, True),
     "bind": (sc.MS_BIND, True), "rbind": (sc.MS_BIND | sc.MS_REC, True),
 }
-_PROPAGATION = {"private", "rprivate", "slave", "rslave", "shared", "rshared"}
+_PROPAGATION = {"private", "rprivate", "slave", "rslave", "shared", "rshared", "idmap"}
 
 
 def overlay_options(spec: ContainerSpec, lower_dirs: list[str] | None = None) -> str:
@@ -96,7 +96,10 @@ def _make_mountpoint(target: str, is_dir: bool) -> None:
             pass
 
 
-def _user_mount(rootfs: str, mount: Mount) -> None:
+def _user_mount(rootfs: str, mount: Mount, userns_fd: int | None = None) -> None:
+    """A volume. With the "idmap" option (and a user namespace) a bind mount is idmapped, so
+    host ids 0.. show as the container's 0.. (as CRI runtimes do for hostUsers: false pods);
+    without it files keep their host ids, unmapped ones showing as 65534."""
     target = secure_join(rootfs, mount.destination)
     flags, data = _parse_options(mount.options)
     if mount.type == "bind" or flags & sc.MS_BIND:
@@ -104,7 +107,10 @@ def _user_mount(rootfs: str, mount: Mount) -> None:
             raise FileNotFoundError(errno.ENOENT, f"mount source {mount.source} does not exist "
                                                   f"(for {mount.destination})")
         _make_mountpoint(target, os.path.isdir(mount.source))
-        sc.mount(mount.source, target, None, sc.MS_BIND | (flags & sc.MS_REC))
+        if "idmap" in mount.options and userns_fd is not None:
+            userns.idmapped_mount(mount.source, target, userns_fd, bool(flags & sc.MS_REC))
+        else:
+            sc.mount(mount.source, target, None, sc.MS_BIND | (flags & sc.MS_REC))
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
         if extra:   # a bind mount takes its flags only afterwards
             _set_bind_flags(target, extra, recursive=bool(flags & sc.MS_REC))
@@ -236,7 +242,7 @@ def prepare(spec: ContainerSpec, userns_fd: int | None = None) -> None:
     _mount_dev(rootfs)
     _mount_sys(rootfs)
     for mount in spec.mounts:
-        _user_mount(rootfs, mount)
+        _user_mount(rootfs, mount, userns_fd)
     os.chdir(rootfs)
     sc.pivot_root(".", ".")
     # the old root is stacked under the new one at "."; detach it

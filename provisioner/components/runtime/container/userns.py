@@ -9,6 +9,8 @@ How (runs in the shim and the init, light imports only):
   container's root, host_uid, and the shared layers are never chowned), the per-container
   upper dir owned by host_uid, and only then joins the user namespace (setns) to drop to it.
 
+Volumes with the "idmap" mount option are idmapped the same way (rootfs._user_mount).
+
 Limits (documented in the README): the mount, network, uts, ipc and pid namespaces belong to
 the host's user namespace, so the container's root has no capability over them: it cannot
 mount, change its network, or bind ports below net.ipv4.ip_unprivileged_port_start; the image
@@ -67,15 +69,17 @@ def make_namespace(host_uid: int, host_gid: int, size: int) -> int:
         os.waitpid(pid, 0)
 
 
-def idmapped_mount(source: str, target: str, userns_fd: int) -> None:
-    """Mount `source` at `target` with its ids shifted through the user namespace."""
+def idmapped_mount(source: str, target: str, userns_fd: int, recursive: bool = False) -> None:
+    """Bind `source` at `target` with its ids shifted through the user namespace (and the
+    mounts under it too when `recursive`)."""
+    deep = AT_RECURSIVE if recursive else 0
     fd = _syscall(_SYS_OPEN_TREE, ctypes.c_int(sc.AT_FDCWD), os.fsencode(source),
-                  ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC))
+                  ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | deep))
     sc._check(fd, f"open_tree {source}")
     try:
         attr = sc._MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
         sc._check(_syscall(sc._SYS_MOUNT_SETATTR, ctypes.c_int(fd), b"",
-                           ctypes.c_uint(AT_EMPTY_PATH), ctypes.byref(attr),
+                           ctypes.c_uint(AT_EMPTY_PATH | deep), ctypes.byref(attr),
                            ctypes.c_size_t(ctypes.sizeof(attr))),
                   f"idmapping {source} (does its filesystem support idmapped mounts?)")
         sc._check(_syscall(_SYS_MOVE_MOUNT, ctypes.c_int(fd), b"", ctypes.c_int(sc.AT_FDCWD),

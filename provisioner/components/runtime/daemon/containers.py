@@ -216,7 +216,9 @@ class ContainerService:
         for volume in record.volumes:
             source, destination, mode = volume.rsplit(":", 2)
             mounts.append(Mount(source, destination, "bind",
-                                ["rbind", "ro"] if mode == "ro" else ["rbind"]))
+                                (["rbind", "ro"] if mode == "ro" else ["rbind"])
+                                # a private user namespace sees volumes idmapped, as CRI does
+                                + (["idmap"] if record.user_namespace else [])))
         namespaces: dict[str, str | None] = {"mount": None, "pid": None, "uts": None, "ipc": None}
         if record.network == "bridge":
             namespaces["net"] = record.netns
