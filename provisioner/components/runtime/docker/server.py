@@ -17,7 +17,7 @@ from aiohttp import web
 from ..daemon.app import ERROR_STATUSES
 from ..daemon.errors import DaemonError
 from ..daemon.service import VERSION, RuntimeDaemon
-from . import containers, execs, images  # noqa: F401 - their routes register on import
+from . import building, containers, execs, images, inspection  # noqa: F401 - routes
 from .errors import DockerError
 from .routing import (
     API_VERSION,
