@@ -29,7 +29,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from prometheus_client import Gauge
+
 from .client import ApiStatusError, Client
+
+# client-go's leader-election gauge, one per process whichever component elects: 1 while this
+# process holds the lease called `name`, 0 while it stands by.
+MASTER_STATUS = Gauge("leader_election_master_status",
+                      "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
+                      "backup, 1 indicates master. 'name' is the string used to identify the lease.",
+                      ["name"])
 
 log = logging.getLogger(__name__)
 

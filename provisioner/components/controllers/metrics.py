@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ..api.leaderelection import MASTER_STATUS
+
 _BUCKETS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100)  # client-go's: 10 ns to 100 s
 
 ADDS = Counter("workqueue_adds", "Total number of adds handled by workqueue", ["name"])
@@ -15,6 +17,4 @@ QUEUE_SECONDS = Histogram("workqueue_queue_duration_seconds",
                           buckets=_BUCKETS)
 WORK_SECONDS = Histogram("workqueue_work_duration_seconds",
                          "How long in seconds processing an item from workqueue takes.", ["name"], buckets=_BUCKETS)
-LEADER = Gauge("leader_election_master_status",
-               "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, "
-               "1 indicates master. 'name' is the string used to identify the lease.", ["name"])
+LEADER = MASTER_STATUS  # defined once for every component (provisioner.components.api)

@@ -2,6 +2,8 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ..api.leaderelection import MASTER_STATUS
+
 attempts = Counter("scheduler_schedule_attempts", "Number of attempts to schedule pods, by the result.",
                    ["result", "profile"])
 attempt_duration = Histogram("scheduler_scheduling_attempt_duration_seconds",
@@ -13,6 +15,4 @@ pending = Gauge("scheduler_pending_pods", "Number of pending pods, by the queue 
 preemption_attempts = Counter("scheduler_preemption_attempts", "Total preemption attempts in the cluster till now")
 preemption_victims = Histogram("scheduler_preemption_victims", "Number of selected preemption victims",
                                buckets=(1, 2, 4, 8, 16, 32, 64))
-leader = Gauge("leader_election_master_status",
-               "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates "
-               "master.", ["name"])
+leader = MASTER_STATUS  # defined once for every component (provisioner.components.api)
