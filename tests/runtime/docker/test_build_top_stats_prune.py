@@ -1,9 +1,10 @@
-"""The runtime's Docker API: build (docker-py and the docker CLI), top, stats, prune."""
+"""The runtime's Docker API: build (docker-py and the docker CLI), top, stats, prune, events."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import docker
 import pytest
@@ -87,3 +88,24 @@ def test_prune_removes_stopped_containers_and_dangling_images(engine, client, re
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(image.id)
     assert "busybox:latest" in client.images.get("busybox").tags
+
+
+def test_events_report_a_containers_life(client):
+    since = time.time() - 1
+    container = client.containers.run("busybox", ["sh", "-c", "exit 2"], detach=True,
+                                      labels={"watch": "me"})
+    container.wait(timeout=60)
+    container.remove()
+
+    def actions():
+        seen = [event["Action"] for event in client.events(
+            since=since, until=time.time(), decode=True,
+            filters={"container": container.id, "type": "container"})]
+        return seen if "destroy" in seen and "die" in seen else None
+
+    seen = wait_until(actions, what="the container's events")
+    assert seen.index("create") < seen.index("start") < seen.index("die") < \
+        seen.index("destroy")
+    die = next(event for event in client.events(since=since, until=time.time(), decode=True,
+                                                filters={"event": "die", "label": "watch=me"}))
+    assert die["Actor"]["Attributes"]["exitCode"] == "2" and die["id"] == container.id

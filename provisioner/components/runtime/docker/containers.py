@@ -18,7 +18,7 @@ from ..daemon.errors import NotFound
 from ..daemon.state import ContainerRecord
 from .errors import DockerError, no_such_container
 from .frames import MULTIPLEXED, RAW, frame, hijack
-from .routing import SUPERVISOR, daemon_of, json_response, route
+from .routing import SUPERVISOR, daemon_of, emit, json_response, route
 from .translate import create_request, inspect, list_row, state_name, unix_time
 
 WAIT_POLL_SECONDS = 0.05
@@ -67,6 +67,7 @@ async def create(request: web.Request) -> web.Response:
         raise
     supervisor_of(request).save(record.id, {**supervisor_of(request).settings(record.id),
                                             **settings})
+    supervisor_of(request).emit("create", record.id)
     return json_response({"Id": record.id, "Warnings": []}, status=201)
 
 
@@ -80,6 +81,7 @@ async def start(request: web.Request) -> web.Response:
     supervisor.update(record.id, stopped_by_user=False)
     await containers.start(record.id)
     supervisor.watch(record.id)
+    supervisor.emit("start", record.id)
     return web.Response(status=204)
 
 
@@ -100,6 +102,7 @@ async def stop(request: web.Request) -> web.Response:
         return web.Response(status=304)
     supervisor_of(request).update(record.id, stopped_by_user=True)
     await containers.stop(record.id, _grace(request))
+    supervisor_of(request).emit("stop", record.id)
     return web.Response(status=204)
 
 
@@ -113,6 +116,7 @@ async def restart(request: web.Request) -> web.Response:
     supervisor.update(record.id, stopped_by_user=False)
     await containers.start(record.id)
     supervisor.watch(record.id)
+    supervisor.emit("restart", record.id)
     return web.Response(status=204)
 
 
@@ -125,6 +129,7 @@ async def kill(request: web.Request) -> web.Response:
                                "is not running")
     supervisor_of(request).update(record.id, stopped_by_user=True)
     await containers.kill(record.id, request.query.get("signal") or "KILL")
+    supervisor_of(request).emit("kill", record.id, signal=request.query.get("signal") or "KILL")
     return web.Response(status=204)
 
 
@@ -174,8 +179,10 @@ async def remove(request: web.Request) -> web.Response:
     if containers.is_running(record) and not flag(request, "force"):
         raise DockerError(409, f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
+    attributes = {"name": record.name, "image": record.image, **record.labels}
     await containers.remove(record.id, force=flag(request, "force"))
     supervisor_of(request).forget(record.id)
+    emit(request, "container", "destroy", record.id, **attributes)
     return web.Response(status=204)
 
 

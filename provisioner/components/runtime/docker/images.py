@@ -16,7 +16,7 @@ from ..daemon.errors import DaemonError
 from ..images.errors import ImageError, ImageNotFound
 from ..images.reference import parse_reference
 from .errors import DockerError
-from .routing import daemon_of, json_response, route
+from .routing import daemon_of, emit, json_response, route
 from .translate import unix_time
 
 
@@ -81,6 +81,7 @@ async def tag(request: web.Request) -> web.Response:
         raise DockerError(400, "repository name must have at least one component (give repo)")
     target = f"{repo}:{request.query.get('tag') or 'latest'}"
     daemon_of(request).images.tag(image.id, target)
+    emit(request, "image", "tag", image.id, name=target)
     return web.Response(status=201)
 
 
@@ -93,6 +94,7 @@ async def remove(request: web.Request) -> web.Response:
     for line in lines:
         kind, _, what = line.partition(": ")
         answer.append({kind: what})
+        emit(request, "image", kind.lower(), what, name=name)
     return json_response(answer)
 
 
@@ -134,5 +136,6 @@ async def pull(request: web.Request) -> web.StreamResponse:
         if image is not None:
             await response.write(_progress(f"Digest: {image['digest']}"))
             await response.write(_progress(f"Status: Downloaded newer image for {name}"))
+            emit(request, "image", "pull", name, name=name)
     await response.write_eof()
     return response

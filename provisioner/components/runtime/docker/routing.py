@@ -64,3 +64,8 @@ def json_response(data, status: int = 200) -> web.Response:
     """JSON with Docker's bare content type (the docker CLI reads error bodies only then)."""
     return web.Response(body=json.dumps(data).encode(), status=status,
                         headers={"Content-Type": "application/json"})
+EVENTS: web.AppKey = web.AppKey("docker-api-events", object)
+
+
+def emit(request: web.Request, kind: str, action: str, actor_id: str, **attributes) -> None:
+    request.app[EVENTS].emit(kind, action, actor_id, attributes)

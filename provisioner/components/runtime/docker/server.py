@@ -17,11 +17,12 @@ from aiohttp import web
 from ..daemon.app import ERROR_STATUSES
 from ..daemon.errors import DaemonError
 from ..daemon.service import VERSION, RuntimeDaemon
-from . import building, containers, execs, images, inspection  # noqa: F401 - routes
+from . import building, containers, events, execs, images, inspection  # noqa: F401 - routes
 from .errors import DockerError
 from .routing import (
     API_VERSION,
     DAEMON,
+    EVENTS,
     EXECS,
     MIN_API_VERSION,
     SUPERVISOR,
@@ -167,6 +168,9 @@ def make_docker_app(daemon: RuntimeDaemon) -> web.Application:
     supervisor = Supervisor(daemon)
     app[SUPERVISOR] = supervisor
     app[EXECS] = {}
+    bus = events.EventBus()
+    app[EVENTS] = bus
+    supervisor.events = bus
     app.add_routes(routes)
 
     async def supervise(app: web.Application):

@@ -55,6 +55,15 @@ class Supervisor:
         self.last_exit: dict[str, int] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self.attached: dict[str, int] = {}        # open attach streams per container
+        self.events = None                        # the EventBus (events.py), set by the app
+
+    def emit(self, action: str, container_id: str, **attributes) -> None:
+        record = self.containers.records.get(container_id)
+        if self.events is not None:
+            if record is not None:
+                attributes = {"name": record.name, "image": record.image, **record.labels,
+                              **attributes}
+            self.events.emit("container", action, container_id, attributes)
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -110,6 +119,7 @@ class Supervisor:
                 return
             if state.exit_code is not None:
                 self.last_exit[container_id] = state.exit_code
+            self.emit("die", container_id, exitCode=state.exit_code or 0)
             settings = self.settings(container_id)
             if should_restart(settings, state.exit_code):
                 await asyncio.sleep(delay)
@@ -126,6 +136,7 @@ class Supervisor:
                 except DaemonError as error:
                     log.warning("restart policy: cannot restart %s: %s", record.name, error)
                     return
+                self.emit("start", container_id)
                 continue
             if settings["auto_remove"]:
                 await self.remove(container_id)
@@ -137,12 +148,18 @@ class Supervisor:
         deadline = asyncio.get_running_loop().time() + ATTACH_DRAIN_SECONDS
         while self.attached.get(container_id) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
+        attributes = {}
+        record = self.containers.records.get(container_id)
+        if record is not None:
+            attributes = {"name": record.name, "image": record.image, **record.labels}
         try:
             await self.containers.remove(container_id, force=True)
         except DaemonError as error:
             log.warning("could not auto-remove %s: %s", container_id[:12], error)
             return
         self.forget(container_id)
+        if self.events is not None:
+            self.events.emit("container", "destroy", container_id, attributes)
 
     async def open(self) -> None:
         """After a daemon (re)start: watch running containers, start what `always` keeps up."""
