@@ -17,7 +17,7 @@ from aiohttp import web
 from ..daemon.app import ERROR_STATUSES
 from ..daemon.errors import DaemonError
 from ..daemon.service import VERSION, RuntimeDaemon
-from . import building, containers, events, execs, images, inspection  # noqa: F401 - routes
+from . import archive, building, containers, events, execs, images, inspection  # noqa: F401
 from .errors import DockerError
 from .routing import (
     API_VERSION,
