@@ -13,6 +13,7 @@ from provisioner.phases.context import ClusterContext
 from provisioner.phases.kubeconfig import KUBERNETES_DIR, admin_client, api_endpoint
 from provisioner.phases.kubelet_start import configure, credentials_digest
 from provisioner.phases.owned import File, Owned
+from provisioner.phases.runtime import installed_digests
 from provisioner.pki.kubeconfig import render_kubeconfig
 from provisioner.spec import ClusterSpec, Host
 from provisioner.workflow import Phase, Plan
@@ -52,11 +53,12 @@ def plan_join(ctx: ClusterContext, plan: Plan) -> None:
             plan.would(host.name, "join the cluster through the bootstrap token")
         return
     content = bootstrap_kubeconfig(ctx)
+    venvs = installed_digests(plan, hosts)
     for host in hosts:
         plan.session.put(host, f"bootstrap kubeconfig {BOOTSTRAP_KUBELET_CONF}",
                          BOOTSTRAP_KUBELET_CONF, content, mode="600", show=False)
         configure(ctx, plan, host, bootstrap_kubeconfig=BOOTSTRAP_KUBELET_CONF,
-                  digest=credentials_digest(b"bootstrap"))
+                  digest=credentials_digest(b"bootstrap"), venv_digest=venvs.get(host.name, ""))
     plan.then(lambda: wait_registered(ctx, hosts), title="waiting for workers to register")
 
 

@@ -19,7 +19,7 @@ from provisioner.phases.context import ClusterContext
 from provisioner.phases.control_plane import MANIFESTS_DIR
 from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, File, Owned, Unit
-from provisioner.phases.runtime import RUNTIME_SOCKET
+from provisioner.phases.runtime import RUNTIME_SOCKET, installed_digests
 from provisioner.spec import Host
 from provisioner.templates import render
 from provisioner.workflow import Phase, Plan
@@ -55,7 +55,7 @@ def credentials_digest(*contents: bytes) -> str:
 
 
 def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconfig: str | None,
-              digest: str) -> None:
+              digest: str, venv_digest: str) -> None:
     """The kubelet's configuration and unit on `host`, running; restarted when they change."""
     session = plan.session
     session.op(host, f"directory {KUBELET_DIR}", files.directory, path=KUBELET_DIR, mode="700",
@@ -69,7 +69,8 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconf
     unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
         "kubelet.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV, name=host.name,
         address=host.address, kubeconfig=KUBELET_CONF, bootstrap_kubeconfig=bootstrap_kubeconfig,
-        config=KUBELET_CONFIG, runtime_socket=RUNTIME_SOCKET, credentials_digest=digest),
+        config=KUBELET_CONFIG, runtime_socket=RUNTIME_SOCKET, credentials_digest=digest,
+        venv_digest=venv_digest[:16]),
         mode="644")
     session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
     session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
@@ -80,10 +81,12 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconf
 
 
 def plan_kubelet_start(ctx: ClusterContext, plan: Plan) -> None:
+    venvs = installed_digests(plan, ctx.spec.control_plane_hosts)
     for host in ctx.spec.control_plane_hosts:
         kubeconfig = ctx.state.pki_dir / f"kubelet-client-{host.name}.crt"
         digest = credentials_digest(kubeconfig.read_bytes() if kubeconfig.exists() else b"")
-        configure(ctx, plan, host, bootstrap_kubeconfig=None, digest=digest)
+        configure(ctx, plan, host, bootstrap_kubeconfig=None, digest=digest,
+                  venv_digest=venvs.get(host.name, ""))
 
 
 def cleanup_kubelet(ctx: ClusterContext, plan: Plan) -> None:

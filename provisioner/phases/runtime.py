@@ -50,9 +50,9 @@ def components_image(digest: str) -> str:
     return f"{IMAGE_REPOSITORY}:{version}-{digest[:12]}"
 
 
-def installed_digests(plan: Plan) -> dict[str, str]:
+def installed_digests(plan: Plan, hosts: list[Host] | None = None) -> dict[str, str]:
     """Each host's installed wheelhouse digest (install ran before this phase)."""
-    results = plan.session.run(f"cat {VENV_MARKER} 2>/dev/null || true")
+    results = plan.session.run(f"cat {VENV_MARKER} 2>/dev/null || true", hosts)
     return {name: result.stdout.strip() for name, result in results.items()}
 
 
@@ -64,7 +64,8 @@ def image_probe(tag: str) -> str:
             "&& echo present || echo missing")
 
 
-def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None) -> None:
+def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None,
+              venv_digest: str) -> None:
     session = plan.session
     for directory, mode in ((CNI_CONF_DIR, "755"), (CNI_BIN_DIR, "755"), (CNI_CACHE_DIR, "700")):
         session.op(host, f"directory {directory}", files.directory, path=directory, mode=mode,
@@ -75,7 +76,7 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None) -> N
     unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
         "provisioner-runtime.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV,
         root=RUNTIME_ROOT, cni_conf_dir=CNI_CONF_DIR, cni_bin_dir=CNI_BIN_DIR,
-        cni_cache_dir=CNI_CACHE_DIR), mode="644")
+        cni_cache_dir=CNI_CACHE_DIR, venv_digest=venv_digest[:16]), mode="644")
     session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
     session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
                service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
@@ -100,7 +101,8 @@ def plan_runtime(ctx: ClusterContext, plan: Plan) -> None:
         tag = tags.get(host.name)
         if tag is None:  # a dry run before the first install
             plan.would(host.name, "build the components image")
-        configure(ctx, plan, host, tag if tag and probes.get(host.name) != "present" else None)
+        configure(ctx, plan, host, tag if tag and probes.get(host.name) != "present" else None,
+                  digests.get(host.name, ""))
 
 
 # What pods leave on a node besides the runtime's own files: containers and sandboxes (removed
