@@ -18,7 +18,7 @@ from ..daemon.errors import NotFound
 from ..daemon.state import ContainerRecord
 from .errors import DockerError, no_such_container
 from .frames import MULTIPLEXED, RAW, frame, hijack
-from .routing import SUPERVISOR, daemon_of, emit, json_response, route
+from .routing import SUPERVISOR, VOLUMES, daemon_of, emit, json_response, route
 from .translate import create_request, inspect, list_row, state_name, unix_time
 
 WAIT_POLL_SECONDS = 0.05
@@ -56,6 +56,8 @@ async def body_json(request: web.Request) -> dict:
 async def create(request: web.Request) -> web.Response:
     body = await body_json(request)
     wanted, settings = create_request(body, request.query.get("name"))
+    host = body.get("HostConfig") or {}
+    wanted["volumes"] = request.app[VOLUMES].resolve_binds(host.get("Binds"), host.get("Mounts"))
     if not wanted["image"]:
         raise DockerError(400, "config cannot be empty in order to create a container")
     containers = daemon_of(request).containers
@@ -254,9 +256,13 @@ async def list_containers(request: web.Request) -> web.Response:
 async def inspect_container(request: web.Request) -> web.Response:
     containers = daemon_of(request).containers
     record = record_of(request)
-    return json_response(inspect(record, containers.status(record),
-                                      supervisor_of(request).settings(record.id),
-                                      containers.log_path(record)))
+    document = inspect(record, containers.status(record),
+                       supervisor_of(request).settings(record.id), containers.log_path(record))
+    for mount in document["Mounts"]:
+        name = request.app[VOLUMES].name_of(mount["Source"])
+        if name:
+            mount.update({"Type": "volume", "Name": name, "Driver": "local"})
+    return json_response(document)
 
 
 # -- logs ----------------------------------------------------------------------------------

@@ -17,7 +17,16 @@ from aiohttp import web
 from ..daemon.app import ERROR_STATUSES
 from ..daemon.errors import DaemonError
 from ..daemon.service import VERSION, RuntimeDaemon
-from . import archive, building, containers, events, execs, images, inspection  # noqa: F401
+from . import (  # noqa: F401 - their routes register on import
+    archive,
+    building,
+    containers,
+    events,
+    execs,
+    images,
+    inspection,
+    volumes,
+)
 from .errors import DockerError
 from .routing import (
     API_VERSION,
@@ -26,6 +35,7 @@ from .routing import (
     EXECS,
     MIN_API_VERSION,
     SUPERVISOR,
+    VOLUMES,
     json_response,
     route,
     routes,
@@ -168,6 +178,7 @@ def make_docker_app(daemon: RuntimeDaemon) -> web.Application:
     supervisor = Supervisor(daemon)
     app[SUPERVISOR] = supervisor
     app[EXECS] = {}
+    app[VOLUMES] = volumes.VolumeStore(daemon.config.root)
     bus = events.EventBus()
     app[EVENTS] = bus
     supervisor.events = bus
