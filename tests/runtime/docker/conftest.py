@@ -75,13 +75,14 @@ class Engine:
         return docker.DockerClient(base_url=f"unix://{self.docker_socket}", timeout=120,
                                    **{"version": "auto", **options})
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002
         """The docker CLI pointed at this daemon, with a config directory of its own."""
         assert DOCKER_CLI, "the docker CLI (client binary) is not installed on this machine"
         env = {**os.environ, "DOCKER_HOST": f"unix://{self.docker_socket}",
                "DOCKER_CONFIG": os.path.join(self.base, "docker-config")}
         return subprocess.run([DOCKER_CLI, *args], capture_output=True, text=True,
-                              timeout=timeout, env=env, check=False)
+                              timeout=timeout, env=env, check=False, input=input)
 
 
 @pytest.fixture(scope="session")

@@ -139,3 +139,45 @@ async def pull(request: web.Request) -> web.StreamResponse:
             emit(request, "image", "pull", name, name=name)
     await response.write_eof()
     return response
+
+
+@route("POST", "/images/{name:.+}/push")
+async def push(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if request.query.get("tag"):
+        name = f"{name}:{request.query['tag']}"
+    _image(request, name)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    reference = parse_reference(name)
+    await response.write(_progress(f"The push refers to repository "
+                                   f"[{reference.registry}/{reference.repository}]"))
+    try:
+        async for event in daemon_of(request).images.push(name, False):
+            if "progress" in event:
+                await response.write(_progress(str(event["progress"])))
+            elif "result" in event:
+                await response.write(json.dumps({"progressDetail": {}, "aux": {
+                    "Tag": reference.tag, "Digest": event["result"]["digest"],
+                    "Size": 0}}).encode() + b"\r\n")
+                emit(request, "image", "push", name, name=name)
+    except (DaemonError, ImageError) as error:
+        await response.write(_failure(getattr(error, "message", None) or str(error)))
+    await response.write_eof()
+    return response
+
+
+@route("POST", "/auth")
+async def login(request: web.Request) -> web.Response:
+    """Checked against the registry, then kept by the daemon for its pulls and pushes (as
+    `provisioner-runtime login`); the password is never logged nor returned."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise DockerError(400, "the request body is not valid JSON") from None
+    user, password = body.get("username"), body.get("password")
+    server = body.get("serveraddress") or ""
+    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+        raise DockerError(400, "login needs a username and a password")
+    await daemon_of(request).images.login(server, user, password, False)
+    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
