@@ -243,3 +243,16 @@ def test_restart_policy_always_survives_a_daemon_restart(engine, client, remove_
 
     wait_until(running_again, what="the always container started by the new daemon")
     again.close()
+
+
+def test_rename(client, remove_after):
+    remove_after += ["dpy-old-name", "dpy-new-name", "dpy-other"]
+    container = client.containers.create("busybox", ["true"], name="dpy-old-name")
+    client.containers.create("busybox", ["true"], name="dpy-other")
+    container.rename("dpy-new-name")
+    assert client.containers.get("dpy-new-name").id == container.id
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("dpy-old-name")
+    with pytest.raises(docker.errors.APIError) as taken:
+        container.rename("dpy-other")
+    assert taken.value.status_code == 409

@@ -381,3 +381,24 @@ async def attach(request: web.Request) -> web.StreamResponse:
     finally:
         attached[record.id] -= 1
     return response
+
+
+@route("POST", "/containers/{id}/rename")
+async def rename(request: web.Request) -> web.Response:
+    from ..daemon.names import VALID_NAME
+
+    containers = daemon_of(request).containers
+    record = record_of(request)
+    name = (request.query.get("name") or "").lstrip("/")
+    if not VALID_NAME.match(name):
+        raise DockerError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                               "are allowed")
+    taken = next((other for other in containers.records.values() if other.name == name), None)
+    if taken is not None and taken.id != record.id:
+        raise DockerError(409, f"Conflict. The container name \"/{name}\" is already in use by "
+                               f"container \"{taken.id}\". You have to remove (or rename) that "
+                               "container to be able to reuse that name.")
+    old_name, record.name = record.name, name
+    containers.state.save_container(record)
+    supervisor_of(request).emit("rename", record.id, oldName="/" + old_name)
+    return web.Response(status=204)
