@@ -50,9 +50,11 @@ def roles_of(entry: HostEntry) -> set[str]:
 
 
 def roles(entries: list[HostEntry]) -> list[Problem]:
-    """At least one host, one control-plane host and one etcd member.
+    """At least one host and one etcd member; workers need a control-plane host.
 
-    Role counts are only checked when every host's roles could be read.
+    A spec of etcd hosts alone is an etcd cluster on its own (as kubeadm's external etcd
+    topology): the Kubernetes phases have nothing to do. Role counts are only checked when every
+    host's roles could be read.
     """
     if not entries:
         return [Problem(HOSTS_FIELD, "at least one host is required "
@@ -60,9 +62,12 @@ def roles(entries: list[HostEntry]) -> list[Problem]:
     if not all(isinstance(entry.get("roles"), list) for entry in entries):
         return []  # some host's roles are unreadable; the schema has said so
     problems = []
-    for role in ("control-plane", "etcd"):
-        if not any(role in roles_of(entry) for entry in entries):
-            problems.append(Problem(HOSTS_FIELD, f"at least one host needs the {role} role"))
+    if not any("etcd" in roles_of(entry) for entry in entries):
+        problems.append(Problem(HOSTS_FIELD, "at least one host needs the etcd role"))
+    has_workers = any("worker" in roles_of(entry) for entry in entries)
+    if has_workers and not any("control-plane" in roles_of(entry) for entry in entries):
+        problems.append(Problem(HOSTS_FIELD, "workers need a host with the control-plane role "
+                                             "(their kubelets reach its API server)"))
     return problems
 
 

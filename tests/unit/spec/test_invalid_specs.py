@@ -171,8 +171,10 @@ INVALID = [
     Invalid("no_hosts_at_all", hosts(),
             ["spec.hosts: at least one host is required "
              "(in spec.hosts or in the spec.inventory file)"]),
-    Invalid("no_control_plane_host", hosts(host("e1", "10.0.0.11", "etcd")),
-            ["spec.hosts: at least one host needs the control-plane role"]),
+    Invalid("workers_without_a_control_plane_host",
+            hosts(host("e1", "10.0.0.11", "etcd"), host("w1", "10.0.0.12", "worker")),
+            ["spec.hosts: workers need a host with the control-plane role (their kubelets reach "
+             "its API server)"]),
     Invalid("no_etcd_host", hosts(host("cp1", "10.0.0.11", "control-plane")),
             ["spec.hosts: at least one host needs the etcd role"]),
     Invalid("overlapping_cidrs", setting("spec", "networking", "podCIDR", value="10.96.0.0/16"),

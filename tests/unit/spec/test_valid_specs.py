@@ -143,7 +143,20 @@ def check_tilde_key(spec: ClusterSpec, tmp: Path) -> None:
     assert spec.networking.dns_domain == "cluster.local"
 
 
+def etcd_only() -> dict[str, Any]:
+    doc = minimal()
+    doc["spec"]["hosts"] = [host("e1", "10.0.0.11", "etcd"), host("e2", "10.0.0.12", "etcd"),
+                            host("e3", "10.0.0.13", "etcd")]
+    return doc
+
+
+def check_etcd_only(spec: ClusterSpec, tmp: Path) -> None:
+    assert not spec.control_plane_hosts and not spec.worker_hosts
+    assert [h.name for h in spec.etcd_hosts] == ["e1", "e2", "e3"]
+
+
 VALID = [
+    Valid("etcd_hosts_alone_make_an_etcd_cluster", etcd_only(), check=check_etcd_only),
     Valid("minimal_file_gets_every_default", minimal(), check=check_minimal),
     Valid("full_file_keeps_every_value", full(), keys=("keys/cluster", "keys/n1"),
           files={"wheels/.keep": ""}, check=check_full),
