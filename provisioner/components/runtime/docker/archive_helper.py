@@ -2,9 +2,10 @@
 namespace and reads or writes files there, so every path and symlink resolves inside the
 container's root, never the host's (the kernel makes the namespace's root ours on setns).
 
-`python -m provisioner.components.runtime.docker.archive_helper stat|get|put PID PATH`:
+`python -m provisioner.components.runtime.docker.archive_helper stat|get|put|write PID PATH`:
 stat prints the path's Docker stat JSON; get writes a tar of it to stdout; put extracts the tar
-on stdin into the directory PATH. Failures print one line on stderr and exit 2 (missing) or 1.
+on stdin into the directory PATH; write replaces the file PATH with stdin (the network's hosts
+file). Failures print one line on stderr and exit 2 (missing) or 1.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def main() -> int:
                 return 1
             with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as archive:
                 archive.extractall(path, filter="tar")
+        elif action == "write":
+            content = sys.stdin.buffer.read()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.islink(path):
+                os.unlink(path)
+            with open(path + ".tmp", "wb") as out:
+                out.write(content)
+            os.chmod(path + ".tmp", 0o644)
+            os.replace(path + ".tmp", path)
         else:
             print(f"unknown action {action}", file=sys.stderr)
             return 1

@@ -18,10 +18,29 @@ from ..daemon.errors import NotFound
 from ..daemon.state import ContainerRecord
 from .errors import DockerError, no_such_container
 from .frames import MULTIPLEXED, RAW, frame, hijack
-from .routing import SUPERVISOR, VOLUMES, daemon_of, emit, json_response, route
-from .translate import create_request, inspect, list_row, state_name, unix_time
+from .routing import NETWORKS, SUPERVISOR, VOLUMES, daemon_of, emit, json_response, route
+from .translate import NETWORK_MODES, create_request, inspect, list_row, state_name, unix_time
 
 WAIT_POLL_SECONDS = 0.05
+
+
+def _user_network(request: web.Request, body: dict) -> tuple[dict | None, list[str]]:
+    """A user-defined network named in NetworkMode: the container goes on the bridge and
+    joins that network (its aliases from NetworkingConfig)."""
+    host = body.get("HostConfig") or {}
+    mode = host.get("NetworkMode") or ""
+    if mode in NETWORK_MODES or mode.startswith("container:"):
+        return None, []
+    try:
+        network = request.app[NETWORKS].find(mode)
+    except DockerError:
+        # 400, not 404: to the docker CLI a 404 from create means "pull the image"
+        raise DockerError(400, f"network {mode} not found") from None
+    host["NetworkMode"] = "bridge"
+    body["HostConfig"] = host
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    endpoint = endpoints.get(mode) or endpoints.get(network["Name"]) or {}
+    return network, list(endpoint.get("Aliases") or [])
 
 
 def supervisor_of(request: web.Request):
@@ -55,6 +74,7 @@ async def body_json(request: web.Request) -> dict:
 @route("POST", "/containers/create")
 async def create(request: web.Request) -> web.Response:
     body = await body_json(request)
+    user_network, aliases = _user_network(request, body)
     wanted, settings = create_request(body, request.query.get("name"))
     host = body.get("HostConfig") or {}
     wanted["volumes"] = request.app[VOLUMES].resolve_binds(host.get("Binds"), host.get("Mounts"))
@@ -69,6 +89,8 @@ async def create(request: web.Request) -> web.Response:
         raise
     supervisor_of(request).save(record.id, {**supervisor_of(request).settings(record.id),
                                             **settings})
+    if user_network is not None:
+        request.app[NETWORKS].connect(user_network, record.id, aliases)
     supervisor_of(request).emit("create", record.id)
     return json_response({"Id": record.id, "Warnings": []}, status=201)
 
@@ -81,9 +103,11 @@ async def start(request: web.Request) -> web.Response:
         return web.Response(status=304)
     supervisor = supervisor_of(request)
     supervisor.update(record.id, stopped_by_user=False)
+    request.app[NETWORKS].prepare(record.id)
     await containers.start(record.id)
     supervisor.watch(record.id)
     supervisor.emit("start", record.id)
+    await request.app[NETWORKS].refresh(record.id)
     return web.Response(status=204)
 
 
@@ -116,9 +140,11 @@ async def restart(request: web.Request) -> web.Response:
     supervisor.update(record.id, stopped_by_user=True)
     await containers.stop(record.id, _grace(request))
     supervisor.update(record.id, stopped_by_user=False)
+    request.app[NETWORKS].prepare(record.id)
     await containers.start(record.id)
     supervisor.watch(record.id)
     supervisor.emit("restart", record.id)
+    await request.app[NETWORKS].refresh(record.id)
     return web.Response(status=204)
 
 
@@ -184,6 +210,7 @@ async def remove(request: web.Request) -> web.Response:
     attributes = {"name": record.name, "image": record.image, **record.labels}
     await containers.remove(record.id, force=flag(request, "force"))
     supervisor_of(request).forget(record.id)
+    request.app[NETWORKS].forget_container(record.id)
     emit(request, "container", "destroy", record.id, **attributes)
     return web.Response(status=204)
 
@@ -258,6 +285,11 @@ async def inspect_container(request: web.Request) -> web.Response:
     record = record_of(request)
     document = inspect(record, containers.status(record),
                        supervisor_of(request).settings(record.id), containers.log_path(record))
+    for network in request.app[NETWORKS].of_container(record.id):
+        document["NetworkSettings"]["Networks"][network["Name"]] = {
+            "IPAddress": record.ip or "", "NetworkID": network["Id"], "IPPrefixLen": 24,
+            "Aliases": network["Members"][record.id]["Aliases"], "Gateway": "",
+            "MacAddress": "", "EndpointID": record.id[:16]}
     for mount in document["Mounts"]:
         name = request.app[VOLUMES].name_of(mount["Source"])
         if name:

@@ -70,3 +70,4 @@ EVENTS: web.AppKey = web.AppKey("docker-api-events", object)
 def emit(request: web.Request, kind: str, action: str, actor_id: str, **attributes) -> None:
     request.app[EVENTS].emit(kind, action, actor_id, attributes)
 VOLUMES: web.AppKey = web.AppKey("docker-api-volumes", object)
+NETWORKS: web.AppKey = web.AppKey("docker-api-networks", object)

@@ -25,6 +25,7 @@ from . import (  # noqa: F401 - their routes register on import
     execs,
     images,
     inspection,
+    networks,
     volumes,
 )
 from .errors import DockerError
@@ -34,6 +35,7 @@ from .routing import (
     EVENTS,
     EXECS,
     MIN_API_VERSION,
+    NETWORKS,
     SUPERVISOR,
     VOLUMES,
     json_response,
@@ -179,6 +181,11 @@ def make_docker_app(daemon: RuntimeDaemon) -> web.Application:
     app[SUPERVISOR] = supervisor
     app[EXECS] = {}
     app[VOLUMES] = volumes.VolumeStore(daemon.config.root)
+    network_store = networks.NetworkStore(daemon.config.root, daemon.containers)
+    app[NETWORKS] = network_store
+    supervisor.before_start = network_store.prepare
+    supervisor.after_start = network_store.refresh
+    supervisor.after_remove = network_store.forget_container
     bus = events.EventBus()
     app[EVENTS] = bus
     supervisor.events = bus

@@ -56,6 +56,9 @@ class Supervisor:
         self._watchers: dict[str, asyncio.Task] = {}
         self.attached: dict[str, int] = {}        # open attach streams per container
         self.events = None                        # the EventBus (events.py), set by the app
+        self.before_start = None                  # (id): a member's own hosts file
+        self.after_start = None                   # async (id): the networks' hosts files
+        self.after_remove = None                  # (id): leave the user-defined networks
 
     def emit(self, action: str, container_id: str, **attributes) -> None:
         record = self.containers.records.get(container_id)
@@ -132,11 +135,15 @@ class Supervisor:
                     continue            # started again meanwhile (a restart request)
                 self.update(container_id, restart_count=settings["restart_count"] + 1)
                 try:
+                    if self.before_start is not None:
+                        self.before_start(container_id)
                     await self.containers.start(container_id)
                 except DaemonError as error:
                     log.warning("restart policy: cannot restart %s: %s", record.name, error)
                     return
                 self.emit("start", container_id)
+                if self.after_start is not None:
+                    await self.after_start(container_id)
                 continue
             if settings["auto_remove"]:
                 await self.remove(container_id)
@@ -158,6 +165,8 @@ class Supervisor:
             log.warning("could not auto-remove %s: %s", container_id[:12], error)
             return
         self.forget(container_id)
+        if self.after_remove is not None:
+            self.after_remove(container_id)
         if self.events is not None:
             self.events.emit("container", "destroy", container_id, attributes)
 
@@ -172,8 +181,12 @@ class Supervisor:
             elif record.started_once and should_restart(settings, None) and \
                     settings["restart_policy"].get("Name") in ("always", "unless-stopped"):
                 try:
+                    if self.before_start is not None:
+                        self.before_start(container_id)
                     await self.containers.start(container_id)
                     self.watch(container_id)
+                    if self.after_start is not None:
+                        await self.after_start(container_id)
                     log.info("restart policy %s: started %s again",
                              settings["restart_policy"]["Name"], record.name)
                 except DaemonError as error:
