@@ -245,7 +245,9 @@ def _matches(record: ContainerRecord, state_label: str, filters: dict[str, list[
         test = tests.get(key)
         if test is None:
             raise DockerError(400, f"invalid filter '{key}'")
-        if not any(test(value) for value in values):
+        # As Docker: several labels must all match; several values of another key, any one.
+        matched = all if key == "label" else any
+        if not matched(test(value) for value in values):
             return False
     return True
 
