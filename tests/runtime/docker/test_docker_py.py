@@ -256,3 +256,31 @@ def test_rename(client, remove_after):
     with pytest.raises(docker.errors.APIError) as taken:
         container.rename("dpy-other")
     assert taken.value.status_code == 409
+
+
+def test_pause_and_unpause(engine, client, remove_after):
+    remove_after.append("dpy-pause")
+    container = client.containers.run(
+        "busybox", ["sh", "-c", "while true; do date +%s%N > /tmp/tick; sleep 0.05; done"],
+        name="dpy-pause", detach=True)
+    wait_until(lambda: container.exec_run(["cat", "/tmp/tick"]).exit_code == 0,
+               what="the first tick")
+    container.pause()
+    container.reload()
+    assert container.status == "paused" and container.attrs["State"]["Paused"] is True
+    listed = engine.cli("ps", "--filter", "name=dpy-pause", "--format", "{{.Status}}")
+    assert listed.stdout.strip().endswith("(Paused)")
+    frozen_tick = container.get_archive("/tmp/tick")[0]
+    frozen = b"".join(frozen_tick)
+    # nothing runs while frozen: the tick file stays as it was over several reads
+    for _ in range(5):
+        assert b"".join(container.get_archive("/tmp/tick")[0]) == frozen
+    with pytest.raises(docker.errors.APIError):
+        container.pause()
+    container.unpause()
+    wait_until(lambda: b"".join(container.get_archive("/tmp/tick")[0]) != frozen,
+               what="ticks again after unpause")
+    container.pause()
+    container.stop(timeout=1)          # a paused container still stops
+    container.reload()
+    assert container.status == "exited"

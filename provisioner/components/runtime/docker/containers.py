@@ -43,6 +43,12 @@ def _user_network(request: web.Request, body: dict) -> tuple[dict | None, list[s
     return network, list(endpoint.get("Aliases") or [])
 
 
+async def _thaw(request: web.Request, record: ContainerRecord) -> None:
+    from .pausing import thaw_if_paused
+
+    await thaw_if_paused(request, record)
+
+
 def supervisor_of(request: web.Request):
     return request.app[SUPERVISOR]
 
@@ -126,6 +132,7 @@ async def stop(request: web.Request) -> web.Response:
     record = record_of(request)
     if not containers.is_running(record):
         return web.Response(status=304)
+    await _thaw(request, record)
     supervisor_of(request).update(record.id, stopped_by_user=True)
     await containers.stop(record.id, _grace(request))
     supervisor_of(request).emit("stop", record.id)
@@ -136,6 +143,7 @@ async def stop(request: web.Request) -> web.Response:
 async def restart(request: web.Request) -> web.Response:
     containers = daemon_of(request).containers
     record = record_of(request)
+    await _thaw(request, record)
     supervisor = supervisor_of(request)
     supervisor.update(record.id, stopped_by_user=True)
     await containers.stop(record.id, _grace(request))
@@ -155,6 +163,7 @@ async def kill(request: web.Request) -> web.Response:
     if not containers.is_running(record):
         raise DockerError(409, f"Cannot kill container: {record.id}: Container {record.id} "
                                "is not running")
+    await _thaw(request, record)
     supervisor_of(request).update(record.id, stopped_by_user=True)
     await containers.kill(record.id, request.query.get("signal") or "KILL")
     supervisor_of(request).emit("kill", record.id, signal=request.query.get("signal") or "KILL")
@@ -207,6 +216,7 @@ async def remove(request: web.Request) -> web.Response:
     if containers.is_running(record) and not flag(request, "force"):
         raise DockerError(409, f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
+    await _thaw(request, record)
     attributes = {"name": record.name, "image": record.image, **record.labels}
     await containers.remove(record.id, force=flag(request, "force"))
     supervisor_of(request).forget(record.id)
@@ -271,10 +281,15 @@ async def list_containers(request: web.Request) -> web.Response:
         if state.status == "exited" and state.exit_code is not None:
             supervisor.last_exit[record.id] = state.exit_code
         label = state_name(state)
-        if not show_all and label != "running":
+        paused = label == "running" and supervisor.settings(record.id).get("paused")
+        label = "paused" if paused else label
+        if not show_all and label not in ("running", "paused"):
             continue
         if _matches(record, label, filters, supervisor):
-            rows.append(list_row(record, state))
+            row = list_row(record, state)
+            if paused:
+                row.update({"State": "paused", "Status": row["Status"] + " (Paused)"})
+            rows.append(row)
     limit = request.query.get("limit")
     if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
         rows = rows[:int(limit)]
@@ -287,6 +302,8 @@ async def inspect_container(request: web.Request) -> web.Response:
     record = record_of(request)
     document = inspect(record, containers.status(record),
                        supervisor_of(request).settings(record.id), containers.log_path(record))
+    if document["State"]["Running"] and supervisor_of(request).settings(record.id).get("paused"):
+        document["State"].update({"Status": "paused", "Paused": True})
     for network in request.app[NETWORKS].of_container(record.id):
         document["NetworkSettings"]["Networks"][network["Name"]] = {
             "IPAddress": record.ip or "", "NetworkID": network["Id"], "IPPrefixLen": 24,

@@ -26,6 +26,7 @@ from . import (  # noqa: F401 - their routes register on import
     images,
     inspection,
     networks,
+    pausing,
     volumes,
 )
 from .errors import DockerError

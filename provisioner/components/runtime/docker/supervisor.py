@@ -29,7 +29,7 @@ ATTACH_DRAIN_SECONDS = 10.0
 def default_settings() -> dict:
     return {"restart_policy": {"Name": "no", "MaximumRetryCount": 0}, "auto_remove": False,
             "tty": False, "open_stdin": False, "exposed_ports": {}, "restart_count": 0,
-            "stopped_by_user": False}
+            "stopped_by_user": False, "paused": False}
 
 
 def should_restart(settings: dict, exit_code: int | None) -> bool:
@@ -124,6 +124,8 @@ class Supervisor:
                 self.last_exit[container_id] = state.exit_code
             self.emit("die", container_id, exitCode=state.exit_code or 0)
             settings = self.settings(container_id)
+            if settings.get("paused"):
+                settings = self.update(container_id, paused=False)
             if should_restart(settings, state.exit_code):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RESTART_DELAY)
