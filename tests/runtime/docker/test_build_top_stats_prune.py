@@ -109,3 +109,32 @@ def test_events_report_a_containers_life(client):
     die = next(event for event in client.events(since=since, until=time.time(), decode=True,
                                                 filters={"event": "die", "label": "watch=me"}))
     assert die["Actor"]["Attributes"]["exitCode"] == "2" and die["id"] == container.id
+
+
+def test_save_load_and_history(engine, client, tmp_path):
+    client.images.get("busybox").tag("dpy-saved", "1")
+    tarball = tmp_path / "saved.tar"
+    with open(tarball, "wb") as out:
+        for chunk in client.api.get_image("dpy-saved:1"):
+            out.write(chunk)
+    with tarfile.open(tarball) as archive:
+        assert "manifest.json" in archive.getnames()
+    client.images.remove("dpy-saved:1")
+    with open(tarball, "rb") as source:
+        loaded = client.images.load(source.read())
+    assert "dpy-saved:1" in loaded[0].tags
+    # the docker CLI: save -o and load -i
+    saved = engine.cli("save", "-o", str(tmp_path / "cli.tar"), "dpy-saved:1")
+    assert saved.returncode == 0, saved.stderr
+    assert engine.cli("rmi", "dpy-saved:1").returncode == 0
+    reloaded = engine.cli("load", "-i", str(tmp_path / "cli.tar"))
+    assert reloaded.returncode == 0 and "Loaded image: dpy-saved:1" in reloaded.stdout
+    built, _ = client.images.build(
+        fileobj=_context({"Dockerfile": "FROM busybox\nRUN echo layered > /l\n"}),
+        custom_context=True, tag="dpy-history:1")
+    steps = [row["CreatedBy"] for row in client.api.history("dpy-history:1")]
+    assert any("echo layered" in step for step in steps)
+    shown = engine.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", "dpy-history:1")
+    assert "echo layered" in shown.stdout
+    for tag in ("dpy-saved:1", "dpy-history:1"):
+        client.images.remove(tag)

@@ -20,7 +20,7 @@ from .routing import daemon_of, emit, json_response, route
 from .translate import unix_time
 
 
-def _image(request: web.Request, name: str):
+def image_of(request: web.Request, name: str):
     try:
         return daemon_of(request).store.resolve(name)
     except ImageNotFound:
@@ -62,7 +62,7 @@ def _matches_reference(tag: str, wanted: str) -> bool:
 
 @route("GET", "/images/{name:.+}/json")
 async def inspect_image(request: web.Request) -> web.Response:
-    image = _image(request, request.match_info["name"])
+    image = image_of(request, request.match_info["name"])
     config = image.config
     return json_response({
         **_row(image), "Parent": "", "Comment": "", "Created": image.created,
@@ -75,7 +75,7 @@ async def inspect_image(request: web.Request) -> web.Response:
 
 @route("POST", "/images/{name:.+}/tag")
 async def tag(request: web.Request) -> web.Response:
-    image = _image(request, request.match_info["name"])
+    image = image_of(request, request.match_info["name"])
     repo = request.query.get("repo")
     if not repo:
         raise DockerError(400, "repository name must have at least one component (give repo)")
@@ -88,7 +88,7 @@ async def tag(request: web.Request) -> web.Response:
 @route("DELETE", "/images/{name:.+}")
 async def remove(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    _image(request, name)
+    image_of(request, name)
     lines = daemon_of(request).images.remove(name)
     answer = []
     for line in lines:
@@ -146,7 +146,7 @@ async def push(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if request.query.get("tag"):
         name = f"{name}:{request.query['tag']}"
-    _image(request, name)
+    image_of(request, name)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     reference = parse_reference(name)

@@ -27,6 +27,7 @@ from . import (  # noqa: F401 - their routes register on import
     inspection,
     networks,
     pausing,
+    transfer,
     volumes,
 )
 from .errors import DockerError
