@@ -1,17 +1,25 @@
 """runtime/docker: Docker's Engine REST API served from the runtime daemon's own services.
 
-The daemon (daemon/main.py) opens a second unix socket (`--docker-socket`) whose application is
-built by `server.make_docker_app`; every route here translates Docker's request and answer shapes
-to and from the daemon's ContainerService and ImageOperations, so docker-py and the docker CLI
-drive the same containers as `provisioner-runtime` and the kubelet. Module map:
+The daemon (daemon/main.py) opens a second unix socket (`--docker-socket`, by default docker.sock
+beside its own socket) served by `listener.listen`; every route translates Docker's request and
+answer shapes to and from the daemon's ContainerService and ImageOperations, so docker-py, the
+docker CLI and Compose drive the same containers as `provisioner-runtime` and the kubelet
+(whose pod members the Docker API does not list). Module map:
 
-- `server.py`: the application, version prefixes (`/v1.43/...`), Docker's error bodies, ping,
-  version, info
-- `routing.py`: the route table every module adds to (each route also under `/v{version}`)
-- `containers.py`: create, start, stop, restart, kill, wait, remove, list, inspect, logs
+- `listener.py`: the socket; keeps hijacked connections open after the client half-closes
+- `server.py`: the application, Docker's error bodies, ping, version, info
+- `routing.py`: the route table (each route also under `/v1.NN`), app keys, JSON answers
+- `containers.py`: create, start, stop, restart, kill, wait, rename, rm, list, inspect, logs,
+  attach
 - `translate.py`: Docker's create body -> the daemon's; records -> Docker's inspect/list JSON
-- `supervisor.py`: restart policies and AutoRemove (Docker-only settings kept beside each record)
-- `images.py`: list, inspect, tag, remove, pull through /images/create
+- `supervisor.py`: restart policies, AutoRemove, Tty (Docker-only settings beside each record)
 - `execs.py`: exec create/start/inspect over a hijacked connection
-- `frames.py`: Docker's multiplexed stream framing and the hijacked (101 Upgrade) answer
+- `frames.py`: Docker's multiplexed stream framing and the 101 UPGRADED answer
+- `images.py`, `transfer.py`, `building.py`: image list/inspect/tag/rm/pull/push/login,
+  save/load/history, build
+- `inspection.py`: top, stats, container and image prune
+- `pausing.py`: pause/unpause (cgroup freezer)
+- `archive.py`, `archive_helper.py`: `docker cp` inside the container's mount namespace
+- `volumes.py`, `networks.py`: named volumes; user-defined networks (names through hosts files)
+- `events.py`: the event stream of what happened through this API
 """
