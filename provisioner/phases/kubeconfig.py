@@ -122,6 +122,8 @@ def write_local_admin(ctx: ClusterContext) -> dict[str, list[str]] | None:
 
 def plan_kubeconfigs(ctx: ClusterContext, plan: Plan) -> None:
     hosts = ctx.spec.control_plane_hosts
+    if not hosts:  # workers alone (a worker being removed): nothing to write
+        return
     if not _issued(ctx):  # a dry run before the first pki: nothing to render yet
         for host in hosts:
             for kubeconfig in KUBECONFIGS:
@@ -137,6 +139,6 @@ def plan_kubeconfigs(ctx: ClusterContext, plan: Plan) -> None:
 
 
 PHASE = Phase("kubeconfig", "writing the control plane's kubeconfig files", plan_kubeconfigs,
-              owns=OWNS, run_if=lambda ctx: bool(ctx.spec.control_plane_hosts),
               # every node: delete removes kubelet.conf from workers too
+              owns=OWNS, run_if=lambda ctx: bool(node_hosts(ctx.spec)),
               hosts=lambda ctx: node_hosts(ctx.spec))

@@ -109,6 +109,6 @@ def cleanup_kubelet(ctx: ClusterContext, plan: Plan) -> None:
 
 
 PHASE = Phase("kubelet-start", "starting the kubelet on control-plane hosts", plan_kubelet_start,
-              owns=OWNS, run_if=lambda ctx: bool(ctx.spec.control_plane_hosts),
               # every node: delete stops the workers' kubelets too (they are joined by `join`)
+              owns=OWNS, run_if=lambda ctx: bool(node_hosts(ctx.spec)),
               hosts=lambda ctx: node_hosts(ctx.spec), cleanup=cleanup_kubelet)

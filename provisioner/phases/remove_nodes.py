@@ -96,14 +96,15 @@ def remove(ctx: ClusterContext, hosts: list[Host]) -> dict[str, list[str]]:
         evicted = drain(client, host.name)
         changes.setdefault(CLUSTER, []).append(
             f"drained node {host.name} ({len(evicted)} pod(s) evicted)")
-        if client.delete(f"/api/v1/nodes/{host.name}"):
-            changes[CLUSTER].append(f"deleted node {host.name}")
-        # The host's own clean-up: delete's phases, for a cluster of this one host.
+        # The host's own clean-up (its kubelet stops first, so it cannot register again):
+        # delete's phases, for a cluster of this one host.
         alone = dataclasses.replace(ctx, spec=dataclasses.replace(ctx.spec, hosts=(host,)))
         outcomes = run_phases(select_phases(DELETE_PHASES), alone, ctx.printer)
         for outcome in outcomes.values():
             for name, descriptions in outcome.changes.items():
                 changes.setdefault(name, []).extend(descriptions)
+        if client.delete(f"/api/v1/nodes/{host.name}"):
+            changes[CLUSTER].append(f"deleted node {host.name}")
     return changes
 
 
