@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..api.client import ApiStatusError, Client
+from ..api.quantity import parse as parse_quantity
 from . import hostinfo
-from .quantity import parse_quantity
 
 log = logging.getLogger("kubelet.node")
 LEASE_RENEW_SECONDS = 10

@@ -11,7 +11,7 @@ import base64
 import re
 from collections.abc import Awaitable, Callable
 
-from .quantity import parse_quantity
+from ..api.quantity import parse as parse_quantity
 
 Lookup = Callable[[str, str], Awaitable[dict | None]]   # (kind, name) -> object or None
 

@@ -17,8 +17,8 @@ import shutil
 import stat
 import subprocess
 
+from ..api.quantity import parse as parse_quantity
 from .podspec import field_ref, resource_ref
-from .quantity import parse_quantity
 
 
 class VolumeError(Exception):
