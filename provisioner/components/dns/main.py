@@ -19,6 +19,7 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
+from provisioner.components.api.flags import Parser, UsageError
 from provisioner.components.api.informer import InformerFactory
 
 from .forward import Forwarder, parse_upstream, upstreams_from_resolv_conf
@@ -28,13 +29,6 @@ from .zone import SERVICE_NAME_LABEL, Zone, build
 log = logging.getLogger("provisioner-dns")
 
 
-class UsageError(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message.replace("unrecognized arguments", "unknown flag(s)"))
 
 
 def parser() -> Parser:

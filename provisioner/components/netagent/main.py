@@ -27,6 +27,7 @@ from aiohttp import web
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
+from provisioner.components.api.flags import Parser, UsageError
 from provisioner.components.api.informer import InformerFactory
 
 from . import cniconfig, masquerade, policy, policyfw, routes
@@ -35,13 +36,6 @@ from .plan import internal_ip, peer_routes, pod_cidr
 log = logging.getLogger("provisioner-netagent")
 
 
-class UsageError(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message.replace("unrecognized arguments", "unknown flag(s)"))
 
 
 def parser() -> Parser:

@@ -18,6 +18,7 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
+from provisioner.components.api.flags import Parser, UsageError
 from provisioner.components.api.informer import InformerFactory
 
 from . import config as configuration
@@ -28,13 +29,6 @@ from .rules import NodeContext
 log = logging.getLogger("kube-proxy")
 
 
-class UsageError(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message.replace("unrecognized arguments", "unknown flag(s)"))
 
 
 def parser() -> Parser:
