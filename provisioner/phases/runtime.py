@@ -110,11 +110,19 @@ def plan_runtime(ctx: ClusterContext, plan: Plan) -> None:
 # then the pod network's bridge, VXLAN device and routes, and the iptables chains kube-proxy and
 # the network agent own.
 SWEEP_PODS = (
-    "from provisioner.components.runtime.client import RuntimeClient\n"
+    "from provisioner.components.runtime.client import RuntimeClient, RuntimeAPIError\n"
     f"c = RuntimeClient({RUNTIME_SOCKET!r}, timeout=120)\n"
-    "for p in c.pods():\n    c.remove_pod(p['id'])\n"
-    "for x in c.containers(all=True):\n    c.remove(x['id'], force=True)\n"
+    "for p in c.pods():\n"
+    "    try:\n        c.remove_pod(p['id'])\n"
+    "    except RuntimeAPIError:\n        pass\n"
+    "for x in c.containers(all=True):\n"
+    "    try:\n        c.remove(x['id'], force=True)\n"
+    "    except RuntimeAPIError:\n        pass\n"
 )
+# Containers outlive their daemon (KillMode=process); once it is gone, whatever monitor is left
+# (a removal that failed) is ended with its container.
+KILL_MONITORS = ("for p in $(pgrep -f 'provisioner[.]components[.]runtime[.]container[.]shim'); do "
+                 "pkill -KILL -P $p; kill -KILL $p; done; true")
 SWEEP_NETWORK = rf"""
 rm -f {CNI_CONF_DIR}/{CNI_CONF_FILE}
 for link in cni0 provx0; do ip link del "$link" 2>/dev/null; done
@@ -147,6 +155,12 @@ def cleanup_runtime(ctx: ClusterContext, plan: Plan) -> None:
             plan.session.op(host, "remove every container", server.shell,
                             commands=[sweep_pods_command()])
     remove_owned(OWNS)(ctx, plan)
+    monitors = plan.session.run("pgrep -f 'provisioner[.]components[.]runtime[.]container[.]shim' "
+                                ">/dev/null && echo left || echo none")
+    for host in node_hosts(ctx.spec):
+        if monitors[host.name].stdout.strip() == "left":
+            plan.session.op(host, "end container monitors left behind", server.shell,
+                            commands=[KILL_MONITORS])
 
 
 def host_image(plan: Plan, host: Host) -> str:
