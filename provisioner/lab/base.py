@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,10 +66,10 @@ class LabProvider(Protocol):
 
 
 def default_state_root() -> Path:
-    configured = os.environ.get("PROVISIONER_STATE_DIR")
-    if configured:
-        return Path(configured).expanduser().resolve()
-    return Path("~/.local/state/provisioner").expanduser()
+    """The same root as the clusters' state (provisioner.state): one definition."""
+    from provisioner.state import state_root
+
+    return state_root()
 
 
 def validate_name(name: str) -> None:
