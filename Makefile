@@ -36,7 +36,7 @@ cluster: deps install
 	@echo "Tear down: $(BIN)/provisioner delete cluster -f inventories/lab/cluster.yaml && $(BIN)/provisioner lab down --name $(LAB)"
 
 test: deps install
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25
 
 unit: install
 	$(BIN)/pytest tests -m 'not e2e'
