@@ -38,6 +38,7 @@ def kubelet_configuration(*, client_ca_file: str, static_pod_path: str, service_
         "staticPodPath": static_pod_path,
         "nodeStatusUpdateFrequency": "10s",
         "nodeStatusReportFrequency": "5m0s",
+        "seccompDefault": True,
     }
     if register_with_taints:
         config["registerWithTaints"] = register_with_taints

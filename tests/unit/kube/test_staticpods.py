@@ -74,6 +74,7 @@ def test_the_kubelet_authenticates_clients_by_certificate_and_webhook():
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["authorization"]["mode"] == "Webhook"
     assert config["clusterDNS"] == ["10.96.0.10"]
+    assert config["seccompDefault"] is True     # pods without a profile get RuntimeDefault
     assert "registerWithTaints" not in config
 
 
