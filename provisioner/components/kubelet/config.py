@@ -68,6 +68,8 @@ DEFAULTS: dict = {
                      "imagefs.available": "15%", "nodefs.inodesFree": "5%"},
     "registerWithTaints": [],
     "containerRuntimeEndpoint": "",
+    "seccompDefault": False,
+    "allowedUnsafeSysctls": [],
 }
 
 # What each known field must be, for a message naming the field instead of a crash later.
@@ -77,6 +79,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "maxPods": (int,), "evictionHard": (dict,), "registerWithTaints": (list,),
     "nodeLeaseDurationSeconds": (int,), "containerRuntimeEndpoint": (str,),
     "authentication": (dict,), "authorization": (dict,),
+    "seccompDefault": (bool,), "allowedUnsafeSysctls": (list,),
 }
 _NESTED = {
     "authentication": {"x509": {"clientCAFile"}, "webhook": {"enabled", "cacheTTL"},

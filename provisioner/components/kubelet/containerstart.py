@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from ..runtime.client import RuntimeAPIError
-from . import dnsfiles, hostinfo, metrics, podspec
+from . import dnsfiles, hostinfo, metrics, podspec, security
 from .runtimeview import (
     CONTAINER_NAME,
     NODE_NAME,
@@ -114,6 +114,9 @@ class ContainerStart:
             assert self.volumes is not None
             mounts = [*self.write_dns_files(sandbox), *self.volumes.mounts_for(container)]
             mounts.append(self.termination_log(container, restart_count))
+            secure = security.runtime_options(
+                self.pod, container, root_dir=kubelet.root_dir,
+                seccomp_default=bool(kubelet.config.get("seccompDefault")))
         except (podspec.ContainerConfigError, VolumeError) as error:
             memory.waiting = Waiting("CreateContainerConfigError", str(error))
             kubelet.event(self.pod, "Warning", "Failed", f"Error: {error}",
@@ -129,7 +132,7 @@ class ContainerStart:
             "labels": {POD_UID: self.uid, POD_NAME: meta["name"], NODE_NAME: kubelet.node_name,
                        POD_NAMESPACE: meta.get("namespace", "default"),
                        CONTAINER_NAME: container["name"], RESTART_COUNT: str(restart_count)},
-            **podspec.limits(container), **podspec.security_options(self.pod, container)}
+            **podspec.limits(container), **podspec.security_options(self.pod, container), **secure}
         if entrypoint is not None:
             options["entrypoint"] = entrypoint
         if cmd is not None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..runtime.client import RuntimeAPIError
-from . import metrics, probes
+from . import metrics, probes, security
 from .containerstart import ContainerStart, Waiting
 from .podstatus import build_status
 from .runtimeview import (
@@ -64,6 +64,7 @@ class PodWorker(ContainerStart):
         self.first_seen = time.monotonic()
         self.eviction: str | None = None      # set by the eviction manager: the message
         self.start_observed = False
+        self.rejection_published = False
 
     @property
     def key(self) -> str:
@@ -110,6 +111,8 @@ class PodWorker(ContainerStart):
         if self.terminating():
             await self.terminate(snapshot)
             return
+        if self.start_time is None and await self.rejected():
+            return
         sandbox = next((s for s in snapshot.sandboxes.get(self.uid, []) if s.ready), None)
         if sandbox is None:
             if not await self.make_sandbox(snapshot):
@@ -142,6 +145,21 @@ class PodWorker(ContainerStart):
                 return False
             if policy == "OnFailure" and instances[0].exit_code != 0:
                 return False
+        return True
+
+    async def rejected(self) -> bool:
+        """Admission, as kubelet's: a pod asking for a sysctl this node does not allow fails
+        (SysctlForbidden) without being started, and is not run again."""
+        problem = security.forbidden_sysctl(self.pod,
+                                            self.kubelet.config.get("allowedUnsafeSysctls") or [])
+        if problem is None:
+            return False
+        if not self.rejection_published:
+            message = f"Pod was rejected: {problem}"
+            self.kubelet.event(self.pod, "Warning", "SysctlForbidden", message)
+            status = {"phase": "Failed", "reason": "SysctlForbidden", "message": message}
+            # published once; the worker stays to see the pod deleted
+            self.rejection_published = await self.kubelet.publish_status(self, status)
         return True
 
     # -- sandbox, volumes, files -----------------------------------------------------------
