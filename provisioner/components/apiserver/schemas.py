@@ -84,7 +84,8 @@ t("PodSpec", "PodSpec is a description of a pod.", {
     "hostAliases": "[any]", "priorityClassName": "string", "priority": "integer",
     "dnsConfig": "any", "enableServiceLinks": "boolean", "preemptionPolicy": "string",
     "topologySpreadConstraints": "[any]", "shareProcessNamespace": "boolean",
-    "runtimeClassName": "string", "overhead": "{quantity}", "readinessGates": "[any]"},
+    "runtimeClassName": "string", "overhead": "{quantity}", "readinessGates": "[any]",
+    "hostUsers": "boolean"},
   ("containers",))
 t("Container", "A single application container that you want to run within a pod.", {
     "name": "string", "image": "string", "command": "[string]", "args": "[string]",
