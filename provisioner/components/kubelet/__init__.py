@@ -14,6 +14,8 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   containerstart.py  starting one container: image pulls, env, mounts, securityContext, hooks
   podstatus.py    the pod status as kubelet reports it
   podspec.py      env (valueFrom, envFrom, $(VAR)), QoS, limits, users, securityContext
+  security.py     seccompProfile/seccompDefault, hostUsers, procMount, pod sysctls (and the
+                  SysctlForbidden admission against allowedUnsafeSysctls)
   volumes.py      emptyDir, hostPath, configMap, secret, downwardAPI, projected (atomic writer)
   tokens.py       service-account tokens for projected volumes (TokenRequest, refresh at 80%)
   dnsfiles.py     /etc/resolv.conf by dnsPolicy and /etc/hosts
