@@ -104,4 +104,7 @@ def test_python_image_serves_http_on_a_published_port(daemon, remove_after, tmp_
     body = wait_for(lambda: fetch(f"http://127.0.0.1:{port}/index.html"), timeout=30,
                     what="python3 -m http.server")
     assert body == "hello from python\n"
-    assert "GET /index.html" in daemon.cli("logs", "pyweb").stderr
+    # The server logs the request after answering it; the log reaches the daemon through the
+    # container's monitor, so it may come a moment after the body.
+    wait_for(lambda: "GET /index.html" in daemon.cli("logs", "pyweb").stderr, timeout=30,
+             what="the request in the container's log")
