@@ -118,3 +118,35 @@ def test_host_users_false_runs_the_pod_as_unprivileged_host_ids(api, kubelet, na
     masked = "grep -c ' /proc/sys proc ro,' /proc/mounts"
     assert int(sh(kubelet, ids["default"], masked)[1]) >= 1
     assert int(sh(kubelet, ids["unmasked"], masked)[1]) == 0
+
+
+def test_localhost_profiles_come_from_the_kubelets_seccomp_directory(api, kubelet, namespace):
+    directory = kubelet.root_dir / "seccomp" / "test"
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"no-mkdir-{uuid.uuid4().hex[:8]}.json"
+    (directory / name).write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], '
+        '"action": "SCMP_ACT_ERRNO"}]}')
+    api.create_namespaced_pod(namespace, pod_manifest(
+        "localhost", kubelet.node,
+        [{"name": "main", "image": "busybox:latest", "command": SLEEP,
+          "securityContext": {"seccompProfile": {"type": "Localhost",
+                                                 "localhostProfile": f"test/{name}"}}},
+         {"name": "escape", "image": "busybox:latest", "command": SLEEP,
+          "securityContext": {"seccompProfile": {"type": "Localhost",
+                                                 "localhostProfile": "../../etc/x.json"}}}]))
+
+    def refused():
+        statuses = api.read_namespaced_pod("localhost", namespace).status.container_statuses
+        by_name = {s.name: s for s in statuses or []}
+        escape = by_name.get("escape")
+        return escape and escape.state.waiting and by_name["main"].state.running and by_name
+    by_name = wait_for(refused, 90, what="main running, escape refused")
+    waiting = by_name["escape"].state.waiting
+    assert waiting.reason == "CreateContainerConfigError"
+    assert "localhostProfile '../../etc/x.json' must be a relative path inside " \
+           f"{kubelet.root_dir}/seccomp" in waiting.message
+    container_id = by_name["main"].container_id.split("://")[1]
+    code, out = sh(kubelet, container_id, "grep Seccomp: /proc/self/status; mkdir /made")
+    assert out.splitlines()[0].split() == ["Seccomp:", "2"] and code != 0, out
+    assert sh(kubelet, container_id, "touch /file")[0] == 0     # the rest is allowed
