@@ -9,6 +9,7 @@ retried with backoff (5 ms doubling to 1000 s, as client-go's default rate limit
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -122,7 +123,7 @@ class Context:
             self.recorder.record_event(obj, etype, reason, message)
 
 
-class Controller:
+class Controller(abc.ABC):
     """A named reconcile loop over keys; subclasses set `name` and implement setup() and sync()."""
 
     name = "controller"
@@ -139,8 +140,9 @@ class Controller:
     def setup(self) -> None:
         """Take informers from self.ctx and register handlers that enqueue keys."""
 
+    @abc.abstractmethod
     async def sync(self, key: str) -> None:
-        raise NotImplementedError
+        """Bring the object named `key` to its desired state (a missing object: clean up)."""
 
     # -- helpers -----------------------------------------------------------------------------
     def enqueue(self, obj: dict) -> None:
