@@ -9,7 +9,7 @@ from provisioner.components.runtime.build.builder import BuildError
 from provisioner.components.runtime.build.context import ContextError
 from provisioner.components.runtime.build.dockerfile import DockerfileError
 from provisioner.components.runtime.container.errors import ContainerError
-from provisioner.components.runtime.daemon.app import _status_of
+from provisioner.components.runtime.daemon.app import status_of as _status_of
 from provisioner.components.runtime.daemon.errors import Conflict, NotFound
 from provisioner.components.runtime.images.errors import ImageNotFound, InvalidReference
 from provisioner.components.runtime.net.errors import NetworkError, PortInUse

@@ -45,7 +45,7 @@ ERROR_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
-def _status_of(error: BaseException) -> tuple[int, str] | None:
+def status_of(error: BaseException) -> tuple[int, str] | None:
     if isinstance(error, DaemonError):
         return error.status, error.message
     for cls, status in ERROR_STATUSES:
@@ -56,7 +56,7 @@ def _status_of(error: BaseException) -> tuple[int, str] | None:
 
 def _reply_for(request: web.Request, error: Exception) -> tuple[int, str]:
     """The status and message for a failed request; an unexpected error is logged in full."""
-    known = _status_of(error)
+    known = status_of(error)
     if known is None:
         log.exception("%s %s failed", request.method, request.path)
         known = (500, f"internal error in the runtime daemon: {error}")
@@ -234,7 +234,13 @@ async def bootstrap(request: web.Request) -> web.Response:
 
 @routes.get("/v1/images/{ref:.+}/save")
 async def save(request: web.Request) -> web.StreamResponse:
-    path = await asyncio.to_thread(daemon_of(request).images.save, [request.match_info["ref"]])
+    return await send_image_archive(request, daemon_of(request), [request.match_info["ref"]])
+
+
+async def send_image_archive(request: web.Request, daemon: RuntimeDaemon,
+                             refs: list[str]) -> web.StreamResponse:
+    """Stream an OCI archive of `refs` (the native API and Docker's `images/get` both use it)."""
+    path = await asyncio.to_thread(daemon.images.save, refs)
     try:
         response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
         await response.prepare(request)

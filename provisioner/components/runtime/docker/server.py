@@ -14,8 +14,7 @@ import socket
 
 from aiohttp import web
 
-from ..daemon.app import ERROR_STATUSES
-from ..daemon.errors import DaemonError
+from ..daemon.app import status_of as daemon_status_of
 from ..daemon.service import VERSION, RuntimeDaemon
 from . import (  # noqa: F401 - their routes register on import
     archive,
@@ -51,14 +50,10 @@ ENGINE_VERSION = f"{VERSION}-provisioner"
 
 
 def status_of(error: BaseException) -> tuple[int, str] | None:
+    """Docker's own errors, then whatever the native API answers for (one table, daemon/app)."""
     if isinstance(error, DockerError):
         return error.status, error.message
-    if isinstance(error, DaemonError):
-        return error.status, error.message
-    for cls, status in ERROR_STATUSES:
-        if isinstance(error, cls):
-            return status, getattr(error, "message", None) or str(error)
-    return None
+    return daemon_status_of(error)
 
 
 def reply_for(request: web.Request, error: Exception) -> tuple[int, str]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 
 from aiohttp import web
 
-from ..daemon.app import body_to_file
+from ..daemon.app import body_to_file, send_image_archive
 from .images import image_of
 from .routing import daemon_of, emit, json_response, route
 from .translate import unix_time
@@ -24,20 +23,7 @@ from .translate import unix_time
 async def _send_saved(request: web.Request, names: list[str]) -> web.StreamResponse:
     for name in names:
         image_of(request, name)
-    path = await asyncio.to_thread(daemon_of(request).images.save, names)
-    try:
-        response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
-        await response.prepare(request)
-        source = await asyncio.to_thread(open, path, "rb")
-        try:
-            while chunk := await asyncio.to_thread(source.read, 1 << 20):
-                await response.write(chunk)
-        finally:
-            source.close()
-        await response.write_eof()
-        return response
-    finally:
-        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    return await send_image_archive(request, daemon_of(request), names)
 
 
 @route("GET", "/images/get")
