@@ -19,7 +19,7 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
-from provisioner.components.api.flags import Parser, UsageError
+from provisioner.components.api.flags import Parser, UsageError, serve
 from provisioner.components.api.informer import InformerFactory
 
 from .forward import Forwarder, parse_upstream, upstreams_from_resolv_conf
@@ -122,19 +122,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parser().parse_args(argv)
-    except UsageError as error:
-        print(f"provisioner-dns: {error}", file=sys.stderr)
-        return 1
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run(args))
-    except (UsageError, OSError) as error:
-        print(f"provisioner-dns: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return serve("provisioner-dns", lambda: parser().parse_args(argv), run)
 
 
 if __name__ == "__main__":

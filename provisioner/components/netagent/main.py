@@ -27,7 +27,7 @@ from aiohttp import web
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
-from provisioner.components.api.flags import Parser, UsageError
+from provisioner.components.api.flags import Parser, UsageError, serve
 from provisioner.components.api.informer import InformerFactory
 
 from . import cniconfig, masquerade, policy, policyfw, routes
@@ -160,25 +160,18 @@ async def run(args: argparse.Namespace) -> None:
     log.info("stopped; routes stay in place")
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    args = parser().parse_args(argv)
+    if args.cluster_cidr:
+        try:
+            ipaddress.IPv4Network(args.cluster_cidr)
+        except ValueError as error:
+            raise UsageError(f"--cluster-cidr {args.cluster_cidr!r}: {error}") from None
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parser().parse_args(argv)
-        if args.cluster_cidr:
-            try:
-                ipaddress.IPv4Network(args.cluster_cidr)
-            except ValueError as error:
-                raise UsageError(f"--cluster-cidr {args.cluster_cidr!r}: {error}") from None
-    except UsageError as error:
-        print(f"provisioner-netagent: {error}", file=sys.stderr)
-        return 1
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run(args))
-    except (UsageError, OSError) as error:
-        print(f"provisioner-netagent: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return serve("provisioner-netagent", lambda: parse(argv), run)
 
 
 if __name__ == "__main__":
