@@ -121,8 +121,10 @@ SWEEP_PODS = (
 )
 # Containers outlive their daemon (KillMode=process); once it is gone, whatever monitor is left
 # (a removal that failed) is ended with its container.
-KILL_MONITORS = ("for p in $(pgrep -f 'provisioner[.]components[.]runtime[.]container[.]shim'); do "
-                 "pkill -KILL -P $p; kill -KILL $p; done; true")
+# (The brackets keep the pattern from matching the shell that runs it.)
+MONITOR_PATTERN = "'provisioner[.]components[.]runtime[.]container[.]shim'"
+KILL_MONITORS = (f"for p in $(pgrep -f {MONITOR_PATTERN}); do pkill -KILL -P $p; kill -KILL $p; "
+                 "done; true")
 SWEEP_NETWORK = rf"""
 rm -f {CNI_CONF_DIR}/{CNI_CONF_FILE}
 for link in cni0 provx0; do ip link del "$link" 2>/dev/null; done
@@ -155,8 +157,7 @@ def cleanup_runtime(ctx: ClusterContext, plan: Plan) -> None:
             plan.session.op(host, "remove every container", server.shell,
                             commands=[sweep_pods_command()])
     remove_owned(OWNS)(ctx, plan)
-    monitors = plan.session.run("pgrep -f 'provisioner[.]components[.]runtime[.]container[.]shim' "
-                                ">/dev/null && echo left || echo none")
+    monitors = plan.session.run(f"pgrep -f {MONITOR_PATTERN} >/dev/null && echo left || echo none")
     for host in node_hosts(ctx.spec):
         if monitors[host.name].stdout.strip() == "left":
             plan.session.op(host, "end container monitors left behind", server.shell,
