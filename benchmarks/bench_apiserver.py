@@ -98,7 +98,7 @@ async def etcd_figures(cluster: DevCluster) -> dict[str, list[float]]:
 
     host, port = parse_etcd_url(cluster.etcd_url)
     p = cluster.pki
-    client = TLSClient(host, port, str(p / "etcd-ca.crt"), str(p / "apiserver-etcd-client.crt"),
+    client = TLSClient(host, port, str(p / "etcd" / "ca.crt"), str(p / "apiserver-etcd-client.crt"),
                        str(p / "apiserver-etcd-client.key"))
     await client.connect()
     prefix = b"/bench-direct/pods/bench/"

@@ -23,6 +23,8 @@ from typing import Callable
 
 import click
 
+from provisioner.dev_pki import DEV_SERVICE_CIDR
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -60,10 +62,13 @@ class DevCluster:
     """etcd + API server processes under `root`; start() returns once /readyz is ok."""
 
     root: Path
+    # The host every role of this one-host cluster runs on; its certificates carry the name.
+    node_name: str = field(default_factory=lambda: socket.gethostname().lower())
     etcd_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
+    spec: object = field(default=None, init=False)  # provisioner.spec.ClusterSpec, by write_pki
 
     @property
     def pki(self) -> Path:
@@ -81,37 +86,32 @@ class DevCluster:
     def kubeconfig(self) -> Path:
         return self.root / "admin.conf"
 
+    @property
+    def credentials(self):
+        """The cluster's certificate table for this one-host cluster (provisioner.dev_pki)."""
+        from provisioner.dev_pki import DevPKI
+
+        return DevPKI(self.pki, self.node_name)
+
     def write_pki(self) -> None:
-        from provisioner.pki import certs
+        """Issue the create workflow's certificate table for one loopback host, afresh."""
+        from provisioner.dev_pki import dev_spec
+        from provisioner.pki.cluster import load_pair
         from provisioner.pki.kubeconfig import render_kubeconfig
 
-        self.pki.mkdir(parents=True, exist_ok=True)
-        ca = certs.new_ca("kubernetes")
-        ca.save(self.pki, "ca")
-        etcd_ca = certs.new_ca("etcd-ca")
-        etcd_ca.save(self.pki, "etcd-ca")
-        certs.issue(etcd_ca, "etcd", dns_names=("localhost",), ip_addresses=("127.0.0.1",),
-                    server=True, client=True).save(self.pki, "etcd-server")
-        certs.issue(etcd_ca, "kube-apiserver-etcd-client", client=True).save(self.pki, "apiserver-etcd-client")
-        certs.issue(ca, "kube-apiserver", dns_names=("localhost", "kubernetes", "kubernetes.default",
-                                                      "kubernetes.default.svc"),
-                    ip_addresses=("127.0.0.1",), server=True).save(self.pki, "apiserver")
-        self._ca = ca
-        admin = certs.issue(ca, "kubernetes-admin", organizations=("system:masters",), client=True)
-        admin.save(self.pki, "admin")
-        certs.write_signing_key(self.pki, "sa", certs.new_signing_key())
-        content = render_kubeconfig(cluster_name="dev", server=self.server,
-                                    ca_pem=(self.pki / "ca.crt").read_bytes(), user="kubernetes-admin",
-                                    client=admin)
-        self._admin_conf = content
+        if self.pki.exists():
+            shutil.rmtree(self.pki)
+        self.spec = dev_spec(self.node_name, self.root)
+        self.credentials.issue(self.spec)
+        self._ca = load_pair(self.pki, "ca")
+        self._admin_conf = render_kubeconfig(cluster_name="dev", server=self.server,
+                                             ca_pem=(self.pki / "ca.crt").read_bytes(),
+                                             user="kubernetes-admin",
+                                             client=load_pair(self.pki, "admin"))
 
     def kubelet_client_args(self) -> list[str]:
-        """Issue the API server's client certificate for kubelets (logs, exec, port-forward;
-        in system:masters as kubeadm long did) and return the flags that make it show it."""
-        from provisioner.pki import certs
-
-        certs.issue(self._ca, "kube-apiserver-kubelet-client", organizations=("system:masters",),
-                    client=True).save(self.pki, "apiserver-kubelet-client")
+        """The flags that make the API server show its kubelet client certificate (the table's
+        `apiserver-kubelet-client`) to kubelets for logs, exec and port-forward."""
         return ["--kubelet-client-certificate", str(self.pki / "apiserver-kubelet-client.crt"),
                 "--kubelet-client-key", str(self.pki / "apiserver-kubelet-client.key")]
 
@@ -136,13 +136,25 @@ class DevCluster:
                                                  client=pair))
         return path
 
+    def table_kubeconfig(self, certificate: str, user: str) -> Path:
+        """A kubeconfig, next to admin.conf, for a client certificate of the table (the
+        scheduler's, the controller manager's, the kubelet's), as the kubeconfig phase writes."""
+        from provisioner.pki.cluster import load_pair
+        from provisioner.pki.kubeconfig import render_kubeconfig, write_kubeconfig
+
+        path = self.root / f"{certificate.replace('/', '-')}.conf"
+        write_kubeconfig(path, render_kubeconfig(cluster_name="dev", server=self.server,
+                                                 ca_pem=(self.pki / "ca.crt").read_bytes(), user=user,
+                                                 client=load_pair(self.pki, certificate)))
+        return path
+
     def start(self, timeout: float = 30, fresh_pki: bool = True, write_admin: bool = True) -> None:
         """fresh_pki=False: the caller ran write_pki (and issued more); write_admin=False: the
         caller writes admin.conf when its own parts are ready too."""
         self.root.mkdir(parents=True, exist_ok=True)
         if fresh_pki:
             self.write_pki()
-        p = self.pki
+        c = self.credentials
         peer = free_port()
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
@@ -152,8 +164,8 @@ class DevCluster:
             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-cluster", f"dev=http://127.0.0.1:{peer}",
-            "--cert-file", str(p / "etcd-server.crt"), "--key-file", str(p / "etcd-server.key"),
-            "--client-cert-auth", "--trusted-ca-file", str(p / "etcd-ca.crt"),
+            "--cert-file", str(c.crt(c.etcd_server)), "--key-file", str(c.key(c.etcd_server)),
+            "--client-cert-auth", "--trusted-ca-file", str(c.crt("etcd/ca")),
             "--log-level", "warn"], stdout=open(logs / "etcd.log", "ab"), stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent()))
         self.procs.append(subprocess.Popen(self.apiserver_command(self.api_port),
@@ -172,13 +184,13 @@ class DevCluster:
         p = self.pki
         return [
             sys.executable, "-m", "provisioner.components.apiserver.main",
-            "--etcd-servers", self.etcd_url, "--etcd-cafile", str(p / "etcd-ca.crt"),
+            "--etcd-servers", self.etcd_url, "--etcd-cafile", str(p / "etcd" / "ca.crt"),
             "--etcd-certfile", str(p / "apiserver-etcd-client.crt"),
             "--etcd-keyfile", str(p / "apiserver-etcd-client.key"),
             "--tls-cert-file", str(p / "apiserver.crt"), "--tls-private-key-file", str(p / "apiserver.key"),
             "--client-ca-file", str(p / "ca.crt"), "--service-account-key-file", str(p / "sa.pub"),
             "--service-account-signing-key-file", str(p / "sa.key"),
-            "--service-cluster-ip-range", "10.96.0.0/16", "--bind-address", "127.0.0.1",
+            "--service-cluster-ip-range", DEV_SERVICE_CIDR, "--bind-address", "127.0.0.1",
             "--secure-port", str(port), "--advertise-address", "127.0.0.1", *self.extra_args]
 
     def wait_ready(self, timeout: float, port: int | None = None) -> None:
@@ -274,7 +286,7 @@ class DevNodeCluster:
     kubelet_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
-        self.api = DevCluster(self.root)
+        self.api = DevCluster(self.root, node_name=self.node_name)
 
     @property
     def bridge(self) -> str:
@@ -302,11 +314,9 @@ class DevNodeCluster:
                                             start_new_session=True)
 
     def start(self, timeout: float = 90) -> None:
-        from provisioner.pki import certs
-
         self.root.mkdir(parents=True, exist_ok=True)
         self.api.write_pki()
-        self._issue_kubelet_pki(certs)
+        self._write_kubelet_config()
         self.api.extra_args += self.api.kubelet_client_args()
         self.api.start(fresh_pki=False, write_admin=False)
         self.log(f"[dev] API server ready at {self.api.server}")
@@ -323,21 +333,20 @@ class DevNodeCluster:
         self.log(f"[dev] node {self.node_name} Ready (kubelet on port {self.kubelet_port})")
         self.api.write_admin_conf()
 
-    def _issue_kubelet_pki(self, certs) -> None:
-        pki, ca = self.api.pki, self.api._ca
-        certs.issue(ca, self.node_name, dns_names=(self.node_name, "localhost"),
-                    ip_addresses=("127.0.0.1",), server=True).save(pki, "kubelet-serving")
+    def _write_kubelet_config(self) -> None:
+        c = self.api.credentials
         (self.root / "manifests").mkdir(parents=True, exist_ok=True)
         (self.root / "kubelet-config.yaml").write_text(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
             f"staticPodPath: {self.root / 'manifests'}\nport: {self.kubelet_port}\n"
-            f"tlsCertFile: {pki / 'kubelet-serving.crt'}\n"
-            f"tlsPrivateKeyFile: {pki / 'kubelet-serving.key'}\n"
-            f"authentication:\n  x509:\n    clientCAFile: {pki / 'ca.crt'}\n"
+            f"tlsCertFile: {c.crt(c.kubelet_serving)}\n"
+            f"tlsPrivateKeyFile: {c.key(c.kubelet_serving)}\n"
+            f"authentication:\n  x509:\n    clientCAFile: {c.crt('ca')}\n"
             "clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\n")
 
     def kubelet_command(self) -> list[str]:
-        kubeconfig = self.api.user_kubeconfig(f"system:node:{self.node_name}", ("system:nodes",))
+        kubeconfig = self.api.table_kubeconfig(self.api.credentials.kubelet_client,
+                                               f"system:node:{self.node_name}")
         return [sys.executable, "-m", "provisioner.components.kubelet.main",
                 "--kubeconfig", str(kubeconfig), "--config", str(self.root / "kubelet-config.yaml"),
                 "--root-dir", str(self.root / "kubelet"), "--hostname-override", self.node_name,
@@ -351,7 +360,7 @@ class DevNodeCluster:
             self.log("[dev] kube-scheduler: skipped (provisioner.components.scheduler.main does "
                      "not exist yet)")
         else:
-            conf = self.api.user_kubeconfig("system:kube-scheduler")
+            conf = self.api.table_kubeconfig("scheduler", "system:kube-scheduler")
             self._spawn("kube-scheduler", [*scheduler, "--kubeconfig", str(conf),
                                            "--secure-port", str(free_port()),
                                            "--bind-address", "127.0.0.1"])
@@ -361,7 +370,7 @@ class DevNodeCluster:
             self.log("[dev] kube-controller-manager: skipped (provisioner.components.controllers"
                      ".main does not exist yet)")
         else:
-            conf = self.api.user_kubeconfig("system:kube-controller-manager")
+            conf = self.api.table_kubeconfig("controller-manager", "system:kube-controller-manager")
             self._spawn("kube-controller-manager", [
                 *manager, "--kubeconfig", str(conf), "--controllers",
                 "*,bootstrapsigner,tokencleaner", "--cluster-signing-cert-file",

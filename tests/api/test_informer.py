@@ -121,7 +121,7 @@ def test_a_compacted_resource_version_makes_the_informer_list_again_and_emit_the
             latest = await client.create("", "v1", "configmaps", cm("newest", ns_name), ns_name)
             rev = int(latest["metadata"]["resourceVersion"])
             p = cluster.pki
-            subprocess.run([_binary("etcdctl"), "--endpoints", cluster.etcd_url, "--cacert", str(p / "etcd-ca.crt"),
+            subprocess.run([_binary("etcdctl"), "--endpoints", cluster.etcd_url, "--cacert", str(p / "etcd" / "ca.crt"),
                             "--cert", str(p / "apiserver-etcd-client.crt"), "--key",
                             str(p / "apiserver-etcd-client.key"), "compact", str(rev)],
                            check=True, capture_output=True)

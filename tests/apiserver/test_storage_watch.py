@@ -20,7 +20,7 @@ from .conftest import run
 def storage_for(cluster) -> Storage:
     host, port = parse_etcd_url(cluster.etcd_url)
     p = cluster.pki
-    return Storage(TLSClient(host, port, str(p / "etcd-ca.crt"), str(p / "apiserver-etcd-client.crt"),
+    return Storage(TLSClient(host, port, str(p / "etcd" / "ca.crt"), str(p / "apiserver-etcd-client.crt"),
                              str(p / "apiserver-etcd-client.key")), prefix="/unit-tests")
 
 
