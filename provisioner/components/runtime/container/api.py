@@ -267,45 +267,15 @@ def stop(state_dir: str, grace_seconds: float = 10) -> ContainerState:
     return current
 
 
-def exec_process(state_dir: str, process: Process, stdout, stderr) -> int:
+def exec_process(state_dir: str, process: Process, stdout, stderr, stdin=None,
+                 tty: bool = False) -> int:
     """Run `process` inside the running container (its namespaces and cgroups); copy its output
-    to the `stdout`/`stderr` file objects (bytes); return its exit code as a shell would."""
-    data = _running(state_dir, "exec in")
-    seccomp_filter = _seccomp_filter(process, f"exec in container {data.get('id')}")
-    status_r, status_w = os.pipe()
-    command, env = _python_command(EXEC_MODULE, state_dir, json.dumps(
-        {**process.to_dict(), "seccomp_filter": seccomp_filter}))
-    env[RESULT_FD_ENV] = str(status_w)
-    try:
-        helper = subprocess.Popen(command, env=env, pass_fds=(status_w,),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, close_fds=True)
-    finally:
-        os.close(status_w)
-    _copy_output({helper.stdout: stdout, helper.stderr: stderr})
-    code = helper.wait()
-    with os.fdopen(status_r, "rb") as pipe:
-        failure = pipe.read().decode(errors="replace")
-    if failure:
-        raise ContainerError(f"exec in container {data.get('id')} failed: {failure}")
-    return code
+    to the `stdout`/`stderr` file objects (bytes), feed it `stdin` (a bytes file object) when
+    given, on a terminal with `tty`; return its exit code as a shell would. Streaming callers
+    use execio.start."""
+    from . import execio
 
-
-def _copy_output(streams: dict) -> None:
-    open_streams = dict(streams)
-    while open_streams:
-        ready, _, _ = select.select(list(open_streams), [], [])
-        for source in ready:
-            chunk = os.read(source.fileno(), 65536)
-            target = open_streams[source]
-            if not chunk:
-                source.close()
-                del open_streams[source]
-                continue
-            if target is not None:
-                target.write(chunk)
-                if hasattr(target, "flush"):
-                    target.flush()
+    return execio.run(state_dir, process, stdout, stderr, stdin=stdin, tty=tty)
 
 
 def _unmount_under(state_dir: str) -> None:
