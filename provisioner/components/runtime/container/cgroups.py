@@ -269,3 +269,87 @@ def remove(record: dict, timeout: float = 2.0) -> None:
                 if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+
+
+# -- CPU shares and the groups above containers (the kubelet's QoS and pod cgroups) ----------
+
+MIN_SHARES, MAX_SHARES = 2, 262144      # the kernel's range for v1 cpu.shares
+
+
+def shares_to_weight(shares: int) -> int:
+    """v2 cpu.weight (1..10000) for v1 cpu.shares (2..262144), the linear map the kubelet uses,
+    so a pod's weight follows from its CPU request on either hierarchy."""
+    shares = min(max(int(shares), MIN_SHARES), MAX_SHARES)
+    return 1 + ((shares - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
+
+
+def set_cpu_shares(record: dict, shares: int) -> None:
+    """Give an existing cgroup its relative CPU weight (v1 cpu.shares, v2 cpu.weight)."""
+    directory = path_of(record, "cpu")
+    if directory is None:
+        return
+    if record.get("mode") == "v2":
+        _set(directory, "cpu.weight", str(shares_to_weight(shares)), f"cpu shares {shares}")
+    else:
+        shares = min(max(int(shares), MIN_SHARES), MAX_SHARES)
+        _set(directory, "cpu.shares", str(shares), f"cpu shares {shares}")
+
+
+def _v1_inherit_cpuset(directory: str) -> None:
+    """An empty cpuset refuses tasks and children: take the parent's CPUs and memory nodes."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not _read(os.path.join(directory, name)).strip():
+            _write(os.path.join(directory, name),
+                   _read(os.path.join(os.path.dirname(directory), name)))
+
+
+def _make_levels(top: str, relative: str, each=None) -> str:
+    """mkdir every level of top/relative (calling `each` on each level, top first)."""
+    path = top
+    for part in [p for p in relative.split("/") if p]:
+        if each is not None:
+            each(path)
+        path = os.path.join(path, part)
+        os.makedirs(path, exist_ok=True)
+    if each is not None:
+        each(path)
+    return path
+
+
+def ensure_group(group: str, memory_bytes: int | None = None, cpus: float | None = None,
+                 cpu_shares: int | None = None) -> dict:
+    """Create (or update) the cgroup `group` (relative to the hierarchy root) meant to hold
+    other cgroups, such as kubepods/burstable/pod<uid>, with the limits given (None: left as
+    they are). Returns its record {"mode", "paths"}; raises OSError (CgroupSetupFailed for a
+    refused limit) like create."""
+    kind = mode()
+    if kind == "none":
+        raise CgroupUnavailable(f"no cgroup hierarchy mounted at {CGROUP_ROOT}")
+    record: dict = {"mode": kind, "paths": {}}
+    if kind == "v2":
+        path = _make_levels(CGROUP_ROOT, group, _enable_v2_controllers)
+        record["paths"] = {"unified": path}
+        _limit_v2(path, memory_bytes, cpus, None)
+    else:
+        for controller, mountpoint in _v1_mountpoints().items():
+            inherit = _v1_inherit_cpuset if controller == "cpuset" else None
+            record["paths"][controller] = _make_levels(mountpoint, group, inherit)
+        limited = {c: p for c, p in record["paths"].items() if c != "devices"}
+        _limit_v1(limited, memory_bytes, cpus, None)
+    if cpu_shares is not None:
+        set_cpu_shares(record, cpu_shares)
+    return record
+
+
+def remove_group(group: str, timeout: float = 2.0) -> None:
+    """Remove the cgroup `group` in every hierarchy (idempotent); raises OSError if it still
+    holds cgroups or tasks after `timeout`."""
+    kind = mode()
+    if kind == "v2":
+        paths = {"unified": os.path.join(CGROUP_ROOT, group)}
+    elif kind == "v1":
+        paths = {c: os.path.join(m, group) for c, m in _v1_mountpoints().items()}
+    else:
+        return
+    remove({"mode": kind, "paths": paths}, timeout)
+

@@ -21,6 +21,9 @@ class Resources:
     memory_bytes: int | None = None
     cpus: float | None = None         # 0.5 -> cfs quota 50000 / period 100000
     pids_limit: int | None = None
+    # relative CPU weight as cgroup v1 cpu.shares (2..262144; v2 cpu.weight is derived from it,
+    # cgroups.shares_to_weight): the kubelet's share of CPU from the container's request
+    cpu_shares: int | None = None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from ..container import api as core
 from ..container.cgroups import remove as remove_cgroups
+from ..container.cgroups import set_cpu_shares
 from ..container.errors import ContainerError
 from ..container.spec import ContainerSpec, Mount, Process, Resources
 from ..images import ImageNotFound, ImageStore
@@ -150,6 +151,7 @@ class ContainerService:
             hostname=hostname or "",
             memory=options.parse_size(body.get("memory")), cpus=options.parse_cpus(body.get("cpus")),
             pids=options.parse_pids(body.get("pids")), ports=ports,
+            cpu_shares=options.parse_cpu_shares(body.get("cpu_shares")),
             volumes=[f"{src}:{dst}:{'ro' if ro else 'rw'}" for src, dst, ro in volumes],
             network=network, auto_remove=bool(body.get("auto_remove")), pod=pod_id,
             entrypoint=entrypoint, cmd=cmd, labels=labels,
@@ -237,9 +239,11 @@ class ContainerService:
                             no_new_privileges=record.no_new_privileges, seccomp=record.seccomp),
             readonly_rootfs=record.read_only,
             hostname=record.hostname, mounts=mounts,
-            resources=Resources(record.memory, record.cpus, record.pids),
+            resources=Resources(record.memory, record.cpus, record.pids, record.cpu_shares),
             namespaces=namespaces, log_path=self.log_path(record),
-            cgroup_parent=self.cgroup_parent, user_namespace=record.user_namespace,
+            cgroup_parent=(self.pods.cgroup_parent_of(record) if self.pods is not None
+                           else "") or self.cgroup_parent,
+            user_namespace=record.user_namespace,
             sysctls=record.sysctls, unmasked_proc=record.unmasked_proc)
 
     async def start(self, key: str) -> core.ContainerState:
@@ -262,6 +266,8 @@ class ContainerService:
                     from None
             record.started_once = True
             self.state.save_container(record)
+            if record.cpu_shares is not None and started.cgroups:
+                await asyncio.to_thread(set_cpu_shares, started.cgroups, record.cpu_shares)
             if started.cgroup_warning:
                 log.warning("container %s: %s", record.name, started.cgroup_warning)
             self._watch(record.id, started.pid)

@@ -56,6 +56,30 @@ def parse_cpus(value: float | str | None) -> float | None:
     return cpus
 
 
+def parse_cpu_shares(value: int | str | None) -> int | None:
+    """Relative CPU weight as cgroup v1 cpu.shares (Docker's --cpu-shares), 2 to 262144."""
+    if value is None or value == "":
+        return None
+    try:
+        shares = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"invalid --cpu-shares value {value!r}: use a whole number") from None
+    if not 2 <= shares <= 262144:
+        raise BadRequest(f"invalid --cpu-shares value {value!r}: the range is 2 to 262144")
+    return shares
+
+
+def parse_cgroup_parent(value: str | None) -> str:
+    """A pod's cgroup parent: a path relative to the cgroup hierarchy root, without ".."."""
+    if value is None or value == "":
+        return ""
+    text = value.strip().strip("/") if isinstance(value, str) else ""
+    if not text or any(part in ("", ".", "..") for part in text.split("/")):
+        raise BadRequest(f"invalid cgroup_parent {value!r}: give a path below the cgroup "
+                         "hierarchy root such as kubepods/burstable/pod<uid>")
+    return text
+
+
 def parse_pids(value: int | str | None) -> int | None:
     if value is None or value == "":
         return None

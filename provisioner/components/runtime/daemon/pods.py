@@ -5,6 +5,10 @@ network, plus an ipc and a uts namespace
 held by a pause container (the busybox image running `sleep`). Containers created with
 {"pod": ID} join the sandbox's net, ipc and uts namespaces; each keeps its own mount and pid
 namespaces, cgroup and log. Deleting a pod removes its containers, then the sandbox.
+
+A pod created with {"cgroup_parent": "kubepods/burstable/pod<uid>"} gets its members' cgroups
+(the sandbox's included) under that group, which its creator (the kubelet) makes and limits, as
+a CRI runtime takes the sandbox's cgroup parent.
 """
 
 from __future__ import annotations
@@ -69,6 +73,11 @@ class PodService:
             namespaces["uts"] = f"/proc/{state.pid}/ns/uts"
         return namespaces
 
+    def cgroup_parent_of(self, record: ContainerRecord) -> str:
+        """The cgroup parent a pod member's cgroup goes under ("" for the daemon's own)."""
+        pod = self.records.get(record.pod or "")
+        return pod.cgroup_parent if pod is not None else ""
+
     async def create(self, body: dict) -> PodRecord:
         if not isinstance(body, dict) or not body.get("name"):
             raise BadRequest("a pod needs a name")
@@ -82,7 +91,8 @@ class PodService:
         ports = options.parse_ports(body.get("ports"))
         pod = PodRecord(id=new_id(), name=body["name"], namespace=namespace, uid=uid,
                         hostname=body.get("hostname") or body["name"], host_network=host_network,
-                        created=now_rfc3339(), ports=ports, labels=dict(body.get("labels") or {}))
+                        created=now_rfc3339(), ports=ports, labels=dict(body.get("labels") or {}),
+                        cgroup_parent=options.parse_cgroup_parent(body.get("cgroup_parent")))
         if not host_network:
             pod.netns, pod.ip = await asyncio.to_thread(
                 self.network.connect_pod, pod.id, ports,
@@ -132,7 +142,7 @@ class PodService:
         return {"id": pod.id, "name": pod.name, "namespace": pod.namespace, "uid": pod.uid,
                 "hostname": pod.hostname, "host_network": pod.host_network, "ip": pod.ip,
                 "netns": pod.netns, "created": pod.created, "labels": pod.labels,
-                "state": "ready" if ready else "notready",
+                "state": "ready" if ready else "notready", "cgroup_parent": pod.cgroup_parent,
                 "ports": [port.__dict__ for port in pod.ports],
                 "containers": [record.id for record in self.members(pod)
                                if record.id != pod.pause_container]}

@@ -92,6 +92,8 @@ class ContainerRecord(_Record):
     user_namespace: dict | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     unmasked_proc: bool = False
+    # relative CPU weight as v1 cpu.shares (the kubelet's, from the container's CPU request)
+    cpu_shares: int | None = None
 
 
 
@@ -109,6 +111,9 @@ class PodRecord(_Record):
     ip: str | None = None
     ports: list[PortMapping] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    # where its containers' cgroups go (relative to the hierarchy root; the kubelet's
+    # kubepods/.../pod<uid>); "" puts them under the daemon's --cgroup-parent
+    cgroup_parent: str = ""
 
 
 
