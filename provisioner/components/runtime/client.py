@@ -143,8 +143,11 @@ class RuntimeClient:
                  "nocache": "1" if no_cache else None}
         return self._stream("POST", "/v1/images/build", query=query, raw_body=context_tar)
 
-    def pull(self, ref: str, insecure: bool = False) -> Iterator[dict]:
-        return self._stream("POST", "/v1/images/pull", {"ref": ref, "insecure": insecure})
+    def pull(self, ref: str, insecure: bool = False,
+             auth: dict | None = None) -> Iterator[dict]:
+        """`auth`: {"username", "password"} (or {"identitytoken"}) for this pull only."""
+        body = {"ref": ref, "insecure": insecure, **({"auth": auth} if auth else {})}
+        return self._stream("POST", "/v1/images/pull", body)
 
     def push(self, ref: str, insecure: bool = False) -> Iterator[dict]:
         return self._stream("POST", "/v1/images/push", {"ref": ref, "insecure": insecure})

@@ -23,6 +23,7 @@ from ..images.errors import ImageError, ImageNotFound, InvalidReference
 from ..net.errors import NetworkError, PortInUse
 from . import logs as logfiles
 from . import views
+from .credentials import credentials_from
 from .errors import BadRequest, DaemonError
 from .service import RuntimeDaemon
 
@@ -187,8 +188,10 @@ async def pull(request: web.Request) -> web.StreamResponse:
     body = await body_json(request)
     if not body.get("ref"):
         raise BadRequest("pull needs a ref")
-    return await stream(request, daemon_of(request).images.pull(body["ref"],
-                                                                 bool(body.get("insecure"))))
+    # "auth": Docker's auth config for this pull only (the kubelet's imagePullSecrets)
+    credentials = credentials_from(body["auth"], "auth") if body.get("auth") else None
+    return await stream(request, daemon_of(request).images.pull(
+        body["ref"], bool(body.get("insecure")), credentials))
 
 
 @routes.post("/v1/images/push")

@@ -3,6 +3,11 @@
 They live in `<root>/auth.json`, mode 0600, keyed by registry host (`host:port`, `docker.io`),
 as Docker's config.json keeps them (base64 of `user:password`). The daemon hands them to the
 registry client on pull and push; they are never logged and never returned by the API.
+
+`credentials_from` reads the credentials one request brings (Docker's auth config as in
+`X-Registry-Auth`, the kubelet's pull secrets): username and password, `auth` (base64 of
+`user:password`) or an `identitytoken` (an OAuth2 refresh token, carried as the user `<token>`
+as Docker's credential helpers do).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import os
 import threading
 
 from .errors import BadRequest
+
+Credentials = tuple[str, str]          # (user, password); user "<token>": an identity token
+IDENTITY_TOKEN_USER = "<token>"
 
 
 def registry_host(text: str) -> str:
@@ -72,3 +80,27 @@ class CredentialStore:
             del auths[host]
             self._write(auths)
             return True
+
+
+def credentials_from(config: object, where: str) -> Credentials | None:
+    """The (user, password) of a Docker auth config; None when it holds none (an empty `{}` is
+    what clients send when they have nothing). `where` names the source in error messages."""
+    if not isinstance(config, dict):
+        raise BadRequest(f"{where} must be a JSON object with username and password "
+                         "(or identitytoken)")
+    token = config.get("identitytoken")
+    if token:
+        if not isinstance(token, str):
+            raise BadRequest(f"{where}: identitytoken must be a string")
+        return IDENTITY_TOKEN_USER, token
+    user, password = config.get("username"), config.get("password")
+    if not user and not password and config.get("auth"):
+        try:
+            user, _, password = base64.b64decode(str(config["auth"])).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(f"{where}: auth is not base64 of user:password") from None
+    if not user and not password:
+        return None
+    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+        raise BadRequest(f"{where} needs both a username and a password (strings)")
+    return user, password

@@ -4,7 +4,9 @@ Long operations report progress lines through a callback; `events_of` turns a wo
 callbacks into an async stream the API writes out line by line. Builds run each RUN instruction
 in a throwaway container (build/runstep.py) on the host network; when the client goes away the
 step's container is stopped and deleted. Pull and push use the credentials `login` saved and the
-CA files of `<root>/certs.d/<host:port>/*.crt`.
+CA files of `<root>/certs.d/<host:port>/*.crt`; credentials given with one request (Docker's
+`X-Registry-Auth`, the kubelet's imagePullSecrets) take the place of saved ones for that request
+only and are never saved or logged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..build.runstep import container_run_step, sweep_step_containers
 from ..images import ImageStore
 from ..images.errors import ImageError, RegistryError
 from ..images.reference import normalize_tag
-from .credentials import CredentialStore, registry_host
+from .credentials import Credentials, CredentialStore, registry_host
 from .errors import BadRequest, Conflict, Unauthorized
 
 log = logging.getLogger("provisioner.runtime.daemon")
@@ -131,23 +133,30 @@ class ImageOperations:
         async for event in events_of(work, client_gone):
             yield event
 
-    def _registry(self, progress: Callable[[str], None]):
+    def _registry(self, progress: Callable[[str], None], ref: str,
+                  given: Credentials | None):
+        from ..images.reference import parse_reference
         from ..images.registry import RegistryClient
 
-        return RegistryClient(self.store, credentials=self.credentials.all(),
-                              **self.registry_settings,
+        credentials = self.credentials.all()
+        if given is not None:
+            credentials[parse_reference(ref).registry] = given
+        return RegistryClient(self.store, credentials=credentials, **self.registry_settings,
                               certs_dir=self.certs_dir, progress=progress)
 
-    async def pull(self, ref: str, insecure: bool) -> AsyncIterator[dict]:
+    async def pull(self, ref: str, insecure: bool,
+                   credentials: Credentials | None = None) -> AsyncIterator[dict]:
+        """`credentials` (user, password) for the image's registry, this pull only."""
         async for event in self._registry_events(
-                lambda progress: self._registry(progress).pull(ref, insecure),
+                lambda progress: self._registry(progress, ref, credentials).pull(ref, insecure),
                 lambda image: {"id": image.id, "digest": image.digest, "tags": image.tags}):
             yield event
 
-    async def push(self, ref: str, insecure: bool) -> AsyncIterator[dict]:
+    async def push(self, ref: str, insecure: bool,
+                   credentials: Credentials | None = None) -> AsyncIterator[dict]:
         self.store.resolve(ref)
         async for event in self._registry_events(
-                lambda progress: self._registry(progress).push(ref, insecure),
+                lambda progress: self._registry(progress, ref, credentials).push(ref, insecure),
                 lambda digest: {"digest": digest, "ref": ref}):
             yield event
 

@@ -4,14 +4,21 @@
 A pull's progress and its failure after the answer began are lines of that stream:
 `{"status": ...}` while it goes, `{"error": ..., "errorDetail": {"message": ...}}` when it fails,
 as the docker CLI and docker-py read them.
+
+Pull and push take the registry credentials of the request's `X-Registry-Auth` header (base64url
+of Docker's auth config JSON, as the docker CLI and docker-py send it): they serve that request
+only, in place of what `docker login` saved, and are neither kept nor logged.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from aiohttp import web
 
+from ..daemon.credentials import Credentials, credentials_from
 from ..daemon.errors import DaemonError
 from ..images.errors import ImageError, ImageNotFound
 from ..images.reference import parse_reference
@@ -98,6 +105,21 @@ async def remove(request: web.Request) -> web.Response:
     return json_response(answer)
 
 
+def registry_auth(request: web.Request) -> Credentials | None:
+    """The credentials of `X-Registry-Auth`; None when absent or empty (`{}`)."""
+    header = request.headers.get("X-Registry-Auth", "").strip()
+    if not header:
+        return None
+    # URL-safe base64 as Docker's clients send it; older ones send the standard alphabet.
+    text = header.replace("+", "-").replace("/", "_")
+    try:
+        config = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise DockerError(400, "invalid X-Registry-Auth header: it must be base64url-encoded "
+                               "JSON (username and password, or identitytoken)") from None
+    return credentials_from(config, "the X-Registry-Auth header")
+
+
 def _progress(status: str, **fields) -> bytes:
     return json.dumps({"status": status, **fields}).encode() + b"\r\n"
 
@@ -118,6 +140,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
         reference = parse_reference(source)
     except ImageError as error:
         raise DockerError(400, str(error)) from None
+    credentials = registry_auth(request)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     name = str(reference)
@@ -125,7 +148,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
                                    id=reference.tag or reference.digest or "latest"))
     image = None
     try:
-        async for event in daemon_of(request).images.pull(name, False):
+        async for event in daemon_of(request).images.pull(name, False, credentials):
             if "progress" in event:
                 await response.write(_progress(str(event["progress"])))
             elif "result" in event:
@@ -147,13 +170,14 @@ async def push(request: web.Request) -> web.StreamResponse:
     if request.query.get("tag"):
         name = f"{name}:{request.query['tag']}"
     image_of(request, name)
+    credentials = registry_auth(request)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     reference = parse_reference(name)
     await response.write(_progress(f"The push refers to repository "
                                    f"[{reference.registry}/{reference.repository}]"))
     try:
-        async for event in daemon_of(request).images.push(name, False):
+        async for event in daemon_of(request).images.push(name, False, credentials):
             if "progress" in event:
                 await response.write(_progress(str(event["progress"])))
             elif "result" in event:

@@ -3,6 +3,10 @@
 A registry answers 401 with `WWW-Authenticate`. For `Bearer realm=...,service=...,scope=...` the
 client asks the token endpoint (with basic credentials when it has some) and retries with the
 token; for `Basic` it retries with the credentials. Tokens are cached per scope.
+
+Credentials whose user is `<token>` carry an identity token (an OAuth2 refresh token, what a
+registry's token service hands out at login): it is exchanged at the token endpoint with a POST
+(`grant_type=refresh_token`), as Docker does, and cannot serve a `Basic` registry.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import aiohttp
 
 from .errors import RegistryError
 
+IDENTITY_TOKEN_USER = "<token>"
+CLIENT_ID = "provisioner-runtime"
 _PARAM = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -58,9 +64,10 @@ class Authenticator:
         scheme, params = parse_challenge(header)
         self._scheme, self._params = scheme, params
         if scheme == "basic":
-            if not self.credentials:
-                raise RegistryError(f"registry {self.host} requires a user name and password; "
-                                    "log in first or pass credentials")
+            if not self.credentials or self.credentials[0] == IDENTITY_TOKEN_USER:
+                raise RegistryError(f"registry {self.host} answered 401 Unauthorized: it "
+                                    "requires a user name and password; log in first or pass "
+                                    "credentials")
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError(f"registry {self.host} asks for unsupported authentication "
@@ -74,13 +81,19 @@ class Authenticator:
             query["scope"] = scope
         headers = {"Authorization": basic_header(self.credentials)} if self.credentials else {}
         realm = params["realm"]
+        if self.credentials and self.credentials[0] == IDENTITY_TOKEN_USER:
+            form = {**query, "grant_type": "refresh_token", "client_id": CLIENT_ID,
+                    "refresh_token": self.credentials[1]}
+            request = session.post(realm, data=form)
+        else:
+            request = session.get(realm, params=query, headers=headers)
         try:
-            async with session.get(realm, params=query, headers=headers) as response:
+            async with request as response:
                 if response.status in (401, 403):
                     raise RegistryError(
                         f"token service {realm} of registry {self.host} refused "
                         f"{'the given credentials' if self.credentials else 'anonymous access'} "
-                        f"({response.status}); check the user name and password")
+                        f"({response.status} {response.reason}); check the user name and password")
                 if response.status != 200:
                     raise RegistryError(f"token service {realm} of registry {self.host} "
                                         f"answered {response.status}")
