@@ -22,6 +22,10 @@ VERSION = {"major": "1", "minor": "37", "emulationMajor": "1", "emulationMinor":
            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
            "goVersion": f"python{platform.python_version()}", "compiler": "cpython",
            "platform": f"linux/{platform.machine()}"}
+# groups served by other servers through available APIServices, kept by apiservices.py:
+# group -> versions (preferred first), and their apidiscovery.k8s.io/v2 APIGroupDiscovery items
+REMOTE_GROUPS: dict[str, list[str]] = {}
+REMOTE_AGGREGATED: list[dict] = []
 
 
 def _json(obj: object, ctype: str = "application/json", status: int = 200) -> web.Response:
@@ -97,6 +101,8 @@ def aggregated(core: bool) -> dict:
                 resources.append(entry)
             vs.append({"version": v, "resources": resources, "freshness": "Current"})
         items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": vs})
+    if not core:
+        items += REMOTE_AGGREGATED
     return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
             "metadata": {}, "items": items}
 
@@ -130,7 +136,7 @@ def handle(request: web.Request, api_root: str, parts: list[str]) -> web.Respons
         if wants_aggregated(request):
             return _json(aggregated(core=False), AGGREGATED)
         return _json({"kind": "APIGroupList", "apiVersion": "v1",
-                      "groups": [_group(g, v) for g, v in all_groups.items() if g]})
+                      "groups": [_group(g, v) for g, v in {**all_groups, **REMOTE_GROUPS}.items() if g]})
     if len(parts) == 1:
         if parts[0] in all_groups and parts[0]:
             return _json(dict(_group(parts[0], all_groups[parts[0]]), kind="APIGroup", apiVersion="v1"))

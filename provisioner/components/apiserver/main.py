@@ -16,6 +16,7 @@ import sys
 from aiohttp import web
 
 from . import admission, authz, encryption
+from .aggregator import RequestHeaderNames
 from .audit import add_flags as add_audit_flags
 from .audit import options as audit_options
 from .nodeproxy import DEFAULT_ADDRESS_TYPES
@@ -61,8 +62,14 @@ def parser() -> argparse.ArgumentParser:
       help="comma-separated authorizers in order: Node, RBAC, AlwaysAllow, AlwaysDeny")
     a("--enable-admission-plugins", help="admission plugins to turn on besides the defaults (comma-separated)")
     a("--disable-admission-plugins", help="default admission plugins to turn off (comma-separated)")
-    for flag in ("--allow-privileged",
-                 "--requestheader-client-ca-file", "--enable-bootstrap-token-auth"):
+    a("--proxy-client-cert-file", help="client certificate shown to aggregated API servers (front proxy)")
+    a("--proxy-client-key-file")
+    a("--requestheader-username-headers", default="X-Remote-User",
+      help="headers naming the user to aggregated API servers (comma-separated; the first is sent)")
+    a("--requestheader-group-headers", default="X-Remote-Group")
+    a("--requestheader-extra-headers-prefix", default="X-Remote-Extra-")
+    for flag in ("--allow-privileged", "--requestheader-client-ca-file", "--requestheader-allowed-names",
+                 "--enable-bootstrap-token-auth", "--enable-aggregator-routing"):
         a(flag)
     return p
 
@@ -102,6 +109,12 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
     config.kubelet_certificate_authority = args.kubelet_certificate_authority
     config.kubelet_preferred_address_types = tuple(
         t.strip() for t in args.kubelet_preferred_address_types.split(",") if t.strip())
+    config.proxy_client_cert = args.proxy_client_cert_file
+    config.proxy_client_key = args.proxy_client_key_file
+    config.requestheader = RequestHeaderNames(*(
+        tuple(h.strip() for h in v.split(",") if h.strip()) for v in (
+            args.requestheader_username_headers, args.requestheader_group_headers,
+            args.requestheader_extra_headers_prefix)))
     config.audit = audit_options(args)
     config.watch_cache = args.watch_cache == "true"
     server = ApiServer(storage, config)

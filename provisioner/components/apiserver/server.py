@@ -16,7 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from . import auth, authz, discovery, escalation, openapi, rbac, reviews, selfsubject, tokenrequest
+from .aggregator import AggregatorProxy, RequestHeaderNames
 from .allocator import Allocator
+from .apiservices import ApiServiceController
 from .audit import AuditOptions, Auditor
 from .cache import WatchCache
 from .crud import Registry, Req
@@ -53,6 +55,10 @@ class Config:
     audit: AuditOptions | None = None  # --audit-policy-file and --audit-log-* (audit.py)
     authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     admission_plugins: list[str] | None = None  # None: kube-apiserver's defaults
+    # the aggregation layer (aggregator.py): --proxy-client-cert-file/-key-file, --requestheader-*
+    proxy_client_cert: str | None = None
+    proxy_client_key: str | None = None
+    requestheader: RequestHeaderNames = field(default_factory=RequestHeaderNames)
 
 
 class ApiServer:
@@ -73,6 +79,9 @@ class ApiServer:
         self.nodeproxy = NodeProxy(storage, KubeletClient(
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
             config.kubelet_preferred_address_types), self.authorize)
+        self.aggregator = AggregatorProxy(storage, self.authz, config.requestheader)
+        self.apiservices = ApiServiceController(self.registry, self.aggregator, config.proxy_client_cert,
+                                                config.proxy_client_key)
 
     # authorization --------------------------------------------------------------------------
     async def authorize(self, request: web.Request, verb: str, res: Resource | None, ns: str | None,
@@ -106,6 +115,7 @@ class ApiServer:
                     return await handler(request)
                 raise ApiError.unauthorized()
             request["user"] = (user.name, user.groups)
+            request["user_extra"] = user.extra  # passed on by the aggregation proxy
             if not request.path.startswith(("/api/", "/apis/")) or self._is_discovery(request.path):
                 if request.path.rstrip("/") not in auth.ANONYMOUS_PATHS:
                     await self.authorize(request, request.method.lower() if request.method != "GET" else "get",
@@ -168,6 +178,8 @@ class ApiServer:
         kubelet_target = served_by_kubelet(parts) if root == "api" else None
         if kubelet_target:  # logs, exec, attach, port-forward, nodes/proxy: the kubelet answers
             return await self.nodeproxy.handle(request, kubelet_target)
+        if root == "apis" and self.aggregator.serves(parts):  # an APIService of another server
+            return await self.aggregator.handle(request, parts)
         cached = await self.watch_cache.serve(request, root, parts)
         if cached is not None:  # lists (and gets at a resourceVersion) from the watch cache
             return cached
@@ -278,9 +290,11 @@ class ApiServer:
         async def on_startup(_: web.Application) -> None:
             task = asyncio.get_running_loop().create_task(self.bootstrap())
             self.registry.background.add(task)
+            self.registry.background.add(asyncio.get_running_loop().create_task(self.apiservices.run()))
         app.on_startup.append(on_startup)
 
         async def on_cleanup(_: web.Application) -> None:
             await self.watch_cache.close()
+            await self.aggregator.close()
         app.on_cleanup.append(on_cleanup)
         return app
