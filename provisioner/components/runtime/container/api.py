@@ -10,16 +10,14 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
-from . import cgroups, seccomp_profile, statefile
+from . import cgroups, monitor_client, seccomp_profile, statefile
 from .errors import ContainerError
 from .spec import ContainerSpec, Process
 
-SHIM_MODULE = "provisioner.components.runtime.container.shim"
 EXEC_MODULE = "provisioner.components.runtime.container.nsexec"
 RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
 SHIM_LOG = "shim.log"
@@ -158,25 +156,29 @@ def _forget_previous_run(spec: ContainerSpec) -> None:
 
 
 def _spawn_shim(state_dir: str, spec: ContainerSpec, seccomp_filter: dict | None) -> dict:
-    read_fd, write_fd = os.pipe()
-    command, env = _python_command(SHIM_MODULE, state_dir)
-    env[RESULT_FD_ENV] = str(write_fd)
+    """Have this process's monitor server fork the container's monitor; its one-line report
+    says the process exec'd ({"ok", "pid"}) or why not ({"error"})."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    # marshal, not JSON: the monitor reads it without importing the json module
+    payload = marshal.dumps({"state_dir": state_dir,
+                             "spec": {**spec.to_dict(), "seccomp_filter": seccomp_filter}})
     try:
-        with open(os.path.join(state_dir, SHIM_LOG), "ab") as log:
-            shim = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
-                                    stdin=subprocess.PIPE, stdout=log, stderr=log, cwd="/",
-                                    start_new_session=True, close_fds=True)
+        log_fd = os.open(os.path.join(state_dir, SHIM_LOG),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            monitor_client.server().spawn(payload, write_fd, log_fd)
+        finally:
+            os.close(log_fd)
+    except OSError as exc:
+        os.close(read_fd)
+        return {"error": f"cannot reach the monitor server: {exc.strerror or exc}"}
     finally:
         os.close(write_fd)
-    # marshal, not JSON: the shim reads it without importing the json module
-    shim.stdin.write(marshal.dumps({**spec.to_dict(), "seccomp_filter": seccomp_filter}))
-    shim.stdin.close()
     with os.fdopen(read_fd, "rb") as pipe:
         line = pipe.readline()
-    shim.wait()     # the shim detaches at once; this reaps only its first half
     if not line:
         tail = _shim_log_tail(state_dir)
-        return {"error": "the shim exited without starting the container" +
+        return {"error": "the container's monitor ended without starting it" +
                          (f":\n{tail}" if tail else "")}
     return json.loads(line)
 

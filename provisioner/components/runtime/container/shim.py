@@ -1,15 +1,15 @@
-"""The per-container monitor: `python -m provisioner.components.runtime.container.shim <state_dir>`.
+"""The per-container monitor (the "shim"): `serve` runs in a process the monitor server forks
+for one container (see monitor_server; api.start asks for it).
 
-Started by api.start in its own session (the spec arrives on stdin, marshalled), it detaches so
-the daemon dying or restarting never touches it, sets up cgroups, forks the container init (see
-launcher), reports "exec'd" or why not on the fd named by $PROVISIONER_SHIM_RESULT_FD, then copies
-the container's stdout/stderr into the CRI log, waits for PID 1 and records its exit in
-state.json. Its start-up time is container start-up time, so it imports only light modules
-(no json, re, enum, dataclasses).
+Detached from its caller (its own session, nobody's child but init's or a subreaper's), so the
+daemon dying or restarting never touches it, it sets up cgroups, forks the container init (see
+launcher), reports "exec'd" or why not on the result fd, then copies the container's
+stdout/stderr into the CRI log, waits for PID 1 and records its exit in state.json. It runs in
+every monitor for the container's whole life, so it imports only light modules (no json, re,
+enum, dataclasses): the server's memory is what every monitor shares.
 """
 
 import _signal
-import marshal
 import os
 import select
 import sys
@@ -20,7 +20,6 @@ from . import cgroups, launcher, statefile, userns
 from . import syscalls as sc
 from .crilog import CriLogWriter, rfc3339_nano
 
-RESULT_FD_ENV = "PROVISIONER_SHIM_RESULT_FD"
 # after PID 1 exits, how long output still held open by escaped processes is drained
 DRAIN_SECONDS = 0.5
 
@@ -34,7 +33,7 @@ def spec_view(data: dict) -> SimpleNamespace:
     return spec
 
 
-def _report(result_fd: int, payload: dict) -> None:
+def report(result_fd: int, payload: dict) -> None:
     os.write(result_fd, (statefile.dumps(payload) + "\n").encode())
     os.close(result_fd)
 
@@ -140,7 +139,7 @@ class Shim:
                   shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
                   started_at=rfc3339_nano(), cgroups=self.cgroup_record,
                   cgroup_warning=self.cgroup_warning)
-        _report(self.result_fd, {"ok": True, "pid": pid})
+        report(self.result_fd, {"ok": True, "pid": pid})
         status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, self.writer)
         self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
                   oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
@@ -154,7 +153,7 @@ class Shim:
                 cgroups.remove(self.cgroup_record)
             except OSError as exc:
                 message += f" (and its cgroup could not be removed: {exc.strerror})"
-        _report(self.result_fd, {"error": message})
+        report(self.result_fd, {"error": message})
         return 1
 
     def monitor(self, pid: int, pipes: dict[int, str], wake_r: int,
@@ -216,25 +215,14 @@ class Shim:
                 status = child_status
 
 
-def main() -> int:
-    state_dir = sys.argv[1]
-    result_fd = int(os.environ.pop(RESULT_FD_ENV))
-    os.set_inheritable(result_fd, False)    # the container must not hold the caller's pipe
-    spec_data = marshal.loads(sys.stdin.buffer.read())
-    if os.fork():     # detach: the caller reaps this parent at once, never the shim
-        os._exit(0)
+def serve(state_dir: str, spec_data: dict, result_fd: int) -> int:
+    """Monitor one container until it exits (the process is already detached)."""
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
         return Shim(state_dir, spec_data, result_fd).run()
     except BaseException as exc:
         try:
-            _report(result_fd, {"error": f"shim failed: {exc!r}"})
+            report(result_fd, {"error": f"shim failed: {exc!r}"})
         except OSError:
             pass
         raise
-
-
-if __name__ == "__main__":
-    code = main()
-    sys.stderr.flush()
-    os._exit(code)    # skip interpreter teardown: waiters see the exit as soon as state is saved

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from ..container import monitor_client
 from .app import make_app
 from .errors import DaemonError
 from .service import DaemonConfig, RuntimeDaemon
@@ -46,6 +47,9 @@ async def _serve(config: DaemonConfig) -> None:
                                                  thread_name_prefix="runtime-worker"))
     _claim_socket(config.socket)
     daemon = RuntimeDaemon(config)
+    # the monitor server forks every container's monitor: started now, the first container
+    # does not wait for it
+    await asyncio.to_thread(monitor_client.warm_up)
     await daemon.open()
     runner = web.AppRunner(make_app(daemon), handle_signals=False, shutdown_timeout=2,
                            access_log=None)

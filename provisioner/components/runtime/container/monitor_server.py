@@ -1,0 +1,126 @@
+"""The monitor server (a zygote): `python -S -m <this module> <socket fd>`.
+
+One per caller of api.start (the daemon starts it with itself; monitor_client owns it). It has
+imported everything a container monitor (shim.Shim) needs and frozen those objects out of the
+garbage collector, then waits on the socket whose fd is its argument. For each request it forks a
+monitor for one container, so a container pays neither an interpreter start-up nor the memory
+of one: the monitor shares the server's pages (copy-on-write) and only what it writes is its own.
+
+A request is one length-prefixed marshal payload {"state_dir", "spec"} sent with two fds, the
+pipe the monitor reports "exec'd" (or why not) on and the monitor's own log (shim.log). The
+monitor is detached as the stand-alone shim was: the server forks a child that starts a new
+session and forks the monitor, then exits, so the monitor is nobody's child here and neither the
+server's nor the daemon's end touches it. The server answers nothing: the caller reads the report
+pipe, which reaches EOF with no report if anything on the way dies.
+
+End of the socket (its caller is gone): the server exits; running monitors carry on.
+"""
+
+import _socket
+import gc
+import marshal
+import os
+import sys
+
+from . import shim
+
+HEADER_BYTES = 8
+FDS_PER_REQUEST = 2
+# a spec with a compiled seccomp program is a few tens of KiB; anything past this is not ours
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+def _receive(sock) -> tuple[bytes, list[int]] | None:
+    """One request: payload and fds; None at the end of the socket."""
+    header, fds = b"", []
+    space = _socket.CMSG_SPACE(FDS_PER_REQUEST * 4)
+    while len(header) < HEADER_BYTES:
+        data, ancillary, _flags, _address = sock.recvmsg(HEADER_BYTES - len(header), space,
+                                                         _socket.MSG_CMSG_CLOEXEC)
+        for level, kind, blob in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                usable = len(blob) - len(blob) % 4
+                fds += [int.from_bytes(blob[i:i + 4], sys.byteorder)
+                        for i in range(0, usable, 4)]
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        header += data
+    length = int.from_bytes(header, "big")
+    if length > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"request of {length} bytes refused")
+    chunks, received = [], 0
+    while received < length:
+        chunk = sock.recv(min(length - received, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks), fds
+
+
+def _become_monitor(request: dict, result_fd: int, log_fd: int) -> None:
+    """In the forked child: detach and run the container's monitor (never returns)."""
+    code = 1
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)     # the server reaps this half at once; the monitor is reparented
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        code = shim.serve(request["state_dir"], request["spec"], result_fd)
+    except BaseException as exc:  # noqa: BLE001 - a monitor reports everything, then ends
+        try:
+            shim.report(result_fd, {"error": f"monitor failed: {exc!r}"})
+        except OSError:
+            pass
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)   # no interpreter teardown: waiters see the exit once state is saved
+
+
+def _spawn(sock, payload: bytes, fds: list[int]) -> None:
+    if len(fds) != FDS_PER_REQUEST:
+        for fd in fds:
+            os.close(fd)
+        return
+    result_fd, log_fd = fds
+    try:
+        request = marshal.loads(payload)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()     # or a dead server's caller would never see the socket's end
+            _become_monitor(request, result_fd, log_fd)
+        os.waitpid(pid, 0)
+    finally:
+        os.close(result_fd)
+        os.close(log_fd)
+
+
+def serve(sock) -> int:
+    while True:
+        received = _receive(sock)
+        if received is None:
+            return 0
+        _spawn(sock, *received)
+
+
+def main() -> int:
+    sock = _socket.socket(fileno=int(sys.argv[1]))
+    os.set_inheritable(sock.fileno(), False)
+    # Everything imported so far is shared with every monitor: keep the collector from
+    # writing to it (gc headers) in each of them, which would copy the pages.
+    gc.collect()
+    gc.freeze()
+    return serve(sock)
+
+
+if __name__ == "__main__":
+    os._exit(main())
