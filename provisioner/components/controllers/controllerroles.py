@@ -86,6 +86,10 @@ RULES: dict[str, list[Obj]] = {
                                  r(["update"], [""], ["persistentvolumes/status", "persistentvolumeclaims/status"]),
                                  r(READ + ["update"], [""], ["persistentvolumeclaims"])],
     "ttl-controller": [r(READ + ["update", "patch"], [""], ["nodes"])],
+    "horizontal-pod-autoscaler": [r(READ, ["autoscaling"], ["horizontalpodautoscalers"]),
+                                  r(["update"], ["autoscaling"], ["horizontalpodautoscalers/status"]),
+                                  r(["get", "update"], ["*"], ["*/scale"]), r(["list"], [""], ["pods"]),
+                                  r(["list"], ["metrics.k8s.io"], ["pods"])],
     "pv-protection-controller": [r(READ + ["update", "patch"], [""], ["persistentvolumes"])],
 }
 

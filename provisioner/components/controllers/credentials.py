@@ -37,7 +37,7 @@ ACCOUNTS = {"garbagecollector": "generic-garbage-collector", "podgc": "pod-garba
             "endpointslicemirroring": "endpointslicemirroring-controller",
             "clusterrole-aggregation": "clusterrole-aggregation-controller",
             "ephemeral-volume": "ephemeral-volume-controller", "persistentvolume-binder": "persistent-volume-binder",
-            "ttl": "ttl-controller"}
+            "ttl": "ttl-controller", "horizontal-pod-autoscaler": "horizontal-pod-autoscaler"}
 
 
 def account_for(controller: str) -> str:

@@ -65,6 +65,8 @@ CONTROLLERS: list[Entry] = [
     Entry("persistentvolume-protection-controller", "pv-protection", "protection:PVProtectionController"),
     Entry("resourcequota-controller", "resourcequota", "resourcequota:ResourceQuotaController"),
     Entry("disruption-controller", "disruption", "disruption:DisruptionController"),
+    Entry("horizontal-pod-autoscaler-controller", "horizontalpodautoscaling",
+          "hpa:HorizontalPodAutoscalerController"),
     Entry("clusterrole-aggregation-controller", "clusterrole-aggregation",
           "clusterroleaggregation:ClusterRoleAggregationController"),
     Entry("bootstrap-signer-controller", "bootstrapsigner", "bootstrap:BootstrapSigner", on_by_default=False),
