@@ -1,6 +1,7 @@
 """kubelet: starting one container of a pod (a mixin of PodWorker).
 
-Image presence and pulls (imagePullPolicy; ErrImagePull, ImagePullBackOff, ErrImageNeverPull),
+Image presence and pulls (imagePullPolicy, imagePullSecrets through pullsecrets.py; ErrImagePull,
+ImagePullBackOff, ErrImageNeverPull),
 the environment and command line, runAsNonRoot, the mounts (volumes, /etc/hosts,
 /etc/resolv.conf, the termination-message file), limits and securityContext, then create, start
 and the postStart hook. Failures become the container's waiting reason and an event.
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from ..runtime.client import RuntimeAPIError
-from . import dnsfiles, hostinfo, metrics, podspec, security
+from . import dnsfiles, hostinfo, metrics, podspec, pullsecrets, security
 from .runtimeview import (
     CONTAINER_NAME,
     NODE_NAME,
@@ -82,10 +83,17 @@ class ContainerStart:
             return False
         if present:
             return True      # offline hosts: a present image is used rather than a failed pull
+        auths, missing = await pullsecrets.credentials_for(
+            self.pod, image, self.kubelet.lookup_for(self.pod))
+        if missing:
+            self.kubelet.event(self.pod, "Warning", "FailedToRetrieveImagePullSecret",
+                               "Unable to retrieve some image pull secrets "
+                               f"({', '.join(missing)}); attempting to pull the image may "
+                               "not succeed.", once_per=60)
         self.kubelet.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"',
                            field_path=self.field_path(container))
         try:
-            await self.kubelet.runtime.pull(image)
+            await pullsecrets.pull(self.kubelet.runtime, image, auths)
         except RuntimeAPIError as error:
             reason = "ImagePullBackOff" if memory.waiting and memory.waiting.reason in (
                 "ErrImagePull", "ImagePullBackOff") else "ErrImagePull"

@@ -6,7 +6,8 @@ service account ns/name`). Unless the pod or the account opts out (automountServ
 false), a volume `kube-api-access-<5 random>` is added, projecting a bound token (3607 s, renewed
 by the kubelet), the cluster CA from the `kube-root-ca.crt` ConfigMap and the namespace, mounted
 read-only at /var/run/secrets/kubernetes.io/serviceaccount in every container. Mirror pods
-are left alone: a kubelet's static pods cannot use service accounts.
+are left alone: a kubelet's static pods cannot use service accounts. A pod naming no
+imagePullSecrets gets the account's.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class ServiceAccount(Base):
         if sa is None:
             raise forbidden(a, f'error looking up service account {a.req.namespace}/{name}: serviceaccount '
                                f'"{name}" not found')
+        inherited = [{"name": ref["name"]} for ref in sa.get("imagePullSecrets") or []
+                     if isinstance(ref, dict) and ref.get("name")]
+        if inherited and not spec.get("imagePullSecrets"):
+            spec["imagePullSecrets"] = inherited   # as kube-apiserver: the account's, if none
         automount = spec.get("automountServiceAccountToken")
         if automount is None:
             automount = sa.get("automountServiceAccountToken")
