@@ -12,6 +12,7 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   podworker.py    one worker per pod: sandbox, volumes, init containers, containers,
                   CrashLoopBackOff, probes and hooks, graceful termination, eviction
   containerstart.py  starting one container: image pulls, env, mounts, securityContext, hooks
+  pullsecrets.py  registry credentials for a pull from imagePullSecrets (kubelet's keyring)
   podstatus.py    the pod status as kubelet reports it
   podspec.py      env (valueFrom, envFrom, $(VAR)), QoS, limits, users, securityContext
   security.py     seccompProfile/seccompDefault, hostUsers, procMount, pod sysctls (and the
