@@ -96,8 +96,13 @@ DEFAULT_ROLES: dict[str, list[R]] = {
         rule(["patch", "update"], [""], ["pods/status"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(ALL, ["coordination.k8s.io"], ["leases"]),
-        rule(READ, ["apps"], ["replicasets", "daemonsets", "deployments"])],
+        rule(READ, ["apps"], ["replicasets", "daemonsets", "deployments"]),
+        # its secure port delegates authentication and authorization, as upstream's role allows
+        rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+        rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"])],
     "system:kube-controller-manager": [rule(ALL, ["*"], ["*"])],
+    "system:monitoring": [rule(["get"], urls=["/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz",
+                                              "/readyz/*", "/metrics", "/metrics/slis"])],
     "system:node": [
         rule(READ, [""], ["nodes", "pods", "services", "endpoints", "configmaps", "secrets",
                           "namespaces", "serviceaccounts"]),
@@ -131,6 +136,7 @@ DEFAULT_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "system:public-info-viewer": ("system:public-info-viewer", [("Group", "system:authenticated")]),
     "system:basic-user": ("system:basic-user", [("Group", "system:authenticated")]),
     "system:kube-scheduler": ("system:kube-scheduler", [("User", "system:kube-scheduler")]),
+    "system:monitoring": ("system:monitoring", [("Group", "system:monitoring")]),
     "system:kube-controller-manager": ("system:kube-controller-manager",
                                        [("User", "system:kube-controller-manager")]),
     # no subjects, as in Kubernetes: kubelets get these rules from the Node authorizer, which
