@@ -13,11 +13,12 @@ import json
 import os
 import sys
 
+from . import cliterminal
 from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
 from .cliformat import ago, emit, human_size, shorten, table
 from .cliregistry import VERBS as REGISTRY_VERBS
 from .cliregistry import add_registry_verbs, run_registry_verb
-from .clirun import RunFailed, add_run_verb, cmd_run
+from .clirun import RunFailed, add_run_verb, cmd_run, start_exit_code
 from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
 
 PROG = "provisioner-runtime"
@@ -114,6 +115,9 @@ def build_parser() -> Parser:
     exec_.add_argument("-e", "--env", action="append", default=[])
     exec_.add_argument("-w", "--workdir")
     exec_.add_argument("-u", "--user")
+    exec_.add_argument("-i", "--interactive", action="store_true",
+                       help="keep stdin open and send it to the command")
+    exec_.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     exec_.add_argument("container")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -206,6 +210,8 @@ def cmd_logs(client: RuntimeClient, args) -> int:
 def cmd_exec(client: RuntimeClient, args) -> int:
     if not args.command:
         raise UsageError("exec needs a command after the container name")
+    if args.interactive or args.tty:
+        return cmd_exec_interactive(client, args)
     exit_code = 126
     for event in client.exec(args.container, args.command, env=args.env, workdir=args.workdir,
                              user=args.user):
@@ -214,6 +220,20 @@ def cmd_exec(client: RuntimeClient, args) -> int:
         else:
             emit(event)
     return exit_code
+
+
+def cmd_exec_interactive(client: RuntimeClient, args) -> int:
+    """exec -i (stdin) and/or -t (a terminal, sized as the user's and resized with it)."""
+    size = cliterminal.terminal_size(sys.stdout.fileno()) if args.tty else None
+    connection = client.exec_stream(args.container, args.command, env=args.env,
+                                    workdir=args.workdir, user=args.user,
+                                    stdin=args.interactive, tty=args.tty, size=size)
+    try:
+        return cliterminal.pump(connection, stdin=args.interactive, tty=args.tty)
+    except cliterminal.StreamFailed as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        code = start_exit_code(error.message)     # 127 not found, 126 not executable
+        return 126 if code == 125 else code
 
 
 def each(names: list[str], action) -> int:

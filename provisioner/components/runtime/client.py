@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
+from . import iostream
 from .paths import socket_path as default_socket_path
 
 
@@ -215,6 +216,28 @@ class RuntimeClient:
         """Output events {"stream", "data"}, then {"exit_code": N} last."""
         return self._stream("POST", f"/v1/containers/{quote(container)}/exec",
                             {"cmd": cmd, "env": env or [], "workdir": workdir, "user": user})
+
+    def exec_stream(self, container: str, cmd: list[str], env: list[str] | None = None,
+                    workdir: str | None = None, user: str | None = None, stdin: bool = False,
+                    tty: bool = False, size: tuple[int, int] | None = None
+                    ) -> iostream.StreamConnection:
+        """An interactive exec (stdin, a TTY of `size` rows and columns): the upgraded
+        connection carrying its frames (iostream.py); the last one is its status."""
+        return self._upgrade("POST", f"/v1/containers/{quote(container)}/exec", {
+            "cmd": cmd, "env": env or [], "workdir": workdir, "user": user, "stdin": stdin,
+            "tty": tty, "size": list(size) if size else None})
+
+    def _upgrade(self, method: str, path: str, body: dict) -> iostream.StreamConnection:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.socket_path)
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as error:
+            sock.close()
+            raise DaemonUnreachable(self.socket_path, error.strerror or str(error)) from None
+        try:
+            return iostream.open_upgraded(sock, method, path, body)
+        except iostream.UpgradeRefused as refused:
+            raise RuntimeAPIError(refused.message, refused.status) from None
 
     def exec_collect(self, container: str, cmd: list[str], **options: Any) -> tuple[int, bytes]:
         """Run a command to its end; its exit code and its stdout and stderr together."""

@@ -21,8 +21,8 @@ from ..build.dockerfile import DockerfileError
 from ..container.errors import ContainerError
 from ..images.errors import ImageError, ImageNotFound, InvalidReference
 from ..net.errors import NetworkError, PortInUse
+from . import interactive, views
 from . import logs as logfiles
-from . import views
 from .credentials import credentials_from
 from .errors import BadRequest, DaemonError
 from .service import RuntimeDaemon
@@ -372,8 +372,13 @@ def _log_event(entry: logfiles.LogEntry) -> dict:
 
 @routes.post("/v1/containers/{id}/exec")
 async def exec_in_container(request: web.Request) -> web.StreamResponse:
+    """JSON lines of output; or, asked with `Upgrade: tcp`, an interactive stream of frames
+    (stdin, a TTY, resize: daemon/interactive.py, iostream.py)."""
     containers = daemon_of(request).containers
     body = await body_json(request)
+    if interactive.wants_upgrade(request):
+        return await interactive.serve_hijacked(
+            request, lambda: containers.exec_interactive(request.match_info["id"], body))
     events = containers.exec(request.match_info["id"], body)
     first = await anext(events)      # a container that is not there or not running: plain error
     return await stream(request, _prepend(first, events))

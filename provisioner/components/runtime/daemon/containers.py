@@ -24,6 +24,7 @@ from ..container.spec import ContainerSpec, Mount, Process, Resources
 from ..images import ImageNotFound, ImageStore
 from . import options
 from .errors import BadRequest, Conflict, DaemonError, NotFound
+from .interactive import AsyncExec
 from .names import VALID_NAME, generated_name, new_id
 from .netplug import NetworkPlug
 from .pipes import run_with_pipes
@@ -375,7 +376,8 @@ class ContainerService:
 
     # -- exec -----------------------------------------------------------------------------
 
-    async def exec(self, key: str, body: dict) -> AsyncIterator[dict]:
+    def exec_target(self, key: str, body: dict) -> tuple[str, Process]:
+        """The state dir of a running container and the process an exec `body` asks for."""
         record = self.find(key)
         if not self.is_running(record):
             raise Conflict(f"container {record.name} is not running: start it first")
@@ -387,9 +389,24 @@ class ContainerService:
             user=options.as_user(body.get("user")) or record.user,
             capabilities=record.capabilities, no_new_privileges=record.no_new_privileges,
             seccomp=record.seccomp)
+        return self.directory(record), process
+
+    async def exec(self, key: str, body: dict) -> AsyncIterator[dict]:
+        state_dir, process = self.exec_target(key, body)
         async for event in run_with_pipes(
-                lambda out, err: core.exec_process(self.directory(record), process, out, err)):
+                lambda out, err: core.exec_process(state_dir, process, out, err)):
             yield event
+
+    async def exec_interactive(self, key: str, body: dict) -> AsyncExec:
+        """An exec with stdin ("stdin": true) and/or a terminal ("tty": true, "size": [rows,
+        cols]) whose streams the caller carries (daemon/interactive.py)."""
+        state_dir, process = self.exec_target(key, body)
+        size = body.get("size")
+        if size is not None and not (isinstance(size, list) and len(size) == 2 and
+                                     all(isinstance(n, int) and n >= 0 for n in size)):
+            raise BadRequest("exec size must be [rows, columns]")
+        return await AsyncExec.start(state_dir, process, stdin=bool(body.get("stdin")),
+                                     tty=bool(body.get("tty")), size=tuple(size) if size else None)
 
 
 def parse_signal(value: int | str) -> int:
