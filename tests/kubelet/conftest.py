@@ -73,8 +73,16 @@ class RuntimeDaemon:
                 state_dir=os.path.join(self.root, "network")).teardown_all()
         for top in ["/sys/fs/cgroup", *(os.path.join("/sys/fs/cgroup", d)
                                          for d in os.listdir("/sys/fs/cgroup"))]:
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(top, CGROUP_PARENT))
+            remove_cgroup_tree(os.path.join(top, CGROUP_PARENT))
+
+
+def remove_cgroup_tree(path: str) -> None:
+    """A cgroup and the groups below it (the kubelets' kubepods/...), deepest first."""
+    if not os.path.isdir(path):
+        return
+    for directory, _subdirs, _files in sorted(os.walk(path), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 class KubeletProcess:
@@ -97,7 +105,7 @@ class KubeletProcess:
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
             f"staticPodPath: {self.manifests}\nport: {self.port}\nclusterDNS: [10.96.0.10]\n"
             f"clusterDomain: cluster.local\nauthentication:\n  x509:\n{ca or '    {}'}\n"
-            f"{extra_config}")
+            f"cgroupRoot: /{CGROUP_PARENT}\n{extra_config}")
         self.kubeconfig = None
         self.bootstrap = bootstrap
         if bootstrap is not None:            # TLS bootstrap writes this kubeconfig

@@ -80,6 +80,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "nodeLeaseDurationSeconds": (int,), "containerRuntimeEndpoint": (str,),
     "authentication": (dict,), "authorization": (dict,),
     "seccompDefault": (bool,), "allowedUnsafeSysctls": (list,),
+    "cgroupRoot": (str,), "cgroupsPerQOS": (bool,), "cgroupDriver": (str,),
 }
 _NESTED = {
     "authentication": {"x509": {"clientCAFile"}, "webhook": {"enabled", "cacheTTL"},

@@ -16,6 +16,7 @@ import time
 from ..api.client import ApiStatusError, Client
 from . import metrics, staticpods
 from .node import NodeAgent
+from .podcgroups import PodCgroups
 from .podworker import PodWorker
 from .runtimeview import Runtime, Snapshot
 from .tokens import TokenManager
@@ -51,6 +52,7 @@ class Kubelet:
         self.mirror_uids: dict[str, str] = {}     # static uid -> mirror pod uid in the API
         self.tokens = TokenManager(client)
         self.finished: set[str] = set()          # evicted pods: never started again
+        self.cgroups = PodCgroups(config)          # QoS and pod cgroups (kubepods/...)
         metrics.node_name.labels(node_name).set(1)
 
     # -- small services for the workers ----------------------------------------------------
@@ -186,6 +188,7 @@ class Kubelet:
         """The final delete of an API pod being deleted, once its containers are gone; an
         evicted pod stays (Failed) and is not run again."""
         self.workers.pop(worker.uid, None)
+        await self.cgroups.remove_pod(worker.uid)
         if evicted:
             self.finished.add(worker.uid)
             return
@@ -224,11 +227,15 @@ class Kubelet:
                 worker.wake.set()
 
     async def relist_loop(self) -> None:
+        swept = False
         while True:
             try:
                 before = self.snapshot
                 after = await self.refresh()
                 self.collect_orphans(after)
+                if not swept:
+                    await self.collect_orphan_cgroups(after)
+                    swept = True
                 self.count(after)
                 if after != before:
                     for worker in self.workers.values():
@@ -260,6 +267,13 @@ class Kubelet:
             worker = PodWorker(self, pod)
             self.workers[uid] = worker
             worker.task = asyncio.get_running_loop().create_task(worker.run())
+
+    async def collect_orphan_cgroups(self, snapshot: Snapshot) -> None:
+        """At start, pod cgroups of pods with neither a worker nor anything in the runtime (a
+        kubelet stopped between making the group and the sandbox) are removed."""
+        known = snapshot.uids() | set(self.workers) | set(self.static_pods) | set(self.api_pods)
+        for uid in await asyncio.to_thread(self.cgroups.pod_uids_on_host) - known:
+            await self.cgroups.remove_pod(uid)
 
     async def static_loop(self) -> None:
         path = self.config.get("staticPodPath") or ""

@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
             update_seconds=kconfig.seconds(cfg["nodeStatusUpdateFrequency"])), runtime.client)
     kubelet = Kubelet(node_name=name, node_ip=ip, root_dir=args.root_dir, runtime=runtime,
                       config=cfg, client=client, node=node)
+    await kubelet.cgroups.setup(os.cpu_count() or 1)
     loops = [kubelet.relist_loop(), kubelet.static_loop()]
     if client is not None:
         loops += [kubelet.api_loop(), kubelet.mirror_loop(), node.lease_loop(),

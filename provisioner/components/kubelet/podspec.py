@@ -11,6 +11,7 @@ import base64
 import re
 from collections.abc import Awaitable, Callable
 
+from ..api.quantity import milli
 from ..api.quantity import parse as parse_quantity
 
 Lookup = Callable[[str, str], Awaitable[dict | None]]   # (kind, name) -> object or None
@@ -150,10 +151,26 @@ def command_line(container: dict, env: dict[str, str]) -> tuple[list[str] | None
     return command, args
 
 
+MIN_SHARES, SHARES_PER_CPU = 2, 1024
+
+
+def milli_cpu_to_shares(milli_cpu: int) -> int:
+    """kubelet's MilliCPUToShares: 1 CPU is 1024 shares; none (or too little) is the minimum, 2."""
+    return max(milli_cpu * SHARES_PER_CPU // 1000, MIN_SHARES)
+
+
+def cpu_shares(container: dict) -> int:
+    """The container's CPU weight: from its CPU request (its limit when no request is given)."""
+    resources = container.get("resources") or {}
+    cpu = (resources.get("requests") or {}).get("cpu", (resources.get("limits") or {}).get("cpu"))
+    return milli_cpu_to_shares(milli(cpu) if cpu is not None else 0)
+
+
 def limits(container: dict) -> dict:
-    """Runtime create options from resources.limits (memory bytes, CPUs)."""
+    """Runtime create options from resources: memory bytes and CPUs from its limits, CPU
+    shares (its weight among the pod's containers) from its request."""
     resource_limits = (container.get("resources") or {}).get("limits") or {}
-    out: dict = {}
+    out: dict = {"cpu_shares": cpu_shares(container)}
     if "memory" in resource_limits:
         out["memory"] = max(int(parse_quantity(resource_limits["memory"])), 6 << 20)
     if "cpu" in resource_limits:

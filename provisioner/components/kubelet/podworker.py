@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..runtime.client import RuntimeAPIError
+from ..runtime.container.cgroups import CgroupSetupFailed
 from . import metrics, probes, security
 from .containerstart import ContainerStart, Waiting
 from .podstatus import build_status
@@ -176,14 +177,15 @@ class PodWorker(ContainerStart):
                   "protocol": p.get("protocol", "TCP").lower(), "host_ip": p.get("hostIP", "")}
                  for c in spec["containers"] for p in c.get("ports") or [] if p.get("hostPort")]
         try:
+            cgroup_parent = await self.kubelet.cgroups.ensure_pod(self.pod)
             await self.kubelet.runtime.call(
                 "create_pod", metadata["name"], metadata.get("namespace", "default"), self.uid,
                 spec.get("hostname") or metadata["name"][:63], bool(spec.get("hostNetwork")),
                 [] if spec.get("hostNetwork") else ports,
                 {POD_UID: self.uid, POD_NAME: metadata["name"],
                  POD_NAMESPACE: metadata.get("namespace", "default"),
-                 NODE_NAME: self.kubelet.node_name})
-        except RuntimeAPIError as error:
+                 NODE_NAME: self.kubelet.node_name}, cgroup_parent)
+        except (RuntimeAPIError, CgroupSetupFailed) as error:
             self.sandbox_error = str(error)
             self.kubelet.event(self.pod, "Warning", "FailedCreatePodSandBox",
                                f"Failed to create pod sandbox: {error}")

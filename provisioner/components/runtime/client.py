@@ -254,10 +254,13 @@ class RuntimeClient:
 
     def create_pod(self, name: str, namespace: str = "default", uid: str = "",
                    hostname: str | None = None, host_network: bool = False,
-                   ports: list | None = None, labels: dict | None = None) -> dict:
+                   ports: list | None = None, labels: dict | None = None,
+                   cgroup_parent: str | None = None) -> dict:
+        """`cgroup_parent`: the group its members' cgroups go under (the kubelet's pod cgroup)."""
         return self._json("POST", "/v1/pods", {
             "name": name, "namespace": namespace, "uid": uid, "hostname": hostname or name,
-            "host_network": host_network, "ports": ports or [], "labels": labels or {}})
+            "host_network": host_network, "ports": ports or [], "labels": labels or {},
+            **({"cgroup_parent": cgroup_parent} if cgroup_parent else {})})
 
     def pods(self) -> list[dict]:
         return self._json("GET", "/v1/pods")
