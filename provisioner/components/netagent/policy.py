@@ -4,9 +4,12 @@ agent feeds informer objects in and applies the result with ``policyfw``.
 Semantics (networking.k8s.io/v1): a pod selected by a policy whose policyTypes include Ingress
 (Egress) is isolated for that direction; then only traffic some selecting policy's rules allow
 passes: a rule allows a peer (podSelector in the policy's namespace, namespaceSelector, both, or an
-ipBlock with except) on a port (number, name of the pod's container port for ingress, endPort
-range, protocol); a rule without peers allows everyone, without ports every port. Replies of
-allowed connections always pass (conntrack).
+ipBlock with except) on a port (number, endPort range, protocol, or a name); a rule without peers
+allows everyone, without ports every port. Replies of allowed connections always pass (conntrack).
+A named port is a container port's name on the pod that receives the traffic: for ingress the
+isolated pod itself, for egress each destination pod, so an egress rule's named port becomes one
+rule per peer pod that has a port of that name and protocol (peers being the pods its selectors
+name, the pods inside its ipBlocks, or every pod when it names no peer).
 
 Chains: PROV-NP-FORWARD (from filter FORWARD) sends traffic to (``-d``) and from (``-s``) each
 isolated local pod to its PROV-NP-IN-/PROV-NP-OUT-<hash> chain; there an allowing rule sets mark
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 
 TOP_CHAIN = "PROV-NP-FORWARD"
@@ -31,7 +35,8 @@ class PodInfo:
     ip: str
     node: str
     labels: dict = field(hash=False, compare=False, default_factory=dict)
-    ports: dict = field(hash=False, compare=False, default_factory=dict)  # name -> (port, proto)
+    # (name, protocol) -> number of every named container port, protocol lower case
+    ports: dict = field(hash=False, compare=False, default_factory=dict)
 
 
 def pod_info(pod: dict) -> PodInfo | None:
@@ -39,7 +44,7 @@ def pod_info(pod: dict) -> PodInfo | None:
     if spec.get("hostNetwork") or not status.get("podIP") or \
             status.get("phase") in ("Succeeded", "Failed"):
         return None
-    ports = {p["name"]: (int(p["containerPort"]), (p.get("protocol") or "TCP").lower())
+    ports = {(p["name"], (p.get("protocol") or "TCP").lower()): int(p["containerPort"])
              for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("name")}
     return PodInfo(meta.get("namespace", "default"), meta.get("name", ""), status["podIP"],
                    spec.get("nodeName", ""), dict(meta.get("labels") or {}), ports)
@@ -78,26 +83,36 @@ def policy_types(policy: dict) -> set[str]:
     return {"Ingress", "Egress"} if spec.get("egress") else {"Ingress"}
 
 
-def _port_matches(rule: dict, target: PodInfo | None) -> list[str] | None:
-    """iptables port matches of a rule; None when a named port cannot be resolved (skip it)."""
+def _protocol(port: dict) -> str:
+    return (port.get("protocol") or "TCP").lower()
+
+
+def _dport(protocol: str, span: str) -> str:
+    return f"-p {protocol} -m {protocol} --dport {span}"
+
+
+def _split_ports(rule: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """A rule's numbered port matches ([""]: every port) and its named ports (name, protocol)."""
     ports = rule.get("ports") or []
     if not ports:
-        return [""]
-    found = []
+        return [""], []
+    numbered, named = [], []
     for port in ports:
-        protocol = (port.get("protocol") or "TCP").lower()
-        value = port.get("port")
+        protocol, value = _protocol(port), port.get("port")
         if value is None:
-            found.append(f"-p {protocol}")
-            continue
-        if isinstance(value, str) and not value.isdigit():
-            named = target.ports.get(value) if target else None
-            if not named:
-                continue
-            value, protocol = named
-        span = f"{value}:{port['endPort']}" if port.get("endPort") else f"{value}"
-        found.append(f"-p {protocol} -m {protocol} --dport {span}")
-    return found or None
+            numbered.append(f"-p {protocol}")
+        elif isinstance(value, str) and not value.isdigit():
+            named.append((value, protocol))
+        else:
+            span = f"{value}:{port['endPort']}" if port.get("endPort") else f"{value}"
+            numbered.append(_dport(protocol, span))
+    return numbered, named
+
+
+def _resolve(pod: PodInfo, name: str, protocol: str) -> str | None:
+    """The dport match of a named port on one pod: its container port of that name and protocol."""
+    number = pod.ports.get((name, protocol))
+    return _dport(protocol, str(number)) if number else None
 
 
 class _Builder:
@@ -105,6 +120,15 @@ class _Builder:
         self.pods = pods
         self.namespaces = namespaces
         self.chains: dict[str, list[str]] = {}
+
+    def selected(self, peer: dict, policy_ns: str) -> list[PodInfo]:
+        """The pods a podSelector/namespaceSelector peer names."""
+        ns_selector = peer.get("namespaceSelector")
+        allowed_ns = {name for name, labels in self.namespaces.items()
+                      if matches(ns_selector, labels)} if ns_selector is not None else {policy_ns}
+        pod_selector = peer.get("podSelector")
+        return [pod for pod in self.pods if pod.namespace in allowed_ns and
+                (pod_selector is None or matches(pod_selector, pod.labels))]
 
     def peers(self, peers: list[dict] | None, policy_ns: str, flag: str) -> list[tuple]:
         """("match", text) or ("block", cidr, excepts) per allowed peer; [("all",)] for any."""
@@ -116,26 +140,48 @@ class _Builder:
                 block = peer["ipBlock"]
                 found.append(("block", block["cidr"], tuple(block.get("except") or ())))
                 continue
-            ns_selector = peer.get("namespaceSelector")
-            allowed_ns = {name for name, labels in self.namespaces.items()
-                          if matches(ns_selector, labels)} if ns_selector is not None \
-                else {policy_ns}
-            pod_selector = peer.get("podSelector")
-            for pod in self.pods:
-                if pod.namespace in allowed_ns and \
-                        (pod_selector is None or matches(pod_selector, pod.labels)):
-                    found.append(("match", f"{flag} {pod.ip}/32"))
+            found += [("match", f"{flag} {pod.ip}/32") for pod in self.selected(peer, policy_ns)]
         return sorted(set(found))
 
+    def peer_pods(self, peers: list[dict] | None, policy_ns: str) -> list[PodInfo]:
+        """The pods among an egress rule's peers: every pod when the rule names no peer, the pods
+        inside an ipBlock (outside its excepts), the pods selectors name."""
+        if not peers:
+            return list(self.pods)
+        found: dict[str, PodInfo] = {}
+        for peer in peers:
+            if peer.get("ipBlock"):
+                block = peer["ipBlock"]
+                inside = ipaddress.ip_network(block["cidr"], strict=False)
+                excepts = [ipaddress.ip_network(cidr, strict=False)
+                           for cidr in block.get("except") or ()]
+                for pod in self.pods:
+                    address = ipaddress.ip_address(pod.ip)
+                    if address in inside and not any(address in cut for cut in excepts):
+                        found[pod.ip] = pod
+                continue
+            found.update((pod.ip, pod) for pod in self.selected(peer, policy_ns))
+        return [found[ip] for ip in sorted(found)]
+
     def direction(self, chain: str, rules: list[tuple[dict, str]], key: str, flag: str,
-                  target: PodInfo | None) -> list[str]:
+                  target: PodInfo) -> list[str]:
+        """Ingress (flag -s): a named port is the target pod's own container port. Egress (-d):
+        it is each destination pod's, so it becomes one rule per peer pod that names it."""
+        ingress = flag == "-s"
         lines = [f"-A {chain} -j MARK --set-xmark 0x0/{MARK}"]
         allow = f"-j MARK --set-xmark {MARK}/{MARK}"
         for rule, policy_ns in rules:
-            ports = _port_matches(rule, target if flag == "-s" else None)
-            if ports is None:
-                continue
-            for peer in self.peers(rule.get("from" if flag == "-s" else "to"), policy_ns, flag):
+            peers = rule.get("from" if ingress else "to")
+            ports, named = _split_ports(rule)
+            if ingress:
+                ports = ports + [found for name, protocol in named
+                                 if (found := _resolve(target, name, protocol))]
+            elif named:
+                for pod in self.peer_pods(peers, policy_ns):
+                    for name, protocol in named:
+                        if found := _resolve(pod, name, protocol):
+                            lines.append(f"-A {chain} -d {pod.ip}/32 {found} {allow}")
+            for peer in self.peers(peers, policy_ns, flag) if ports else ():
                 for port in ports:
                     if peer[0] == "all":
                         lines.append(f"-A {chain} {port} {allow}".replace("  ", " "))
