@@ -69,10 +69,10 @@ def test_dependent_with_one_owner_left_only_loses_the_dangling_reference(kubectl
 
 def test_foreground_deletion_waits_for_blocking_dependents(kubectl, ns):
     owner = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-",
-                               input=owned_configmap("owner", None, finalizers=["foregroundDeletion"])).stdout)
+                               input=owned_configmap("owner", None)).stdout)
     kubectl("apply", "-n", ns, "-f", "-", input=owned_configmap("child", owner, block=True,
                                                                   finalizers=["example.com/slow"]))
-    kubectl("delete", "cm", "owner", "-n", ns, "--wait=false")
+    kubectl("delete", "cm", "owner", "-n", ns, "--cascade=foreground", "--wait=false")
     # the child is being deleted, and holds its owner while it exists
     eventually(lambda: kubectl.json("get", "cm", "child", "-n", ns)["metadata"].get("deletionTimestamp"),
                what="child deleted first")
@@ -83,9 +83,9 @@ def test_foreground_deletion_waits_for_blocking_dependents(kubectl, ns):
 
 def test_orphan_deletion_keeps_dependents(kubectl, ns):
     owner = json.loads(kubectl("apply", "-n", ns, "-o", "json", "-f", "-",
-                               input=owned_configmap("owner", None, finalizers=["orphan"])).stdout)
+                               input=owned_configmap("owner", None)).stdout)
     kubectl("apply", "-n", ns, "-f", "-", input=owned_configmap("child", owner))
-    kubectl("delete", "cm", "owner", "-n", ns, "--wait=false")
+    kubectl("delete", "cm", "owner", "-n", ns, "--cascade=orphan", "--wait=false")
     eventually(lambda: not exists(kubectl, "cm", "owner", "-n", ns), what="owner gone")
     child = kubectl.json("get", "cm", "child", "-n", ns)
     assert not child["metadata"].get("ownerReferences")

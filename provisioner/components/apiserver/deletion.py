@@ -11,7 +11,7 @@ import copy
 import logging
 from typing import Any
 
-from . import admission, fields, strategies
+from . import admission, fields, propagation, strategies
 from . import eviction as eviction_budget
 from .apirequest import Req
 from .errors import ApiError
@@ -31,6 +31,7 @@ class Deletion:
     async def delete(self, req: Req, options: dict) -> tuple[dict, bool]:
         """Returns (object, deleted now); objects with finalizers only get a deletionTimestamp."""
         res = req.res
+        propagation.validate(options)
         pre = options.get("preconditions") or {}
         for _attempt in range(16):
             cur = await self.storage.get(res.plural, req.namespace, req.name or "")
@@ -46,10 +47,17 @@ class Deletion:
             if _attempt == 0:
                 await self.admission_chain.validate(admission.Attributes("DELETE", req, None, cur))
             graceful = await strategy.grace_period(self, cur, options)  # type: ignore[arg-type]
-            if strategy.marks_on_delete or meta.get("finalizers") or graceful:
-                if meta.get("deletionTimestamp") and not graceful:
+            collector = propagation.finalizers_on_delete(res.group, res.version, res.plural,
+                                                         meta.get("finalizers") or [], options)
+            finalizers = meta.get("finalizers") if collector is None else collector
+            if strategy.marks_on_delete or finalizers or graceful:
+                if meta.get("deletionTimestamp") and not graceful and collector is None:
                     return cur, False
                 new = copy.deepcopy(cur)
+                if collector:
+                    new["metadata"]["finalizers"] = collector
+                elif collector is not None:
+                    new["metadata"].pop("finalizers", None)
                 new["metadata"]["deletionTimestamp"] = meta.get("deletionTimestamp") or fields.now()
                 new["metadata"]["deletionGracePeriodSeconds"] = graceful or 0
                 strategy.prepare_for_delete_mark(new)
@@ -117,7 +125,8 @@ class Deletion:
                 if obj["metadata"].get("deletionTimestamp"):
                     continue  # already marked: its finalizers' owners finish it
                 try:
-                    await self.delete(Req(r, name, obj["metadata"]["name"]), {"gracePeriodSeconds": 0})
+                    await self.delete(Req(r, name, obj["metadata"]["name"]),
+                                      {"gracePeriodSeconds": 0, "propagationPolicy": "Background"})
                 except ApiError as exc:
                     if exc.code != 404:
                         log.warning("namespace %s: cannot delete %s/%s: %s", name, r.plural,

@@ -197,6 +197,10 @@ class ResourceAPI:
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
         if q.get("gracePeriodSeconds"):
             options["gracePeriodSeconds"] = _int_param(q, "gracePeriodSeconds")
+        if q.get("propagationPolicy"):  # DeleteOptions may come as query parameters too
+            options["propagationPolicy"] = q["propagationPolicy"]
+        if q.get("orphanDependents"):
+            options["orphanDependents"] = q["orphanDependents"] == "true"
         if name is None:
             return await self.delete_collection(request, req, options)
         out, _ = await self.registry.delete(req, options)
