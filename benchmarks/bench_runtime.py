@@ -6,9 +6,13 @@
   busybox image's unpacked layer directory; and the ratio of the two. Both without networking
   (runc's config has a new, empty network namespace; ours uses --network none) so that only the
   start paths are compared.
-- CONCURRENT containers (bridge network) started at once: wall time until all run.
-- the daemon's resident memory (VmRSS) idle and with CONCURRENT containers, plus their shims'
-  resident memory summed.
+- CONCURRENT containers started at once: wall time until all run, ours and runc's (`runc run
+  -d`, one bundle each) without networking, and ours on the bridge network.
+- memory: what the runtime keeps per running container (its monitor process; PSS and RSS from
+  /proc/<pid>/smaps_rollup) at 1, 10 and CONCURRENT running containers, plus the one monitor
+  server (the zygote the monitors are forked from) and the daemon. PSS divides shared pages
+  among the processes sharing them, so the monitors' and the server's PSS add up to what they
+  cost the node; "marginal" is that sum less the server's PSS with no container, per container.
 
 Starts its own daemon on a temporary root and socket with its own bridge and subnet, and removes
 all of it at the end. Writes benchmarks/results/runtime.json and prints a summary. Run as root:
@@ -58,12 +62,24 @@ def summary(samples: list[float]) -> dict:
             "p99_ms": round(nearest_rank_p99 * 1000, 2), "runs": len(ordered)}
 
 
-def vm_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def memory_kib(pid: int) -> dict:
+    """Rss, Pss and Private (clean + dirty) of a process, from smaps_rollup."""
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                values[key] = int(rest.split()[0])
+    return {"rss": values["Rss"], "pss": values["Pss"],
+            "private": values["Private_Clean"] + values["Private_Dirty"]}
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found += [int(child) for child in children.read().split()]
+    return found
 
 
 class Daemon:
@@ -99,15 +115,21 @@ class Daemon:
                 self.process.kill()
                 self.process.wait()
 
-    def shim_rss_kib(self, container_ids: list[str]) -> int:
-        total = 0
+    def monitor_pids(self, container_ids: list[str]) -> list[int]:
+        """The process the runtime keeps for each container (its monitor, "shim_pid")."""
+        pids = []
         for container_id in container_ids:
             state_path = os.path.join(self.root, "containers", container_id, "state.json")
             with open(state_path) as state:
-                shim_pid = json.load(state).get("shim_pid")
-            if shim_pid:
-                total += vm_rss_kib(shim_pid)
-        return total
+                pids.append(json.load(state)["shim_pid"])
+        return pids
+
+    def monitor_server_pid(self) -> int | None:
+        for child in children_of(self.process.pid):
+            with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                if b"monitor_server" in cmdline.read():
+                    return child
+        return None
 
     def remove_all(self) -> None:
         for container in self.client.containers(all=True):
@@ -223,6 +245,26 @@ class Runc:
         self._runc("run", container_id)      # foreground: returns at exit, then deletes
         return time.perf_counter() - started
 
+    def start_concurrently(self) -> float:
+        """CONCURRENT `runc run -d` at once, each with its own bundle; wall time until all run."""
+        ids = []
+        for number in range(CONCURRENT):
+            self.count += 1
+            container_id = f"bench-runc-{os.getpid()}-{self.count}"
+            bundle = os.path.join(self.bundle, f"concurrent-{number}")
+            os.makedirs(bundle)
+            with open(os.path.join(bundle, "config.json"), "w") as config:
+                json.dump(runc_config(self.rootfs, ["sleep", "1000"], container_id), config)
+            ids.append((container_id, bundle))
+        with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+            started = time.perf_counter()
+            list(pool.map(lambda item: self._runc("run", "--detach", "--bundle", item[1],
+                                                  item[0]), ids))
+            elapsed = time.perf_counter() - started
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            list(pool.map(lambda item: self._runc("delete", "--force", item[0]), ids))
+        return elapsed
+
 
 def remove_cgroup_parents() -> None:
     """The (now empty) parent cgroups both runtimes made, in every v1 hierarchy or in v2."""
@@ -243,9 +285,10 @@ def measure(function, *args) -> list[float]:
     return [function(*args) for _ in range(RUNS)]
 
 
-def start_concurrently(client: RuntimeClient) -> tuple[float, list[str]]:
+def start_concurrently(client: RuntimeClient, network: str) -> tuple[float, list[str]]:
     def one(number: int) -> str:
-        container = client.create("busybox", cmd=["sleep", "1000"], name=f"bench-{number}")
+        container = client.create("busybox", cmd=["sleep", "1000"],
+                                  name=f"bench-{network}-{number}", network=network)
         client.start(container)
         return container
 
@@ -259,12 +302,46 @@ def start_concurrently(client: RuntimeClient) -> tuple[float, list[str]]:
     return elapsed, containers
 
 
+def memory_with(daemon: Daemon, containers: list[str], server_idle: dict) -> dict:
+    """What the runtime keeps for these running containers, per container and in all."""
+    monitors = [memory_kib(pid) for pid in daemon.monitor_pids(containers)]
+    server_pid = daemon.monitor_server_pid()
+    server = memory_kib(server_pid) if server_pid else {"rss": 0, "pss": 0, "private": 0}
+    count = len(monitors)
+    total_pss = sum(m["pss"] for m in monitors) + server["pss"]
+    return {
+        "containers": count,
+        "monitor_pss_kib_each": round(sum(m["pss"] for m in monitors) / count, 1),
+        "monitor_rss_kib_each": round(sum(m["rss"] for m in monitors) / count, 1),
+        "monitor_private_kib_each": round(sum(m["private"] for m in monitors) / count, 1),
+        "server_pss_kib": server["pss"], "server_rss_kib": server["rss"],
+        "marginal_pss_kib_per_container": round((total_pss - server_idle["pss"]) / count, 1),
+        "daemon": memory_kib(daemon.process.pid),
+    }
+
+
+def start_sleepers(client: RuntimeClient, count: int) -> list[str]:
+    containers = []
+    for _ in range(count):
+        container = client.create("busybox", cmd=["sleep", "1000"], network="none")
+        client.start(container)
+        containers.append(container)
+    return containers
+
+
+def remove(client: RuntimeClient, containers: list[str]) -> None:
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda c: client.remove(c, force=True), containers))
+
+
 def run(scratch: str) -> dict:
     daemon = Daemon(scratch)
     runc = None
     try:
         client = daemon.client
-        rss_fresh = vm_rss_kib(daemon.process.pid)
+        daemon_fresh = memory_kib(daemon.process.pid)
+        server_pid = daemon.monitor_server_pid()
+        server_idle = memory_kib(server_pid) if server_pid else {"rss": 0, "pss": 0}
         store = ImageStore(daemon.root)
         rootfs = store.layer_dirs(store.resolve("busybox"))[0]
         runc = Runc(scratch, rootfs)
@@ -273,13 +350,21 @@ def run(scratch: str) -> dict:
         ours_true = measure(ours_until_true_exits, client)
         runc_running = measure(runc.until_running)
         runc_true = measure(runc.until_true_exits)
-        rss_idle = vm_rss_kib(daemon.process.pid)
+        daemon_idle = memory_kib(daemon.process.pid)
 
-        concurrent_seconds, containers = start_concurrently(client)
-        rss_busy = vm_rss_kib(daemon.process.pid)
-        shims_rss = daemon.shim_rss_kib(containers)
-        with ThreadPoolExecutor(max_workers=10) as pool:
-            list(pool.map(lambda c: client.remove(c, force=True), containers))
+        memory = {}
+        running = start_sleepers(client, 1)
+        memory["1"] = memory_with(daemon, running, server_idle)
+        running += start_sleepers(client, 9)
+        memory["10"] = memory_with(daemon, running, server_idle)
+        remove(client, running)
+
+        concurrent_none, running = start_concurrently(client, "none")
+        memory[str(CONCURRENT)] = memory_with(daemon, running, server_idle)
+        remove(client, running)
+        runc_concurrent = runc.start_concurrently()
+        concurrent_bridge, running = start_concurrently(client, "bridge")
+        remove(client, running)
     finally:
         try:
             if runc is not None:
@@ -299,16 +384,21 @@ def run(scratch: str) -> dict:
 
     return {
         "rootfs": "busybox:latest (bootstrap image; runc uses its unpacked layer dir, read-only)",
-        "network": "none for the latency runs; bridge for the concurrent start",
+        "network": "none for the latency runs and the compared concurrent start",
         "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
         "until_running": compared(ours_running, runc_running),
         "until_true_exited": compared(ours_true, runc_true),
-        "concurrent_start": {"containers": CONCURRENT,
-                             "wall_seconds_until_all_running": round(concurrent_seconds, 3)},
-        "daemon_rss_kib": {"fresh": rss_fresh, "idle_after_runs": rss_idle,
-                           f"with_{CONCURRENT}_containers": rss_busy},
-        f"shims_rss_kib_sum_{CONCURRENT}": shims_rss,
-        "shim_rss_kib_each": round(shims_rss / CONCURRENT, 1),
+        "concurrent_start": {
+            "containers": CONCURRENT,
+            "wall_seconds_until_all_running": {
+                "provisioner_runtime": round(concurrent_none, 3),
+                "runc": round(runc_concurrent, 3),
+                "ratio": round(concurrent_none / runc_concurrent, 2),
+                "provisioner_runtime_bridge_network": round(concurrent_bridge, 3)}},
+        "memory_kib_by_running_containers": memory,
+        "monitor_server_idle_kib": server_idle,
+        "daemon_kib": {"fresh": daemon_fresh, "idle_after_runs": daemon_idle},
     }
 
 
@@ -330,10 +420,16 @@ def main() -> None:
               f"p99 {row['provisioner_runtime']['p99_ms']} ms | runc median "
               f"{row['runc']['median_ms']} ms p99 {row['runc']['p99_ms']} ms | ratio "
               f"{row['ratio_median']} (p99 {row['ratio_p99']})")
-    print(f"{CONCURRENT} concurrent starts: "
-          f"{results['concurrent_start']['wall_seconds_until_all_running']} s")
-    print(f"daemon VmRSS: {results['daemon_rss_kib']} KiB; shims "
-          f"{results[f'shims_rss_kib_sum_{CONCURRENT}']} KiB for {CONCURRENT}")
+    wall = results["concurrent_start"]["wall_seconds_until_all_running"]
+    print(f"{CONCURRENT} concurrent starts: ours {wall['provisioner_runtime']} s, runc "
+          f"{wall['runc']} s (ratio {wall['ratio']}); ours on the bridge "
+          f"{wall['provisioner_runtime_bridge_network']} s")
+    for count, row in results["memory_kib_by_running_containers"].items():
+        print(f"{count:>3} running: monitor PSS {row['monitor_pss_kib_each']} KiB RSS "
+              f"{row['monitor_rss_kib_each']} KiB private {row['monitor_private_kib_each']} KiB "
+              f"each; server PSS {row['server_pss_kib']} KiB; marginal PSS "
+              f"{row['marginal_pss_kib_per_container']} KiB per container; daemon PSS "
+              f"{row['daemon']['pss']} KiB")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
