@@ -230,10 +230,6 @@ def test_container_logs_follow_streams_as_lines_are_written(api, kubelet, cluste
     assert numbers == list(range(numbers[0], numbers[0] + 8))
 
 
-def test_exec_with_stdin_or_attach_is_refused_clearly(kubelet, cluster, chatty):
-    path = f"/exec/{chatty}/chatty/main?command=sh&stdin=1&stdout=1&tty=1"
-    frames = asyncio.run(exec_ws(kubelet, cluster, path, "v5.channel.k8s.io"))
-    [status] = [json.loads(data) for channel, data in frames if channel == 3]
-    assert status["status"] == "Failure" and "without -i/-t" in status["message"]
+def test_attach_is_refused_clearly(kubelet, cluster, chatty):
     code, text = get(kubelet, admin(cluster), f"/attach/{chatty}/chatty/main?stdout=1")
     assert code == 400 and "attach is not supported" in text

@@ -20,7 +20,7 @@ import threading
 from aiohttp import WSMsgType, web
 
 from ..api.client import ApiStatusError
-from . import hostinfo, portforward
+from . import execstream, hostinfo, portforward
 
 log = logging.getLogger("kubelet.server")
 VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
@@ -275,16 +275,13 @@ class KubeletServer:
                                           "v5.channel.k8s.io or v4.channel.k8s.io)")
         ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
         await ws.prepare(request)
-        if any(request.query.get(key) in ("1", "true") for key in ("stdin", "tty")):
-            # the runtime's exec has no input side: say so rather than run without stdin
-            await ws.send_bytes(b"\x03" + json.dumps({
-                "metadata": {}, "status": "Failure", "reason": "BadRequest",
-                "message": "this node's container runtime cannot give exec a stdin or a TTY; "
-                           "run the command without -i/-t"}).encode())
-            await ws.close()
-            return ws
         want = {1: request.query.get("stdout") in ("1", "true"),
                 2: request.query.get("stderr") in ("1", "true")}
+        stdin, tty = (request.query.get(key) in ("1", "true") for key in ("stdin", "tty"))
+        if stdin or tty:      # the runtime's interactive exec, relayed channel for channel
+            await execstream.relay(ws, self.kubelet.runtime.client.socket_path, {
+                "container": instance.id, "cmd": commands, "stdin": stdin, "tty": tty}, want)
+            return ws
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         client = self.kubelet.runtime.client

@@ -1,0 +1,96 @@
+"""Real kubectl exec with stdin (-i) and a terminal (-it) through the real API server to the
+kubelet and into a pod: piped input comes back, its end ends the command, the terminal is the
+container's /dev/pts/N sized as kubectl's, exit codes pass through. And the v5 channel protocol
+itself: stdin, resize and close on the kubelet's WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.terminal import Terminal
+
+from .conftest import pod_manifest, prepare_namespace, wait_for
+from .test_server import admin
+
+KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
+
+
+@pytest.fixture(scope="module")
+def shell_pod(api, kubelet, cluster):
+    namespace = f"exec-it-{uuid.uuid4().hex[:6]}"
+    prepare_namespace(api, cluster, namespace)
+    api.create_namespaced_pod(namespace, pod_manifest("shell", kubelet.node, [
+        {"name": "main", "image": "busybox:latest", "command": ["sleep", "3600"]}]))
+    wait_for(lambda: api.read_namespaced_pod("shell", namespace).status.phase == "Running", 60,
+             what="the shell pod running")
+    yield namespace
+    api.delete_namespace(namespace)
+
+
+def kubectl(cluster, *args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), *args],
+                          capture_output=True, text=True, timeout=120, **options)
+
+
+def test_kubectl_exec_i_returns_piped_input_and_ends_at_its_end(cluster, shell_pod):
+    data = "".join(f"line {n}\n" for n in range(5000))
+    result = kubectl(cluster, "exec", "-i", "-n", shell_pod, "shell", "--", "cat", input=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    code = kubectl(cluster, "exec", "-i", "-n", shell_pod, "shell", "--", "sh", "-c",
+                   "read code; exit $code", input="3\n")
+    assert code.returncode == 3
+    assert "command terminated with exit code 3" in code.stderr
+
+
+def test_kubectl_exec_it_runs_on_the_containers_terminal(cluster, shell_pod):
+    terminal = Terminal([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "-it", "-n",
+                         shell_pod, "shell", "--", "sh"], rows=33, cols=111,
+                        env={**os.environ, "TERM": "xterm"})
+    try:
+        terminal.expect("# ")
+        terminal.type("tty; stty size; echo mark-$((40+2))\r")
+        terminal.expect("mark-42")
+        assert b"/dev/pts/" in terminal.screen
+        assert b"33 111" in terminal.screen
+        terminal.type("exit 5\r")
+        assert terminal.exit_code() == 5
+    finally:
+        terminal.close()
+
+
+async def _v5_session(kubelet, cluster, path: str, messages: list[bytes]) -> list[tuple]:
+    frames = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"wss://127.0.0.1:{kubelet.port}{path}",
+                                      ssl=admin(cluster),
+                                      protocols=("v5.channel.k8s.io",)) as ws:
+            for message in messages:
+                await ws.send_bytes(message)
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    frames.append((message.data[0], message.data[1:]))
+    return frames
+
+
+def test_v5_stdin_resize_and_close_on_the_kubelets_websocket(kubelet, cluster, shell_pod):
+    piped = f"/exec/{shell_pod}/shell/main?command=cat&stdin=1&stdout=1&stderr=1"
+    frames = asyncio.run(_v5_session(kubelet, cluster, piped,
+                                     [b"\x00hello ", b"\x00world", b"\xff\x00"]))
+    assert b"".join(data for channel, data in frames if channel == 1) == b"hello world"
+    [status] = [json.loads(data) for channel, data in frames if channel == 3]
+    assert status["status"] == "Success"
+    on_tty = (f"/exec/{shell_pod}/shell/main?command=sh&command=-c&command=read+x%3B+stty+size"
+              f"&stdin=1&stdout=1&tty=1")
+    resize = b"\x04" + json.dumps({"Width": 77, "Height": 22}).encode()
+    frames = asyncio.run(_v5_session(kubelet, cluster, on_tty, [resize, b"\x00go\r"]))
+    assert b"22 77" in b"".join(data for channel, data in frames if channel == 1)
