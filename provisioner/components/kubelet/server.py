@@ -413,12 +413,9 @@ class KubeletServer:
         return web.json_response({"node": node, "pods": pods})
 
     async def metrics_resource(self, request: web.Request) -> web.Response:
-        memory = hostinfo.meminfo()
-        used = memory.get("MemTotal", 0) - memory.get("MemAvailable", 0)
-        lines = ["# HELP node_memory_working_set_bytes [STABLE] Current working set of the node "
-                 "in bytes", "# TYPE node_memory_working_set_bytes gauge",
-                 f"node_memory_working_set_bytes {used}"]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        from . import resourcemetrics  # node, container and pod CPU and memory for metrics-server
+
+        return web.Response(text=await resourcemetrics.text(self.kubelet), content_type="text/plain")
 
     async def metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
