@@ -34,29 +34,36 @@ CURRENT = "kubelet-client-current.pem"
 WAIT_SECONDS = 3600
 
 
-def new_request(node_name: str) -> tuple[bytes, bytes]:
-    """(key PEM, CSR PEM) for system:node:<name> in system:nodes."""
+def new_request(node_name: str, sans: list[x509.GeneralName] | None = None
+                ) -> tuple[bytes, bytes]:
+    """(key PEM, CSR PEM) for system:node:<name> in system:nodes (with `sans`: a serving
+    certificate's subject alternative names)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                                    x509.NameAttribute(NameOID.COMMON_NAME,
-                                                       f"system:node:{node_name}")]))
-           .sign(key, hashes.SHA256()))
+    builder = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([
+                   x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                   x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    csr = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
     return key_pem, csr.public_bytes(serialization.Encoding.PEM)
 
 
-async def request_certificate(client: Client, node_name: str, timeout: float = WAIT_SECONDS
-                              ) -> tuple[bytes, bytes]:
+async def request_certificate(client: Client, node_name: str, timeout: float = WAIT_SECONDS,
+                              *, signer: str = SIGNER,
+                              usages: tuple[str, ...] = ("digital signature", "client auth"),
+                              sans: list[x509.GeneralName] | None = None,
+                              generate_name: str = "node-csr-") -> tuple[bytes, bytes]:
     """File the CSR and wait for its certificate: (key PEM, certificate PEM)."""
-    key_pem, csr_pem = new_request(node_name)
+    key_pem, csr_pem = new_request(node_name, sans)
     csr = await client.create("certificates.k8s.io", "v1", "certificatesigningrequests", {
         "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-        "metadata": {"generateName": "node-csr-"},
-        "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": SIGNER,
-                 "usages": ["digital signature", "client auth"]}})
+        "metadata": {"generateName": generate_name},
+        "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": signer,
+                 "usages": list(usages)}})
     name = csr["metadata"]["name"]
     log.info("filed certificate signing request %s for system:node:%s; waiting for approval",
              name, node_name)
@@ -77,14 +84,15 @@ async def request_certificate(client: Client, node_name: str, timeout: float = W
                       "(is the controller manager approving and signing kubelet CSRs?)")
 
 
-def store_pair(cert_dir: str, key_pem: bytes, cert_pem: bytes) -> str:
-    """Write the pair 0600 and point kubelet-client-current.pem at it; the current path."""
+def store_pair(cert_dir: str, key_pem: bytes, cert_pem: bytes, kind: str = "client") -> str:
+    """Write the pair 0600 as kubelet-<kind>-<time>.pem and point kubelet-<kind>-current.pem
+    at it (kind: client or server, as kubelet names them); the current path."""
     os.makedirs(cert_dir, mode=0o700, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
-    path = os.path.join(cert_dir, f"kubelet-client-{stamp}.pem")
+    path = os.path.join(cert_dir, f"kubelet-{kind}-{stamp}.pem")
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
         out.write(cert_pem + key_pem)
-    current = os.path.join(cert_dir, CURRENT)
+    current = os.path.join(cert_dir, f"kubelet-{kind}-current.pem")
     tmp = current + ".tmp"
     if os.path.lexists(tmp):
         os.unlink(tmp)

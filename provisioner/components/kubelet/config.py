@@ -81,6 +81,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "authentication": (dict,), "authorization": (dict,),
     "seccompDefault": (bool,), "allowedUnsafeSysctls": (list,),
     "cgroupRoot": (str,), "cgroupsPerQOS": (bool,), "cgroupDriver": (str,),
+    "serverTLSBootstrap": (bool,),
 }
 _NESTED = {
     "authentication": {"x509": {"clientCAFile"}, "webhook": {"enabled", "cacheTTL"},

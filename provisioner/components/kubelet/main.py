@@ -93,8 +93,16 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
     server = None
     if cfg.get("enableServer", True):
         from .server import KubeletServer
-        server = KubeletServer(kubelet, cfg, args)
+        server_cfg = cfg
+        if cfg.get("serverTLSBootstrap") and client is not None:
+            from .servingcert import current_pair, serving_loop
+            stored = current_pair(cert_dir, name, [ip])   # else self-signed until signed
+            if stored:
+                server_cfg = {**cfg, "tlsCertFile": stored, "tlsPrivateKeyFile": stored}
+        server = KubeletServer(kubelet, server_cfg, args)
         await server.start()
+        if cfg.get("serverTLSBootstrap") and client is not None:
+            loops.append(serving_loop(client, name, name, [ip], cert_dir, server.tls))
     log.info("kubelet for node %s (%s) started; %s", name, ip,
              "standalone: static pods only" if client is None else "API mode")
     stop = asyncio.Event()

@@ -74,6 +74,8 @@ class KubeletServer:
         self.cfg = cfg
         self.args = args
         self.runner: web.AppRunner | None = None
+        # the live TLS context of the port: servingcert loads a CA-signed pair into it
+        self.tls: ssl.SSLContext | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
         cert, key = self.cfg.get("tlsCertFile"), self.cfg.get("tlsPrivateKeyFile")
@@ -110,8 +112,8 @@ class KubeletServer:
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         address = self.cfg.get("address") or "0.0.0.0"
-        site = web.TCPSite(self.runner, address, int(self.cfg["port"]),
-                           ssl_context=self.ssl_context())
+        self.tls = self.ssl_context()
+        site = web.TCPSite(self.runner, address, int(self.cfg["port"]), ssl_context=self.tls)
         await site.start()
         log.info("serving on https://%s:%s", address, self.cfg["port"])
 
