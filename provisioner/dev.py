@@ -314,10 +314,13 @@ class DevNodeCluster:
                                             start_new_session=True)
 
     def start(self, timeout: float = 90) -> None:
+        from provisioner import devmetrics
+
         self.root.mkdir(parents=True, exist_ok=True)
         self.api.write_pki()
         self._write_kubelet_config()
         self.api.extra_args += self.api.kubelet_client_args()
+        self.api.extra_args += devmetrics.front_proxy_args(self.api.pki)
         self.api.start(fresh_pki=False, write_admin=False)
         self.log(f"[dev] API server ready at {self.api.server}")
         self._start_control_plane()
@@ -331,6 +334,8 @@ class DevNodeCluster:
         self._spawn("kubelet", self.kubelet_command())
         self._wait(self.node_ready, timeout, f"node {self.node_name} Ready")
         self.log(f"[dev] node {self.node_name} Ready (kubelet on port {self.kubelet_port})")
+        self._spawn("metrics-server", devmetrics.start(self, free_port()))  # kubectl top
+        self.log("[dev] metrics-server started (APIService v1beta1.metrics.k8s.io)")
         self.api.write_admin_conf()
 
     def _write_kubelet_config(self) -> None:
@@ -414,7 +419,7 @@ class DevNodeCluster:
     def stop(self) -> None:
         """Control plane first (nothing recreates pods), the kubelet, every pod the runtime
         holds, the runtime and its network, then the API server and etcd."""
-        for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
+        for name in ("metrics-server", "kube-controller-manager", "kube-scheduler", "kubelet"):
             _terminate(self.procs.pop(name, None))
         self._remove_workloads()
         _terminate(self.procs.pop("runtime", None))

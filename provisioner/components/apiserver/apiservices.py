@@ -44,15 +44,20 @@ class Unavailable(Exception):
 
 
 class ApiServiceController:
-    def __init__(self, registry: Any, proxy: AggregatorProxy, client_cert: str | None, client_key: str | None):
+    def __init__(self, registry: Any, proxy: AggregatorProxy, config: Any):
         self.registry = registry
         self.storage = registry.storage
         self.proxy = proxy
-        self.client_cert, self.client_key = client_cert, client_key
+        self.config = config
+        self.client_cert, self.client_key = config.proxy_client_cert, config.proxy_client_key
+        self.published = False
 
     async def run(self) -> None:
         while True:
             try:
+                if not self.published:
+                    await publish_authentication(self.registry, self.config)
+                    self.published = True
                 await self.sync()
             except Exception as exc:  # noqa: BLE001 - etcd away: keep serving what is known
                 log.warning("APIServices not refreshed: %s", exc)
@@ -202,6 +207,58 @@ class ApiServiceController:
         discovery.REMOTE_GROUPS = available
         discovery.REMOTE_AGGREGATED = [aggregated_group(g, [(v, resources[(g, v)]) for v in vs])
                                        for g, vs in available.items()]
+
+
+def authentication_data(config: Any) -> dict[str, str]:
+    """The ConfigMap data kube-apiserver publishes for extension API servers (metrics-server reads
+    it to verify the front-proxy client and the users it names)."""
+    def read(path: str | None) -> str | None:
+        if not path:
+            return None
+        with open(path) as fh:
+            return fh.read()
+    data = {}
+    if (client_ca := read(config.client_ca_file)) is not None:
+        data["client-ca-file"] = client_ca
+    if (front_proxy_ca := read(config.requestheader_client_ca_file)) is not None:
+        names = config.requestheader
+        data.update({
+            "requestheader-client-ca-file": front_proxy_ca,
+            "requestheader-allowed-names": json.dumps(list(config.requestheader_allowed_names)),
+            "requestheader-username-headers": json.dumps(list(names.user)),
+            "requestheader-group-headers": json.dumps(list(names.group)),
+            "requestheader-extra-headers-prefix": json.dumps(list(names.extra_prefix))})
+    return data
+
+
+READER_ROLE = "extension-apiserver-authentication-reader"
+
+
+async def publish_authentication(registry: Any, config: Any) -> None:
+    """kube-system/extension-apiserver-authentication (kept as this server's flags say), and the
+    Role that lets extension servers read it, as kube-apiserver bootstraps them."""
+    data = authentication_data(config)
+    if not data:
+        return
+    objects = [
+        (("", "ConfigMap"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "extension-apiserver-authentication", "namespace": "kube-system"}, "data": data}),
+        (("rbac.authorization.k8s.io", "Role"), {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": READER_ROLE, "namespace": "kube-system",
+                         "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+                       "resourceNames": ["extension-apiserver-authentication"]}]})]
+    for key, obj in objects:
+        req = Req(BY_KIND[key], "kube-system", obj["metadata"]["name"], user=AGGREGATOR_USER,
+                  user_agent="apiserver", groups=list(AGGREGATOR_GROUPS))
+
+        def replace(cur: dict, obj: dict = obj) -> dict:
+            for field_ in ("data", "rules"):
+                if field_ in obj:
+                    cur[field_] = obj[field_]
+            return cur
+        await registry.update(req, replace, precondition_rv=None, create_if_missing=obj)
 
 
 def aggregated_group(group: str, versions: list[tuple[str, list[dict]]]) -> dict:

@@ -68,8 +68,10 @@ def parser() -> argparse.ArgumentParser:
       help="headers naming the user to aggregated API servers (comma-separated; the first is sent)")
     a("--requestheader-group-headers", default="X-Remote-Group")
     a("--requestheader-extra-headers-prefix", default="X-Remote-Extra-")
-    for flag in ("--allow-privileged", "--requestheader-client-ca-file", "--requestheader-allowed-names",
-                 "--enable-bootstrap-token-auth", "--enable-aggregator-routing"):
+    a("--requestheader-client-ca-file", help="CA of the front-proxy client certificate (published for "
+      "aggregated API servers in kube-system/extension-apiserver-authentication)")
+    a("--requestheader-allowed-names", default="", help="common names a front-proxy client may have")
+    for flag in ("--allow-privileged", "--enable-bootstrap-token-auth", "--enable-aggregator-routing"):
         a(flag)
     return p
 
@@ -111,6 +113,9 @@ def build(args: argparse.Namespace) -> tuple[ApiServer, web.Application]:
         t.strip() for t in args.kubelet_preferred_address_types.split(",") if t.strip())
     config.proxy_client_cert = args.proxy_client_cert_file
     config.proxy_client_key = args.proxy_client_key_file
+    config.client_ca_file = args.client_ca_file
+    config.requestheader_client_ca_file = args.requestheader_client_ca_file
+    config.requestheader_allowed_names = [n.strip() for n in args.requestheader_allowed_names.split(",") if n.strip()]
     config.requestheader = RequestHeaderNames(*(
         tuple(h.strip() for h in v.split(",") if h.strip()) for v in (
             args.requestheader_username_headers, args.requestheader_group_headers,

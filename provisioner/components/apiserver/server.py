@@ -59,6 +59,10 @@ class Config:
     proxy_client_cert: str | None = None
     proxy_client_key: str | None = None
     requestheader: RequestHeaderNames = field(default_factory=RequestHeaderNames)
+    # published in kube-system/extension-apiserver-authentication for aggregated servers
+    client_ca_file: str | None = None
+    requestheader_client_ca_file: str | None = None
+    requestheader_allowed_names: list[str] = field(default_factory=list)
 
 
 class ApiServer:
@@ -80,8 +84,7 @@ class ApiServer:
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
             config.kubelet_preferred_address_types), self.authorize)
         self.aggregator = AggregatorProxy(storage, self.authz, config.requestheader)
-        self.apiservices = ApiServiceController(self.registry, self.aggregator, config.proxy_client_cert,
-                                                config.proxy_client_key)
+        self.apiservices = ApiServiceController(self.registry, self.aggregator, config)
 
     # authorization --------------------------------------------------------------------------
     async def authorize(self, request: web.Request, verb: str, res: Resource | None, ns: str | None,
