@@ -17,7 +17,7 @@ from aiohttp import web
 from ..daemon.errors import DaemonError
 from .containers import body_json, record_of
 from .errors import DockerError
-from .frames import frame, hijack
+from .frames import frame, hijack, stdin_of
 from .routing import EXECS, daemon_of, json_response, route
 
 
@@ -47,6 +47,7 @@ async def create(request: web.Request) -> web.Response:
                           "user": body.get("User") or ""},
         "_request": {"cmd": command, "env": body.get("Env") or [],
                      "workdir": body.get("WorkingDir") or None, "user": body.get("User") or None},
+        "_size": _console_size(body.get("ConsoleSize")),
     }
     return json_response({"Id": exec_id}, status=201)
 
@@ -80,6 +81,8 @@ async def start(request: web.Request) -> web.StreamResponse:
         asyncio.get_running_loop().create_task(_run(request, instance, discard))
         return web.Response(status=200)
     tty = bool(body.get("Tty", instance["ProcessConfig"]["tty"]))
+    if instance["OpenStdin"] or tty:
+        return await _start_interactive(request, instance, tty)
     response = await hijack(request, tty)
     wanted = {"stdout": instance["OpenStdout"] or not instance["OpenStderr"],
               "stderr": instance["OpenStderr"] or not instance["OpenStdout"]}
@@ -101,7 +104,69 @@ async def inspect(request: web.Request) -> web.Response:
                               if not key.startswith("_")})
 
 
+async def _start_interactive(request: web.Request, instance: dict,
+                             tty: bool) -> web.StreamResponse:
+    """stdin (the client's raw bytes, its half-close the end) and/or a terminal (raw output;
+    resized through /exec/{id}/resize)."""
+    instance["Running"] = True
+    body = {**instance["_request"], "stdin": instance["OpenStdin"], "tty": tty,
+            "size": instance["_size"]}
+    try:
+        session = await daemon_of(request).containers.exec_interactive(instance["ContainerID"],
+                                                                       body)
+    except DaemonError as error:
+        instance["Running"] = False
+        raise DockerError(error.status if error.status < 500 else 500, error.message) from None
+    instance["_session"] = session
+    response = await hijack(request, tty)
+    feeder = None
+    if instance["OpenStdin"]:
+        feeder = asyncio.get_running_loop().create_task(_feed(session, stdin_of(request)))
+    wanted = {"stdout": instance["OpenStdout"] or tty, "stderr": instance["OpenStderr"]}
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            async for stream, data in session.outputs():
+                if wanted[stream]:
+                    await response.write(data if tty else frame(stream, data))
+        try:
+            instance["ExitCode"] = await session.wait()
+        except DaemonError as error:
+            instance["ExitCode"] = 126
+            with contextlib.suppress(ConnectionResetError):
+                message = f"{error.message}\n".encode()
+                await response.write(message if tty else frame("stderr", message))
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+    finally:
+        instance["Running"] = False
+        instance.pop("_session", None)
+        if feeder is not None:
+            feeder.cancel()
+    return response
+
+
+async def _feed(session, stdin: asyncio.Queue) -> None:
+    while (data := await stdin.get()) is not None:
+        await session.write_stdin(data)
+    await session.close_stdin()
+
+
+def _console_size(value) -> list[int] | None:
+    """Docker's ConsoleSize: [height, width], as the daemon's exec takes it ([rows, cols])."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(n, int) and n > 0
+                                                           for n in value):
+        return [value[0], value[1]]
+    return None
+
+
 @route("POST", "/exec/{id}/resize")
 async def resize(request: web.Request) -> web.Response:
-    _exec_of(request)
+    instance = _exec_of(request)
+    try:
+        rows, cols = int(request.query.get("h", "0")), int(request.query.get("w", "0"))
+    except ValueError:
+        raise DockerError(400, "resize needs numeric h and w") from None
+    session = instance.get("_session")
+    if session is not None:
+        session.resize(rows, cols)
     return web.Response(status=201)

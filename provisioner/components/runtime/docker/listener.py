@@ -19,6 +19,8 @@ from ..daemon.service import RuntimeDaemon
 
 # Transports whose connection was hijacked (frames.hijack adds them).
 HIJACKED: weakref.WeakSet = weakref.WeakSet()
+# transport -> what to call when its client half-closes (the end of an attached stdin)
+ON_EOF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _HalfClosable(asyncio.Protocol):
@@ -38,6 +40,9 @@ class _HalfClosable(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.inner.eof_received()
+        callback = ON_EOF.pop(self.transport, None)
+        if callback is not None:
+            callback()
         return self.transport in HIJACKED
 
     def pause_writing(self) -> None:

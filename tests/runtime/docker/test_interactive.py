@@ -1,0 +1,55 @@
+"""The docker CLI interactively: `docker exec -i` with piped input, `docker exec -it` on a
+terminal (under a pseudo-terminal of the test's), sized and resized as the user's."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tests.terminal import Terminal
+
+from .conftest import DOCKER_CLI
+
+
+def _docker_env(engine) -> dict:
+    return {**os.environ, "DOCKER_HOST": f"unix://{engine.docker_socket}",
+            "DOCKER_CONFIG": os.path.join(engine.base, "docker-config"), "TERM": "xterm"}
+
+
+def _running(engine, remove_after, name: str) -> None:
+    remove_after.append(name)
+    result = engine.cli("run", "-d", "--name", name, "busybox", "sleep", "1000")
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_exec_i_pipes_stdin_and_ends_at_its_end(engine, remove_after):
+    _running(engine, remove_after, "dx-stdin")
+    data = "".join(f"line {n}\n" for n in range(20000))
+    result = engine.cli("exec", "-i", "dx-stdin", "cat", input=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    code = engine.cli("exec", "-i", "dx-stdin", "sh", "-c", "read x; echo got-$x >&2; exit $x",
+                      input="4\n")
+    assert (code.returncode, code.stderr) == (4, "got-4\n")
+
+
+def test_docker_exec_it_runs_on_a_resizable_terminal(engine, remove_after):
+    _running(engine, remove_after, "dx-tty")
+    terminal = Terminal([DOCKER_CLI, "exec", "-it", "dx-tty", "sh"], rows=31, cols=97,
+                        env=_docker_env(engine))
+    try:
+        terminal.expect("# ")
+        terminal.type("tty; stty size; echo mark-$((40+2))\r")
+        terminal.expect("mark-42")
+        assert b"/dev/pts/" in terminal.screen
+        assert b"31 97" in terminal.screen
+        terminal.resize(44, 133)       # the CLI calls /exec/{id}/resize
+        deadline = time.monotonic() + 60
+        while b"44 133" not in terminal.screen:
+            assert time.monotonic() < deadline, terminal.screen
+            terminal.type("stty size\r")
+            terminal.drain(0.5)
+        terminal.type("exit 6\r")
+        assert terminal.exit_code() == 6
+    finally:
+        terminal.close()
