@@ -43,7 +43,7 @@ def crd_manifest(group: str, plural: str = "widgets") -> dict:
 
 @pytest.fixture(scope="module")
 def widgets(kubectl):
-    """A CRD in a group of its own (the plural may be served by one group only)."""
+    """A CRD in a group of its own."""
     group = f"t{os.urandom(3).hex()}.example.com"
     kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(group)))
     yield group
@@ -142,8 +142,32 @@ def test_bad_definitions_are_refused(kubectl):
     del unflagged["spec"]["versions"][0]["served"]
     out = kubectl("apply", "-f", "-", input=json.dumps(unflagged), check=False)
     assert "spec.versions[0].served: Required value" in out.stderr
-    out = kubectl("apply", "-f", "-", input=json.dumps(crd_manifest("clash.example.com", "pods")), check=False)
-    assert 'spec.names.plural: Invalid value: "pods": already served by group "core"' in out.stderr
+
+
+def test_two_groups_serve_the_same_plural_with_objects_of_their_own(kubectl, ns, widgets):
+    other = f"o{os.urandom(3).hex()}.example.com"
+    kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(other)))
+    try:
+        eventually(lambda: kubectl("get", "--raw", f"/apis/{other}/v1/namespaces/{ns}/widgets",
+                                   check=False).returncode == 0, 10)
+        kubectl("apply", "-n", ns, "-f", "-", input=_widget(widgets, "mine", size="small"))
+        kubectl("apply", "-n", ns, "-f", "-", input=_widget(other, "theirs", size="large"))
+        names = {g: [o["metadata"]["name"] for o in json.loads(kubectl(
+            "get", "--raw", f"/apis/{g}/v1/namespaces/{ns}/widgets").stdout)["items"]] for g in (widgets, other)}
+        assert names == {widgets: ["mine"], other: ["theirs"]}
+        assert kubectl.json("get", f"widgets.v1.{other}", "theirs", "-n", ns)["spec"]["size"] == "large"
+    finally:
+        kubectl("delete", "crd", f"widgets.{other}", "--timeout=30s")
+    # Deleting the other group's definition took its objects only.
+    assert kubectl.json("get", f"widgets.v1.{widgets}", "mine", "-n", ns)["spec"]["size"] == "small"
+
+
+def test_a_plural_served_built_in_by_the_same_group_is_refused(kubectl):
+    clash = crd_manifest("networking.k8s.io", "ingresses")
+    out = kubectl("apply", "-f", "-", input=json.dumps(clash), check=False)
+    assert out.returncode != 0
+    assert 'spec.names.plural: Invalid value: "ingresses": already served by the built-in API of ' \
+        'group "networking.k8s.io"' in out.stderr
 
 
 def test_every_served_version_reads_the_same_objects(kubectl, ns):

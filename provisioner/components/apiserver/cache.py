@@ -242,11 +242,11 @@ class WatchCache:
         pred = predicate(q.get("labelSelector"), q.get("fieldSelector"), res.kind)
         limit = _int_param(q, "limit") or 0
         wanted = await self._wanted_revision(q.get("resourceVersion", ""))
-        rc = await self._cache(res.plural)
+        rc = await self._cache(res.store)
         if rc is None or not await rc.wait_fresh(wanted):
             return None
         if name is not None:
-            entry = rc.entries.get(self.storage.key(res.plural, ns, name))
+            entry = rc.entries.get(self.storage.key(res.store, ns, name))
             if entry is None:
                 raise ApiError.not_found(res.plural, name, res.group)
             return web.Response(body=entry.raw, content_type="application/json")
@@ -265,7 +265,7 @@ class WatchCache:
 
     def _list(self, request: web.Request, res: Resource, rc: ResourceCache, ns: str | None,
               pred: Callable[[dict], bool] | None, limit: int) -> web.Response:
-        prefix = self.storage.collection(res.plural, ns)
+        prefix = self.storage.collection(res.store, ns)
         keys, revision = rc.range(prefix)
         chosen: list[Entry] = []
         nxt = None

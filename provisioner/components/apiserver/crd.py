@@ -11,8 +11,9 @@ discovery, OpenAPI (`kubectl explain`), storage and watch. Per custom kind:
 - scale goes through the CRD's specReplicasPath/statusReplicasPath/labelSelectorPath;
 - additionalPrinterColumns become the table columns (tables.CUSTOM_COLUMNS).
 Deleting a CRD deletes its objects first (finalizer customresourcecleanup.apiextensions.k8s.io),
-then the definition. Custom objects are stored under their plural, so a CRD whose plural is
-already served (built in, or by another CRD's group) is refused rather than share storage.
+then the definition. Custom objects are kept under /registry/<group>/<plural>/ as
+kube-apiserver keeps them, so two groups may serve the same plural; a CRD naming a plural its
+group already serves built in is refused.
 """
 
 from __future__ import annotations
@@ -121,12 +122,11 @@ class CRDStrategy(Strategy):
             raise ApiError.invalid("CustomResourceDefinition", new["metadata"].get("name", ""), causes, GROUP)
         if new["metadata"].get("deletionTimestamp"):
             return
-        plural = new["spec"]["names"]["plural"]
-        owner = _plural_owner(plural)
-        if owner and owner != new["spec"]["group"]:
+        plural, group = new["spec"]["names"]["plural"], new["spec"]["group"]
+        if any(r.group == group and r.plural == plural for r in registry.RESOURCES):
             raise ApiError.invalid("CustomResourceDefinition", new["metadata"]["name"], [(
-                "spec.names.plural", f'Invalid value: "{plural}": already served by group "{owner or "core"}"; '
-                "custom resources here are stored by plural, so a plural may be served by one group only")], GROUP)
+                "spec.names.plural", f'Invalid value: "{plural}": already served by the built-in '
+                f'API of group "{group or "core"}"')], GROUP)
 
     async def after_create(self, registry_: "Registry", req: Req, obj: dict) -> None:
         await sync(registry_)
@@ -136,16 +136,6 @@ class CRDStrategy(Strategy):
 
     async def after_delete(self, registry_: "Registry", obj: dict) -> None:
         await sync(registry_)
-
-
-def _plural_owner(plural: str) -> str | None:
-    for r in registry.RESOURCES:
-        if r.plural == plural:
-            return r.group or "core"
-    for (group, _, p) in registry.CUSTOM:
-        if p == plural:
-            return group
-    return None
 
 
 def _status(crd: dict, old: dict | None) -> dict:
@@ -179,7 +169,8 @@ def _served_versions(crd: dict) -> dict[tuple[str, str, str], Served]:
         subs = v.get("subresources") or {}
         res = Resource(spec["group"], v["name"], names["kind"], names["plural"], spec.get("scope") == "Namespaced",
                        tuple(names.get("shortNames") or ()), status="status" in subs, scale="scale" in subs,
-                       categories=tuple(names.get("categories") or ()), singular=names.get("singular", ""))
+                       categories=tuple(names.get("categories") or ()), singular=names.get("singular", ""),
+                       custom=True)
         storage = next((x["name"] for x in spec.get("versions") or [] if x.get("storage")), v["name"])
         out[(res.group, res.version, res.plural)] = Served(
             res, copy.deepcopy((v.get("schema") or {}).get("openAPIV3Schema") or {}),
@@ -192,10 +183,7 @@ async def sync(registry_: "Registry") -> None:
     crds, _, _ = await registry_.storage.list("customresourcedefinitions", None)
     served: dict[tuple[str, str, str], Served] = {}
     for crd in sorted(crds, key=lambda c: c["metadata"].get("creationTimestamp", "")):
-        for key, s in _served_versions(crd).items():
-            if any(p == key[2] and g != key[0] for g, _, p in served):
-                continue  # stored before the plural check existed, or raced: first one wins
-            served[key] = s
+        served.update(_served_versions(crd))
     SERVED.clear()
     SERVED.update(served)
     registry.set_custom({k: s.resource for k, s in served.items()})
@@ -239,12 +227,13 @@ async def _clean_up(registry_: "Registry", name: str) -> None:
     spec = crd.get("spec") or {}
     plural = ((spec.get("names") or {}).get("plural")) or ""
     await sync(registry_)  # stop serving it: no new objects while they are deleted
-    if plural and _plural_owner(plural) in (None, spec.get("group")):
-        items, _, _ = await registry_.storage.list(plural, None)
+    if plural and spec.get("group"):
+        store = Resource(spec["group"], "", "", plural, custom=True).store
+        items, _, _ = await registry_.storage.list(store, None)
         for obj in items:
             meta = obj["metadata"]
             try:
-                await registry_.storage.delete(plural, meta.get("namespace"), meta["name"],
+                await registry_.storage.delete(store, meta.get("namespace"), meta["name"],
                                                int(meta["resourceVersion"]))
             except ApiError as exc:
                 if exc.code not in (404, 409):

@@ -78,7 +78,7 @@ class Registry(Writes, Patching, Deletion):
 
     # reads ----------------------------------------------------------------------------------
     async def get(self, req: Req) -> dict:
-        obj = await self.storage.get(req.res.plural, req.namespace, req.name or "")
+        obj = await self.storage.get(req.res.store, req.namespace, req.name or "")
         if obj is None:
             raise ApiError.not_found(req.res.plural, req.name or "", req.res.group)
         if req.sub == "scale":
@@ -125,7 +125,7 @@ class Registry(Writes, Patching, Deletion):
     async def _create_if_absent(self, req: Req, obj: dict) -> None:
         """Create a default object; another server (or a controller) having made it first is
         fine, any other failure is the caller's to see."""
-        if await self.storage.get(req.res.plural, req.namespace, obj["metadata"]["name"]) is not None:
+        if await self.storage.get(req.res.store, req.namespace, obj["metadata"]["name"]) is not None:
             return
         try:
             await self.create(req, obj)

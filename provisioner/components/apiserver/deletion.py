@@ -34,7 +34,7 @@ class Deletion:
         propagation.validate(options)
         pre = options.get("preconditions") or {}
         for _attempt in range(16):
-            cur = await self.storage.get(res.plural, req.namespace, req.name or "")
+            cur = await self.storage.get(res.store, req.namespace, req.name or "")
             if cur is None:
                 raise ApiError.not_found(res.plural, req.name or "", res.group)
             meta = cur["metadata"]
@@ -64,7 +64,7 @@ class Deletion:
                 if req.dry_run:
                     return new, False
                 try:
-                    out = await self.storage.update(res.plural, req.namespace, req.name or "", new, rv)
+                    out = await self.storage.update(res.store, req.namespace, req.name or "", new, rv)
                 except ApiError as exc:
                     if exc.reason not in RETRYABLE:
                         raise
@@ -74,7 +74,7 @@ class Deletion:
             if req.dry_run:
                 return cur, True
             try:
-                await self.storage.delete(res.plural, req.namespace, req.name or "", rv)
+                await self.storage.delete(res.store, req.namespace, req.name or "", rv)
             except ApiError as exc:
                 if exc.reason not in RETRYABLE:
                     raise
@@ -119,7 +119,7 @@ class Deletion:
         """Delete (or mark) what is left in the namespace; the number of objects still there."""
         left = 0
         for r in self._namespaced_stores():
-            items, _, _ = await self.storage.list(r.plural, name)
+            items, _, _ = await self.storage.list(r.store, name)
             left += len(items)
             for obj in items:
                 if obj["metadata"].get("deletionTimestamp"):
@@ -131,15 +131,15 @@ class Deletion:
                     if exc.code != 404:
                         log.warning("namespace %s: cannot delete %s/%s: %s", name, r.plural,
                                     obj["metadata"]["name"], exc.message)
-        return left and sum([len((await self.storage.list(r.plural, name))[0]) for r in self._namespaced_stores()])
+        return left and sum([len((await self.storage.list(r.store, name))[0]) for r in self._namespaced_stores()])
 
     @staticmethod
     def _namespaced_stores() -> list[Resource]:
         """One resource per stored collection of namespaced objects, custom resources included."""
         seen: dict[str, Resource] = {}
         for r in all_resources():
-            if r.namespaced and r.stored and r.plural not in seen:
-                seen[r.plural] = r
+            if r.namespaced and r.stored and r.store not in seen:
+                seen[r.store] = r
         return list(seen.values())
 
     async def _maybe_finish_namespace(self, name: str) -> None:

@@ -105,5 +105,11 @@ def load(path: str) -> EncryptionTransformer:
             else:
                 raise ValueError(f"{path}: unsupported provider {name!r}")
         for res in entry.get("resources") or []:
-            rules[res.split(".")[0] if res != "*.*" else res] = providers
+            if res == "*.*":
+                rules[res] = providers
+                continue
+            plural, _, group = res.partition(".")
+            rules[plural] = providers  # a built-in kind, kept by plural
+            if group:
+                rules[f"{group}/{plural}"] = providers  # a custom resource (Resource.store)
     return EncryptionTransformer(rules)

@@ -140,7 +140,7 @@ def handler(storage: Any) -> Any:
     async def handle(_: web.Request) -> web.Response:
         for res in RESOURCES:
             try:
-                STORED.labels(resource_label(res)).set(await storage.count(res.plural))
+                STORED.labels(resource_label(res)).set(await storage.count(res.store))
             except Exception:  # etcd away: the last counts stay, as with kube-apiserver's periodic check
                 break
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})

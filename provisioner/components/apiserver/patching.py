@@ -94,7 +94,7 @@ class Patching:
             if not req.dry_run:
                 cur_rv = int(obj_meta["resourceVersion"])
                 try:
-                    obj = await self.storage.update(req.res.plural, req.namespace, req.name or "", obj, cur_rv)
+                    obj = await self.storage.update(req.res.store, req.namespace, req.name or "", obj, cur_rv)
                 except ApiError as exc:
                     if exc.reason != "Conflict":
                         raise  # a concurrent writer winning is fine: the applied content is stored

@@ -27,10 +27,18 @@ class Resource:
     singular: str = field(default="")
     stored: bool = True  # False: answered on the spot (reviews), never kept in etcd
     schema: str = ""  # the type in schemas.T when it is not named as the kind (events.k8s.io Event)
+    custom: bool = False  # served for a CustomResourceDefinition (crd.py)
 
     @property
     def schema_type(self) -> str:
         return self.schema or self.kind
+
+    @property
+    def store(self) -> str:
+        """Where its objects are kept (storage.py keys): built-in kinds by plural, as
+        kube-apiserver keeps most of them; custom resources by group and plural, so two groups
+        may serve the same plural."""
+        return f"{self.group}/{self.plural}" if self.custom else self.plural
 
     @property
     def group_version(self) -> str:

@@ -240,11 +240,11 @@ class ResourceAPI:
         elif q.get("resourceVersionMatch") not in (None, "", "NotOlderThan"):
             raise ApiError(422, "Invalid", "resourceVersionMatch: Forbidden: resourceVersionMatch is "
                            "forbidden unless resourceVersion is provided")
-        prefix = self.storage.collection(res.plural, req.namespace)
+        prefix = self.storage.collection(res.store, req.namespace)
         start = None
         if q.get("continue"):
             revision, start = decode_continue(q["continue"], prefix)
-        items, rev, nxt = await self.storage.list(res.plural, req.namespace, limit=limit,
+        items, rev, nxt = await self.storage.list(res.store, req.namespace, limit=limit,
                                                   start_key=start, revision=revision, predicate=pred)
         meta: dict[str, Any] = {"resourceVersion": str(rev)}
         if nxt:
@@ -259,7 +259,7 @@ class ResourceAPI:
     async def delete_collection(self, request: web.Request, req: Req, options: dict) -> web.Response:
         res, q = req.res, request.query
         pred = predicate(q.get("labelSelector"), q.get("fieldSelector"), res.kind)
-        items, rev, _ = await self.storage.list(res.plural, req.namespace, predicate=pred)
+        items, rev, _ = await self.storage.list(res.store, req.namespace, predicate=pred)
         out = []
         for obj in items:
             sub = Req(res, obj["metadata"].get("namespace"), obj["metadata"]["name"], None, req.query,
@@ -309,7 +309,7 @@ class ResourceAPI:
 
         last_rev = 0
         if start_rv is None:
-            items, rev, _ = await self.storage.list(res.plural, req.namespace, predicate=pred)
+            items, rev, _ = await self.storage.list(res.store, req.namespace, predicate=pred)
             for obj in items:
                 await send("ADDED", obj)
             start_rv, last_rev = rev, rev
@@ -319,7 +319,7 @@ class ResourceAPI:
 
         async def pump() -> None:
             try:
-                async for ev in self.hubs.watch(res.plural, req.namespace, (start_rv or 0) + 1):
+                async for ev in self.hubs.watch(res.store, req.namespace, (start_rv or 0) + 1):
                     await queue.put(ev)
             except ApiError as exc:
                 await queue.put(exc)

@@ -64,7 +64,7 @@ class Writes:
         if req.dry_run:
             return obj
         try:
-            out = await self.storage.create(res.plural, req.namespace, req.name, obj)
+            out = await self.storage.create(res.store, req.namespace, req.name, obj)
         except ApiError as exc:
             await strategy.store_failed(self, req, obj)
             if exc.reason == "AlreadyExists":
@@ -85,7 +85,7 @@ class Writes:
         """Read-modify-write with retries on conflict; returns (object, created)."""
         res = req.res
         for _attempt in range(16):
-            cur = await self.storage.get(res.plural, req.namespace, req.name or "")
+            cur = await self.storage.get(res.store, req.namespace, req.name or "")
             if cur is None:
                 if create_if_missing is not None:
                     return await self.create(req, create_if_missing), True
@@ -109,11 +109,11 @@ class Writes:
                     without(new["metadata"], "managedFields") == without(stored["metadata"], "managedFields"):
                 return cur, False  # no-op updates do not bump the resourceVersion
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-                await self.storage.delete(res.plural, req.namespace, req.name or "", rv)
+                await self.storage.delete(res.store, req.namespace, req.name or "", rv)
                 await self._after_delete(res, new)
                 return new, False
             try:
-                return await self.storage.update(res.plural, req.namespace, req.name or "", new, rv), False
+                return await self.storage.update(res.store, req.namespace, req.name or "", new, rv), False
             except ApiError as exc:
                 if exc.reason != "Conflict" or precondition_rv:
                     raise ApiError.conflict(res.plural, req.name or "", res.group) from None
