@@ -1,4 +1,4 @@
-"""The cluster's add-ons as Kubernetes objects: kube-proxy, the network agent, cluster DNS.
+"""The cluster's add-ons as Kubernetes objects: kube-proxy, the network agent, cluster DNS, metrics-server.
 
 As kubeadm deploys its add-ons: each runs from the components image under a ServiceAccount of
 its own in kube-system, bound to the smallest ClusterRole that does its job, and reaches the API
@@ -6,7 +6,8 @@ server through a kubeconfig in a ConfigMap that names the control-plane endpoint
 service-account token (the Service IP of the API server needs kube-proxy, so kube-proxy cannot
 use it). kube-proxy and the network agent are DaemonSets on the host network that tolerate every
 taint; DNS is the `coredns` Deployment behind the `kube-dns` Service at the tenth address of the
-service range.
+service range. metrics-server is a Deployment behind the `metrics-server` Service and the APIService
+v1beta1.metrics.k8s.io, whose caBundle is the CA that signed its serving certificate.
 """
 
 from __future__ import annotations
@@ -214,3 +215,101 @@ def cluster_dns(settings: AddonSettings, replicas: int = 2) -> list[dict]:
     rules = [_rule([""], ["endpoints", "services", "pods", "namespaces"], ["list", "watch"]),
              _rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch"])]
     return _identity("coredns", rules, settings) + [deployment, service]
+
+
+# -- metrics-server: the resource metrics API behind `kubectl top` and HPAs ------------------------
+METRICS_SERVER_PORT = 10250  # metrics-server's default secure port, inside its pod's network
+METRICS_READ = ["get", "list", "watch"]
+
+
+def metrics_server_rbac(subject: dict) -> list[dict]:
+    """What metrics-server's upstream manifest grants, bound to `subject` (its ServiceAccount, or a
+    user on the dev cluster): scraping kubelets, delegated authentication and authorization, the
+    front-proxy CA in extension-apiserver-authentication, and the reader role for its API."""
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole"}
+    return [
+        {"apiVersion": RBAC, "kind": "ClusterRole",
+         "metadata": _meta("system:aggregated-metrics-reader", {
+             "rbac.authorization.k8s.io/aggregate-to-view": "true",
+             "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+             "rbac.authorization.k8s.io/aggregate-to-admin": "true"}, namespaced=False),
+         "rules": [_rule(["metrics.k8s.io"], ["pods", "nodes"], METRICS_READ)]},
+        {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": _meta("system:metrics-server", namespaced=False),
+         "rules": [_rule([""], ["nodes/metrics"], ["get"]), _rule([""], ["pods", "nodes"], METRICS_READ)]},
+        {"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": _meta("system:metrics-server", namespaced=False),
+         "roleRef": {**ref, "name": "system:metrics-server"}, "subjects": [subject]},
+        {"apiVersion": RBAC, "kind": "ClusterRoleBinding",
+         "metadata": _meta("metrics-server:system:auth-delegator", namespaced=False),
+         "roleRef": {**ref, "name": "system:auth-delegator"}, "subjects": [subject]},
+        {"apiVersion": RBAC, "kind": "RoleBinding", "metadata": _meta("metrics-server-auth-reader"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "extension-apiserver-authentication-reader"}, "subjects": [subject]},
+    ]
+
+
+def metrics_api_service(ca_bundle_b64: str, namespace: str = NAMESPACE, port: int = 443) -> dict:
+    """v1beta1.metrics.k8s.io, served by the metrics-server Service, checked against ca_bundle."""
+    return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": "v1beta1.metrics.k8s.io", "labels": {"k8s-app": "metrics-server"}},
+            "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100,
+                     "versionPriority": 100, "caBundle": ca_bundle_b64,
+                     "service": {"namespace": namespace, "name": "metrics-server", "port": port}}}
+
+
+@dataclass(frozen=True)
+class MetricsServerCerts:
+    """Base64 PEM: the serving certificate and key (for metrics-server.kube-system.svc) and the CA
+    that signed it (the APIService's caBundle)."""
+    cert_b64: str
+    key_b64: str
+    ca_b64: str
+
+
+def metrics_server(settings: AddonSettings, certs: MetricsServerCerts, resolution: str = "15s") -> list[dict]:
+    labels = {"k8s-app": "metrics-server"}
+    volume, mount = _kubeconfig_volume("metrics-server")
+    container = {
+        "name": "metrics-server", "image": settings.image, "imagePullPolicy": "Never",
+        "command": ["metrics-server", f"--kubeconfig={KUBECONFIG_DIR}/kubeconfig.conf",
+                    f"--secure-port={METRICS_SERVER_PORT}", "--tls-cert-file=/certs/tls.crt",
+                    "--tls-private-key-file=/certs/tls.key", f"--metric-resolution={resolution}",
+                    "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                    # kubelets here serve self-signed certificates (serving CSRs are not auto-approved)
+                    "--kubelet-insecure-tls"],
+        "ports": [{"name": "https", "containerPort": METRICS_SERVER_PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"},
+                           "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/livez", "port": "https", "scheme": "HTTPS"},
+                          "periodSeconds": 10, "failureThreshold": 3, "initialDelaySeconds": 20},
+        "securityContext": {"allowPrivilegeEscalation": False},
+        "volumeMounts": [mount, {"name": "certs", "mountPath": "/certs", "readOnly": True}],
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("metrics-server", labels),
+        "spec": {
+            "replicas": 1, "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "serviceAccountName": "metrics-server", "priorityClassName": "system-cluster-critical",
+                "nodeSelector": {"kubernetes.io/os": "linux"},
+                "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                "containers": [container],
+                "volumes": [volume, {"name": "certs", "secret": {"secretName": "metrics-server-certs",
+                                                                 "defaultMode": 0o400}}]}},
+        },
+    }
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": _meta("metrics-server-certs", labels),
+              "data": {"tls.crt": certs.cert_b64, "tls.key": certs.key_b64}}
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": _meta("metrics-server", {**labels, "kubernetes.io/name": "Metrics-server"}),
+               "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                                       "targetPort": "https"}]}}
+    subject = {"kind": "ServiceAccount", "name": "metrics-server", "namespace": NAMESPACE}
+    identity = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("metrics-server", labels)},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("metrics-server-kubeconfig"),
+                 "data": {"kubeconfig.conf": in_cluster_kubeconfig(settings.api_endpoint)}}]
+    return (identity + metrics_server_rbac(subject)
+            + [secret, deployment, service, metrics_api_service(certs.ca_b64)])
