@@ -152,9 +152,12 @@ class _Builder:
         for peer in peers:
             if peer.get("ipBlock"):
                 block = peer["ipBlock"]
-                inside = ipaddress.ip_network(block["cidr"], strict=False)
-                excepts = [ipaddress.ip_network(cidr, strict=False)
-                           for cidr in block.get("except") or ()]
+                try:
+                    inside = ipaddress.ip_network(block["cidr"], strict=False)
+                    excepts = [ipaddress.ip_network(cidr, strict=False)
+                               for cidr in block.get("except") or ()]
+                except ValueError:          # the API server validates CIDRs; never fail the rest
+                    continue
                 for pod in self.pods:
                     address = ipaddress.ip_address(pod.ip)
                     if address in inside and not any(address in cut for cut in excepts):
