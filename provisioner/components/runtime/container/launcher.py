@@ -146,11 +146,17 @@ def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, std
         os.dup2(null, 0)
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
+        terminal = None
+        if getattr(spec, "console_socket", None):    # a stdin or a terminal (consolelink.py)
+            from . import consolelink
+            terminal = consolelink.connect(spec)
         os.umask(0o022)
         enter_namespaces(spec)
         rootfs.prepare(spec, userns_fd)
         if spec.hostname and spec.namespaces.get("uts", "host") is None:
             sc.sethostname(spec.hostname)
+        if terminal is not None:
+            terminal.take_terminal()
         if userns_fd is not None:
             # last: every namespace above belongs to the host's user namespace, so the
             # container's root gets no capability over them

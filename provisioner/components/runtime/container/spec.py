@@ -74,6 +74,9 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     # Kubernetes' procMount: Unmasked: no masked or read-only /proc and /sys paths
     unmasked_proc: bool = False
+    # the socket of the container's console process (console.py), for a container with a
+    # stdin or a terminal; the init connects to it (consolelink.py)
+    console_socket: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
