@@ -347,7 +347,9 @@ class DevNodeCluster:
             f"tlsCertFile: {c.crt(c.kubelet_serving)}\n"
             f"tlsPrivateKeyFile: {c.key(c.kubelet_serving)}\n"
             f"authentication:\n  x509:\n    clientCAFile: {c.crt('ca')}\n"
-            "clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\n")
+            "clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\n"
+            # the kubelet's kubepods/... under this cluster's own group, removed with it
+            f"cgroupRoot: /{self.cgroup_parent}\n")
 
     def kubelet_command(self) -> list[str]:
         kubeconfig = self.api.table_kubeconfig(self.api.credentials.kubelet_client,
@@ -450,10 +452,13 @@ class DevNodeCluster:
                 state_dir=str(self.root / "runtime" / "root" / "network")).teardown_all()
         base = Path("/sys/fs/cgroup")
         for top in [base, *base.iterdir()] if base.is_dir() else []:
-            try:
-                (top / self.cgroup_parent).rmdir()
-            except OSError:
-                pass
+            # deepest first: the kubelet's kubepods/<qos>/pod<uid> groups sit below
+            for directory in sorted((top / self.cgroup_parent).glob("**/"),
+                                    key=lambda path: -len(path.parts)):
+                try:
+                    directory.rmdir()
+                except OSError:
+                    pass
 
 
 def _terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
