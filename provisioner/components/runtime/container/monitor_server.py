@@ -8,21 +8,22 @@ of one: the monitor shares the server's pages (copy-on-write) and only what it w
 
 A request is one length-prefixed marshal payload {"state_dir", "spec"} sent with two fds, the
 pipe the monitor reports "exec'd" (or why not) on and the monitor's own log (shim.log). The
-monitor is detached as the stand-alone shim was: the server forks a child that starts a new
-session and forks the monitor, then exits, so the monitor is nobody's child here and neither the
-server's nor the daemon's end touches it. The server answers nothing: the caller reads the report
-pipe, which reaches EOF with no report if anything on the way dies.
+server answers nothing: the caller reads the report pipe, which reaches EOF with no report if
+anything on the way dies. The monitor starts its own session at once, so no signal meant for the
+caller's or the server's process group reaches it; it is the server's child only while the
+server lives (which reaps it), then init's or the nearest subreaper's, as any orphan.
 
 End of the socket (its caller is gone): the server exits; running monitors carry on.
 """
 
+import _signal
 import _socket
 import gc
 import marshal
 import os
 import sys
 
-from . import shim
+from . import shim, statefile
 
 HEADER_BYTES = 8
 FDS_PER_REQUEST = 2
@@ -60,13 +61,13 @@ def _receive(sock) -> tuple[bytes, list[int]] | None:
     return b"".join(chunks), fds
 
 
-def _become_monitor(request: dict, result_fd: int, log_fd: int) -> None:
+def _become_monitor(sock, request: dict, result_fd: int, log_fd: int) -> None:
     """In the forked child: detach and run the container's monitor (never returns)."""
     code = 1
     try:
+        sock.close()     # or a dead server's caller would never see the socket's end
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         os.setsid()
-        if os.fork():
-            os._exit(0)     # the server reaps this half at once; the monitor is reparented
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
@@ -86,6 +87,14 @@ def _become_monitor(request: dict, result_fd: int, log_fd: int) -> None:
             os._exit(code)   # no interpreter teardown: waiters see the exit once state is saved
 
 
+def _read_request(payload: bytes) -> dict:
+    request = marshal.loads(payload)
+    if not isinstance(request, dict) or not isinstance(request.get("state_dir"), str) \
+            or not isinstance(request.get("spec"), dict):
+        raise ValueError("not a monitor request")
+    return request
+
+
 def _spawn(sock, payload: bytes, fds: list[int]) -> None:
     if len(fds) != FDS_PER_REQUEST:
         for fd in fds:
@@ -93,15 +102,27 @@ def _spawn(sock, payload: bytes, fds: list[int]) -> None:
         return
     result_fd, log_fd = fds
     try:
-        request = marshal.loads(payload)
-        pid = os.fork()
-        if pid == 0:
-            sock.close()     # or a dead server's caller would never see the socket's end
-            _become_monitor(request, result_fd, log_fd)
-        os.waitpid(pid, 0)
+        try:
+            request = _read_request(payload)
+        except (EOFError, ValueError, TypeError) as exc:
+            os.write(result_fd, (statefile.dumps(
+                {"error": f"the monitor server could not read the request: {exc}"}) +
+                "\n").encode())
+            return
+        if os.fork() == 0:
+            _become_monitor(sock, request, result_fd, log_fd)
     finally:
         os.close(result_fd)
         os.close(log_fd)
+
+
+def _reap(_signum, _frame) -> None:
+    """Monitors are this server's children until it ends: no zombies of exited ones."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
 
 
 def serve(sock) -> int:
@@ -115,6 +136,7 @@ def serve(sock) -> int:
 def main() -> int:
     sock = _socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(sock.fileno(), False)
+    _signal.signal(_signal.SIGCHLD, _reap)
     # Everything imported so far is shared with every monitor: keep the collector from
     # writing to it (gc headers) in each of them, which would copy the pages.
     gc.collect()

@@ -10,6 +10,7 @@ enum, dataclasses): the server's memory is what every monitor shares.
 """
 
 import _signal
+import marshal
 import os
 import select
 import sys
@@ -67,6 +68,7 @@ class Shim:
         self.cgroup_record: dict | None = None
         self.cgroup_warning: str | None = None
         self.writer: CriLogWriter | None = None
+        self.info_w: int | None = None      # set in the starter: its line to the monitor
 
     def save(self, **changes) -> None:
         self.state.update(changes)
@@ -85,27 +87,66 @@ class Shim:
             print(f"warning: {self.cgroup_warning}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
-        try:
-            self.setup_cgroups()
-        except cgroups.CgroupSetupFailed as exc:
-            return self.fail(str(exc))
+        """In the monitor: what must outlive the start (the log pipes and writer), then a
+        starter child does the rest (cgroups, namespaces, the init) and exits, so the pages
+        that work touches are never the monitor's; the init, orphaned, comes back to the
+        monitor (a subreaper), which watches it to the end."""
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         _signal.set_wakeup_fd(wake_w)
         _signal.signal(_signal.SIGCHLD, lambda *_: None)
-        error_r, error_w = os.pipe2(os.O_CLOEXEC)
         outputs = {}
         if self.spec.log_path:
             for stream in ("stdout", "stderr"):
                 outputs[stream] = os.pipe2(os.O_CLOEXEC)
-            child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
-        else:
-            child_out = child_err = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
-        if self.spec.log_path:
             try:
                 self.writer = CriLogWriter(self.spec.log_path, self.spec.log_max_bytes)
             except OSError as exc:
                 return self.fail(f"cannot open the log file {self.spec.log_path}: "
                                  f"{exc.strerror}")
+        info_r, info_w = os.pipe2(os.O_CLOEXEC)
+        monitor_pid = os.getpid()
+        starter = os.fork()
+        if starter == 0:
+            os.close(info_r)
+            self.info_w = info_w
+            code = 1
+            try:
+                code = self.start(monitor_pid, outputs)
+            except BaseException as exc:  # noqa: BLE001 - reported, then the starter ends
+                code = self.fail(f"shim failed: {exc!r}")
+            finally:
+                os._exit(code)
+        os.close(info_w)
+        for stream in outputs:
+            os.close(outputs[stream][1])
+        info = b""
+        while chunk := os.read(info_r, 65536):
+            info += chunk
+        os.close(info_r)
+        outcome = marshal.loads(info) if info else ("error", "the starter ended without a word")
+        if outcome[0] == "error":
+            # the log goes before the caller learns of the failure, which it then cleans up
+            return self.fail(outcome[1])
+        os.close(self.result_fd)        # the starter reported "exec'd"
+        pid, self.state = outcome[1:]
+        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, self.writer)
+        record = self.state.get("cgroups")
+        self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
+                  oom_killed=bool(record and cgroups.oom_killed(record)))
+        return 0
+
+    def start(self, monitor_pid: int, outputs: dict) -> int:
+        """In the starter: cgroups, namespaces, the init; report "exec'd" to the caller, hand
+        the monitor the init's pid and the state (or why the start failed), and end."""
+        try:
+            self.setup_cgroups()
+        except cgroups.CgroupSetupFailed as exc:
+            return self.fail(str(exc))
+        error_r, error_w = os.pipe2(os.O_CLOEXEC)
+        if outputs:
+            child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
+        else:
+            child_out = child_err = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
         userns_fd = None
         ids = getattr(self.spec, "user_namespace", None)
         if ids:
@@ -121,38 +162,34 @@ class Shim:
         if pid == 0:
             launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err,
                               userns_fd)
-        if userns_fd is not None:
-            os.close(userns_fd)
         os.close(error_w)
-        for stream in outputs:
-            os.close(outputs[stream][1])
-        if not self.spec.log_path:
-            os.close(child_out)
         message = b""
         while chunk := os.read(error_r, 4096):
             message += chunk
-        os.close(error_r)
         if message:
             os.waitpid(pid, 0)
             return self.fail(message.decode(errors="replace"))
         self.save(status="running", pid=pid, pid_start_time=statefile.start_time(pid),
-                  shim_pid=os.getpid(), shim_start_time=statefile.start_time(os.getpid()),
+                  shim_pid=monitor_pid, shim_start_time=statefile.start_time(monitor_pid),
                   started_at=rfc3339_nano(), cgroups=self.cgroup_record,
                   cgroup_warning=self.cgroup_warning)
         report(self.result_fd, {"ok": True, "pid": pid})
-        status = self.monitor(pid, {fds[0]: s for s, fds in outputs.items()}, wake_r, self.writer)
-        self.save(status="exited", exit_code=_shell_exit_code(status), finished_at=rfc3339_nano(),
-                  oom_killed=bool(self.cgroup_record and cgroups.oom_killed(self.cgroup_record)))
+        os.write(self.info_w, marshal.dumps(("ok", pid, self.state)))
         return 0
 
     def fail(self, message: str) -> int:
-        if self.writer:
-            self.writer.discard()
+        """Undo what this process set up and say why the start failed: the starter tells the
+        monitor, the monitor (having dropped the log) the caller."""
         if self.cgroup_record:
             try:
                 cgroups.remove(self.cgroup_record)
             except OSError as exc:
                 message += f" (and its cgroup could not be removed: {exc.strerror})"
+        if self.info_w is not None:
+            os.write(self.info_w, marshal.dumps(("error", message)))
+            return 1
+        if self.writer:
+            self.writer.discard()
         report(self.result_fd, {"error": message})
         return 1
 
