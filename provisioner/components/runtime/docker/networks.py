@@ -5,9 +5,15 @@ The daemon has one bridge; a user-defined network is a group of containers on it
 `<root>/docker/networks/<id>.json`. Names resolve through each member's /etc/hosts: written
 into its upper dir before it starts, and rewritten in the running members (inside their mount
 namespaces, by archive_helper.py) whenever a member starts or joins, each listing the others by
-name, aliases and bridge address. Docker's
-separation between networks is not there: every container on the bridge can reach the others by
-address.
+name, aliases and bridge address.
+
+Networks are kept apart as Docker keeps them (its DOCKER-ISOLATION chains): a member of a
+user-defined network reaches only the members of the networks it is on, and no container of
+another network nor one on the plain bridge reaches it (published ports, the host and the
+outside stay reachable). The bridge being shared, that is layer-2 filtering by bridge port
+(net/firewall.py's BridgeIsolation), rewritten whenever a membership changes and at daemon
+start. A container that joins a user-defined network is no longer reachable from the plain
+bridge (Docker would keep it on its default network too).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import sys
 from aiohttp import web
 
 from ..daemon.state import now_rfc3339, write_json_atomically
+from ..net.errors import NetworkError
+from ..net.firewall import BridgeIsolation
+from ..net.links import host_veth_name
 from .errors import DockerError
 from .routing import NETWORKS, daemon_of, json_response, route
 
@@ -35,6 +44,28 @@ class NetworkStore:
         self.directory = os.path.join(root, "docker", "networks")
         os.makedirs(self.directory, exist_ok=True)
         self.containers = containers
+        self.bridge = containers.network.options["bridge"]
+        self.isolation = BridgeIsolation(self.bridge)
+        if any(network["Members"] for network in self.all()):
+            try:
+                self.isolate()          # the rules may be gone with a host reboot or a flush
+            except DockerError as error:
+                log.error("%s", error.message)
+
+    def isolate(self) -> None:
+        """Rewrite the isolation rules from the memberships of containers on the bridge."""
+        groups: dict[str, set[str]] = {}
+        for network in self.all():
+            for member_id in network["Members"]:
+                record = self.containers.records.get(member_id)
+                if record is not None and record.network == "bridge":
+                    groups.setdefault(host_veth_name(self.bridge, member_id),
+                                      set()).add(network["Id"])
+        try:
+            self.isolation.apply(groups)
+        except NetworkError as error:
+            raise DockerError(500, f"could not keep the networks apart on bridge "
+                                   f"{self.bridge}: {error}") from None
 
     def _path(self, network_id: str) -> str:
         return os.path.join(self.directory, f"{network_id}.json")
@@ -73,10 +104,12 @@ class NetworkStore:
     def connect(self, network: dict, container_id: str, aliases: list[str]) -> None:
         network["Members"][container_id] = {"Aliases": list(aliases or [])}
         self.save(network)
+        self.isolate()
 
     def disconnect(self, network: dict, container_id: str) -> None:
         network["Members"].pop(container_id, None)
         self.save(network)
+        self.isolate()
 
     def of_container(self, container_id: str) -> list[dict]:
         return [network for network in self.all() if container_id in network["Members"]]

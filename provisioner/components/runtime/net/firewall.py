@@ -23,6 +23,18 @@ and a test bridge) never touch each other's rules:
 
 There is no maintained Python library for iptables, so this drives the ``iptables`` binaries; the
 per-container rules go in one ``iptables-restore --noflush`` transaction so they land all or none.
+
+``BridgeIsolation`` keeps groups of containers on one bridge apart (Docker's user-defined
+networks, which share the daemon's bridge): ebtables ``PRT-<bridge>-ISO`` (from the bridge
+FORWARD chain) lets a member's port talk to the ports of members of its groups and drops the
+rest of its forwarded frames, both ways. Bridged frames never pass iptables without
+br_netfilter, so this filters at layer 2 by port (host veth name), whatever the protocol
+(ARP, IPv4, IPv6) or addresses; the host and the outside go through the bridge device, not
+FORWARD, and stay reachable. A published port reached from another container through the
+host is the exception: with br_netfilter its DNATed frames are bridged straight to the
+target's port, so mangle ``PRT-<bridge>-PUB`` (from PREROUTING) marks them (bit
+``PUBLISHED_MARK``: frames to a local address, and every frame of a DNATed connection) and the
+isolation chain lets marked frames pass, as Docker lets any container reach published ports.
 """
 
 from __future__ import annotations
@@ -125,6 +137,7 @@ class BridgeFirewall:
 
     def teardown(self) -> None:
         """Remove the jumps to our chains, then the chains; absent pieces are fine."""
+        BridgeIsolation(self.bridge).teardown()
         for table, chain, rule, _ in self._base_rules():
             if chain in {"POSTROUTING", "PREROUTING", "OUTPUT", "FORWARD"}:
                 while iptables(table, "-C", chain, *rule, check=False).returncode == 0:
@@ -201,3 +214,66 @@ def _after(words: list[str], flag: str) -> str | None:
         return words[words.index(flag) + 1]
     except (ValueError, IndexError):
         return None
+
+
+PUBLISHED_MARK = "0x40000"   # clear of kube-proxy's 0x4000 and the network agent's 0x8000
+
+
+class BridgeIsolation:
+    """Isolation between groups of a bridge's ports (``ebtables-nft``, from the iptables
+    package): ``apply`` rewrites the chain in one ``ebtables-restore --noflush`` transaction."""
+
+    def __init__(self, bridge: str):
+        self.bridge = bridge
+        self.chain = f"PRT-{bridge}-ISO"
+        self.mark_chain = f"PRT-{bridge}-PUB"
+
+    def _mark_rules(self) -> list[tuple[str, list[str]]]:
+        mark = ["-j", "MARK", "--or-mark", PUBLISHED_MARK]
+        return [(self.mark_chain, ["-m", "addrtype", "--dst-type", "LOCAL", *mark]),
+                (self.mark_chain, ["-m", "conntrack", "--ctstate", "DNAT", *mark]),
+                ("PREROUTING", ["-i", self.bridge, "-j", self.mark_chain])]
+
+    def rules(self, groups: dict[str, set[str]]) -> list[str]:
+        """``groups``: host veth name -> the groups its container is in. Ports in no group
+        are not listed and not isolated from each other (the daemon's plain bridge)."""
+        ports = sorted(port for port, member_of in groups.items() if member_of)
+        allowed = [f"-A {self.chain} -i {port} -o {peer} -j RETURN"
+                   for port in ports for peer in ports
+                   if peer != port and groups[port] & groups[peer]]
+        dropped = [f"-A {self.chain} {flag} {port} -j DROP" for port in ports
+                   for flag in ("-i", "-o")]
+        published = [f"-A {self.chain} --mark {PUBLISHED_MARK}/{PUBLISHED_MARK} -j RETURN"]
+        return published + allowed + dropped
+
+    def apply(self, groups: dict[str, set[str]]) -> None:
+        if iptables("mangle", "-n", "-L", self.mark_chain, check=False).returncode != 0:
+            iptables("mangle", "-N", self.mark_chain)
+        for chain, rule in self._mark_rules():
+            if iptables("mangle", "-C", chain, *rule, check=False).returncode != 0:
+                iptables("mangle", "-A", chain, *rule)
+        lines = ["*filter", f":{self.chain} RETURN", *self.rules(groups), "COMMIT", ""]
+        _run(["ebtables-nft-restore", "--noflush"], stdin="\n".join(lines))
+        if f"-j {self.chain}" not in self._forward_rules():
+            _run(["ebtables-nft", "-t", "filter", "-I", "FORWARD", "1", "-j", self.chain])
+
+    def teardown(self) -> None:
+        """The jumps and the chains; absent pieces are fine."""
+        while f"-j {self.chain}" in self._forward_rules():
+            _run(["ebtables-nft", "-t", "filter", "-D", "FORWARD", "-j", self.chain])
+        for flag in ("-F", "-X"):
+            _run(["ebtables-nft", "-t", "filter", flag, self.chain], check=False)
+        jump = self._mark_rules()[-1][1]
+        while iptables("mangle", "-C", "PREROUTING", *jump, check=False).returncode == 0:
+            iptables("mangle", "-D", "PREROUTING", *jump)
+        for flag in ("-F", "-X"):
+            iptables("mangle", flag, self.mark_chain, check=False)
+
+    def installed_rules(self) -> list[str]:
+        listed = _run(["ebtables-nft", "-t", "filter", "-L", self.chain], check=False)
+        return [line for line in listed.stdout.splitlines() if line.startswith("-")]
+
+    @staticmethod
+    def _forward_rules() -> list[str]:
+        listed = _run(["ebtables-nft", "-t", "filter", "-L", "FORWARD"], check=False)
+        return [line.strip() for line in listed.stdout.splitlines()]
