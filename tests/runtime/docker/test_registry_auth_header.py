@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from ..images.registry_fixtures import (
+    IDENTITY_TOKEN,
     TOKEN_PASSWORD,
     TOKEN_USER,
     start_registry,
@@ -73,6 +74,31 @@ def test_docker_py_pushes_and_pulls_with_auth_config(engine, client, basic_regis
                 client.images.remove(tag)
     assert basic_registry.host not in _saved_hosts(engine)
     assert TOKEN_PASSWORD not in engine.log()
+
+
+def test_docker_py_identity_token_is_exchanged_at_the_token_service(engine, client,
+                                                                     token_registry):
+    """An identitytoken (OAuth2 refresh token) is posted to the registry's token service with
+    grant_type=refresh_token, as Docker does; a wrong one is refused."""
+    ref = f"{token_registry.host}/team/dpy-identity"
+    client.images.get("busybox").tag(ref, "1")
+    try:
+        wrong = list(client.api.push(ref, tag="1", stream=True, decode=True,
+                                     auth_config={"identitytoken": "stolen"}))
+        assert "401" in _last(wrong).get("error", ""), wrong
+        pushed = list(client.api.push(ref, tag="1", stream=True, decode=True,
+                                      auth_config={"identitytoken": IDENTITY_TOKEN}))
+        assert "error" not in _last(pushed), pushed
+        client.images.remove(f"{ref}:1")
+        pulled = client.images.pull(ref, tag="1", auth_config={"identitytoken": IDENTITY_TOKEN})
+        assert f"{ref}:1" in pulled.tags
+    finally:
+        for tag in client.images.get("busybox").tags:
+            if tag.startswith(ref):
+                client.images.remove(tag)
+    grants = [r for r in token_registry.tokens.requests if r.get("grant_type")]
+    assert grants and all(r["grant_type"] == "refresh_token" for r in grants)
+    assert IDENTITY_TOKEN not in engine.log()
 
 
 def test_a_header_that_is_not_base64_json_is_refused_with_a_message(engine, client):

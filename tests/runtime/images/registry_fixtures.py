@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 TOKEN_USER, TOKEN_PASSWORD = "alice", "wonderland"
+IDENTITY_TOKEN = "alice-refresh-token"     # the OAuth2 refresh token the token server honours
 
 
 def free_port() -> int:
@@ -173,6 +174,22 @@ class TokenServer:
                     self.end_headers()
                     return
                 body = json.dumps({"token": server.token(query)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):  # noqa: N802 - OAuth2: grant_type=refresh_token (identity tokens)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                server.requests.append(form)
+                if form.get("grant_type") != "refresh_token" or \
+                        form.get("refresh_token") != IDENTITY_TOKEN:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"access_token": server.token(form)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
