@@ -120,9 +120,10 @@ SWEEP_PODS = (
     "    except RuntimeAPIError:\n        pass\n"
 )
 # Containers outlive their daemon (KillMode=process); once it is gone, whatever monitor is left
-# (a removal that failed) is ended with its container.
+# (a removal that failed) is ended with its container. Monitors are forked from the monitor
+# server and carry its command line (shim: those a daemon before it started).
 # (The brackets keep the pattern from matching the shell that runs it.)
-MONITOR_PATTERN = "'provisioner[.]components[.]runtime[.]container[.]shim'"
+MONITOR_PATTERN = "'provisioner[.]components[.]runtime[.]container[.](monitor_server|shim)'"
 KILL_MONITORS = (f"for p in $(pgrep -f {MONITOR_PATTERN}); do pkill -KILL -P $p; kill -KILL $p; "
                  "done; true")
 SWEEP_NETWORK = rf"""
