@@ -84,7 +84,7 @@ def test_secure_port_serves_health_to_anyone_and_metrics_to_monitoring_certifica
         assert status == 500 and "[-]leaderElection failed" in body
         server.livez.clear()
         assert await call("/healthz", anon) == (200, "ok")
-        assert (await call("/metrics", anon))[0] == 401
+        assert (await call("/metrics", anon))[0] == 403  # anonymous, and not allowed
         assert (await call("/metrics", user))[0] == 403
         status, body = await call("/metrics", admin)
         assert status == 200 and "scheduler_schedule_attempts_total 1.0" in body

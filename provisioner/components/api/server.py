@@ -5,10 +5,11 @@ Shared by kube-scheduler (10259), kube-controller-manager (10257) and kube-proxy
 (as the Kubernetes components do when no certificate is configured), its key kept 0600 in a private
 directory (--cert-dir, or a temporary one removed on exit).
 
-Health paths answer anyone (Kubernetes' default --authorization-always-allow-paths). /metrics needs a
-client certificate signed by the client CA (--client-ca-file, else the CA of the authentication
-kubeconfig) whose groups include system:masters or system:monitoring; the API server has no
-delegated TokenReview/SubjectAccessReview yet, so certificates are the one way in.
+Every request passes delegation.py first: a client certificate signed by the client CA
+(--client-ca-file, else the CA of the authentication kubeconfig), a bearer token checked with a
+TokenReview, or anonymous; health paths (--authorization-always-allow-paths) answer anyone,
+system:masters anything, and the rest (/metrics) is a SubjectAccessReview through the authorization
+kubeconfig, as kube-scheduler and kube-controller-manager delegate.
 
 Checks are named callables returning True when healthy; `?verbose` lists them as `[+]name ok`.
 `livez` checks count for /healthz and /livez (liveness: failing them gets the process restarted),
@@ -34,8 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-ALWAYS_ALLOW = ("/healthz", "/livez", "/readyz")
-METRICS_GROUPS = {"system:masters", "system:monitoring"}
+from .delegation import Delegation
 
 Check = Callable[[], bool]
 
@@ -65,15 +65,6 @@ def self_signed(directory: str, host: str = "localhost") -> tuple[str, str]:
     return cert_path, key_path
 
 
-def _groups_of(peercert: dict | None) -> set[str]:
-    groups = set()
-    for rdn in (peercert or {}).get("subject", ()):
-        for attr, value in rdn:
-            if attr == "organizationName":
-                groups.add(value)
-    return groups
-
-
 @dataclass
 class ComponentServer:
     component: str
@@ -86,6 +77,7 @@ class ComponentServer:
     registry: CollectorRegistry = REGISTRY
     livez: dict[str, Check] = field(default_factory=dict)
     readyz: dict[str, Check] = field(default_factory=dict)
+    delegation: Delegation = field(default_factory=Delegation)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -107,7 +99,7 @@ class ComponentServer:
         return ctx
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.delegation.middleware])
         # tables are read per request: checks may be added after start (leader election, informers)
         # /healthz is what kubeadm's liveness probe reads: it must not fail while caches are
         # merely unsynced (API server away), or the kubelet would restart a healthy process
@@ -138,11 +130,6 @@ class ComponentServer:
         return handler
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        peercert = request.transport.get_extra_info("peercert") if request.transport else None
-        if not peercert:
-            return web.Response(status=401, text="Unauthorized: a client certificate is required\n")
-        if not (_groups_of(peercert) & METRICS_GROUPS):
-            return web.Response(status=403, text='Forbidden: may not get path "/metrics"\n')
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def start(self) -> int:

@@ -54,6 +54,9 @@ class Options:
     tls_cert_file: str = ""
     tls_private_key_file: str = ""
     client_ca_file: str = ""
+    authentication_kubeconfig: str = ""  # TokenReviews for the secure port ("": bearer tokens refused)
+    authorization_kubeconfig: str = ""  # SubjectAccessReviews for the secure port ("": only always-allowed)
+    authorization_always_allow_paths: tuple[str, ...] = ("/healthz", "/readyz", "/livez")
     node_monitor_grace_period: float = 50.0
     node_monitor_period: float = 5.0
     concurrent_syncs: int = 5
@@ -115,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     a("--tls-cert-file", default="")
     a("--tls-private-key-file", default="")
     a("--client-ca-file", default="", help="CA for client certificates on /metrics (default: the kubeconfig's CA)")
+    a("--authentication-kubeconfig", default="", help="kubeconfig for TokenReviews of bearer tokens on the secure port")
+    a("--authorization-kubeconfig", default="", help="kubeconfig for SubjectAccessReviews on the secure port")
+    a("--authorization-always-allow-paths", default="/healthz,/readyz,/livez",
+      help="paths anyone may read on the secure port (comma separated; /x/* for a subtree)")
     a("--node-monitor-grace-period", default="50s")
     a("--node-monitor-period", default="5s")
     a("--concurrent-deployment-syncs", "--concurrent-replicaset-syncs", dest="concurrent", type=int,
       default=5)
     # accepted for kubeadm's manifest compatibility; they change nothing here
-    for ignored in ("--authentication-kubeconfig", "--authorization-kubeconfig",
-                    "--requestheader-client-ca-file", "--cluster-name",
+    for ignored in ("--requestheader-client-ca-file", "--cluster-name",
                     "--service-cluster-ip-range", "--profiling", "--feature-gates"):
         a(ignored, default="", help=argparse.SUPPRESS)
     a("-v", "--v", dest="verbose", type=int, default=0)
@@ -141,6 +147,10 @@ def parse(argv: list[str], known: dict[str, bool], canonical: dict[str, str] | N
                 leader_elect=ns.leader_elect, secure_port=ns.secure_port,
                 bind_address=ns.bind_address, tls_cert_file=ns.tls_cert_file,
                 tls_private_key_file=ns.tls_private_key_file, client_ca_file=ns.client_ca_file,
+                authentication_kubeconfig=ns.authentication_kubeconfig,
+                authorization_kubeconfig=ns.authorization_kubeconfig,
+                authorization_always_allow_paths=tuple(p.strip() for p in ns.authorization_always_allow_paths
+                                                       .split(",") if p.strip()),
                 concurrent_syncs=ns.concurrent,
                 verbose=ns.verbose)
     try:
@@ -166,6 +176,8 @@ def parse(argv: list[str], known: dict[str, bool], canonical: dict[str, str] | N
                        ("--service-account-private-key-file", o.service_account_private_key_file),
                        ("--root-ca-file", o.root_ca_file), ("--tls-cert-file", o.tls_cert_file),
                        ("--client-ca-file", o.client_ca_file),
+                       ("--authentication-kubeconfig", o.authentication_kubeconfig),
+                       ("--authorization-kubeconfig", o.authorization_kubeconfig),
                        ("--tls-private-key-file", o.tls_private_key_file)):
         if path and not os.path.isfile(path):
             problems.append(f"{flag}: {path} does not exist")

@@ -15,6 +15,7 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
+from provisioner.components.api.delegation import Delegation
 from provisioner.components.api.events import EventRecorder
 from provisioner.components.api.leaderelection import LeaderElector
 from provisioner.components.api.server import ComponentServer
@@ -44,19 +45,27 @@ async def serve(options: Options) -> None:
                                     log.info("leader is now %s", who),
                                     LEADER.labels(LEASE_NAME).set(1 if who == elector.identity else 0)))
     server = None
+    delegates: list[Client] = []
     if options.secure_port:
         if options.client_ca_file:
             with open(options.client_ca_file, "rb") as fh:
                 client_ca = fh.read()
         else:
-            client_ca = kubeconfig_ca(options.kubeconfig).encode() or None
+            client_ca = kubeconfig_ca(options.authentication_kubeconfig or options.kubeconfig).encode() or None
+        delegation = Delegation(always_allow_paths=options.authorization_always_allow_paths)
+        for attr, path in (("authn", options.authentication_kubeconfig), ("authz", options.authorization_kubeconfig)):
+            if path:
+                delegates.append(Client(kubeconfig.load(path), user_agent="kube-controller-manager"))
+                setattr(delegation, attr, delegates[-1])
         server = ComponentServer("kube-controller-manager", options.bind_address, options.secure_port,
                                  options.tls_cert_file or None, options.tls_private_key_file or None,
-                                 client_ca_pem=client_ca, readyz={"controllers": lambda: mgr.synced or (
+                                 client_ca_pem=client_ca, delegation=delegation, readyz={"controllers": lambda: mgr.synced or (
                                      elector is not None and not elector.leading)})
         try:
             port = await server.start()
         except OSError as exc:
+            for delegate in delegates:
+                await delegate.close()
             await client.close()
             raise FlagError(f"--secure-port {options.secure_port} on {options.bind_address}: {exc.strerror or exc} "
                             "(choose a free port, or 0 to disable serving)") from None
@@ -76,6 +85,8 @@ async def serve(options: Options) -> None:
         await recorder.close()
         if server is not None:
             await server.stop()
+        for delegate in delegates:
+            await delegate.close()
         await client.close()
 
 
@@ -88,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     logging.basicConfig(level=logging.DEBUG if options.verbose >= 4 else logging.INFO,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
-    try:
-        kubeconfig.load(options.kubeconfig)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"kube-controller-manager: --kubeconfig {options.kubeconfig}: {exc}", file=sys.stderr)
-        return 1
+    for flag, path in (("--kubeconfig", options.kubeconfig),
+                       ("--authentication-kubeconfig", options.authentication_kubeconfig),
+                       ("--authorization-kubeconfig", options.authorization_kubeconfig)):
+        try:
+            if path:
+                kubeconfig.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"kube-controller-manager: {flag} {path}: {exc}", file=sys.stderr)
+            return 1
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ import sys
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
+from provisioner.components.api.delegation import Delegation
 from provisioner.components.api.informer import InformerFactory
 from provisioner.components.api.leaderelection import LeaderElector
 from provisioner.components.api.server import ComponentServer
@@ -74,6 +75,7 @@ def parser() -> Parser:
     p.add_argument("--client-ca-file")
     p.add_argument("--authentication-kubeconfig")
     p.add_argument("--authorization-kubeconfig")
+    p.add_argument("--authorization-always-allow-paths", default="/healthz,/readyz,/livez")
     p.add_argument("--profiling", type=boolean, nargs="?", const=True, default=False)
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     return p
@@ -123,15 +125,21 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
     client_ca = _read(args.client_ca_file, "--client-ca-file") if args.client_ca_file else None
     if client_ca is None and args.authentication_kubeconfig:
         client_ca = _kubeconfig(args.authentication_kubeconfig, "--authentication-kubeconfig").ca_pem
-    if args.authorization_kubeconfig:
-        _kubeconfig(args.authorization_kubeconfig, "--authorization-kubeconfig")  # checked, not yet used
+    delegation = Delegation(always_allow_paths=tuple(p.strip() for p in args.authorization_always_allow_paths
+                                                     .split(",") if p.strip()))
+    delegates = {attr: Client(_kubeconfig(path, flag), user_agent="kube-scheduler")
+                 for attr, path, flag in (("authn", args.authentication_kubeconfig, "--authentication-kubeconfig"),
+                                          ("authz", args.authorization_kubeconfig, "--authorization-kubeconfig"))
+                 if path}
+    for attr, delegate in delegates.items():
+        setattr(delegation, attr, delegate)
     client = Client(kc, user_agent="kube-scheduler")
     factory = InformerFactory(client)
     sched = Scheduler(client, cfg)
     sched.register(factory)
     server = ComponentServer("kube-scheduler", args.bind_address, args.secure_port, args.tls_cert_file,
                              args.tls_private_key_file, args.cert_dir, client_ca,
-                             readyz={"informer-sync": factory.has_synced})
+                             readyz={"informer-sync": factory.has_synced}, delegation=delegation)
     if args.secure_port:  # 0 turns the secure port off, as in kube-scheduler
         try:
             port = await server.start()
@@ -173,6 +181,8 @@ async def serve(args: argparse.Namespace, cfg: config.SchedulerConfig) -> None:
         await factory.stop()
         await sched.close()
         await server.stop()
+        for delegate in delegates.values():
+            await delegate.close()
         await client.close()
 
 
