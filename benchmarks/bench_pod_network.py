@@ -1,12 +1,12 @@
 """Measures pod-to-pod networking across two real lab hosts, side by side with host-to-host on the
 same two hosts, in the same run.
 
-Brings up a lab of its own (`provisioner lab up --name LAB --nodes 2`, systemd-nspawn hosts on one
-bridge) and creates a cluster on it whose two hosts are both workers (the first also runs the
-control plane and etcd), so pods can be pinned to either. Four pods from the offline `python:3.11`
-image, pinned with nodeName: on host 2 a sink/echo server on the pod network and the same server on
-host networking (the host's own address); on host 1 a client on the pod network and one on host
-networking. The same Python measurer runs in each client through `kubectl exec` and times itself
+Brings up a lab of its own (`provisioner lab up --name LAB --nodes 3`, systemd-nspawn hosts on one
+bridge) and creates a cluster on it: host 1 the control plane with etcd, hosts 2 and 3 workers (a
+host that is both control plane and worker trips `verify` and `delete cluster` today). Four pods
+from the offline `python:3.11` image, pinned with nodeName: on worker 3 a sink/echo server on the
+pod network and the same server on host networking (the host's own address); on worker 2 a client
+on the pod network and one on host networking. The same Python measurer runs in each client through `kubectl exec` and times itself
 (kubectl's own overhead is outside the figures): TCP throughput for TRANSFER_SECONDS with 64 KiB
 writes, then ROUND_TRIPS one-byte request/response exchanges on one connection (TCP_NODELAY).
 Pod and host paths alternate for ROUNDS rounds so both see the same machine load. The pod path is
@@ -126,11 +126,11 @@ class Run:
 
 
 def cluster_spec(scratch: Path) -> Path:
-    """Both lab hosts are workers; the first also carries the control plane and etcd."""
+    """The first lab host runs the control plane and etcd, the other two are workers."""
     inventory = yaml.safe_load((scratch / "labs" / LAB / "inventory.yaml").read_text())
-    first, second = inventory["hosts"][:2]
-    hosts = [dict(first, roles=["control-plane", "etcd", "worker"]),
-             dict(second, roles=["worker"])]
+    first, *workers = inventory["hosts"][:3]
+    hosts = [dict(first, roles=["control-plane", "etcd"]),
+             *(dict(host, roles=["worker"]) for host in workers)]
     spec = scratch / "cluster.yaml"
     spec.write_text(yaml.safe_dump({
         "apiVersion": "provisioner.dev/v1alpha1", "kind": "Cluster",
@@ -191,7 +191,7 @@ def summarize(rounds: list[dict]) -> dict:
 
 def bench(run: Run) -> dict:
     started = time.monotonic()
-    run.provisioner("lab", "up", "--name", LAB, "--nodes", "2")
+    run.provisioner("lab", "up", "--name", LAB, "--nodes", "3")
     spec = cluster_spec(run.scratch)
     run.provisioner("create", "cluster", "-f", str(spec))
     run.provisioner("kubeconfig", "-f", str(spec), "-o", str(run.kubeconfig))
@@ -199,7 +199,7 @@ def bench(run: Run) -> dict:
     nodes = {n["metadata"]["name"]: n for n in
              json.loads(run.kubectl("get", "nodes", "-o", "json"))["items"]}
     hosts = yaml.safe_load(spec.read_text())["spec"]["hosts"]
-    client_node, server_node = hosts[0]["name"], hosts[1]["name"]
+    client_node, server_node = hosts[1]["name"], hosts[2]["name"]
     pods = start_pods(run, client_node, server_node)
     targets = {"pod_to_pod": ("client-pod", pods["server-pod"]["status"]["podIP"]),
                "host_to_host": ("client-host", pods["server-host"]["status"]["podIP"])}
