@@ -1,4 +1,4 @@
-"""/openapi/v3 (and /openapi/v2) generated from schemas.py and the registry table.
+"""/openapi/v3 (and /openapi/v2) from the derived schemas (schemas.py) and the registry table.
 
 kubectl uses these documents for `kubectl explain`, for strategic-merge metadata in client-side
 apply, and to learn that PATCH accepts `fieldValidation` (so it leaves validation to the server).
@@ -16,50 +16,17 @@ from aiohttp import web
 from . import registry, schemas
 from .registry import Resource, all_resources, groups
 
-META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
-              "LabelSelectorRequirement", "Condition"}
-PACKAGES = [
-    (("Deployment", "ReplicaSet", "DaemonSet"), "io.k8s.api.apps.v1"),
-    (("Scale",), "io.k8s.api.autoscaling.v1"),
-    (("Job",), "io.k8s.api.batch.v1"),
-    (("Lease",), "io.k8s.api.coordination.v1"),
-    (("EndpointSlice",), "io.k8s.api.discovery.v1"),
-    (("PolicyRule", "Role", "ClusterRole", "Subject", "RoleRef"), "io.k8s.api.rbac.v1"),
-    (("CertificateSigningRequest",), "io.k8s.api.certificates.v1"),
-    (("StatefulSet", "ControllerRevision"), "io.k8s.api.apps.v1"),
-    (("CronJob", "JobTemplateSpec"), "io.k8s.api.batch.v1"),
-    (("PodDisruptionBudget",), "io.k8s.api.policy.v1"),
-    (("PriorityClass",), "io.k8s.api.scheduling.v1"),
-    (("NetworkPolicy", "Ingress"), "io.k8s.api.networking.v1"),
-    (("HorizontalPodAutoscaler", "CrossVersionObjectReference"), "io.k8s.api.autoscaling.v2"),
-    (("StorageClass",), "io.k8s.api.storage.v1"),
-    (("APIService",), "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1"),
-    (("CustomResourceDefinition",), "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1"),
-    (("MutatingWebhook", "ValidatingWebhook", "WebhookClientConfig", "RuleWithOperations"),
-     "io.k8s.api.admissionregistration.v1"),
-    (("TokenReview", "SelfSubjectReview"), "io.k8s.api.authentication.v1"),
-    (("SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubject"), "io.k8s.api.authorization.v1"),
-]
-
-
 # custom resource kinds -> (schema name, schema), kept by crd.py
 CUSTOM_SCHEMAS: dict[str, tuple[str, dict]] = {}
 
 
-RENAMED = {"EventsV1Event": "io.k8s.api.events.v1.Event", "EventSeries": "io.k8s.api.events.v1.EventSeries"}
-
-
 def full_name(t: str) -> str:
-    if t in RENAMED:
-        return RENAMED[t]
-    if t not in schemas.T and t in CUSTOM_SCHEMAS:
+    """The OpenAPI definition name of a type: the published one for built-in types."""
+    if t in schemas.FULL_NAMES:
+        return schemas.FULL_NAMES[t]
+    if t in CUSTOM_SCHEMAS:
         return CUSTOM_SCHEMAS[t][0]
-    if t in META_TYPES:
-        return f"io.k8s.apimachinery.pkg.apis.meta.v1.{t}"
-    for prefixes, pkg in PACKAGES:
-        if t.startswith(prefixes):
-            return f"{pkg}.{t}"
-    return f"io.k8s.api.core.v1.{t}"
+    return t
 
 
 SCALARS = {"string": {"type": "string"}, "integer": {"type": "integer", "format": "int64"},
@@ -89,8 +56,13 @@ def _field(notation: str, ref: str) -> dict:
 
 def _schema(t: str, ref: str) -> dict:
     desc, fields, required = schemas.T[t]
-    out: dict = {"type": "object", "description": desc,
-                 "properties": {k: _field(v, ref) for k, v in fields.items()}}
+    docs = schemas.FIELD_DOCS.get(t, {})
+    properties = {}
+    for k, v in fields.items():
+        properties[k] = _field(v, ref)
+        if k in docs:
+            properties[k]["description"] = docs[k]
+    out: dict = {"type": "object", "description": desc, "properties": properties}
     if required:
         out["required"] = required
     return out

@@ -55,11 +55,49 @@ def check_name(kind: str, name: str) -> Causes:
     return []
 
 
+# The fields kube-apiserver's validation requires on input, by type. These are validation
+# rules (Go code upstream), not the OpenAPI document's `required`, which also lists fields
+# that are merely always present in output (status counters, for example).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "OwnerReference": ("apiVersion", "kind", "name", "uid"),
+    "LabelSelectorRequirement": ("key", "operator"), "Taint": ("key", "effect"),
+    "NodeAddress": ("type", "address"), "PodSpec": ("containers",), "Container": ("name",),
+    "ContainerPort": ("containerPort",), "EnvVar": ("name",), "VolumeMount": ("name", "mountPath"),
+    "Volume": ("name",), "Binding": ("target",), "ServicePort": ("port",),
+    "EventsV1Event": ("eventTime",), "EventsV1EventSeries": ("count", "lastObservedTime"),
+    "DeploymentSpec": ("selector", "template"), "ReplicaSetSpec": ("selector",),
+    "DaemonSetSpec": ("selector", "template"), "JobSpec": ("template",),
+    "EndpointSlice": ("addressType",), "PolicyRule": ("verbs",), "Subject": ("kind", "name"),
+    "RoleRef": ("apiGroup", "kind", "name"), "RoleBinding": ("roleRef",),
+    "ClusterRoleBinding": ("roleRef",), "CertificateSigningRequest": ("spec",),
+    "CertificateSigningRequestSpec": ("request", "signerName"),
+    "ReplicationControllerStatus": ("replicas",), "LimitRangeSpec": ("limits",),
+    "LimitRangeItem": ("type",), "StatefulSetSpec": ("selector", "template"),
+    "StatefulSetStatus": ("replicas",), "ControllerRevision": ("revision",),
+    "CronJobSpec": ("schedule", "jobTemplate"),
+    "PodDisruptionBudgetStatus": ("disruptionsAllowed", "currentHealthy", "desiredHealthy",
+                                  "expectedPods"),
+    "PriorityClass": ("value",), "HorizontalPodAutoscalerSpec": ("scaleTargetRef", "maxReplicas"),
+    "CrossVersionObjectReference": ("kind", "name"),
+    "HorizontalPodAutoscalerStatus": ("desiredReplicas",), "StorageClass": ("provisioner",),
+    "APIServiceSpec": ("groupPriorityMinimum", "versionPriority"), "TokenReview": ("spec",),
+    "SubjectAccessReview": ("spec",), "LocalSubjectAccessReview": ("spec",),
+    "SelfSubjectAccessReview": ("spec",), "SelfSubjectRulesReview": ("spec",),
+    "CustomResourceDefinition": ("spec",),
+    "CustomResourceDefinitionSpec": ("group", "names", "scope", "versions"),
+    "CustomResourceDefinitionNames": ("plural", "kind"),
+    "CustomResourceDefinitionVersion": ("name", "served", "storage"),
+    "MutatingWebhook": ("name", "clientConfig", "sideEffects", "admissionReviewVersions"),
+    "ValidatingWebhook": ("name", "clientConfig", "sideEffects", "admissionReviewVersions"),
+}
+
+
 def _required(obj: dict, type_name: str, path: str) -> Causes:
-    """Required fields from the schema, recursively through typed sub-objects and lists."""
+    """Required fields (REQUIRED), recursively through typed sub-objects and lists."""
     if type_name not in schemas.T or not isinstance(obj, dict):
         return []
-    _, fields, required = schemas.T[type_name]
+    fields = schemas.T[type_name][1]
+    required = REQUIRED.get(type_name, ())
     causes = [(f"{path}{r}", "Required value") for r in required if obj.get(r) in (None, "", [], {})]
     for k, v in obj.items():
         shape, elem, _ = schemas.parse(fields.get(k, "any"))
