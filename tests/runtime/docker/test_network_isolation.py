@@ -64,9 +64,24 @@ def test_networks_are_isolated_from_each_other_and_from_the_bridge(engine, clien
                                    network="iso-a")
     ip_b, ip_plain = _ip(web_b, "iso-b"), _ip(plain)
 
-    # the same network: by name and by alias
+    # every server answers where it may be reached, so the refusals below are isolation
     wait_until(lambda: _reaches(member, "http://iso-web-a/", "a"), what="iso-web-a by name")
     assert _reaches(member, "http://alias-a/", "a")
+    web_b.reload()
+    host_port = web_b.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+    gateway = ".".join(ip_b.split(".")[:3]) + ".1"
+    # a published port of the other network's container is reached through the host
+    wait_until(lambda: _reaches(member, f"http://{gateway}:{host_port}/", "b"),
+               what="the published port of iso-web-b through the host")
+    # the plain bridge is as before for containers on no user-defined network
+    outsider = client.containers.run("busybox", ["sleep", "300"], name="iso-outsider",
+                                     detach=True)
+    try:
+        wait_until(lambda: _reaches(outsider, f"http://{ip_plain}/", "plain"),
+                   what="the plain bridge container from another plain one")
+    finally:
+        outsider.remove(force=True)
+
     # another network and the plain bridge: not by address, and no name either
     assert _fetch(member, f"http://{ip_b}/")[0] != 0
     assert _fetch(member, f"http://{ip_plain}/")[0] != 0
@@ -74,18 +89,6 @@ def test_networks_are_isolated_from_each_other_and_from_the_bridge(engine, clien
     # nor the other way
     assert _fetch(plain, f"http://{_ip(web_a, 'iso-a')}/")[0] != 0
     assert _fetch(web_b, f"http://{_ip(member, 'iso-a')}/")[0] != 0
-    # the plain bridge is as before for containers on no user-defined network
-    outsider = client.containers.run("busybox", ["sleep", "300"], name="iso-outsider",
-                                     detach=True)
-    try:
-        assert _reaches(outsider, f"http://{ip_plain}/", "plain")
-    finally:
-        outsider.remove(force=True)
-    # a published port of the other network's container is reached through the host
-    web_b.reload()
-    host_port = web_b.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
-    gateway = ".".join(ip_b.split(".")[:3]) + ".1"
-    assert _reaches(member, f"http://{gateway}:{host_port}/", "b")
 
     # joining the other network opens it (by name too); leaving closes it again
     net_b.connect(member)
