@@ -1,11 +1,13 @@
 """Templates ship with the package: the built wheel, installed into a fresh virtualenv, renders
-every template from there (not from this checkout)."""
+every template from there (not from this checkout). Its other data (the API server's derived
+schemas) ships too."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jinja2
@@ -30,6 +32,7 @@ def test_the_installed_wheel_renders_every_template(tmp_path):
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
         str(tmp_path / "dist"), str(REPO), cwd=tmp_path)
     wheel = next((tmp_path / "dist").glob("provisioner-*.whl"))
+    assert "provisioner/components/apiserver/schemas_generated.json" in zipfile.ZipFile(wheel).namelist()
     venv = tmp_path / "fresh"
     run(sys.executable, "-m", "venv", "--without-pip", str(venv), cwd=tmp_path)
     run(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
