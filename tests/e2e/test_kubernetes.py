@@ -117,6 +117,22 @@ def test_kubectl_sees_every_node_ready_with_roles_and_the_control_plane_tainted(
     assert "Ready" in wide and "provisioner-runtime://" in wide
 
 
+def test_kubectl_top_lists_every_node_and_the_add_on_pods(kube):
+    """metrics-server (the addons phase) behind v1beta1.metrics.k8s.io: two scrapes after it is
+    ready, `kubectl top` answers (polled with a deadline)."""
+    import time
+
+    deadline, top = time.monotonic() + 180, None
+    while time.monotonic() < deadline:
+        top = kube.kubectl("top", "nodes")
+        if top.returncode == 0 and {line.split()[0] for line in top.stdout.splitlines()[1:]} == set(kube.address):
+            break
+        time.sleep(2)
+    assert {line.split()[0] for line in _ok(top).splitlines()[1:]} == set(kube.address), top.stdout
+    pods = _ok(kube.kubectl("top", "pods", "-n", "kube-system"))
+    assert "metrics-server-" in pods and "coredns-" in pods
+
+
 def test_kubectl_run_logs_exec_and_delete_a_pod(kube):
     name = "hello"
     _ok(kube.kubectl("run", name, "--image=busybox", "--restart=Never", "--",
