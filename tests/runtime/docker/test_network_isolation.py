@@ -6,6 +6,7 @@ ports stay reachable through the host."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 
 import docker
 import pytest
@@ -105,3 +106,17 @@ def test_networks_are_isolated_from_each_other_and_from_the_bridge(engine, clien
         container.remove(force=True)
     rules = "\n".join(BridgeIsolation(BRIDGE).installed_rules())
     assert not any(port in rules for port in ports)
+
+
+def test_a_restarted_daemon_puts_lost_isolation_rules_back(engine, client, two_networks):
+    members = [client.containers.run("busybox", ["sleep", "300"], name=name, detach=True,
+                                     network=network)
+               for name, network in (("iso-web-a", "iso-a"), ("iso-web-b", "iso-b"))]
+    ports = {host_veth_name(BRIDGE, c.id) for c in members}
+    isolation = BridgeIsolation(BRIDGE)
+    assert ports <= {word for rule in isolation.installed_rules() for word in rule.split()}
+    subprocess.run(["ebtables-nft", "-F", isolation.chain], check=True)   # a flushed firewall
+    assert isolation.installed_rules() == []
+    engine.stop()
+    engine.start()
+    assert ports <= {word for rule in isolation.installed_rules() for word in rule.split()}
