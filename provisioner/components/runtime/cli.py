@@ -18,7 +18,7 @@ from .client import DaemonUnreachable, RuntimeAPIError, RuntimeClient
 from .cliformat import ago, emit, human_size, shorten, table
 from .cliregistry import VERBS as REGISTRY_VERBS
 from .cliregistry import add_registry_verbs, run_registry_verb
-from .clirun import RunFailed, add_run_verb, cmd_run, start_exit_code
+from .clirun import RunFailed, add_run_verb, attach_and_pump, cmd_run, start_exit_code
 from .paths import DEFAULT_CGROUP_PARENT, DEFAULT_ROOT
 
 PROG = "provisioner-runtime"
@@ -120,6 +120,12 @@ def build_parser() -> Parser:
     exec_.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     exec_.add_argument("container")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
+
+    attach = verbs.add_parser("attach", help="attach this terminal to a running container's "
+                                             "input and output")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's "
+                                                                "input")
+    attach.add_argument("container")
 
     stop = verbs.add_parser("stop", help="stop containers (TERM, then KILL after -t seconds)")
     stop.add_argument("-t", "--time", type=float, default=10)
@@ -317,6 +323,11 @@ def dispatch(client: RuntimeClient, args) -> int:
         return cmd_logs(client, args)
     if verb == "exec":
         return cmd_exec(client, args)
+    if verb == "attach":
+        info = client.inspect(args.container)
+        config = info.get("Config") or {}
+        return attach_and_pump(client, args.container, stdin=bool(config.get("OpenStdin")) and
+                               not args.no_stdin, tty=bool(config.get("Tty")))
     if verb == "stop":
         return each(args.containers, lambda n: (client.stop(n, args.time), n)[1])
     if verb == "start":

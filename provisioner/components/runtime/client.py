@@ -227,6 +227,12 @@ class RuntimeClient:
             "cmd": cmd, "env": env or [], "workdir": workdir, "user": user, "stdin": stdin,
             "tty": tty, "size": list(size) if size else None})
 
+    def attach_stream(self, container: str, logs: bool = False) -> iostream.StreamConnection:
+        """The container's own stdin and terminal (created with tty/stdin_open), output from
+        now on (from the start with `logs`), its exit code as the last frame."""
+        return self._upgrade("POST", f"/v1/containers/{quote(container)}/attach",
+                             {"logs": logs})
+
     def _upgrade(self, method: str, path: str, body: dict) -> iostream.StreamConnection:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

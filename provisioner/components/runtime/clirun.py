@@ -18,6 +18,9 @@ from .cliformat import emit
 def add_run_verb(verbs) -> None:
     run = verbs.add_parser("run", help="create and start a container", add_help=False)
     run.add_argument("-d", "--detach", action="store_true")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep the container's stdin open and send this terminal's input")
+    run.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
     run.add_argument("--name")
     run.add_argument("-p", "--publish", action="append", default=[])
     run.add_argument("-e", "--env", action="append", default=[])
@@ -55,6 +58,8 @@ def create_body(args) -> dict:
             "cap_add": args.cap_add, "cap_drop": args.cap_drop,
             "privileged": args.privileged or None, "read_only": args.read_only or None,
             "userns": args.userns, "sysctls": _sysctls(args.sysctl),
+            "tty": args.tty, "stdin_open": args.interactive,
+            "stdin_once": args.interactive and not args.detach,
             **security_options(args.security_opt)}
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else []
@@ -125,6 +130,10 @@ def cmd_run(client: RuntimeClient, args) -> int:
             print(container)
             finished = True
             return 0
+        if args.interactive or args.tty:
+            code = attach_and_pump(client, container, args.interactive, args.tty, logs=True)
+            finished = True
+            return code
         for event in client.logs(container, follow=True):
             emit(event)
         result = client.wait(container)
@@ -137,6 +146,22 @@ def cmd_run(client: RuntimeClient, args) -> int:
                 client.remove(container, force=True)
             except RuntimeAPIError:
                 pass
+
+
+def attach_and_pump(client: RuntimeClient, container: str, stdin: bool, tty: bool,
+                    logs: bool = False) -> int:
+    """This terminal attached to the container until it exits (run -i/-t, attach)."""
+    from . import cliterminal
+
+    connection = client.attach_stream(container, logs=logs)
+    if tty:
+        size = cliterminal.terminal_size(1)
+        if size:
+            connection.resize(*size)
+    try:
+        return cliterminal.pump(connection, stdin=stdin, tty=tty)
+    except cliterminal.StreamFailed as error:
+        raise RunFailed(error.message) from None
 
 
 def start_exit_code(message: str) -> int:

@@ -57,3 +57,35 @@ def test_exec_it_gives_a_resizable_terminal(daemon, remove_after):
         assert terminal.exit_code() == 7
     finally:
         terminal.close()
+
+
+def test_run_i_feeds_the_containers_stdin_and_ends_it(daemon):
+    result = daemon.cli("run", "--rm", "-i", "busybox", "sh", "-c", "echo first; cat; exit 9",
+                        input="piped in\n")
+    assert result.returncode == 9, result.stderr
+    assert result.stdout == "first\npiped in\n"
+
+
+def test_run_it_then_attach_again_to_the_same_terminal(daemon, remove_after):
+    remove_after.append("run-tty")
+    command = [*CLI, "--socket", daemon.socket]
+    terminal = Terminal([*command, "run", "-it", "--name", "run-tty", "busybox", "sh"],
+                        rows=28, cols=101)
+    try:
+        terminal.expect("# ")            # the first prompt, written before the attach
+        terminal.type("tty; stty size; echo pid-$$\r")
+        terminal.expect("pid-1")           # the shell is the container's PID 1
+        assert b"/dev/pts/0" in terminal.screen and b"28 101" in terminal.screen
+    finally:
+        terminal.close()                  # the CLI goes; the container's shell stays
+    again = Terminal([*command, "attach", "run-tty"], rows=28, cols=101)
+    try:
+        deadline = time.monotonic() + 60
+        while b"back-2" not in again.screen:  # typed before the CLI is attached, it is lost
+            assert time.monotonic() < deadline, again.screen
+            again.type("echo back-$((1+1))\r")
+            again.drain(1)
+        again.type("exit 4\r")
+        assert again.exit_code() == 4
+    finally:
+        again.close()

@@ -28,6 +28,7 @@ import sys
 import time
 
 from .. import iostream
+from .consolelink import ShortPath
 from .crilog import CriLogWriter, rfc3339_nano
 from .execio import set_window_size
 
@@ -40,6 +41,18 @@ CHECK_SECONDS = 0.5
 
 def socket_paths(state_dir: str) -> tuple[str, str]:
     return os.path.join(state_dir, CONSOLE_SOCKET), os.path.join(state_dir, ATTACH_SOCKET)
+
+
+def connect_attach(state_dir: str) -> socket.socket:
+    """A connected (blocking) client socket of the container's console."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with ShortPath(socket_paths(state_dir)[1]) as reachable:
+            sock.connect(reachable)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def launch(state_dir: str, terminal: bool, stdin_once: bool = False,
@@ -89,7 +102,8 @@ class Console:
             except FileNotFoundError:
                 pass
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(path)
+            with ShortPath(path) as reachable:
+                listener.bind(reachable)
             os.chmod(path, 0o600)
             listener.listen(16)
             self.listeners[listener.fileno()] = listener

@@ -12,6 +12,28 @@ root filesystem changes.
 import os
 import socket
 
+SUN_PATH_MAX = 107     # a unix socket's path is at most 108 bytes with its NUL
+
+
+class ShortPath:
+    """A socket path usable for bind/connect however deep its directory: a long one is reached
+    through /proc/self/fd/N of its directory, held open while in use."""
+
+    def __init__(self, path: str):
+        self.fd = None
+        self.path = path
+        if len(path.encode()) > SUN_PATH_MAX:
+            directory, name = os.path.split(path)
+            self.fd = os.open(directory, os.O_PATH | os.O_CLOEXEC)
+            self.path = f"/proc/self/fd/{self.fd}/{name}"
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *_) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
 
 class InitLink:
     def __init__(self, path: str):
@@ -20,7 +42,8 @@ class InitLink:
 
         self._fcntl, self._termios = fcntl, termios
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+        with ShortPath(path) as reachable:
+            self.sock.connect(reachable)
         # the console answers with a stdin pipe's read end, or "T": a terminal, opened later
         message, fds, _, _ = socket.recv_fds(self.sock, 16, 1)
         self.terminal = message == b"T"

@@ -384,6 +384,18 @@ async def exec_in_container(request: web.Request) -> web.StreamResponse:
     return await stream(request, _prepend(first, events))
 
 
+@routes.post("/v1/containers/{id}/attach")
+async def attach_to_container(request: web.Request) -> web.StreamResponse:
+    """The container's own stdin and terminal over an upgraded connection (Upgrade: tcp):
+    iostream frames both ways, its exit code last (daemon/interactive.py)."""
+    if not interactive.wants_upgrade(request):
+        raise BadRequest("attach needs an upgraded connection (Connection: Upgrade, "
+                         "Upgrade: tcp)")
+    body = await body_json(request)
+    return await interactive.serve_attach(request, daemon_of(request).containers,
+                                          request.match_info["id"], bool(body.get("logs")))
+
+
 async def _prepend(first: dict, rest: AsyncIterator[dict]) -> AsyncIterator[dict]:
     yield first
     async for event in rest:

@@ -17,6 +17,7 @@ import signal as signals
 from collections.abc import AsyncIterator
 
 from ..container import api as core
+from ..container import console
 from ..container.cgroups import remove as remove_cgroups
 from ..container.cgroups import set_cpu_shares
 from ..container.errors import ContainerError
@@ -164,6 +165,8 @@ class ContainerService:
                                          record.capabilities)
         record.sysctls = options.sysctls(body.get("sysctls"), network)
         record.unmasked_proc = options.proc_mount(body.get("proc_mount"))
+        record.tty, record.stdin_open, record.stdin_once = (
+            bool(body.get(key)) for key in ("tty", "stdin_open", "stdin_once"))
         record.hostname = record.hostname or record.id[:12]
         async with self._create_lock:
             record.name = self._claim_name(name)
@@ -259,6 +262,10 @@ class ContainerService:
                 await asyncio.to_thread(remove_cgroups, current.cgroups)
             try:
                 spec = await asyncio.to_thread(self.spec_of, record)
+                if record.tty or record.stdin_open:
+                    spec.console_socket = await asyncio.to_thread(
+                        console.launch, spec.state_dir, record.tty, record.stdin_once,
+                        spec.log_path, spec.log_max_bytes)
                 started = await asyncio.to_thread(core.start, spec)
             except ImageNotFound as error:
                 raise NotFound(f"cannot start {record.name}: {error}") from None

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from .. import iostream
-from ..container import execio
+from ..container import console, execio
 from ..container.errors import ContainerError
 from ..container.spec import Process
 from .errors import DaemonError
@@ -248,3 +248,74 @@ async def _feed(session: AsyncExec, inputs: asyncio.Queue) -> None:
                 session.resize(*size)
         elif channel == iostream.CLOSE and payload[:1] in (b"", bytes([iostream.STDIN])):
             await session.close_stdin()
+
+
+# -- attach: the container's own stdin and terminal (container/console.py) -------------------
+
+def console_path(state_dir: str) -> str | None:
+    """The attach socket of a container's console, when it has one running."""
+    path = console.socket_paths(state_dir)[1]
+    return path if os.path.exists(path) else None
+
+
+async def serve_attach(request: web.Request, containers, key: str,
+                       logs: bool = False) -> web.StreamResponse:
+    """Attach over the upgraded connection: a terminal's console carries everything (output,
+    input, resize, the exit code); otherwise the output is the log followed from now on, with
+    stdin passed to the console of a container that has one, and the exit code last."""
+    record = containers.find(key)
+    state_dir = containers.directory(record)
+    path = console_path(state_dir)
+    if (record.tty or record.stdin_open) and path is None and containers.is_running(record):
+        raise DaemonError(f"container {record.name} has no console to attach to")
+    reader = writer = None
+    if path is not None:
+        sock = await asyncio.to_thread(console.connect_attach, state_dir)
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+    response = await upgrade(request)
+    # the parser right after the answer, with no await between: bytes the client sends in
+    # between are otherwise lost by aiohttp 3.14
+    inputs: asyncio.Queue = asyncio.Queue()
+    request.protocol.set_parser(_FrameParser(  # type: ignore[union-attr, arg-type]
+        lambda channel, payload: inputs.put_nowait((channel, payload)),
+        lambda: inputs.put_nowait(None)))
+    loop = asyncio.get_running_loop()
+    feeder = loop.create_task(_forward_input(inputs, writer))
+    try:
+        if record.tty and reader is not None:
+            while data := await reader.read(65536):
+                await response.write(data)
+        else:
+            await _follow_output(containers, record, response, logs)
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        feeder.cancel()
+        if writer is not None:
+            writer.close()
+    return response
+
+
+async def _forward_input(inputs: asyncio.Queue, writer: asyncio.StreamWriter | None) -> None:
+    while (item := await inputs.get()) is not None:
+        channel, payload = item
+        if writer is not None and channel in (iostream.STDIN, iostream.RESIZE, iostream.CLOSE):
+            writer.write(iostream.frame(channel, payload))
+            await writer.drain()
+
+
+async def _follow_output(containers, record, response: web.StreamResponse, logs: bool) -> None:
+    """The log from now on (from its start with `logs`: a `run` attaching to what it started)."""
+    from . import logs as logfiles
+
+    def running() -> bool:
+        current = containers.records.get(record.id)
+        return current is not None and containers.status(current).status != "exited"
+
+    async for entry in logfiles.follow(containers.log_path(record), running,
+                                       None if logs else 0):
+        await response.write(iostream.frame(iostream.CHANNEL_OF_STREAM[entry.stream],
+                                            entry.data))
+    code = containers.status(record).exit_code
+    end = {"exit_code": code} if code is not None else {"error": "the container is gone"}
+    await response.write(iostream.frame(iostream.STATUS, json.dumps(end).encode()))

@@ -94,6 +94,10 @@ class ContainerRecord(_Record):
     unmasked_proc: bool = False
     # relative CPU weight as v1 cpu.shares (the kubelet's, from the container's CPU request)
     cpu_shares: int | None = None
+    # its own stdin and terminal, held by its console (container/console.py) for attach
+    tty: bool = False
+    stdin_open: bool = False
+    stdin_once: bool = False
 
 
 

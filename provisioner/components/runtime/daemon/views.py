@@ -109,6 +109,7 @@ def inspect(record: ContainerRecord, state: ContainerState, log_path: str,
             "WorkingDir": record.workdir,
             "Labels": record.labels,
             "ExposedPorts": (image_config.get("config") or {}).get("ExposedPorts") or {},
+            "Tty": record.tty, "OpenStdin": record.stdin_open, "StdinOnce": record.stdin_once,
         },
         "HostConfig": {
             "Memory": record.memory or 0,
