@@ -9,6 +9,7 @@ the pod workers; a pod the sources no longer have is stopped and its containers 
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import logging
 import time
@@ -46,6 +47,8 @@ class Kubelet:
         self.api_pods: dict[str, dict] = {}
         self.allocatable: dict = {}
         self._refresh_lock = asyncio.Lock()
+        self._relists_begun = 0
+        self._reads: dict[tuple, asyncio.Future] = {}
         self._events_sent: dict[tuple, float] = {}
         self._service_env: tuple[float, dict[str, str]] | None = None
         self._static_problems: set[str] = set()
@@ -62,8 +65,13 @@ class Kubelet:
         return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def refresh(self) -> Snapshot:
+        """A snapshot from a relist begun after this call. Callers arriving while one runs
+        share the next one: 30 pods starting at once would otherwise queue 60 relists."""
+        asked = self._relists_begun
         async with self._refresh_lock:
-            self.snapshot = await self.runtime.relist()
+            if self._relists_begun == asked:
+                self._relists_begun += 1
+                self.snapshot = await self.runtime.relist()
         return self.snapshot
 
     async def exec_collect(self, container_id: str, cmd: list[str], timeout: float):
@@ -85,8 +93,11 @@ class Kubelet:
         async def lookup(kind: str, name: str) -> dict | None:
             if self.client is None:
                 return None
+            client = self.client
             try:
-                obj = await self.client.get("", "v1", plural[kind], name, ns=namespace)
+                obj = await self.shared_read(
+                    (plural[kind], namespace, name),
+                    lambda: client.get("", "v1", plural[kind], name, ns=namespace))
             except ApiStatusError as error:
                 if error.code == 404:
                     return None
@@ -94,6 +105,17 @@ class Kubelet:
             obj.setdefault("kind", kind)
             return obj
         return lookup
+
+    async def shared_read(self, key: tuple, read):
+        """One API read for identical concurrent ones: pods starting together read the same
+        kube-root-ca.crt and kubernetes Service; nothing is kept once the read is answered."""
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(read())
+            self._reads[key] = task
+            task.add_done_callback(lambda _done: self._reads.pop(key, None))
+        # shielded: a waiter cancelled (its pod deleted) does not cancel the others' read
+        return copy.deepcopy(await asyncio.shield(task))
 
     def token_for(self, pod: dict):
         async def token(service_account: str, audience: str, seconds: int) -> str:
@@ -107,8 +129,11 @@ class Kubelet:
         cached = self._service_env
         if cached is not None and time.monotonic() - cached[0] < SERVICE_ENV_SECONDS:
             return cached[1]     # a burst of starting pods asks the API server once
+        client = self.client
         try:
-            service = await self.client.get("", "v1", "services", "kubernetes", ns="default")
+            service = await self.shared_read(
+                ("services", "default", "kubernetes"),
+                lambda: client.get("", "v1", "services", "kubernetes", ns="default"))
         except Exception:  # noqa: BLE001 - no service yet: no variables, as with a new cluster
             return {}
         env = self._kubernetes_env(service)

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from ..api import kubeconfig as kubeconfig_loader
 from ..api.client import Client
@@ -24,6 +25,10 @@ from .node import NodeAgent, NodeSettings
 from .runtimeview import Runtime
 
 log = logging.getLogger("kubelet")
+# Threads for blocking calls: each runtime call holds one while the daemon works (a sandbox takes
+# most of a second on a busy node), so the default pool (CPUs + 4) made starting pods queue for
+# a thread, cgroup and volume work included.
+BLOCKING_THREADS = 64
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,6 +60,8 @@ def settings_from(args: argparse.Namespace, cfg: dict) -> tuple[str, str, dict]:
 
 
 async def run(args: argparse.Namespace, cfg: dict) -> None:
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="kubelet"))
     name, ip, labels = settings_from(args, cfg)
     os.makedirs(args.root_dir, mode=0o750, exist_ok=True)
     runtime = Runtime(args.container_runtime_endpoint or cfg.get("containerRuntimeEndpoint"),

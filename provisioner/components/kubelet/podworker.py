@@ -26,6 +26,7 @@ from .runtimeview import (
     POD_NAMESPACE,
     POD_UID,
     ContainerView,
+    SandboxView,
     Snapshot,
 )
 from .volumes import PodVolumes, VolumeError
@@ -116,13 +117,15 @@ class PodWorker(ContainerStart):
             return
         sandbox = next((s for s in snapshot.sandboxes.get(self.uid, []) if s.ready), None)
         if sandbox is None:
-            if not await self.make_sandbox(snapshot):
+            # volumes need no sandbox: set them up while the runtime makes it (both wait on
+            # other processes: the runtime, the API server for tokens and configMaps)
+            made, _ = await asyncio.gather(self.make_sandbox(snapshot), self.ensure_volumes())
+            if made is None:
                 await self.report(snapshot, None)
                 return
-            snapshot = await self.kubelet.refresh()
-            sandbox = next((s for s in snapshot.sandboxes.get(self.uid, []) if s.ready), None)
-            if sandbox is None:
+            if not made.ready:         # the next relist shows how it went
                 return
+            sandbox = made             # as the runtime answered: no relist needed
         if self.start_time is None:
             self.start_time = self.kubelet.now()
         if not await self.ensure_volumes():
@@ -169,7 +172,7 @@ class PodWorker(ContainerStart):
     def pod_dir(self) -> str:
         return os.path.join(self.kubelet.root_dir, "pods", self.uid)
 
-    async def make_sandbox(self, snapshot: Snapshot) -> bool:
+    async def make_sandbox(self, snapshot: Snapshot) -> SandboxView | None:
         for stale in snapshot.sandboxes.get(self.uid, []):
             await self.kubelet.runtime.call("remove_pod", stale.id)
         metadata, spec = self.pod["metadata"], self.pod["spec"]
@@ -178,7 +181,7 @@ class PodWorker(ContainerStart):
                  for c in spec["containers"] for p in c.get("ports") or [] if p.get("hostPort")]
         try:
             cgroup_parent = await self.kubelet.cgroups.ensure_pod(self.pod)
-            await self.kubelet.runtime.call(
+            created = await self.kubelet.runtime.call(
                 "create_pod", metadata["name"], metadata.get("namespace", "default"), self.uid,
                 spec.get("hostname") or metadata["name"][:63], bool(spec.get("hostNetwork")),
                 [] if spec.get("hostNetwork") else ports,
@@ -189,10 +192,10 @@ class PodWorker(ContainerStart):
             self.sandbox_error = str(error)
             self.kubelet.event(self.pod, "Warning", "FailedCreatePodSandBox",
                                f"Failed to create pod sandbox: {error}")
-            return False
+            return None
         self.sandbox_error = ""
         metrics.started_pods.inc()
-        return True
+        return self.kubelet.runtime.sandbox_view(created)
 
     async def ensure_volumes(self) -> bool:
         if self.volumes is None:

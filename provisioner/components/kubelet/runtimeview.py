@@ -79,16 +79,22 @@ class Runtime:
     async def pull(self, image: str) -> None:
         await asyncio.to_thread(lambda: list(self.client.pull(image)))
 
+    def sandbox_view(self, pod: dict) -> SandboxView | None:
+        """The runtime's view of a pod sandbox as the kubelet sees it (None: not this node's)."""
+        labels = pod.get("labels") or {}
+        uid = labels.get(POD_UID)
+        if not uid or labels.get(NODE_NAME) != self.node_name:
+            return None
+        return SandboxView(pod["id"], uid, pod.get("ip"), pod.get("state") == "ready",
+                           bool(pod.get("host_network")))
+
     async def relist(self) -> Snapshot:
         pods, containers = await asyncio.gather(self.call("pods"), self.call("containers", True))
         snapshot = Snapshot()
         for pod in pods:
-            labels = pod.get("labels") or {}
-            uid = labels.get(POD_UID)
-            if uid and labels.get(NODE_NAME) == self.node_name:
-                snapshot.sandboxes.setdefault(uid, []).append(SandboxView(
-                    pod["id"], uid, pod.get("ip"), pod.get("state") == "ready",
-                    bool(pod.get("host_network"))))
+            view = self.sandbox_view(pod)
+            if view is not None:
+                snapshot.sandboxes.setdefault(view.uid, []).append(view)
         for row in containers:
             labels = row.get("Labels") or {}
             uid = labels.get(POD_UID)
