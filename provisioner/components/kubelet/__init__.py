@@ -6,6 +6,7 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   main.py         flags (kubelet's names), wiring of the loops, one-line errors
   config.py       KubeletConfiguration v1beta1: strict fields, defaults, Go durations
   bootstrap.py    TLS bootstrap (CSR for system:node:<name>) and client certificate rotation
+  servingcert.py  serverTLSBootstrap: the 10250 certificate by a kubelet-serving CSR, renewed
   kubelet.py      pod sources (API watch on spec.nodeName, static manifests), relist, dispatch
                   to workers, mirror pods, events, status writes, final deletes
   staticpods.py   manifests -> pods (name-node, hashed UID, config.* annotations), mirrors
@@ -14,7 +15,10 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   containerstart.py  starting one container: image pulls, env, mounts, securityContext, hooks
   pullsecrets.py  registry credentials for a pull from imagePullSecrets (kubelet's keyring)
   podstatus.py    the pod status as kubelet reports it
-  podspec.py      env (valueFrom, envFrom, $(VAR)), QoS, limits, users, securityContext
+  podspec.py      env (valueFrom, envFrom, $(VAR)), QoS, limits and CPU shares, users,
+                  securityContext
+  podcgroups.py   QoS and pod cgroups (<cgroupRoot>/kubepods[/burstable|/besteffort]/pod<uid>)
+                  with the pod's summed shares, CPU quota and memory limit
   security.py     seccompProfile/seccompDefault, hostUsers, procMount, pod sysctls (and the
                   SysctlForbidden admission against allowedUnsafeSysctls)
   volumes.py      emptyDir, hostPath, configMap, secret, downwardAPI, projected (atomic writer)
