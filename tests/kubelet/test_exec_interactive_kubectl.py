@@ -94,3 +94,35 @@ def test_v5_stdin_resize_and_close_on_the_kubelets_websocket(kubelet, cluster, s
     resize = b"\x04" + json.dumps({"Width": 77, "Height": 22}).encode()
     frames = asyncio.run(_v5_session(kubelet, cluster, on_tty, [resize, b"\x00go\r"]))
     assert b"22 77" in b"".join(data for channel, data in frames if channel == 1)
+
+
+def test_kubectl_attach_i_feeds_the_containers_own_stdin(api, kubelet, cluster, shell_pod):
+    api.create_namespaced_pod(shell_pod, pod_manifest("reader", kubelet.node, [
+        {"name": "main", "image": "busybox:latest", "stdin": True, "stdinOnce": True,
+         "command": ["sh", "-c", "cat; echo stdin-ended"]}], restartPolicy="Never"))
+    wait_for(lambda: api.read_namespaced_pod("reader", shell_pod).status.phase == "Running", 60,
+             what="the reader pod running")
+    result = kubectl(cluster, "attach", "-i", "-n", shell_pod, "reader", input="piped line\n")
+    assert result.returncode == 0, result.stderr
+    assert "piped line" in result.stdout
+    wait_for(lambda: api.read_namespaced_pod("reader", shell_pod).status.phase == "Succeeded",
+             60, what="the reader pod done once its stdin ended")
+    logs = kubectl(cluster, "logs", "-n", shell_pod, "reader")
+    assert logs.stdout.splitlines() == ["piped line", "stdin-ended"]
+
+
+def test_kubectl_run_it_gets_a_shell_on_the_containers_terminal(kubelet, cluster, shell_pod):
+    overrides = json.dumps({"spec": {"nodeName": kubelet.node}})
+    terminal = Terminal([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "run", "-it", "-n",
+                         shell_pod, "runner", "--image=busybox:latest", "--restart=Never",
+                         f"--overrides={overrides}", "--", "sh"], rows=26, cols=95,
+                        env={**os.environ, "TERM": "xterm"})
+    try:
+        terminal.expect("# ", timeout=120)     # the first prompt, though written before attach
+        terminal.type("tty; stty size; echo pid-$$\r")
+        terminal.expect("pid-1")               # the shell is the container's PID 1
+        assert b"/dev/pts/0" in terminal.screen and b"26 95" in terminal.screen
+        terminal.type("exit 3\r")
+        assert terminal.exit_code(timeout=120) == 3
+    finally:
+        terminal.close()

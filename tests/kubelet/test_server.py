@@ -230,6 +230,6 @@ def test_container_logs_follow_streams_as_lines_are_written(api, kubelet, cluste
     assert numbers == list(range(numbers[0], numbers[0] + 8))
 
 
-def test_attach_is_refused_clearly(kubelet, cluster, chatty):
+def test_attach_without_a_websocket_is_refused_clearly(kubelet, cluster, chatty):
     code, text = get(kubelet, admin(cluster), f"/attach/{chatty}/chatty/main?stdout=1")
-    assert code == 400 and "attach is not supported" in text
+    assert code == 400 and "attach needs a WebSocket upgrade" in text

@@ -140,7 +140,10 @@ class ContainerStart:
             "labels": {POD_UID: self.uid, POD_NAME: meta["name"], NODE_NAME: kubelet.node_name,
                        POD_NAMESPACE: meta.get("namespace", "default"),
                        CONTAINER_NAME: container["name"], RESTART_COUNT: str(restart_count)},
-            **podspec.limits(container), **podspec.security_options(self.pod, container), **secure}
+            **podspec.limits(container), **podspec.security_options(self.pod, container), **secure,
+            # its own stdin and terminal, for kubectl attach and run -it (runtime console)
+            "tty": container.get("tty") or None, "stdin_open": container.get("stdin") or None,
+            "stdin_once": container.get("stdinOnce") or None}
         if entrypoint is not None:
             options["entrypoint"] = entrypoint
         if cmd is not None:

@@ -1,5 +1,6 @@
-"""kubelet: `kubectl exec -i/-t` (and the Python client's stream with stdin or a TTY) over
-WebSocket, relayed to the container runtime's interactive exec.
+"""kubelet: `kubectl exec -i/-t` (and the Python client's stream with stdin or a TTY) and
+`kubectl attach` / `kubectl run -it` over WebSocket, relayed to the container runtime's
+interactive exec and attach.
 
 The client speaks v5.channel.k8s.io (or v4): each binary message is one channel byte and its
 data; 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4 resize ({"Width", "Height"}), and in v5
@@ -22,14 +23,16 @@ from ..runtime import iostream
 CLIENT_CHANNELS = (iostream.STDIN, iostream.RESIZE, iostream.CLOSE)
 
 
-async def open_exec(socket_path: str, body: dict,
-                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """The runtime daemon's interactive exec of `body` (cmd, stdin, tty): its upgraded
-    connection. Raises RuntimeError with the daemon's message when it refuses."""
+async def open_stream(socket_path: str, body: dict,
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The runtime daemon's interactive exec of `body` (cmd, stdin, tty), or with
+    "attach": true the container's own stdin and terminal: the upgraded connection. Raises
+    RuntimeError with the daemon's message when it refuses."""
     reader, writer = await asyncio.open_unix_connection(socket_path, limit=1 << 21)
     container = body.pop("container")
+    verb = "attach" if body.pop("attach", False) else "exec"
     payload = json.dumps(body).encode()
-    writer.write((f"POST /v1/containers/{container}/exec HTTP/1.1\r\nHost: localhost\r\n"
+    writer.write((f"POST /v1/containers/{container}/{verb} HTTP/1.1\r\nHost: localhost\r\n"
                   f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
                   f"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").encode() + payload)
     head = await reader.readuntil(b"\r\n\r\n")
@@ -63,9 +66,10 @@ def exit_status(end: dict) -> dict:
 
 async def relay(ws: web.WebSocketResponse, socket_path: str, body: dict,
                 wanted: dict[int, bool]) -> None:
-    """Run the exec of `body` and carry it between `ws` and the runtime until it ends."""
+    """Run the exec of `body` (or attach) and carry it between `ws` and the runtime until it
+    ends."""
     try:
-        reader, writer = await open_exec(socket_path, body)
+        reader, writer = await open_stream(socket_path, body)
     except (OSError, RuntimeError, asyncio.IncompleteReadError, ValueError) as error:
         await ws.send_bytes(bytes([iostream.STATUS]) + json.dumps(
             {"metadata": {}, "status": "Failure", "message": str(error)}).encode())

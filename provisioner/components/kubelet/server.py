@@ -100,7 +100,8 @@ class KubeletServer:
             web.get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
             web.route("*", "/exec/{namespace}/{pod}/{container}", self.exec),
             web.route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self.exec),
-            web.route("*", "/attach/{tail:.*}", self.attach),
+            web.route("*", "/attach/{namespace}/{pod}/{container}", self.attach),
+            web.route("*", "/attach/{namespace}/{pod}/{uid}/{container}", self.attach),
             web.get("/portForward/{namespace}/{pod}", self.port_forward),
             web.get("/portForward/{namespace}/{pod}/{uid}", self.port_forward),
             web.post("/portForward/{namespace}/{pod}", self.port_forward),  # SPDY/3.1 upgrade
@@ -319,9 +320,20 @@ class KubeletServer:
         await ws.close()
         return ws
 
-    async def attach(self, request: web.Request) -> web.Response:
-        raise web.HTTPBadRequest(text="attach is not supported: this node's container runtime "
-                                      "keeps no stdin for its containers (use logs -f or exec)")
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """The container's own stdin and terminal (pod spec stdin/tty), and its output from
+        now on, over WebSocket as exec's channels; the runtime's console holds them."""
+        instance = self.find_instance(request)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="attach needs a WebSocket upgrade (subprotocol "
+                                          "v5.channel.k8s.io or v4.channel.k8s.io)")
+        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
+        await ws.prepare(request)
+        want = {channel: request.query.get(name) in ("1", "true")
+                for channel, name in ((1, "stdout"), (2, "stderr"))}
+        await execstream.relay(ws, self.kubelet.runtime.client.socket_path,
+                               {"container": instance.id, "attach": True}, want)
+        return ws
 
     def pod_address(self, request: web.Request) -> str:
         ns, name = request.match_info["namespace"], request.match_info["pod"]
