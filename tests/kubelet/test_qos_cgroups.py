@@ -9,6 +9,7 @@ in table tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -174,3 +175,15 @@ def test_a_deleted_pods_cgroup_is_removed(api, kubelet, namespace):
     cpu_top = cgroups.CGROUP_ROOT if MODE == "v2" else os.path.join(cgroups.CGROUP_ROOT, "cpu")
     wait_for(lambda: not os.path.exists(os.path.join(cpu_top, pod_group)), 60,
              what=f"{pod_group} removed")
+
+
+def test_a_cpu_limit_of_290m_is_a_quota_of_29000_not_28999():
+    """0.29 * 100000 is 28999.999... in floating point: the quota is rounded, not truncated."""
+    group = f"{CGROUP_PARENT}/quota-{uuid.uuid4().hex[:6]}"
+    try:
+        cgroups.ensure_group(group, cpus=podcgroups.milli_cpu_to_quota(290) / 100000)
+        assert _cpu_quota(group) == 29000
+    finally:
+        cgroups.remove_group(group)
+        with contextlib.suppress(OSError):      # the parent too, when no session uses it
+            cgroups.remove_group(CGROUP_PARENT, timeout=0)

@@ -167,7 +167,7 @@ def _limit_v1(paths: dict[str, str], memory_bytes, cpus, pids_limit) -> None:
     if cpus is not None and "cpu" in paths:
         what = f"cpu limit {cpus} cpus"
         _set(paths["cpu"], "cpu.cfs_period_us", str(CFS_PERIOD_US), what)
-        _set(paths["cpu"], "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD_US)), what)
+        _set(paths["cpu"], "cpu.cfs_quota_us", str(round(cpus * CFS_PERIOD_US)), what)
     if pids_limit is not None and "pids" in paths:
         _set(paths["pids"], "pids.max", str(pids_limit), f"pids limit {pids_limit}")
 
@@ -199,7 +199,7 @@ def _limit_v2(path: str, memory_bytes, cpus, pids_limit) -> None:
         if os.path.exists(os.path.join(path, "memory.swap.max")):
             _set(path, "memory.swap.max", "0", what)
     if cpus is not None:
-        _set(path, "cpu.max", f"{int(cpus * CFS_PERIOD_US)} {CFS_PERIOD_US}",
+        _set(path, "cpu.max", f"{round(cpus * CFS_PERIOD_US)} {CFS_PERIOD_US}",
              f"cpu limit {cpus} cpus")
     if pids_limit is not None:
         _set(path, "pids.max", str(pids_limit), f"pids limit {pids_limit}")
