@@ -31,7 +31,7 @@ log = logging.getLogger("kubelet.serving")
 SIGNER = "kubernetes.io/kubelet-serving"
 USAGES = ("digital signature", "server auth")      # an ECDSA key: no key encipherment
 CURRENT = "kubelet-server-current.pem"
-RETRY_SECONDS = 60
+RETRY_SECONDS, RETRY_MAX_SECONDS = 60, 3600    # after a denial or failure, doubling
 
 
 def subject_alt_names(hostname: str, addresses: list[str]) -> list[x509.GeneralName]:
@@ -80,6 +80,7 @@ async def serving_loop(client: Client, node_name: str, hostname: str, addresses:
     sans = subject_alt_names(hostname, addresses)
     path = os.path.join(cert_dir, CURRENT)
     jitter = random.random()           # drawn again for each new certificate
+    retry = RETRY_SECONDS
     while True:
         now = dt.datetime.now(dt.timezone.utc)
         if usable(path, sans, now):
@@ -95,9 +96,10 @@ async def serving_loop(client: Client, node_name: str, hostname: str, addresses:
                 generate_name="csr-")
             stored = store_pair(cert_dir, key_pem, cert_pem, kind="server")
             tls.load_cert_chain(stored)
-            jitter = random.random()
+            jitter, retry = random.random(), RETRY_SECONDS
             log.info("serving with the certificate the cluster CA signed (%s)", stored)
         except (ApiStatusError, ConfigError, OSError, ssl.SSLError) as error:
-            log.warning("serving certificate not obtained (retry in %ds): %s", RETRY_SECONDS,
-                        error)
-            await asyncio.sleep(RETRY_SECONDS)
+            # a denied request is not filed again every minute
+            log.warning("serving certificate not obtained (retry in %ds): %s", retry, error)
+            await asyncio.sleep(retry)
+            retry = min(retry * 2, RETRY_MAX_SECONDS)
