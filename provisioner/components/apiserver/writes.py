@@ -18,6 +18,20 @@ from .apirequest import Req, rand_suffix, without
 from .errors import ApiError
 from .storage import Storage
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_copy(obj):
+    """A deep copy of a decoded JSON tree, about four times faster than copy.deepcopy (no memo;
+    every update copies the stored object twice, so this is a good part of a pod binding's cost).
+    Anything that is not a dict, list or scalar is handed to deepcopy."""
+    kind = type(obj)
+    if kind is dict:
+        return {k: json_copy(v) for k, v in obj.items()}
+    if kind is list:
+        return [json_copy(v) for v in obj]
+    return obj if kind in _SCALARS else copy.deepcopy(obj)
+
 
 class Writes:
     storage: Storage
@@ -95,9 +109,9 @@ class Writes:
                 raise ApiError.conflict(res.plural, req.name or "", res.group)
             stored = cur
             cur = crd.as_version(res, cur)  # a custom object written through another of its versions
-            new = mutate(copy.deepcopy(cur))
+            new = mutate(json_copy(cur))
             new = self._finish_update(req, cur, new, operation)
-            before = copy.deepcopy(new)
+            before = json_copy(new)
             await self.admission_chain.mutate(admission.Attributes("UPDATE", req, new, cur))
             if new != before:  # mutating webhooks changed it: the kind's rules apply again
                 self._validate(req, new, check_name=False)
