@@ -189,3 +189,27 @@ def test_serving_certificate_is_requested_approved_and_served(serving):
     wait_for(lambda: verifies_against(ca, kubelet.port), 60,
              what=f"the restarted kubelet serving its stored certificate ({kubelet.log})")
     assert len(serving_csrs(cluster)) == 1
+
+
+def test_a_denied_serving_request_leaves_the_self_signed_certificate(serving):
+    node = f"kubelet-tls-deny-{_SESSION}"
+    kubelet = KubeletProcess(serving.base / "deny-node", serving.runtime, serving.api, node=node,
+                             extra_config="serverTLSBootstrap: true\n")
+    text = kubelet.config.read_text()
+    kubelet.config.write_text(text.replace(f"cgroupRoot: /{CGROUP_PARENT}\n",
+                                           f"cgroupRoot: /{CGROUP_PARENT}/tls-deny\n"))
+    kubelet.start()
+    try:
+        def filed():
+            listed = json.loads(serving.kubectl("get", "csr", "-o", "json").stdout)["items"]
+            return [c for c in listed if c["spec"]["username"] == f"system:node:{node}"
+                    and c["spec"]["signerName"] == SIGNER]
+        csr = wait_for(filed, 60, what=f"{node}'s serving CSR ({kubelet.log})")[0]
+        denied = serving.kubectl("certificate", "deny", csr["metadata"]["name"])
+        assert denied.returncode == 0, denied.stderr
+        wait_for(lambda: "was denied" in kubelet.logs(), 30, what="the kubelet seeing the denial")
+        assert "retry in 60s" in kubelet.logs()
+        assert not verifies_against(serving.api.pki / "ca.crt", kubelet.port)
+        assert kubelet.process.poll() is None          # still running, still serving
+    finally:
+        kubelet.stop()
