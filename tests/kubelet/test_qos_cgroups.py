@@ -143,6 +143,8 @@ def test_a_burstable_pod_sits_under_kubepods_burstable_weighted_by_its_request(q
     pod_group, container_group = _groups(pods["burstable"], "burstable")
     assert _weight(container_group) == _expected_weight(256)      # 250m: 256 shares
     assert _weight(pod_group) == _expected_weight(256)
+    # the burstable group's weight follows the sum of its pods' requests, this one's included
+    assert _weight(f"{CGROUP_PARENT}/kubepods/burstable") >= _expected_weight(256)
     # no memory limit declared: the pod's group is as unlimited as kubepods above it
     assert _memory_limit(pod_group) == _memory_limit(f"{CGROUP_PARENT}/kubepods")
 
@@ -171,10 +173,14 @@ def test_a_deleted_pods_cgroup_is_removed(api, kubelet, namespace):
     pod = wait_for(lambda: _running(api, namespace, "short"), 90, what="pod short Running")
     pod_group, _ = _groups(pod, "burstable")
     assert _weight(pod_group) == _expected_weight(102)
+    burstable = f"{CGROUP_PARENT}/kubepods/burstable"
+    with_short = _weight(burstable)          # the sum of its pods' requests, this one's in it
     api.delete_namespaced_pod("short", namespace, grace_period_seconds=0)
     cpu_top = cgroups.CGROUP_ROOT if MODE == "v2" else os.path.join(cgroups.CGROUP_ROOT, "cpu")
     wait_for(lambda: not os.path.exists(os.path.join(cpu_top, pod_group)), 60,
              what=f"{pod_group} removed")
+    wait_for(lambda: _weight(burstable) < with_short, 30,
+             what="the burstable group's weight without the deleted pod's request")
 
 
 def test_a_cpu_limit_of_290m_is_a_quota_of_29000_not_28999():

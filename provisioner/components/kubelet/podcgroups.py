@@ -157,7 +157,7 @@ class PodCgroups:
 
     async def remove_pod(self, uid: str) -> None:
         """Remove the pod's cgroup (whatever its QoS was) once its containers are gone."""
-        self.burstable_requests.pop(uid, None)
+        was_burstable = self.burstable_requests.pop(uid, None) is not None
         if not self.available:
             return
         for qos_dir in QOS_DIRS.values():
@@ -166,6 +166,12 @@ class PodCgroups:
                 await asyncio.to_thread(cgroups.remove_group, group)
             except OSError as error:
                 log.warning("pod cgroup %s not removed: %s", group, error)
+        if was_burstable:         # the burstable group's shares follow its pods' requests
+            try:
+                await asyncio.to_thread(cgroups.ensure_group, f"{self.kubepods}/burstable",
+                                        None, None, self._burstable_shares())
+            except (cgroups.CgroupSetupFailed, OSError) as error:
+                log.warning("burstable cgroup shares not updated: %s", error)
 
     def pod_uids_on_host(self) -> set[str]:
         """The uids of the empty pod cgroups that exist (to remove those of pods long gone; a
