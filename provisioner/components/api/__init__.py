@@ -7,6 +7,8 @@
 - leaderelection.py  Lease-based leader election (client-go's timings and record fields)
 - events.py       EventRecorder: core/v1 Events with count aggregation, never blocking the caller
 - server.py       ComponentServer: HTTPS /healthz /livez /readyz /metrics for a component
+- delegation.py   its delegated authentication (client certificates, TokenReview) and
+                  authorization (always-allowed paths, system:masters, SubjectAccessReview)
 - quantity.py     resource quantities ("100m", "64Mi") as numbers
 - objects.py      small helpers over objects as dicts (conditions, owner references, paths)
 """

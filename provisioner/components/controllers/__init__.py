@@ -15,6 +15,6 @@ rootca.py, namespace.py, garbagecollector.py, podgc.py, endpoints.py, endpointsl
 endpointslicemirroring.py, nodeipam.py, nodelifecycle.py, tainteviction.py, csrapproving.py,
 csrsigning.py, bootstrap.py (bootstrapsigner, tokencleaner), resourcequota.py, disruption.py,
 clusterroleaggregation.py, protection.py (pvc/pv protection), ephemeralvolume.py,
-pvbinder.py, ttl.py;
+pvbinder.py, ttl.py, hpa.py (horizontal pod autoscaler; its arithmetic in hpacalc.py);
 controllerroles.py (RBAC for --use-service-account-credentials).
 """
