@@ -67,6 +67,7 @@ class PodWorker(ContainerStart):
         self.eviction: str | None = None      # set by the eviction manager: the message
         self.start_observed = False
         self.rejection_published = False
+        self.cgroup_ensured = False
 
     @property
     def key(self) -> str:
@@ -126,6 +127,13 @@ class PodWorker(ContainerStart):
             if not made.ready:         # the next relist shows how it went
                 return
             sandbox = made             # as the runtime answered: no relist needed
+        elif not self.cgroup_ensured:
+            # an adopted pod (the kubelet restarted): its group counts in the QoS group again
+            try:
+                await self.kubelet.cgroups.ensure_pod(self.pod)
+            except CgroupSetupFailed as error:
+                log.warning("pod %s: cgroup limits not applied again: %s", self.key, error)
+            self.cgroup_ensured = True
         if self.start_time is None:
             self.start_time = self.kubelet.now()
         if not await self.ensure_volumes():
@@ -181,6 +189,7 @@ class PodWorker(ContainerStart):
                  for c in spec["containers"] for p in c.get("ports") or [] if p.get("hostPort")]
         try:
             cgroup_parent = await self.kubelet.cgroups.ensure_pod(self.pod)
+            self.cgroup_ensured = True
             created = await self.kubelet.runtime.call(
                 "create_pod", metadata["name"], metadata.get("namespace", "default"), self.uid,
                 spec.get("hostname") or metadata["name"][:63], bool(spec.get("hostNetwork")),
