@@ -266,12 +266,16 @@ def _hpa_targets(o: dict) -> str:
     for i, m in enumerate(_g(o, "spec.metrics", [])):
         target = (m.get("resource") or {}).get("target") or {}
         current = next((c for j, c in enumerate(_g(o, "status.currentMetrics", [])) if j == i), {})
-        now = ((current.get("resource") or {}).get("current") or {}).get("averageUtilization")
+        values = (current.get("resource") or {}).get("current") or {}
+        now = values.get("averageUtilization")
         if target.get("averageUtilization") is not None:
             out.append(f"{m.get('resource', {}).get('name', '')}: "
                        f"{'<unknown>' if now is None else f'{now}%'}/{target['averageUtilization']}%")
+        elif target.get("averageValue") is not None:  # kubectl's "cpu: 250m/500m"
+            out.append(f"{m.get('resource', {}).get('name', '')}: "
+                       f"{values.get('averageValue') or '<unknown>'}/{target['averageValue']}")
         else:
-            out.append("<unknown>/" + str(target.get("averageValue") or target.get("value") or ""))
+            out.append("<unknown>/" + str(target.get("value") or ""))
     return ", ".join(out) or "<none>"
 
 
