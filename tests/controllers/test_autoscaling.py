@@ -40,3 +40,12 @@ def test_min_replicas_raise_the_target(kubectl, ns):
     status = eventually(lambda: (kubectl.json("get", "hpa", "web", "-n", ns).get("status") or {}).get("lastScaleTime")
                         and kubectl.json("get", "hpa", "web", "-n", ns)["status"], what="lastScaleTime")
     assert status["desiredReplicas"] == 3
+
+
+def test_an_average_value_target_reads_as_kubectl_prints_it(kubectl, ns):
+    kubectl("create", "deployment", "web", "-n", ns, "--image=x", "--replicas=1")
+    kubectl("autoscale", "deployment", "web", "-n", ns, "--cpu=500m", "--min=1", "--max=3")
+    hpa = kubectl.json("get", "hpa", "web", "-n", ns)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "AverageValue", "averageValue": "500m"}
+    eventually(lambda: conditions(kubectl, ns, "web").get("ScalingActive"), what="ScalingActive")
+    assert "cpu: <unknown>/500m" in kubectl("get", "hpa", "web", "-n", ns, "--no-headers").stdout
