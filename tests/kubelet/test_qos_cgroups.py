@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from provisioner.components.kubelet import podcgroups, podspec
+from provisioner.components.kubelet.config import ConfigError
 from provisioner.components.runtime.container import cgroups
 
 from .conftest import CGROUP_PARENT, pod_manifest, prepare_namespace, wait_for
@@ -63,6 +64,11 @@ def _c(requests=None, limits=None):
 def test_pod_resources_and_group(pod, expected, group):
     assert podcgroups.pod_resources(pod) == expected
     assert podcgroups.pod_group("/root", pod) == group
+
+
+def test_the_systemd_cgroup_driver_is_refused_naming_the_field():
+    with pytest.raises(ConfigError, match='"cgroupDriver".*use cgroupfs'):
+        podcgroups.PodCgroups({"cgroupDriver": "systemd"})
 
 
 # -- real pods ---------------------------------------------------------------------------

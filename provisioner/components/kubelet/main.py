@@ -101,6 +101,9 @@ async def run(args: argparse.Namespace, cfg: dict) -> None:
     if cfg.get("enableServer", True):
         from .server import KubeletServer
         server_cfg = cfg
+        if cfg.get("serverTLSBootstrap") and client is None:
+            log.warning("serverTLSBootstrap needs --kubeconfig (no API server to sign a "
+                        "certificate): serving with the self-signed certificate")
         if cfg.get("serverTLSBootstrap") and client is not None:
             from .servingcert import current_pair, serving_loop
             stored = current_pair(cert_dir, name, [ip])   # else self-signed until signed
