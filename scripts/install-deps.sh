@@ -11,6 +11,7 @@ packages=(
   python3-venv                      # virtualenvs
   busybox-static                    # the offline busybox image for runtime tests
   runc                              # benchmark anchor for the container runtime
+  podman                            # benchmark anchor for the runtime's Docker API (podman run)
   libseccomp2                       # the runtime's seccomp filters (libseccomp.so.2 via ctypes)
   docker-registry                   # OCI distribution registry for pull/push tests
   docker-compose                    # Compose v1 (client only) against the runtime's Docker API
