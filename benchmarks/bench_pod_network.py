@@ -42,7 +42,7 @@ IMAGE = "python:3.11"
 PORT = 45201                     # the servers' port, on the pod network and on the host's address
 TRANSFER_SECONDS = 3.0
 ROUND_TRIPS = 2000
-ROUNDS = 3
+ROUNDS = 7
 
 SERVER = r"""
 import socket, sys, threading
@@ -183,7 +183,9 @@ def in_pod(run: Run, name: str, program: str, *args: str) -> object:
 
 
 def summarize(rounds: list[dict]) -> dict:
-    return {"throughput_mbit_s_median": statistics.median(r["throughput_mbit_s"] for r in rounds),
+    throughput = [r["throughput_mbit_s"] for r in rounds]
+    return {"throughput_mbit_s_median": statistics.median(throughput),
+            "throughput_mbit_s_range": [min(throughput), max(throughput)],
             "rtt_median_us_median": statistics.median(r["rtt_median_us"] for r in rounds),
             "rtt_p99_us_median": statistics.median(r["rtt_p99_us"] for r in rounds),
             "rounds": rounds}
@@ -204,6 +206,7 @@ def bench(run: Run) -> dict:
     targets = {"pod_to_pod": ("client-pod", pods["server-pod"]["status"]["podIP"]),
                "host_to_host": ("client-host", pods["server-host"]["status"]["podIP"])}
     rounds: dict[str, list[dict]] = {path: [] for path in targets}
+    load_before = os.getloadavg()[0]
     for _ in range(ROUNDS):
         for path, (client, address) in targets.items():
             rounds[path].append(measure(run, client, address))
@@ -221,6 +224,9 @@ def bench(run: Run) -> dict:
         "transfer_seconds": TRANSFER_SECONDS, "round_trips": ROUND_TRIPS, "rounds": ROUNDS,
         **{path: summarize(found) for path, found in rounds.items()},
         "lab_up_and_create_cluster_seconds": round(bring_up, 1),
+        # the machine's 1-minute load around the measurements: others' work shares the 2 cores
+        "load_average_1m": {"before": round(load_before, 2),
+                            "after": round(os.getloadavg()[0], 2)},
     }
 
 
@@ -248,8 +254,9 @@ def main() -> None:
             for problem in problems:
                 print(f"tear-down: {problem}", file=sys.stderr)
     record = {"benchmark": "pod_network",
-              "note": "two systemd-nspawn lab hosts on one machine's bridge; Python measurer in "
-                      "pods via kubectl exec; compare the paths, not absolute figures",
+              "note": "two worker lab hosts (systemd-nspawn) on one machine's bridge; Python "
+                      "measurer in pods via kubectl exec; pod and host rounds alternate; compare "
+                      "the paths' medians, not absolute figures",
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "kernel": platform.release()},
               **figures}
