@@ -97,11 +97,14 @@ def test_a_killed_monitor_server_is_replaced_and_its_containers_keep_running(
     assert _gone(monitor), "the monitor did not end after its container"
 
 
-def test_a_monitor_leads_its_own_session_and_process_group(make_spec):
-    """So a signal to the daemon's or the server's process group never reaches it."""
+def test_a_monitor_leads_its_own_session_and_is_named_after_its_container(make_spec):
+    """Its own session: a signal to the daemon's or the server's process group never reaches
+    it. Its name (all monitors share the server's command line) says whose it is."""
     spec = make_spec(["sleep", "1000"])
     api.start(spec)
     monitor = _monitor_pid(spec)
+    with open(f"/proc/{monitor}/comm") as f:
+        assert f.read().strip() == f"shim {spec.id}"[:15]
     with open(f"/proc/{monitor}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     group, session = int(fields[2]), int(fields[3])

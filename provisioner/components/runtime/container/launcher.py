@@ -11,13 +11,14 @@ import _signal  # not `signal`: that one imports enum, which costs the shim mill
 import errno
 import os
 
-from . import caps, cgroups, rootfs, seccomp, users
+from . import caps, rootfs, seccomp, users
 from . import syscalls as sc
 
 TYPE_CHECKING = False   # typing itself is too slow an import for the shim
 if TYPE_CHECKING:
     from .spec import ContainerSpec, Process
 
+GO = b"g"     # the starter's word on go_fd: the init is in its cgroups
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -134,14 +135,17 @@ def enter_namespaces(spec: ContainerSpec) -> None:
     sc.unshare(flags)
 
 
-def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, stdout_fd: int,
+def run_init(spec: ContainerSpec, go_fd: int, error_fd: int, stdout_fd: int,
              stderr_fd: int, userns_fd: int | None = None) -> None:
-    """Child side of the shim's fork: become the container's PID 1 (never returns)."""
+    """Child side of the starter's fork: become the container's PID 1 (never returns).
+
+    The starter makes the cgroups and moves this process into them while it builds its
+    namespaces and root, and writes to `go_fd` once that is done: only then does it become the
+    container's process (an end of `go_fd` without it: the start failed, the starter says why).
+    """
     try:
         reset_signals()
         os.setsid()
-        if cgroup_record:
-            cgroups.join(cgroup_record)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(stdout_fd, 1)
@@ -162,6 +166,8 @@ def run_init(spec: ContainerSpec, cgroup_record: dict | None, error_fd: int, std
             # container's root gets no capability over them
             sc.setns(userns_fd, sc.CLONE_NEWUSER)
             os.close(userns_fd)
+        if os.read(go_fd, 1) != GO:
+            os._exit(127)
         become_process(spec.process, spec.hostname, create_cwd=True,
                        seccomp_filter=getattr(spec, "seccomp_filter", None))
     except BaseException as exc:   # report anything, then die without running Python cleanup

@@ -74,6 +74,7 @@ def _become_monitor(sock, request: dict, result_fd: int, log_fd: int) -> None:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
+        _name_process(f"shim {request['spec'].get('id', '')}")
         code = shim.serve(request["state_dir"], request["spec"], result_fd)
     except BaseException as exc:  # noqa: BLE001 - a monitor reports everything, then ends
         try:
@@ -85,6 +86,16 @@ def _become_monitor(sock, request: dict, result_fd: int, log_fd: int) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)   # no interpreter teardown: waiters see the exit once state is saved
+
+
+def _name_process(name: str) -> None:
+    """Monitors share the server's command line: their name (ps -o comm, top, pgrep without
+    -f) says whose monitor each is. The kernel keeps 15 bytes."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
 
 
 def _read_request(payload: bytes) -> dict:

@@ -138,11 +138,8 @@ class Shim:
     def start(self, monitor_pid: int, outputs: dict) -> int:
         """In the starter: cgroups, namespaces, the init; report "exec'd" to the caller, hand
         the monitor the init's pid and the state (or why the start failed), and end."""
-        try:
-            self.setup_cgroups()
-        except cgroups.CgroupSetupFailed as exc:
-            return self.fail(str(exc))
         error_r, error_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         if outputs:
             child_out, child_err = outputs["stdout"][1], outputs["stderr"][1]
         else:
@@ -160,9 +157,21 @@ class Shim:
             return self.fail(f"cannot enter pid namespace: {exc.strerror}")
         pid = os.fork()
         if pid == 0:
-            launcher.run_init(self.spec, self.cgroup_record, error_w, child_out, child_err,
-                              userns_fd)
+            launcher.run_init(self.spec, go_r, error_w, child_out, child_err, userns_fd)
+        os.close(go_r)
         os.close(error_w)
+        # while the init builds its namespaces and root (the other CPU, if there is one), its
+        # cgroups are made and it is moved into them; it waits for that before it execs
+        problem = self.place_in_cgroups(pid)
+        if problem:
+            os.kill(pid, _signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return self.fail(problem)
+        try:
+            os.write(go_w, launcher.GO)
+        except BrokenPipeError:
+            pass            # the init failed already: the error pipe says why
+        os.close(go_w)
         message = b""
         while chunk := os.read(error_r, 4096):
             message += chunk
@@ -176,6 +185,20 @@ class Shim:
         report(self.result_fd, {"ok": True, "pid": pid})
         os.write(self.info_w, marshal.dumps(("ok", pid, self.state)))
         return 0
+
+    def place_in_cgroups(self, pid: int) -> str | None:
+        """The container's cgroups with their limits, `pid` moved into them; why not if not."""
+        try:
+            self.setup_cgroups()
+        except cgroups.CgroupSetupFailed as exc:
+            return str(exc)
+        if self.cgroup_record:
+            try:
+                cgroups.join(self.cgroup_record, pid)
+            except OSError as exc:
+                return (f"cannot move the container into its cgroups: {exc.strerror}"
+                        + (f": {exc.filename}" if exc.filename else ""))
+        return None
 
     def fail(self, message: str) -> int:
         """Undo what this process set up and say why the start failed: the starter tells the
