@@ -238,6 +238,22 @@ def check_port_forward(kubectl: Kubectl, namespace: str, pod: str) -> CheckResul
                        answer or (errors or "no answer").strip()[:160])
 
 
+def check_metrics(kubectl: Kubectl, names: list[str], timeout: float = 120.0) -> CheckResult:
+    """`kubectl top nodes` lists every node: metrics-server answers through the aggregation layer
+    (its first figures need two scrapes, so this is polled)."""
+    def listed() -> set[str] | None:
+        result = kubectl("top", "nodes", timeout=30)
+        seen = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+        return seen if result.returncode == 0 and set(names) <= seen else None
+
+    seen = _poll(listed, timeout, interval=2.0)
+    if seen:
+        return CheckResult("kubectl top nodes", "cluster", True, f"{len(names)} node(s) with CPU and memory")
+    last = kubectl("top", "nodes", timeout=30)
+    return CheckResult("kubectl top nodes", "cluster", False,
+                       (last.stderr or last.stdout).strip()[-300:] or "not every node listed")
+
+
 def smoke_namespace() -> str:
     return f"provisioner-smoke-{secrets.token_hex(3)}"
 
@@ -256,4 +272,5 @@ def cluster_checks(client: ApiClient, kubeconfig: Path, *, node_names: list[str]
         results += check_workload(client, kubectl, namespace, schedulable, dns_domain)
     finally:
         client.delete(f"/api/v1/namespaces/{namespace}")
+    results.append(check_metrics(kubectl, node_names))
     return results

@@ -95,7 +95,7 @@ def test_create_brings_up_the_control_plane_joins_workers_and_passes_every_smoke
     for check in ("node Ready", "Secrets encrypted at rest", "Deployment rolls out",
                   "kubectl logs", "kubectl exec", "kubectl port-forward", "NodePort answers",
                   "ClusterIP answers from a pod", "Service name resolves in a pod",
-                  "pod to pod across hosts"):
+                  "pod to pod across hosts", "kubectl top nodes"):
         assert f"PASS {check}" in out, check
     assert "all " in out and "smoke tests passed" in out
 
