@@ -122,10 +122,11 @@ def start(spec: ContainerSpec) -> ContainerState:
     try:
         for entry in ("upper", "work", "rootfs") + (() if spec.lower_dirs else ("lower-empty",)):
             os.makedirs(os.path.join(state_dir, entry), exist_ok=True)
-        statefile.write_json(os.path.join(state_dir, statefile.CONFIG_FILE), spec.to_dict())
+        spec_data = spec.to_dict()
+        statefile.write_json(os.path.join(state_dir, statefile.CONFIG_FILE), spec_data)
         statefile.write_json(os.path.join(state_dir, statefile.STATE_FILE),
                              {"id": spec.id, "status": "created"})
-        result = _spawn_shim(state_dir, spec, seccomp_filter)
+        result = _spawn_shim(state_dir, spec_data, seccomp_filter)
     except OSError as exc:
         result = {"error": f"cannot prepare {state_dir}: {exc.strerror or exc}"}
     if "error" in result:
@@ -136,7 +137,8 @@ def start(spec: ContainerSpec) -> ContainerState:
             except OSError:
                 pass
         raise ContainerError(f"container {spec.id} failed to start: {result['error']}")
-    return state(state_dir)
+    # the monitor's report carries what it saved: no second read of state.json
+    return _as_state(result["state"], "running") if "state" in result else state(state_dir)
 
 
 def _forget_previous_run(spec: ContainerSpec) -> None:
@@ -155,13 +157,14 @@ def _forget_previous_run(spec: ContainerSpec) -> None:
                                  f"run: {exc.strerror}") from None
 
 
-def _spawn_shim(state_dir: str, spec: ContainerSpec, seccomp_filter: dict | None) -> dict:
+def _spawn_shim(state_dir: str, spec_data: dict, seccomp_filter: dict | None) -> dict:
     """Have this process's monitor server fork the container's monitor; its one-line report
-    says the process exec'd ({"ok", "pid"}) or why not ({"error"})."""
+    says the process exec'd ({"ok", "pid", "state"}: what state.json now holds) or why not
+    ({"error"})."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     # marshal, not JSON: the monitor reads it without importing the json module
     payload = marshal.dumps({"state_dir": state_dir,
-                             "spec": {**spec.to_dict(), "seccomp_filter": seccomp_filter}})
+                             "spec": {**spec_data, "seccomp_filter": seccomp_filter}})
     try:
         log_fd = os.open(os.path.join(state_dir, SHIM_LOG),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -199,6 +202,10 @@ def state(state_dir: str) -> ContainerState:
         if status == "running" and not statefile.is_alive(data.get("pid"), data.get("pid_start_time")):
             data = statefile.update_state(state_dir, status="exited", exit_code=None)
             status = "exited"
+    return _as_state(data, status)
+
+
+def _as_state(data: dict, status: str) -> ContainerState:
     return ContainerState(
         status=status, pid=data.get("pid"), exit_code=data.get("exit_code"),
         oom_killed=bool(data.get("oom_killed")), started_at=data.get("started_at"),

@@ -182,7 +182,7 @@ class Shim:
                   shim_pid=monitor_pid, shim_start_time=statefile.start_time(monitor_pid),
                   started_at=rfc3339_nano(), cgroups=self.cgroup_record,
                   cgroup_warning=self.cgroup_warning)
-        report(self.result_fd, {"ok": True, "pid": pid})
+        report(self.result_fd, {"ok": True, "pid": pid, "state": self.state})
         os.write(self.info_w, marshal.dumps(("ok", pid, self.state)))
         return 0
 
