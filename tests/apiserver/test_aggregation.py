@@ -67,7 +67,7 @@ class Backend:
 
     def __init__(self, directory, front_proxy_ca):
         self.ca = certs.new_ca("echo-ca")
-        certs.issue(self.ca, "echo", dns_names=("echo.default.svc",), server=True).save(directory, "echo")
+        certs.issue(self.ca, "echo", dns_names=("echo.default.svc", "echo-slice.default.svc"), server=True).save(directory, "echo")
         self.port = free_port()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(directory / "echo.crt"), str(directory / "echo.key"))
@@ -78,7 +78,10 @@ class Backend:
         self.started = threading.Event()
 
     async def discovery(self, request):
-        return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{GROUP}/v1",
+        group = request.match_info["group"]
+        if not group.endswith(".example.com") or group.startswith("insecure."):
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/v1",
                                   "resources": [{"name": "echoes", "singularName": "echo", "namespaced": True,
                                                  "kind": "Echo", "verbs": ["get", "list"]}]})
 
@@ -92,8 +95,8 @@ class Backend:
     def run(self):
         asyncio.set_event_loop(self.loop)
         app = web.Application()
-        app.router.add_get(f"/apis/{GROUP}/v1", self.discovery)
-        app.router.add_get(f"/apis/{GROUP}/v1/{{tail:.*}}", self.echo)
+        app.router.add_get("/apis/{group}/v1", self.discovery)
+        app.router.add_get("/apis/{group}/v1/{tail:.*}", self.echo)
         runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.ssl).start())
@@ -153,6 +156,17 @@ def service(name, port, endpoints=True):
         objs.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": "default"},
                      "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": port}]}]})
     return objs
+
+
+def endpoint_slice(name, port, ready):
+    # a slice as the EndpointSlice controller writes it (an address that is not 127.0.0.1 when
+    # not ready, so a wrong choice could not pass by accident)
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{name}-abcde", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["127.0.0.1" if ready else "127.0.0.2"],
+                           "conditions": {"ready": ready}}]}
 
 
 def condition_of(cluster, name):
@@ -221,6 +235,10 @@ UNAVAILABLE = [
     ("missing service", [], {}, "ServiceNotFound", 'service/{svc} in "default" is not present'),
     ("no endpoints", "no-endpoints", {}, "EndpointsNotFound", "cannot find endpoints for service/{svc}"),
     ("wrong CA", "wrong-ca", {}, "FailedDiscoveryCheck", "failing or missing response from https://127.0.0.1:"),
+    ("endpoints without the port name", "wrong-port-name", {}, "MissingEndpoints",
+     'endpoints for service/{svc} in "default" have no addresses with port name "https"'),
+    ("only endpoint slices not ready", "unready-slice", {}, "MissingEndpoints",
+     'endpoints for service/{svc} in "default" have no addresses with port name "https"'),
 ]
 
 
@@ -234,8 +252,15 @@ def test_unavailable_api_services_say_why_and_other_groups_keep_working(aggregat
         apply(cluster, *service(svc, backend.port, endpoints=False))
     elif objects == "wrong-ca":
         apply(cluster, *service(svc, backend.port))
-    other_ca = certs.new_ca("not-the-backend-ca").cert_pem()
-    apply(cluster, api_service(f"v1.{group}", group, svc, ca_pem=other_ca))
+    elif objects == "wrong-port-name":
+        svc_obj, endpoints = service(svc, backend.port)
+        endpoints["subsets"][0]["ports"][0]["name"] = "metrics"
+        apply(cluster, svc_obj, endpoints)
+    elif objects == "unready-slice":
+        apply(cluster, service(svc, backend.port, endpoints=False)[0], endpoint_slice(svc, backend.port, ready=False))
+    ca = backend.ca.cert_pem() if objects in ("wrong-port-name", "unready-slice") else \
+        certs.new_ca("not-the-backend-ca").cert_pem()
+    apply(cluster, api_service(f"v1.{group}", group, svc, ca_pem=ca))
     condition = wait_condition(cluster, f"v1.{group}", "False", reason)
     assert message.format(svc=svc) in condition["message"]
     listed = kubectl(cluster, "get", "apiservices")
@@ -245,6 +270,16 @@ def test_unavailable_api_services_say_why_and_other_groups_keep_working(aggregat
     raw = kubectl(cluster, "get", "--raw", f"/apis/{group}/v1/things")
     assert raw.returncode != 0 and "ServiceUnavailable" in raw.stderr
     assert group not in kubectl(cluster, "get", "--raw", "/apis").stdout
+
+
+def test_ready_endpoint_slices_lead_to_the_backend(aggregated):
+    cluster, backend = aggregated
+    apply(cluster, service("echo-slice", backend.port, endpoints=False)[0],
+          endpoint_slice("echo-slice", backend.port, ready=True),
+          api_service("v1.slice.example.com", "slice.example.com", "echo-slice", ca_pem=backend.ca.cert_pem()))
+    wait_condition(cluster, "v1.slice.example.com", "True", "Passed")
+    out = kubectl(cluster, "get", "--raw", "/apis/slice.example.com/v1/echoes")
+    assert out.returncode == 0 and json.loads(out.stdout)["path"] == "/apis/slice.example.com/v1/echoes"
 
 
 def test_insecure_skip_tls_verify_reaches_a_backend_without_a_bundle(aggregated):
