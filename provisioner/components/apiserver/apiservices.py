@@ -52,7 +52,10 @@ class ApiServiceController:
         self.client_cert, self.client_key = config.proxy_client_cert, config.proxy_client_key
         self.published = False
 
-    async def run(self) -> None:
+    async def run(self, after: asyncio.Event | None = None) -> None:
+        """Keep APIServices in sync; `after`: the server's bootstrap (kube-system exists then)."""
+        if after is not None:
+            await after.wait()
         while True:
             try:
                 if not self.published:

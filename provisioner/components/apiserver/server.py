@@ -293,7 +293,7 @@ class ApiServer:
         async def on_startup(_: web.Application) -> None:
             task = asyncio.get_running_loop().create_task(self.bootstrap())
             self.registry.background.add(task)
-            self.registry.background.add(asyncio.get_running_loop().create_task(self.apiservices.run()))
+            self.registry.background.add(asyncio.get_running_loop().create_task(self.apiservices.run(self.bootstrapped)))
         app.on_startup.append(on_startup)
 
         async def on_cleanup(_: web.Application) -> None:
