@@ -39,6 +39,7 @@ class ContainerState:
     cgroup_warning: str | None  # set when the host gives no writable cgroups (limits not applied)
     id: str | None = None
     cgroups: dict | None = None  # {"mode": "v1"|"v2", "paths": {controller: directory}}
+    monitor_pid: int | None = None  # ends just after it has recorded the exit
 
 
 def _python_command(module: str, *args: str) -> tuple[list[str], dict]:
@@ -210,7 +211,7 @@ def _as_state(data: dict, status: str) -> ContainerState:
         status=status, pid=data.get("pid"), exit_code=data.get("exit_code"),
         oom_killed=bool(data.get("oom_killed")), started_at=data.get("started_at"),
         finished_at=data.get("finished_at"), cgroup_warning=data.get("cgroup_warning"),
-        id=data.get("id"), cgroups=data.get("cgroups"))
+        id=data.get("id"), cgroups=data.get("cgroups"), monitor_pid=data.get("shim_pid"))
 
 
 def _running(state_dir: str, action: str) -> dict:

@@ -278,7 +278,7 @@ class ContainerService:
                 await asyncio.to_thread(set_cpu_shares, started.cgroups, record.cpu_shares)
             if started.cgroup_warning:
                 log.warning("container %s: %s", record.name, started.cgroup_warning)
-            self._watch(record.id, started.pid)
+            self._watch(record.id, started.pid, started.monitor_pid)
             return started
 
     async def stop(self, key: str, grace_seconds: float = 10) -> core.ContainerState:
@@ -328,15 +328,17 @@ class ContainerService:
 
     # -- exit watching --------------------------------------------------------------------
 
-    def _watch(self, container_id: str, pid: int | None) -> None:
-        """Learn of the exit through a pidfd: no polling while the container runs."""
+    def _watch(self, container_id: str, pid: int | None, monitor_pid: int | None = None) -> None:
+        """Learn of the exit through a pidfd: no polling while the container runs. The
+        monitor's when there is one: it ends just after it has recorded the exit, so the
+        state is final at once (after the container's own, _settled waits for the record)."""
         event = self._exited.setdefault(container_id, asyncio.Event())
         event.clear()
         loop = asyncio.get_running_loop()
-        try:
-            pidfd = os.pidfd_open(pid) if pid else None
-        except ProcessLookupError:
-            pidfd = None
+        pidfd = _pidfd(monitor_pid)
+        container_pid = pid if pidfd is not None else None   # to watch if the monitor dies
+        if pidfd is None:
+            pidfd = _pidfd(pid)
         if pidfd is None:
             loop.create_task(self._on_exit(container_id))
             return
@@ -344,7 +346,7 @@ class ContainerService:
         def exited() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            loop.create_task(self._on_exit(container_id))
+            loop.create_task(self._on_exit(container_id, container_pid))
 
         loop.add_reader(pidfd, exited)
 
@@ -355,9 +357,12 @@ class ContainerService:
                 return
             await asyncio.sleep(0.02)
 
-    async def _on_exit(self, container_id: str) -> None:
+    async def _on_exit(self, container_id: str, container_pid: int | None = None) -> None:
         record = self.records.get(container_id)
         if record is None:
+            return
+        if container_pid is not None and self.is_running(record):
+            self._watch(container_id, container_pid)  # the monitor died; the container runs on
             return
         await self._settled(record)
         event = self._exited.get(container_id)
@@ -375,7 +380,7 @@ class ContainerService:
             self.records[record.id] = record
             current = self.status(record)
             if current.status == "running":
-                self._watch(record.id, current.pid)
+                self._watch(record.id, current.pid, current.monitor_pid)
             elif record.auto_remove and record.started_once:
                 asyncio.get_running_loop().create_task(self.remove(record.id))
         log.info("re-adopted %d containers (%d running)", len(self.records),
@@ -414,6 +419,13 @@ class ContainerService:
             raise BadRequest("exec size must be [rows, columns]")
         return await AsyncExec.start(state_dir, process, stdin=bool(body.get("stdin")),
                                      tty=bool(body.get("tty")), size=tuple(size) if size else None)
+
+
+def _pidfd(pid: int | None) -> int | None:
+    try:
+        return os.pidfd_open(pid) if pid else None
+    except ProcessLookupError:
+        return None
 
 
 def parse_signal(value: int | str) -> int:
