@@ -23,6 +23,7 @@ from . import metrics, preemption
 from .cache import TERMINAL_PHASES, Cache, pod_key
 from .config import Profile, SchedulerConfig
 from .equivalence import EquivalenceCache
+from .eventpacing import EventPacer
 from .filters import FILTERS
 from .framework import Failure, Plugin, fit_error_message
 from .queue import SchedulingQueue
@@ -75,6 +76,8 @@ class Scheduler:
         self.next_start = 0
         self.equivalence = EquivalenceCache()
         self.binds = asyncio.Semaphore(BIND_CONCURRENCY)
+        self.binding = 0  # bindings being written: Scheduled events wait behind them (eventpacing.py)
+        self.pacer = EventPacer(lambda: self.binding > 0)
         self.tasks: set[asyncio.Task] = set()
         self.pod_informer = None
 
@@ -186,6 +189,7 @@ class Scheduler:
                     self.queue.add(pod)
 
     async def close(self) -> None:
+        await self.pacer.close()
         await asyncio.gather(*(r.close() for r in self.recorders.values()))
 
     def current(self, pod: dict) -> dict | None:
@@ -308,6 +312,13 @@ class Scheduler:
 
     # -- outcomes ----------------------------------------------------------------------------------
     async def _bind(self, profile: BuiltProfile, pod: dict, node: str) -> None:
+        self.binding += 1
+        try:
+            await self._write_binding(profile, pod, node)
+        finally:
+            self.binding -= 1
+
+    async def _write_binding(self, profile: BuiltProfile, pod: dict, node: str) -> None:
         async with self.binds:
             try:
                 await self.client.bind(pod, node)
@@ -322,8 +333,8 @@ class Scheduler:
                 self.queue.requeue_error(pod)
                 return
         metrics.bound.labels(profile.name).inc()
-        self.recorders[profile.name].record_event(pod, "Normal", "Scheduled",
-                                   f"Successfully assigned {pod_key(pod)} to {node}")
+        self.pacer.record(self.recorders[profile.name], pod, "Normal", "Scheduled",
+                          f"Successfully assigned {pod_key(pod)} to {node}")
 
     def _unschedulable(self, profile: BuiltProfile, pod: dict, err: FitError) -> None:
         message = str(err)
