@@ -1,12 +1,15 @@
-"""Named ports in NetworkPolicy rules, with real traffic between two "nodes" (network namespaces
-joined by one link, the network agents running in them against a real API server, as in
-test_netagent): in an egress rule a port name is each destination pod's own container port of that
-name, so `ports: [{port: http}]` opens exactly the number every peer pod calls `http`, and a rule
-without peers opens it on every pod that names such a port; in an ingress rule the name is the
-receiving pod's own port. Plus the rules the agent writes for a port name, checked as a table.
+"""NetworkPolicies enforced by the network agent, with real traffic between two "nodes" (network
+namespaces joined by one link, the agents running in them against a real API server, as in
+test_netagent). Named ports: in an egress rule a port name is each destination pod's own container
+port of that name, so `ports: [{port: http}]` opens exactly the number every peer pod calls `http`,
+and a rule without peers opens it on every pod that names such a port; in an ingress rule the name
+is the receiving pod's own port. Pods on one node's bridge: their traffic is bridged, not routed,
+and policies still apply (the agent turns on bridge-nf-call-iptables). Plus the rules the agent
+writes for a port name, checked as a table.
 
-The pods here use addresses of their own (.21, .22) added to test_netagent's pod namespaces, so
-objects that module leaves behind for its .10 pods never select them."""
+The pods here use addresses of their own (.21, .22, and 10.244.3.0/24 on node b's bridge) added to
+test_netagent's pod namespaces, so objects that module leaves behind for its .10 pods never select
+them."""
 
 from __future__ import annotations
 
@@ -20,12 +23,15 @@ import pytest
 from provisioner.components.netagent import policy as np
 
 from .conftest import SESSION, kubectl, wait_for
+from .netns import Netns
 from .test_netagent import NODES, TwoNodes
 
 CLIENT = NODES["a"][1].replace("0/24", "21")          # the client pod, on node a
 SERVER = NODES["b"][1].replace("0/24", "21")          # names http=8080, admin=9090, on node b
 DECOY = NODES["b"][1].replace("0/24", "22")           # names http=9090, on node b
 TARGETS = [(SERVER, 8080), (SERVER, 9090), (DECOY, 8080), (DECOY, 9090)]
+BRIDGE_GATEWAY = "10.244.3.1"                         # node b's bridge, two pods behind it
+BRIDGED = {"server": "10.244.3.21", "client": "10.244.3.22"}
 
 LISTEN = r"""
 import http.server, sys, threading
@@ -44,10 +50,10 @@ threading.Event().wait()
 """
 
 
-def _get(target: str, port: int) -> str | None:
-    """From the client pod's address; its body is the source address the server saw."""
+def _get(target: str, port: int, source: str = CLIENT) -> str | None:
+    """From the source pod's address; its body is the source address the server saw."""
     connection = http.client.HTTPConnection(target, port, timeout=1,
-                                            source_address=(CLIENT, 0))
+                                            source_address=(source, 0))
     try:
         connection.request("GET", "/")
         return connection.getresponse().read().decode()
@@ -61,6 +67,34 @@ class Traffic:
     def __init__(self, api, nodes: TwoNodes):
         self.api, self.nodes = api, nodes
         self.client_ns, self.server_ns = f"npp-client-{SESSION}", f"npp-server-{SESSION}"
+        self.bridged: dict[str, Netns] = {}
+
+    def bridge_pods(self) -> None:
+        """Two pods behind one bridge on node b (as the CNI bridge plugin wires them)."""
+        node = self.nodes.nodes["b"]
+        node.ip("link", "add", "cbr0", "type", "bridge")
+        node.ip("addr", "add", f"{BRIDGE_GATEWAY}/24", "dev", "cbr0")
+        node.ip("link", "set", "cbr0", "up")
+        for role, address in BRIDGED.items():
+            self.bridged[role] = pod = Netns(f"npb{role[0]}{SESSION}")
+            self.nodes.parts.append(pod)
+            subprocess.run(["ip", "link", "add", f"veth{role}", "netns", node.name, "type",
+                            "veth", "peer", "name", "eth0", "netns", pod.name], check=True)
+            node.ip("link", "set", f"veth{role}", "master", "cbr0")
+            node.ip("link", "set", f"veth{role}", "up")
+            pod.ip("addr", "add", f"{address}/24", "dev", "eth0")
+            pod.ip("link", "set", "eth0", "up")
+            pod.ip("route", "add", "default", "via", BRIDGE_GATEWAY)
+        server = self.bridged["server"].popen(
+            [sys.executable, "-c", LISTEN, f"{BRIDGED['server']}:8080",
+             f"{BRIDGED['server']}:9090"], stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+
+    def bridged_answers(self) -> list[int]:
+        """The server's ports the client on the same bridge reaches."""
+        client = BRIDGED["client"]
+        return [port for port in (8080, 9090) if self.bridged["client"].call(
+            _get, BRIDGED["server"], port, client) == client]
 
     def answered(self) -> list[tuple[str, int]]:
         """The targets the client reaches (each answer must carry the client's own address)."""
@@ -120,6 +154,11 @@ def traffic(api, tmp_path_factory):
                     {"http": 8080, "admin": 9090})
         traffic.pod(traffic.server_ns, "decoy", "b", DECOY, {"app": "server", "role": "decoy"},
                     {"http": 9090})
+        traffic.bridge_pods()
+        traffic.pod(traffic.server_ns, "bridged-server", "b", BRIDGED["server"],
+                    {"app": "bridged-server"}, {"http": 8080, "admin": 9090})
+        traffic.pod(traffic.client_ns, "bridged-client", "b", BRIDGED["client"],
+                    {"app": "bridged-client"}, {})
         nodes.forget_routes()
         nodes.start_agents("host-gw")
         traffic.expect(TARGETS, "every target open before any policy")
@@ -179,6 +218,23 @@ def test_an_ingress_named_port_is_the_receiving_pods_own_port(traffic):
         traffic.expect([(SERVER, 9090)], "ingress to `admin`, which only the server names")
     finally:
         kubectl(traffic.api, "delete", "networkpolicy", "ingress", "-n", traffic.server_ns,
+                "--ignore-not-found")
+
+
+def test_policies_apply_between_pods_bridged_on_one_node(traffic):
+    server = {"podSelector": {"matchLabels": {"app": "bridged-server"}}}
+    assert wait_for(traffic.bridged_answers, timeout=30, what="open bridge") == [8080, 9090]
+    try:
+        traffic.policy(traffic.server_ns, "bridged", {**server, "policyTypes": ["Ingress"]})
+        wait_for(lambda: traffic.bridged_answers() == [], timeout=30,
+                 what="default deny between pods on one bridge")
+        traffic.policy(traffic.server_ns, "bridged", {**server, "ingress": [{
+            "from": [{"namespaceSelector": {"matchLabels": {"npp": traffic.client_ns}}}],
+            "ports": [{"port": "admin"}]}]})
+        wait_for(lambda: traffic.bridged_answers() == [9090], timeout=30,
+                 what="the named port allowed on the bridge, the other still denied")
+    finally:
+        kubectl(traffic.api, "delete", "networkpolicy", "bridged", "-n", traffic.server_ns,
                 "--ignore-not-found")
 
 
