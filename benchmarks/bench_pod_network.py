@@ -42,7 +42,7 @@ IMAGE = "python:3.11"
 PORT = 45201                     # the servers' port, on the pod network and on the host's address
 TRANSFER_SECONDS = 3.0
 ROUND_TRIPS = 2000
-ROUNDS = 7
+ROUNDS = 11
 
 SERVER = r"""
 import socket, sys, threading
