@@ -261,12 +261,7 @@ class ContainerService:
                 # log stay, as Docker keeps them across a restart. core.delete would drop both.
                 await asyncio.to_thread(remove_cgroups, current.cgroups)
             try:
-                spec = await asyncio.to_thread(self.spec_of, record)
-                if record.tty or record.stdin_open:
-                    spec.console_socket = await asyncio.to_thread(
-                        console.launch, spec.state_dir, record.tty, record.stdin_once,
-                        spec.log_path, spec.log_max_bytes)
-                started = await asyncio.to_thread(core.start, spec)
+                started = await asyncio.to_thread(self._start_in_thread, record)
             except ImageNotFound as error:
                 raise NotFound(f"cannot start {record.name}: {error}") from None
             except ContainerError as error:
@@ -280,6 +275,15 @@ class ContainerService:
                 log.warning("container %s: %s", record.name, started.cgroup_warning)
             self._watch(record.id, started.pid, started.monitor_pid)
             return started
+
+    def _start_in_thread(self, record: ContainerRecord) -> core.ContainerState:
+        """The spec, the console if any and the core's start in one worker thread: every hop
+        between the event loop and a thread is a start's wait."""
+        spec = self.spec_of(record)
+        if record.tty or record.stdin_open:
+            spec.console_socket = console.launch(spec.state_dir, record.tty, record.stdin_once,
+                                                 spec.log_path, spec.log_max_bytes)
+        return core.start(spec)
 
     async def stop(self, key: str, grace_seconds: float = 10) -> core.ContainerState:
         record = self.find(key)
