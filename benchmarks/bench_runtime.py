@@ -1,13 +1,15 @@
 """Measures the container runtime against Debian's runc on the same busybox root filesystem.
 
 - start latency: from the API call (client create + start) until the container's process runs,
-  and until /bin/true has exited (create + start + wait), median and p99 over RUNS runs; the
+  and until /bin/true has exited (create + start + wait), median and p99 over RUNS runs taken in
+  turn with runc's (one of each per round: a shared machine's load weighs on both alike); the
   same for `runc run -d` and `runc run` with a generated OCI bundle whose read-only root is the
   busybox image's unpacked layer directory; and the ratio of the two. Both without networking
   (runc's config has a new, empty network namespace; ours uses --network none) so that only the
   start paths are compared.
 - CONCURRENT containers started at once: wall time until all run, ours and runc's (`runc run
-  -d`, one bundle each) without networking, and ours on the bridge network.
+  -d`, one bundle each) without networking, the median of CONCURRENT_ROUNDS rounds in turn; and
+  ours on the bridge network once.
 - memory: what the runtime keeps per running container (its monitor process; PSS and RSS from
   /proc/<pid>/smaps_rollup) at 1, 10 and CONCURRENT running containers, plus the one monitor
   server (the zygote the monitors are forked from) and the daemon. PSS divides shared pages
@@ -44,6 +46,7 @@ from provisioner.components.runtime.net import Network  # noqa: E402
 RUNS = int(os.environ.get("BENCH_RUNTIME_RUNS", "100"))     # fewer for a quick try
 WARMUP = 3
 CONCURRENT = 50
+CONCURRENT_ROUNDS = 3       # median of these, ours and runc's in turn
 BRIDGE = "prtb0"
 SUBNET = "10.197.0.0/24"
 CGROUP_PARENT = "provisioner-runtime-bench"
@@ -251,7 +254,7 @@ class Runc:
         for number in range(CONCURRENT):
             self.count += 1
             container_id = f"bench-runc-{os.getpid()}-{self.count}"
-            bundle = os.path.join(self.bundle, f"concurrent-{number}")
+            bundle = os.path.join(self.bundle, container_id)
             os.makedirs(bundle)
             with open(os.path.join(bundle, "config.json"), "w") as config:
                 json.dump(runc_config(self.rootfs, ["sleep", "1000"], container_id), config)
@@ -279,10 +282,17 @@ def remove_cgroup_parents() -> None:
 
 # -- the run --------------------------------------------------------------------------------------
 
-def measure(function, *args) -> list[float]:
+def measure_interleaved(functions: dict) -> dict[str, list[float]]:
+    """RUNS samples of each function, taken in turn (one of each per round), so load that comes
+    and goes on a shared machine weighs on every function alike."""
     for _ in range(WARMUP):
-        function(*args)
-    return [function(*args) for _ in range(RUNS)]
+        for function in functions.values():
+            function()
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(RUNS):
+        for name, function in functions.items():
+            samples[name].append(function())
+    return samples
 
 
 def start_concurrently(client: RuntimeClient, network: str) -> tuple[float, list[str]]:
@@ -346,10 +356,11 @@ def run(scratch: str) -> dict:
         rootfs = store.layer_dirs(store.resolve("busybox"))[0]
         runc = Runc(scratch, rootfs)
 
-        ours_running = measure(ours_until_running, client)
-        ours_true = measure(ours_until_true_exits, client)
-        runc_running = measure(runc.until_running)
-        runc_true = measure(runc.until_true_exits)
+        samples = measure_interleaved({
+            "ours_running": lambda: ours_until_running(client),
+            "runc_running": runc.until_running,
+            "ours_true": lambda: ours_until_true_exits(client),
+            "runc_true": runc.until_true_exits})
         daemon_idle = memory_kib(daemon.process.pid)
 
         memory = {}
@@ -359,10 +370,16 @@ def run(scratch: str) -> dict:
         memory["10"] = memory_with(daemon, running, server_idle)
         remove(client, running)
 
-        concurrent_none, running = start_concurrently(client, "none")
-        memory[str(CONCURRENT)] = memory_with(daemon, running, server_idle)
-        remove(client, running)
-        runc_concurrent = runc.start_concurrently()
+        concurrent: dict[str, list[float]] = {"ours": [], "runc": []}
+        for round_number in range(CONCURRENT_ROUNDS):     # in turn, as the latency runs
+            seconds, running = start_concurrently(client, "none")
+            concurrent["ours"].append(seconds)
+            if round_number == 0:
+                memory[str(CONCURRENT)] = memory_with(daemon, running, server_idle)
+            remove(client, running)
+            concurrent["runc"].append(runc.start_concurrently())
+        concurrent_none = statistics.median(concurrent["ours"])
+        runc_concurrent = statistics.median(concurrent["runc"])
         concurrent_bridge, running = start_concurrently(client, "bridge")
         remove(client, running)
     finally:
@@ -387,13 +404,15 @@ def run(scratch: str) -> dict:
         "network": "none for the latency runs and the compared concurrent start",
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
-        "until_running": compared(ours_running, runc_running),
-        "until_true_exited": compared(ours_true, runc_true),
+        "until_running": compared(samples["ours_running"], samples["runc_running"]),
+        "until_true_exited": compared(samples["ours_true"], samples["runc_true"]),
         "concurrent_start": {
             "containers": CONCURRENT,
             "wall_seconds_until_all_running": {
                 "provisioner_runtime": round(concurrent_none, 3),
                 "runc": round(runc_concurrent, 3),
+                "rounds": {name: [round(x, 3) for x in values]
+                           for name, values in concurrent.items()},
                 "ratio": round(concurrent_none / runc_concurrent, 2),
                 "provisioner_runtime_bridge_network": round(concurrent_bridge, 3)}},
         "memory_kib_by_running_containers": memory,
