@@ -25,6 +25,13 @@ BACKLOG = 10_000
 HANDOFF = 16  # events queued in the recorder at most: the pacer keeps the rest
 
 
+def slim(obj: dict) -> dict:
+    """What an Event's involvedObject needs of an object: a waiting event must not hold a whole pod."""
+    meta = obj.get("metadata") or {}
+    return {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", ""),
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}}
+
+
 class EventPacer:
     def __init__(self, busy: Callable[[], bool], qps: float = QPS, burst: int = BURST) -> None:
         self.busy = busy  # True while bindings are in flight
@@ -42,7 +49,7 @@ class EventPacer:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("event backlog full: %d events dropped so far", self.dropped)
-        self.backlog.append((recorder, obj, etype, reason, message))
+        self.backlog.append((recorder, slim(obj), etype, reason, message))
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._pump(), name="event pacer")
