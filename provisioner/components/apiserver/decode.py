@@ -8,8 +8,9 @@ as warnings (Warn, the default) or rejected (Strict) with `strict decoding error
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import Any, Callable
 
 from . import schemas
 from .errors import ApiError
@@ -21,6 +22,22 @@ GO_TYPES = {"string": "string", "integer": "int64", "boolean": "bool", "number":
 
 ZERO: dict[str, Any] = {"string": "", "integer": 0, "boolean": False, "number": 0, "time": None,
                         "quantity": "0", "int-or-string": 0, "map": {}}
+
+
+# which JSON values each scalar notation takes (a type not named here takes anything)
+ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str), "time": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "quantity": lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool),
+    "int-or-string": lambda v: isinstance(v, (str, int)) and not isinstance(v, bool),
+    "map": lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+}
+
+# schemas.parse per notation, worked out once: the notations are the schemas' own (bounded), and
+# every field of every decoded object asks
+parse_notation = functools.lru_cache(maxsize=None)(schemas.parse)
 
 
 def _json_kind(v: Any) -> str:
@@ -50,7 +67,7 @@ class _Prune:
     def value(self, v: Any, notation: str, path: str, owner: str) -> Any:
         if v is None:
             return None
-        shape, elem, _ = schemas.parse(notation)
+        shape, elem, _ = parse_notation(notation)
         if shape == "ref":
             if not isinstance(v, dict):
                 self.fail(v, elem, path, owner)
@@ -68,17 +85,8 @@ class _Prune:
         return self.scalar(v, elem, path, owner)
 
     def scalar(self, v: Any, t: str, path: str, owner: str) -> Any:
-        ok = {
-            "string": isinstance(v, str), "time": isinstance(v, str),
-            "integer": isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer()),
-            "number": isinstance(v, (int, float)) and not isinstance(v, bool),
-            "boolean": isinstance(v, bool),
-            "quantity": isinstance(v, (str, int, float)) and not isinstance(v, bool),
-            "int-or-string": isinstance(v, (str, int)) and not isinstance(v, bool),
-            "map": isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-            "any": True,
-        }.get(t, True)
-        if not ok:
+        accepts = ACCEPTS.get(t)
+        if accepts is not None and not accepts(v):
             if t == "map" and isinstance(v, dict):
                 bad = next(k for k, x in v.items() if not isinstance(x, str))
                 self.fail(v[bad], "string", f"{path}.{bad}", owner)

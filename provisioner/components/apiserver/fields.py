@@ -8,31 +8,45 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 from . import schemas
+from .decode import parse_notation
+
+_stamp: tuple[int, str] = (0, "")
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second as Kubernetes writes timestamps. Formatted once a second: every write
+    stamps its object and managedFields entry, and strftime is slow."""
+    global _stamp
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp = (second, dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp[1]
+
+
+_META_FIELDS = ("labels", "annotations", "finalizers", "ownerReferences")  # what managers own
+_UNTYPED = ("any", "", None)
 
 
 def field_set(obj: Any, type_name: str | None) -> dict:
     if not isinstance(obj, dict):
         return {}
+    fields = schemas.T[type_name][1] if type_name in schemas.T else None
     out: dict = {}
     for k, v in obj.items():
-        if k in ("apiVersion", "kind"):
+        if k == "apiVersion" or k == "kind":
             continue
-        notation = schemas.field_of(type_name, k) if type_name else None
-        shape, elem, key = schemas.parse(notation) if notation else ("any", "", None)
         if k == "metadata":
-            meta = {mk: mv for mk, mv in (v or {}).items()
-                    if mk in ("labels", "annotations", "finalizers", "ownerReferences")}
+            meta = {mk: mv for mk, mv in (v or {}).items() if mk in _META_FIELDS}
             sub = field_set(meta, None)
             if sub:
                 out["f:metadata"] = sub
             continue
+        notation = fields.get(k) if fields else None
+        shape, elem, key = parse_notation(notation) if notation else _UNTYPED
         if shape == "ref":
             out[f"f:{k}"] = field_set(v, elem)
         elif shape == "list" and key and isinstance(v, list):

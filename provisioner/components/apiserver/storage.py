@@ -12,7 +12,6 @@ etcd client: aetcd (asyncio, maintained). Its own `connect` only opens plaintext
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
@@ -21,6 +20,7 @@ import aetcd
 from aetcd import rpc, utils, watcher
 from aetcd.exceptions import RevisionCompactedError
 
+from . import jsonwire
 from .errors import ApiError
 from .metrics import etcd_timer
 
@@ -139,14 +139,14 @@ class Storage:
 
     # decoding ---------------------------------------------------------------------------------
     def _decode(self, resource: str, value: bytes, rev: int, key: bytes = b"") -> dict:
-        obj = json.loads(self.transformer.from_storage(resource, value, key))
+        obj = jsonwire.loads(self.transformer.from_storage(resource, value, key))
         obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
         return obj
 
     def _encode(self, resource: str, obj: dict, key: bytes = b"") -> bytes:
         meta = obj.get("metadata", {})
         stored = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
-        return self.transformer.to_storage(resource, json.dumps(stored, separators=(",", ":")).encode(), key)
+        return self.transformer.to_storage(resource, jsonwire.dumps(stored), key)
 
     # reads ------------------------------------------------------------------------------------
     async def current_revision(self) -> int:

@@ -16,6 +16,8 @@ from .selectors import match_labels, selector_from_label_selector
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
              "'-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
@@ -92,20 +94,52 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+def _walk_table() -> dict[str, dict[str, tuple[bool, str]]]:
+    """type -> {field: (is a list, element type)} for the typed fields (objects other than
+    ObjectMeta, lists of objects) under which a REQUIRED field can occur. Worked out once from
+    the schemas, so a create walks only the parts of the object that can hold a missing field
+    (the same causes in the same order as walking every typed field)."""
+    typed: dict[str, dict[str, tuple[bool, str]]] = {}
+    for name, (_, fields, _) in schemas.T.items():
+        typed[name] = {}
+        for k, notation in fields.items():
+            shape, elem, _ = schemas.parse(notation)
+            if shape == "ref" and elem != "ObjectMeta":
+                typed[name][k] = (False, elem)
+            elif shape == "list" and elem in schemas.T:
+                typed[name][k] = (True, elem)
+    reaches = {name for name in typed if REQUIRED.get(name)}
+    grown = True
+    while grown:  # a fixed point: types are recursive (JSONSchemaProps)
+        grown = False
+        for name, nested in typed.items():
+            if name not in reaches and any(elem in reaches for _, elem in nested.values()):
+                reaches.add(name)
+                grown = True
+    return {name: {k: v for k, v in nested.items() if v[1] in reaches} for name, nested in typed.items()}
+
+
+_WALK = _walk_table()
+
+
 def _required(obj: dict, type_name: str, path: str) -> Causes:
     """Required fields (REQUIRED), recursively through typed sub-objects and lists."""
-    if type_name not in schemas.T or not isinstance(obj, dict):
+    nested = _WALK.get(type_name)
+    if nested is None or not isinstance(obj, dict):
         return []
-    fields = schemas.T[type_name][1]
     required = REQUIRED.get(type_name, ())
     causes = [(f"{path}{r}", "Required value") for r in required if obj.get(r) in (None, "", [], {})]
+    if not nested:
+        return causes
     for k, v in obj.items():
-        shape, elem, _ = schemas.parse(fields.get(k, "any"))
-        if shape == "ref" and elem != "ObjectMeta":
-            causes += _required(v, elem, f"{path}{k}.")
-        elif shape == "list" and elem in schemas.T and isinstance(v, list):
+        walk = nested.get(k)
+        if walk is None:
+            continue
+        if not walk[0]:
+            causes += _required(v, walk[1], f"{path}{k}.")
+        elif isinstance(v, list):
             for i, x in enumerate(v):
-                causes += _required(x, elem, f"{path}{k}[{i}].")
+                causes += _required(x, walk[1], f"{path}{k}[{i}].")
     return causes
 
 
@@ -355,13 +389,13 @@ def validate(kind: str, obj: dict, *, check_name_format: bool = True) -> Causes:
     causes: Causes = check_name(kind, meta.get("name", "")) if check_name_format else []
     for k, v in (meta.get("labels") or {}).items():
         key = k.split("/")[-1]
-        if not re.match(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$", key) or len(key) > 63:
+        if not LABEL_KEY_NAME.match(key) or len(key) > 63:
             causes.append(("metadata.labels", f'Invalid value: "{k}": name part must consist of '
                            "alphanumeric characters, '-', '_' or '.', and must start and end with "
                            "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or "
                            "'123-abc', regex used for validation is "
                            "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"))
-        if len(v) > 63 or not re.match(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", v):
+        if len(v) > 63 or not LABEL_VALUE.match(v):
             causes.append(("metadata.labels", f'Invalid value: "{v}": a valid label must be an '
                            "empty string or consist of alphanumeric characters, '-', '_' or '.', "
                            "and must start and end with an alphanumeric character (e.g. 'MyValue',"
