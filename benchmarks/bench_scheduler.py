@@ -10,6 +10,13 @@ bound per second with the pods created ahead of time.
 - Scheduler process RSS (MB) and CPU (% of one core) idle (measured over 10 s, starting 10 s after
   everything is bound, once queued events are written) and under that load (over the scheduling
   run), plus the peak RSS.
+- Where the API server's time goes: CPU milliseconds of the API server, etcd and the scheduler per
+  bound pod over the scheduling run (unlike pods/s, CPU time per pod barely moves with other load on
+  the machine); `scheduled_events_while_binding`, how many Scheduled Events were written before the
+  last binding (the scheduler lets them wait behind bindings); and `api_write_costs`, the API server's
+  and etcd's CPU per write measured apart once the scheduler has stopped: WRITE_SAMPLE more pods
+  bound straight through pods/binding (32 at a time, as the scheduler does) and WRITE_SAMPLE
+  Scheduled-style Events written one at a time (as the event recorder does).
 - `algorithm_only_pods_per_s`: the same nodes and pods through the scheduler's filter/score/assume
   path in this process, without the API server (what the scheduler could do if binding were free);
   it separates the scheduler's own cost from the API server's write rate.
@@ -38,12 +45,14 @@ sys.path.insert(0, str(ROOT))
 
 from provisioner.components.api import kubeconfig  # noqa: E402
 from provisioner.components.api.client import Client  # noqa: E402
+from provisioner.components.api.events import EventRecorder  # noqa: E402
 from provisioner.dev import DevCluster, free_port  # noqa: E402
 
 NS = "bench-scheduler"
 CONCURRENCY = 32
 IDLE_SECONDS = 10
 ANCHOR = 270.0
+WRITE_SAMPLE = 500
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -101,6 +110,42 @@ async def count_bound(client: Client, total: int, rv: str, stamps: list[float]) 
                     return
 
 
+async def scheduled_events(client: Client) -> int:
+    events = await client.list("", "v1", "events", NS)
+    return sum(1 for e in events.get("items") or [] if e.get("reason") == "Scheduled")
+
+
+async def write_costs(client: Client, cluster: DevCluster) -> dict:
+    """API server and etcd CPU per binding and per Event, each measured alone (no scheduler)."""
+    def cpu() -> list[float]:
+        return [proc_sample(p.pid)[0] for p in cluster.procs]
+
+    def per_op(before: list[float], n: int) -> dict:
+        etcd, api = (1000 * (after - was) / n for after, was in zip(cpu(), before))
+        return {"apiserver_cpu_ms": round(api, 2), "etcd_cpu_ms": round(etcd, 2)}
+
+    extra = [dict(pod(i), metadata={"name": f"extra-{i:05d}", "namespace": NS}) for i in range(WRITE_SAMPLE)]
+    await create_all(client, "pods", extra, NS)
+    created = [p for p in (await client.list("", "v1", "pods", NS))["items"] if p["metadata"]["name"]
+               .startswith("extra-")]
+    sem = asyncio.Semaphore(32)
+
+    async def bind(p: dict) -> None:
+        async with sem:
+            await client.bind(p, "node-00000")
+    before = cpu()
+    await asyncio.gather(*(bind(p) for p in created))
+    binding = per_op(before, len(created))
+    recorder = EventRecorder(client, "bench-scheduler")
+    before = cpu()
+    for p in created:
+        recorder.record_event(p, "Normal", "Scheduled", f"Successfully assigned {NS}/{p['metadata']['name']}")
+        await recorder.flush()
+    event = per_op(before, len(created))
+    await recorder.close()
+    return {"binding": binding, "event": event, "sample": len(created)}
+
+
 def algorithm_only(nodes: int, pods: int) -> float:
     from provisioner.components.scheduler.config import SchedulerConfig
     from provisioner.components.scheduler.scheduler import Scheduler
@@ -134,17 +179,24 @@ async def bench(nodes: int, pods: int, root: Path) -> dict:
             watcher = asyncio.ensure_future(count_bound(client, pods, rv, stamps))
             log = open(root / "scheduler.log", "wb")
             start = time.monotonic()
+            servers_before = [proc_sample(p.pid)[0] for p in cluster.procs]
             sched = subprocess.Popen([sys.executable, "-c", "from provisioner.components.scheduler.main import main; main()",
                                       "--kubeconfig", str(cluster.kubeconfig), "--leader-elect=false",
                                       "--secure-port", str(free_port()), "--bind-address", "127.0.0.1"],
                                      stdout=log, stderr=subprocess.STDOUT)
             await asyncio.wait_for(watcher, 1800)
             end = time.monotonic()
+            events_while_binding = await scheduled_events(client)
             cpu_load, rss_load, _ = proc_sample(sched.pid)
+            servers = dict(zip(("etcd", "apiserver"), (proc_sample(p.pid)[0] - b for p, b in
+                                                       zip(cluster.procs, servers_before))))
             await asyncio.sleep(IDLE_SECONDS)  # let the event writer catch up
             cpu_idle_start, _, _ = proc_sample(sched.pid)
             await asyncio.sleep(IDLE_SECONDS)
             cpu_idle_end, rss_idle, peak = proc_sample(sched.pid)
+            sched.terminate()
+            sched.wait(30)
+            costs = await write_costs(client, cluster)
             first, last = stamps[0], stamps[-1]
             per_second: dict[int, int] = {}
             for s in stamps:
@@ -164,6 +216,12 @@ async def bench(nodes: int, pods: int, root: Path) -> dict:
                 "scheduler_cpu_percent_under_load": round(100 * cpu_load / (end - start), 1),
                 "scheduler_rss_mb_under_load": round(rss_load, 1),
                 "scheduler_cpu_percent_idle": round(100 * (cpu_idle_end - cpu_idle_start) / IDLE_SECONDS, 1),
+                # CPU time per bound pod barely moves with other load on the machine, unlike pods/s
+                "apiserver_cpu_ms_per_pod": round(1000 * servers["apiserver"] / pods, 2),
+                "etcd_cpu_ms_per_pod": round(1000 * servers["etcd"] / pods, 2),
+                "scheduler_cpu_ms_per_pod": round(1000 * cpu_load / pods, 2),
+                "scheduled_events_while_binding": events_while_binding,
+                "api_write_costs": costs,
                 "algorithm_only_pods_per_s": algorithm_only(nodes, pods),
                 "scheduler_rss_mb_idle": round(rss_idle, 1),
                 "scheduler_peak_rss_mb": round(peak, 1),
