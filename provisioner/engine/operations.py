@@ -9,6 +9,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
+from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.server import Command
 
 
@@ -34,3 +35,30 @@ def venv_from_wheelhouse(venv: str, marker: str, wheelhouse: str, project_wheel:
         f"--force-reinstall {q_wh}/{shlex.quote(project_wheel)}"
     )
     yield f"echo {shlex.quote(digest)} > {shlex.quote(marker)}"
+
+
+@operation()
+def venv_from_layers(venv: str, layers_dir: str, deps: tuple[str, str, str],
+                     project: tuple[str, str], marker: str, deps_marker: str, digest: str,
+                     unpack_project: list[str], unpack_both: list[str]):
+    """A virtualenv at `venv` unpacked from ready layers (provisioner.phases.venvpack).
+
+    `deps` is (local tarball, remote name, digest) of the dependency layer and `project` the
+    (local tarball, remote name) of the project layer. One fact reads both markers; a layer
+    is uploaded and unpacked only when its marker differs (with `unpack_both` or
+    `unpack_project`), so a changed project ships a few megabytes and leaves the dependencies
+    alone.
+    """
+    markers = host.get_fact(Command, command=(
+        f'printf "project=%s\\ndeps=%s\\n" "$(cat {shlex.quote(marker)} 2>/dev/null)" '
+        f'"$(cat {shlex.quote(deps_marker)} 2>/dev/null)"'))
+    found = dict(line.partition("=")[::2] for line in (markers or "").splitlines())
+    deps_local, deps_name, deps_digest = deps
+    with_deps = found.get("deps", "").strip() != deps_digest
+    if not with_deps and found.get("project", "").strip() == digest:
+        return
+    yield f"mkdir -p {shlex.quote(layers_dir)}"
+    if with_deps:
+        yield FileUploadCommand(deps_local, f"{layers_dir}/{deps_name}")
+    yield FileUploadCommand(project[0], f"{layers_dir}/{project[1]}")
+    yield from (unpack_both if with_deps else unpack_project)

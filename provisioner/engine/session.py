@@ -25,7 +25,7 @@ from pyinfra.api.command import StringCommand
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
-from pyinfra.api.operations import run_ops
+from pyinfra.api.operations import _run_host_ops
 from pyinfra.operations import files
 
 from provisioner.engine.hostkeys import UnreachableError, pin_host_keys
@@ -123,7 +123,10 @@ class Session:
         self._pin_host_keys()
         inventory = Inventory((self._inventory_hosts(), {}))
         config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None)
-        self.state = State(inventory, config)
+        # Facts are read once, when an operation runs (or when a preview asks): pyinfra's
+        # default also runs every operation while it is added, one host after another, which
+        # read each fact twice and planned hosts serially.
+        self.state = State(inventory, config, check_for_changes=False)
         errors: dict[str, str] = {}
 
         def remember_error(state: State, host: Any, error: Exception) -> None:
@@ -289,10 +292,7 @@ class Session:
         assert self.state is not None
         if not self._recorded:
             return HostChanges()
-        try:
-            run_ops(self.state)
-        except PyinfraError:
-            pass  # failures are read per operation below
+        self._run_all_hosts()
         changes = HostChanges()
         failures: list[str] = []
         output = ""
@@ -308,6 +308,25 @@ class Session:
         if failures:
             raise HostCommandError("; ".join(failures) + " failed", output=output)
         return changes
+
+
+    def _run_host(self, pyhost: Any) -> None:
+        try:
+            _run_host_ops(self.state, pyhost)
+        except PyinfraError:
+            pass  # the failed operation is read from its meta by apply()
+
+    def _run_all_hosts(self) -> None:
+        """Each host runs its operations in order without waiting for the others between
+        operations (they never depend on another host's: cross-host steps are plan actions)."""
+        from pyinfra.context import ctx_state
+
+        assert self.state is not None
+        self.state.is_executing = True
+        with ctx_state.use(self.state):
+            hosts = [h for h in self.state.inventory.get_active_hosts()
+                     if self.state.ops.get(h)]
+            gevent.joinall([self.state.pool.spawn(self._run_host, h) for h in hosts])
 
 
 def unified_diff(host: str, path: str, before: str | None, after: str) -> list[str]:

