@@ -22,7 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LAB = "bench"
+# Overridable so two runs on one machine do not share lab host names.
+LAB = os.environ.get("PROVISIONER_BENCH_LAB", "speedlab")
 
 
 PHASE_DONE = re.compile(r"^\[([a-z/-]+)\] done in ([0-9.]+)s", re.MULTILINE)

@@ -41,11 +41,27 @@ def lab() -> None:
 @click.option("--mirror", default=None, metavar="URL",
               help=f"Debian mirror for building the lab's root (default: ${MIRROR_ENV}, "
                    "else this machine's apt sources).")
-def up(name: str | None, nodes: int | None, provider: str | None, mirror: str | None) -> None:
+@click.option("--shrink", is_flag=True,
+              help="Also stop and remove the hosts past --nodes (nspawn labs).")
+def up(name: str | None, nodes: int | None, provider: str | None, mirror: str | None,
+       shrink: bool) -> None:
     """Boot the lab hosts (idempotent) and write their inventory."""
     started = time.monotonic()
     the_lab = open_lab(name, provider, progress=_say)
+    if shrink:
+        if nodes is None:
+            raise click.UsageError("--shrink needs --nodes: how many hosts to keep")
+        if not hasattr(the_lab, "shrink"):
+            raise click.UsageError(f"--shrink: a {the_lab.provider} lab cannot shrink; "
+                                   "`lab down` it and `lab up` a smaller one")
+        if nodes < the_lab.node_count():
+            the_lab.shrink(nodes)
+            started_changes = list(the_lab.changes)
+        else:
+            started_changes = []
     hosts = the_lab.up(nodes or the_lab.node_count() or DEFAULT_NODES, mirror=mirror)
+    if shrink:
+        the_lab.changes[:0] = started_changes
     for host in hosts:
         _say(f"{host.name}  {host.user}@{host.address}  [{', '.join(host.roles)}]")
     if the_lab.changes:

@@ -194,6 +194,37 @@ class Lab:
                 self._changed(f"wrote {repo_copy}")
         return self.hosts()
 
+    def shrink(self, nodes: int) -> list[LabHost]:
+        """Stop and forget the hosts past the first `nodes` (the inverse of growing with `up`);
+        rewrite the inventory; return the hosts left. Their SSH host keys are kept, so a host
+        grown again later answers with the key clusters pinned."""
+        if nodes < 1:
+            raise ProvisionerError("--nodes must be at least 1")
+        self.changes = []
+        with self._locked():
+            state = self.load()
+            if state is None:
+                raise ProvisionerError(f"no lab named {self.name}; `lab up` first")
+            extra = self.machines(state)[nodes:]
+            for machine in extra:
+                request_stop(machine)
+            wait_stopped(extra, STOP_GRACE)
+            for machine in extra:
+                machine.kill_remaining()
+                machine.unmount()
+                shutil.rmtree(machine.host_dir, ignore_errors=True)
+                machine.log_path.unlink(missing_ok=True)
+                self._changed(f"removed {machine.name} ({machine.address})")
+            if extra:
+                state["nodes"] = nodes
+                self._save(state)
+                if inventory.write(self.inventory_path, self.hosts(), self.key_path):
+                    self._changed(f"wrote {self.inventory_path}")
+                repo_copy = repo_inventory_path(self.name, DEFAULT_NAME)
+                if repo_copy and inventory.write(repo_copy, self.hosts(), self.key_path):
+                    self._changed(f"wrote {repo_copy}")
+        return self.hosts()
+
     def _changed(self, what: str) -> None:
         self.changes.append(what)
         self.progress(what)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from provisioner.errors import ProvisionerError
 from provisioner.kube.apiclient import ApiClient, ApiError
@@ -51,12 +52,15 @@ def _evictable(pod: dict) -> bool:
     return not (mirror or daemon or done)
 
 
-def drain(client: ApiClient, node: str) -> list[str]:
-    """Cordon `node` and evict its pods (DaemonSet and mirror pods stay, as kubectl drain)."""
+def drain(client: ApiClient, node: str,
+          report: Callable[[str], None] = lambda _line: None) -> list[str]:
+    """Cordon `node` and evict its pods (DaemonSet and mirror pods stay, as kubectl drain);
+    `report` hears, once per pod, that a PodDisruptionBudget makes the drain wait."""
     client.request("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
                    content_type="application/merge-patch+json")
     deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
     evicted: list[str] = []
+    reported: set[str] = set()
     while True:
         pods = [p for p in client.items("/api/v1/pods", fieldSelector=f"spec.nodeName={node}")
                 if _evictable(p)]
@@ -78,6 +82,10 @@ def drain(client: ApiClient, node: str) -> list[str]:
                     blocked.append(f"{meta['namespace']}/{meta['name']}")
                 elif error.status != 404:
                     raise
+        for pod in sorted(set(blocked) - reported):
+            report(f"draining {node}: evicting {pod} is refused by a PodDisruptionBudget; "
+                   f"retrying for up to {DRAIN_TIMEOUT_SECONDS}s")
+            reported.add(pod)
         if time.monotonic() > deadline:
             raise ProvisionerError(
                 f"draining node {node}: pods still running after {DRAIN_TIMEOUT_SECONDS}s"
@@ -93,7 +101,8 @@ def remove(ctx: ClusterContext, hosts: list[Host]) -> dict[str, list[str]]:
     client = admin_client(ctx)
     changes: dict[str, list[str]] = {}
     for host in hosts:
-        evicted = drain(client, host.name)
+        evicted = drain(client, host.name,
+                        report=lambda line: ctx.printer.note(PHASE.name, line))
         changes.setdefault(CLUSTER, []).append(
             f"drained node {host.name} ({len(evicted)} pod(s) evicted)")
         # The host's own clean-up (its kubelet stops first, so it cannot register again):
