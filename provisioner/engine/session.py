@@ -9,6 +9,7 @@ before anything opens a socket.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import difflib
 import io
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import gevent
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import StringCommand
-from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
 from pyinfra.api.operations import _run_host_ops
@@ -112,7 +113,12 @@ class Session:
         self.close()
 
     def _pin_host_keys(self) -> None:
-        pin_host_keys(self.hosts, self.known_hosts)
+        pin_host_keys([h for h in self.hosts if _POOL.get(self._pool_key(h)) is None],
+                      self.known_hosts)
+
+    def _pool_key(self, host: SSHTarget) -> tuple:
+        return (host.address, host.ssh.port, host.ssh.user, str(host.ssh.key),
+                str(self.known_hosts))
 
     def _inventory_hosts(self) -> list[tuple[str, dict[str, Any]]]:
         """pyinfra's (name, data) for each host: how to reach it over SSH."""
@@ -138,6 +144,12 @@ class Session:
             host_connect_error = staticmethod(remember_error)
 
         self.state.add_callback_handler(_Errors())
+        by_name = {host.name: host for host in self.hosts}
+        for pyhost in self.state.inventory:
+            client = _POOL.get(self._pool_key(by_name[pyhost.name]))
+            if client is not None and hasattr(pyhost.connector, "client"):
+                pyhost.connector.client = client
+                pyhost.connected = True  # connect_all activates it without a new login
         try:
             connect_all(self.state)
         except PyinfraError:
@@ -151,6 +163,10 @@ class Session:
                 lines.append(f"host {name} ({spec_host.ssh.user}@{spec_host.address}): {reason}{hint}")
             raise UnreachableError("cannot log in over SSH:\n  " + "\n  ".join(lines))
         self._by_name = {host.name: host for host in self.state.inventory}
+        for pyhost in self.state.inventory:
+            client = getattr(pyhost.connector, "client", None)
+            if client is not None:
+                _POOL.put(self._pool_key(by_name[pyhost.name]), client)
         self._check_sudo()
 
     def _check_sudo(self) -> None:
@@ -181,8 +197,14 @@ class Session:
             raise ProvisionerError("hosts refuse root access:\n  " + "\n  ".join(problems))
 
     def close(self) -> None:
-        if self.state is not None and self.state.activated_hosts:
-            disconnect_all(self.state)
+        """Ends this session; its SSH connections stay open for the next session of this
+        process (close_connections() ends them, as does the process's exit)."""
+        if self.state is None:
+            return
+        unpooled = [h for h in self.state.activated_hosts
+                    if getattr(h.connector, "client", None) is None]
+        for pyhost in unpooled:
+            pyhost.disconnect()
 
     # -- facts and commands ----------------------------------------------------------------
 
@@ -327,6 +349,45 @@ class Session:
             hosts = [h for h in self.state.inventory.get_active_hosts()
                      if self.state.ops.get(h)]
             gevent.joinall([self.state.pool.spawn(self._run_host, h) for h in hosts])
+
+
+class _ConnectionPool:
+    """Logged-in SSH clients by (address, port, user, key, known_hosts), shared by the sessions
+    of one process: each phase opens a session over the same hosts, and an SSH handshake per
+    host per phase (pinning the host key, then logging in) was most of a no-change run. A
+    client is reused only while its transport is up; the host key was checked when it logged in.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple, Any] = {}
+
+    def get(self, key: tuple) -> Any:
+        client = self._clients.get(key)
+        transport = client.get_transport() if client is not None else None
+        if transport is None or not transport.is_active():
+            self._clients.pop(key, None)
+            return None
+        return client
+
+    def put(self, key: tuple, client: Any) -> None:
+        self._clients[key] = client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - a connection already gone is closed enough
+                pass
+        self._clients.clear()
+
+
+_POOL = _ConnectionPool()
+atexit.register(_POOL.close)
+
+
+def close_connections() -> None:
+    """End every SSH connection sessions of this process left open."""
+    _POOL.close()
 
 
 def unified_diff(host: str, path: str, before: str | None, after: str) -> list[str]:
