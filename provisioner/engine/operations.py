@@ -57,7 +57,10 @@ def venv_from_layers(venv: str, layers_dir: str, deps: tuple[str, str, str],
     with_deps = found.get("deps", "").strip() != deps_digest
     if not with_deps and found.get("project", "").strip() == digest:
         return
-    yield f"mkdir -p {shlex.quote(layers_dir)}"
+    # The directory keeps the current layers only (a wheelhouse or older layers go).
+    keep = " ".join(f"! -name {shlex.quote(name)}" for name in (deps_name, project[1]))
+    yield (f"mkdir -p {shlex.quote(layers_dir)} && find {shlex.quote(layers_dir)} -mindepth 1 "
+           f"-maxdepth 1 {keep} -exec rm -rf {{}} +")
     if with_deps:
         yield FileUploadCommand(deps_local, f"{layers_dir}/{deps_name}")
     yield FileUploadCommand(project[0], f"{layers_dir}/{project[1]}")

@@ -44,13 +44,12 @@ PROJECT = "provisioner"
 VENV_MARKER = f"{REMOTE_VENV}/.provisioner-wheelhouse"
 # The digest of the dependency layer a venv was unpacked from (venvpack.py).
 DEPS_MARKER = f"{REMOTE_VENV}/.provisioner-deps"
-# Where layers are uploaded before they are unpacked (and removed after).
-REMOTE_LAYERS = f"{REMOTE_ROOT}/layers"
 
+# REMOTE_WHEELHOUSE holds what the operator shipped: the wheelhouse (pip on the host) or the
+# current ready layers.
 OWNS = Owned(
     directories=(Directory(REMOTE_ROOT),),
-    data_dirs=(DataDir(REMOTE_VENV, mode="755"), DataDir(REMOTE_WHEELHOUSE, mode="755"),
-               DataDir(REMOTE_LAYERS, mode="755")),
+    data_dirs=(DataDir(REMOTE_VENV, mode="755"), DataDir(REMOTE_WHEELHOUSE, mode="755")),
 )
 
 
@@ -142,18 +141,17 @@ def add_layer_operations(session: Any, host: Host, layers: tuple[venvpack.Layer,
                          digest: str) -> None:
     """Add the operation that unpacks the ready layers into the host's virtualenv."""
     deps, project = layers
-    common = dict(venv=REMOTE_VENV, deps=deps, project=project, remote_dir=REMOTE_LAYERS,
+    common = dict(venv=REMOTE_VENV, deps=deps, project=project, remote_dir=REMOTE_WHEELHOUSE,
                   deps_marker=DEPS_MARKER, marker=VENV_MARKER, digest=digest)
     session.op(host, f"directory {REMOTE_ROOT}", files.directory,
                path=REMOTE_ROOT, mode="755", user="root", group="root")
     session.op(
         host, f"virtualenv {REMOTE_VENV} from ready layers", venv_from_layers,
-        venv=REMOTE_VENV, layers_dir=REMOTE_LAYERS,
+        venv=REMOTE_VENV, layers_dir=REMOTE_WHEELHOUSE,
         deps=(str(deps.path), deps.name, deps.digest), project=(str(project.path), project.name),
         marker=VENV_MARKER, deps_marker=DEPS_MARKER, digest=digest,
-        unpack_project=venvpack.unpack_commands(**{**common, "deps": None})
-        + [f"rm -rf {REMOTE_WHEELHOUSE}"],
-        unpack_both=venvpack.unpack_commands(**common) + [f"rm -rf {REMOTE_WHEELHOUSE}"],
+        unpack_project=venvpack.unpack_commands(**{**common, "deps": None}),
+        unpack_both=venvpack.unpack_commands(**common),
     )
 
 

@@ -172,6 +172,5 @@ def unpack_commands(venv: str, deps: Layer | None, project: Layer, remote_dir: s
         f"rm -rf {packages}/{PROJECT} {packages}/{PROJECT}-*.dist-info",
         f"tar -xzf {remote_dir}/{project.name} -C {venv}",
         f"echo {digest} > {marker}",
-        f"rm -f {remote_dir}/venv-*.tar.gz",
     ]
     return commands

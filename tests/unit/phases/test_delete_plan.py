@@ -45,8 +45,7 @@ NODE_FILES = {"/etc/systemd/system/kubelet.service", "/etc/systemd/system/provis
               "/var/lib/kubelet/config.yaml", f"{K8S}/kubelet.conf", f"{PKI}/ca.crt",
               *(f"/opt/cni/bin/provisioner-{plugin}"
                 for plugin in ("bridge", "host-local", "portmap", "loopback"))}
-NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/opt/provisioner/layers",
-              "/var/lib/kubelet",
+NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/var/lib/kubelet",
               "/var/lib/provisioner/runtime", "/var/lib/cni"}
 
 

@@ -126,7 +126,8 @@ def test_ready_layers_make_a_working_virtualenv_and_only_a_changed_layer_is_unpa
     # The scripts run with the host's virtualenv python, built for its own interpreter.
     assert run_script(venv, "tinypkg-version") == "1.0"
     assert run_script(venv, "provisioner-version") == "1.0"
-    assert (venv / "pyvenv.cfg").exists() and not list((tmp_path / "up").iterdir())
+    assert (venv / "pyvenv.cfg").exists()
+    assert sorted(p.name for p in (tmp_path / "up").iterdir()) == sorted(layer.name for layer in layers)
     assert unpack_layers(venv, layers, "d1", apply=True).count == 0
 
     # A new project: its layer alone is unpacked over the dependencies already there.
@@ -139,6 +140,8 @@ def test_ready_layers_make_a_working_virtualenv_and_only_a_changed_layer_is_unpa
     assert run_script(venv, "provisioner-version") == "1.1"
     assert (venv / "lib" / "deps-still-here").exists()
     assert (venv / ".marker").read_text().strip() == "d2"
+    assert sorted(p.name for p in (tmp_path / "up").iterdir()) == sorted(
+        layer.name for layer in new_layers)   # the old project layer is gone
 
     # Drift: a removed virtualenv is unpacked again, dependencies and all.
     subprocess.run(["rm", "-rf", str(venv)], check=True)

@@ -68,7 +68,7 @@ def test_the_workflow_declares_each_path_once_and_a_worker_only_its_node_share()
         "/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/config.yaml",
         *(f"/opt/cni/bin/provisioner-{p}" for p in ("bridge", "host-local", "portmap", "loopback"))}
     assert not any(path.endswith(".key") for path in worker.paths)  # no CA key on a worker
-    assert set(worker.data_dirs) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/opt/provisioner/layers",
+    assert set(worker.data_dirs) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
                                      "/var/lib/provisioner/runtime", "/var/lib/cni",
                                      "/var/lib/kubelet"}
     etcd_only = ownership(CREATE_PHASES).share(cluster, cluster.hosts[1])
