@@ -7,11 +7,10 @@ with a merge key are `k:{"name":"web"}`, other list elements `v:<value>` or the 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from typing import Any
 
-from . import schemas
+from . import jsonwire, schemas
 from .decode import parse_notation
 
 _stamp: tuple[int, str] = (0, "")
@@ -53,7 +52,7 @@ def field_set(obj: Any, type_name: str | None) -> dict:
             items = {}
             for x in v:
                 if isinstance(x, dict) and key in x:
-                    items[f"k:{json.dumps({key: x[key]}, separators=(',', ':'))}"] = dict(
+                    items[f"k:{jsonwire.dumps({key: x[key]}).decode()}"] = dict(
                         {".": {}}, **field_set(x, elem if elem in schemas.T else None))
             out[f"f:{k}"] = items
         elif isinstance(v, dict) and shape != "list":
