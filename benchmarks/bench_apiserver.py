@@ -3,7 +3,9 @@
 - create, get and list (1,000 pods) through the API server (aiohttp with the admin client
   certificate, one keep-alive connection, one request at a time): median and p99 latency; the same
   operations done directly on etcd with aetcd (a create-if-absent transaction of the same JSON,
-  a get of the key, a prefix range of the 1,000 keys); and the API/etcd ratio of each.
+  a get of the key, a prefix range of the 1,000 keys); and the API/etcd ratio of each. Creates and
+  gets alternate between the API server and etcd (pod i through the API, then key i on etcd), so
+  both see the same load on a shared machine; lists run API first, then etcd.
   Lists are served by the watch cache: `list` is a consistent read (resourceVersion ""),
   `list_rv0` resourceVersion "0"; the `*_same_objects` figures compare them with a raw etcd range
   over the API server's own stored pods (the same, larger, values), `list` with the client's JSON.
@@ -82,50 +84,52 @@ class Api:
             return data
 
 
-async def api_figures(api: Api) -> dict[str, list[float]]:
-    coll = f"/api/v1/namespaces/{NS}/pods"
-    create = [await timed(api.request, "POST", coll, pod(f"p{i:04d}"), 201) for i in range(PODS)]
-    get = [await timed(api.request, "GET", f"{coll}/p{i:04d}") for i in range(PODS)]
-    items = len(json.loads(await api.request("GET", coll))["items"])
-    assert items == PODS, items
-    lst = [await timed(api.request, "GET", coll) for _ in range(LIST_ROUNDS)]
-    any_rv = [await timed(api.request, "GET", coll + "?resourceVersion=0") for _ in range(LIST_ROUNDS)]
-    return {"create": create, "get": get, "list": lst, "list_rv0": any_rv}
-
-
-async def etcd_figures(cluster: DevCluster) -> dict[str, list[float]]:
-    from aetcd import rpc, utils
-
+def etcd_client(cluster: DevCluster) -> TLSClient:
     host, port = parse_etcd_url(cluster.etcd_url)
     p = cluster.pki
-    client = TLSClient(host, port, str(p / "etcd" / "ca.crt"), str(p / "apiserver-etcd-client.crt"),
-                       str(p / "apiserver-etcd-client.key"))
-    await client.connect()
-    prefix = b"/bench-direct/pods/bench/"
+    return TLSClient(host, port, str(p / "etcd" / "ca.crt"), str(p / "apiserver-etcd-client.crt"),
+                     str(p / "apiserver-etcd-client.key"))
 
-    async def create(i: int) -> None:
-        key = prefix + f"p{i:04d}".encode()
+
+DIRECT = b"/bench-direct/pods/bench/"
+
+
+async def figures(api: Api, client: TLSClient) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(API server samples, etcd samples): creates and gets alternating between the two."""
+    from aetcd import rpc, utils
+
+    coll = f"/api/v1/namespaces/{NS}/pods"
+
+    async def etcd_create(i: int) -> None:
+        key = DIRECT + f"p{i:04d}".encode()
         await client.kvstub.Txn(rpc.TxnRequest(
             compare=[rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
             success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=json.dumps(pod(f"p{i:04d}")).encode()))],
             failure=[]))
 
-    async def get(i: int) -> None:
-        await client.kvstub.Range(rpc.RangeRequest(key=prefix + f"p{i:04d}".encode()))
+    async def etcd_get(i: int) -> None:
+        await client.kvstub.Range(rpc.RangeRequest(key=DIRECT + f"p{i:04d}".encode()))
 
-    async def lst(key: bytes = prefix) -> None:
+    async def etcd_list(key: bytes = DIRECT) -> None:
         resp = await client.kvstub.Range(rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key)))
         assert len(resp.kvs) == PODS
 
-    try:
-        return {"create": [await timed(create, i) for i in range(PODS)],
-                "get": [await timed(get, i) for i in range(PODS)],
-                "list": [await timed(lst) for _ in range(LIST_ROUNDS)],
-                # the API server's own stored pods (defaults, managedFields, status: larger values)
-                "list_stored": [await timed(lst, f"/registry/pods/{NS}/".encode()) for _ in range(LIST_ROUNDS)]}
-    finally:
-        await client.delete_prefix(prefix)
-        await client.close()
+    through_api: dict[str, list[float]] = {"create": [], "get": []}
+    direct: dict[str, list[float]] = {"create": [], "get": []}
+    for i in range(PODS):
+        through_api["create"].append(await timed(api.request, "POST", coll, pod(f"p{i:04d}"), 201))
+        direct["create"].append(await timed(etcd_create, i))
+    for i in range(PODS):
+        through_api["get"].append(await timed(api.request, "GET", f"{coll}/p{i:04d}"))
+        direct["get"].append(await timed(etcd_get, i))
+    items = len(json.loads(await api.request("GET", coll))["items"])
+    assert items == PODS, items
+    through_api["list"] = [await timed(api.request, "GET", coll) for _ in range(LIST_ROUNDS)]
+    through_api["list_rv0"] = [await timed(api.request, "GET", coll + "?resourceVersion=0") for _ in range(LIST_ROUNDS)]
+    direct["list"] = [await timed(etcd_list) for _ in range(LIST_ROUNDS)]
+    # the API server's own stored pods (defaults, managedFields, status: larger values)
+    direct["list_stored"] = [await timed(etcd_list, f"/registry/pods/{NS}/".encode()) for _ in range(LIST_ROUNDS)]
+    return through_api, direct
 
 
 async def creates_per_second(api: Api) -> float:
@@ -231,8 +235,13 @@ async def run(cluster: DevCluster) -> dict:
     try:
         await api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                          "metadata": {"name": NS}}, 201)
-        through_api = await api_figures(api)
-        direct = await etcd_figures(cluster)
+        client = etcd_client(cluster)
+        await client.connect()
+        try:
+            through_api, direct = await figures(api, client)
+        finally:
+            await client.delete_prefix(DIRECT)
+            await client.close()
         ops = {}
         # (figure, API operation, etcd operation)
         pairs = (("create", "create", "create"), ("get", "get", "get"), ("list", "list", "list"),
