@@ -14,7 +14,9 @@ bytes must not change (clients and tests compare them), and the two encoders dif
 Each is looked for in orjson's output with substring searches; a hit re-encodes with the
 standard library, so a false alarm (such text inside a string) costs time, never different bytes.
 Objects this server builds hold only JSON types; datetimes and dataclasses are passed to the
-standard library (which refuses them, as before) rather than encoded by orjson.
+standard library (which refuses them, as before) rather than encoded by orjson. (orjson would
+also encode a uuid.UUID or a plain Enum member where the standard library raises; neither is
+ever put in an object here: uids are strings.)
 """
 
 from __future__ import annotations
