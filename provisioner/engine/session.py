@@ -201,10 +201,12 @@ class Session:
         process (close_connections() ends them, as does the process's exit)."""
         if self.state is None:
             return
-        unpooled = [h for h in self.state.activated_hosts
-                    if getattr(h.connector, "client", None) is None]
-        for pyhost in unpooled:
-            pyhost.disconnect()
+        for pyhost in self.state.activated_hosts:
+            if getattr(pyhost.connector, "client", None) is None:
+                pyhost.disconnect()
+            else:
+                _close_file_transfer(pyhost.connector)
+
 
     # -- facts and commands ----------------------------------------------------------------
 
@@ -349,6 +351,20 @@ class Session:
             hosts = [h for h in self.state.inventory.get_active_hosts()
                      if self.state.ops.get(h)]
             gevent.joinall([self.state.pool.spawn(self._run_host, h) for h in hosts])
+
+
+def _close_file_transfer(connector: Any) -> None:
+    """Close the SFTP channel a session's connector opened on a pooled connection.
+
+    pyinfra memoizes one per connector object, and every session has its own, so an unclosed
+    channel per phase would pile up on the shared connection until sshd's MaxSessions (10)
+    refuses new ones."""
+    cache = getattr(type(connector).get_file_transfer_connection, "cache", None)
+    if cache is None:
+        return
+    channel = cache.pop(f"{(connector,)}{{}}", None)
+    if channel is not None:
+        channel.close()
 
 
 class _ConnectionPool:

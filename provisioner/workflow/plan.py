@@ -31,6 +31,9 @@ class Plan:
 
     ctx: Any
     hosts: Sequence[Any] | None = None
+    # Changes the phases before this one made in this run (in a dry run, would make): a phase
+    # that only proves what they did (smoke tests) may do less when there were none.
+    earlier_changes: int = 0
     actions: list[Then] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _session: Any = None

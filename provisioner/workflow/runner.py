@@ -87,10 +87,11 @@ def cleanup_phases(
     return reversed_phases
 
 
-def _run_one(selected: Selected, ctx: Any, dry_run: bool) -> PhaseOutcome:
+def _run_one(selected: Selected, ctx: Any, dry_run: bool, earlier_changes: int) -> PhaseOutcome:
     phase = selected.phase
     outcome = PhaseOutcome()
-    plan = Plan(ctx, list(phase.hosts(ctx)) if phase.hosts else None)
+    plan = Plan(ctx, list(phase.hosts(ctx)) if phase.hosts else None,
+                earlier_changes=earlier_changes)
     try:
         assert phase.plan is not None
         phase.plan(ctx, plan)
@@ -130,7 +131,8 @@ def run_phases(
         printer.phase_start(path, selected.phase.title)
         phase_started = time.monotonic()
         try:
-            outcome = _run_one(selected, ctx, dry_run)
+            outcome = _run_one(selected, ctx, dry_run,
+                               sum(o.change_count for o in outcomes.values()))
         except ProvisionerError as exc:
             raise exc.wrap(f"phase {path}") from exc
         for host, descriptions in outcome.changes.items():

@@ -240,3 +240,20 @@ def test_cleanup_runs_in_reverse_with_defaults_for_phases_that_own_things():
                                                   "cp/apiserver", "pki"]
     run_phases(select_phases(delete), Ctx(), Printer(io.StringIO()))
     assert calls == ["undo addons", "undo scheduler", "undo apiserver", "undo pki"]
+
+
+@pytest.mark.parametrize("ops, dry_run, seen", [
+    ((), False, [0, 0]),                                  # nothing changed before either phase
+    ((("cp1", "unit"), ("cp2", "unit")), False, [2, 2]),  # both later phases see the two changes
+    ((("cp1", "unit"),), True, [1, 1]),                   # a dry run counts what it would do
+])
+def test_a_phase_knows_how_many_changes_the_phases_before_it_made(ops, dry_run, seen):
+    found: list[int] = []
+
+    def observe(ctx, plan):
+        found.append(plan.earlier_changes)
+
+    workflow = [leaf("etcd", ops=ops), Phase("addons", "add-ons", observe),
+                Phase("verify", "smoke tests", observe)]
+    run_phases(select_phases(workflow), Ctx(), Printer(io.StringIO()), dry_run=dry_run)
+    assert found == seen
