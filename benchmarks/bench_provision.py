@@ -1,9 +1,13 @@
 """Measures provisioning: `lab up`, a first `create cluster` on 3 hosts (1 control plane with etcd,
-2 workers with etcd), per phase, a no-change re-run, `verify`, and each host's memory (the RSS of
-everything running on it) once the cluster is up.
+2 workers with etcd), per phase, a no-change re-run (per phase too), `verify`, each host's memory
+(the RSS of everything running on it) once the cluster is up, and growing the lab by a fourth
+host that the next create joins.
 
 Writes benchmarks/results/provision.json. Uses its own lab name and state directory, and
-tears both down at the end. Run with `make bench` (or `.venv/bin/python benchmarks/bench_provision.py`).
+tears both down at the end. The operator's caches (dependency wheels, the virtualenv's
+dependency layer) persist between runs in $PROVISIONER_BENCH_CACHE (default
+~/.cache/provisioner-bench), as the lab's Debian root does: the first run fills them.
+Run with `make bench` (or `.venv/bin/python benchmarks/bench_provision.py`).
 """
 
 from __future__ import annotations
@@ -55,11 +59,18 @@ def host_rss_mib(inventory: Path) -> dict[str, float]:
     return found
 
 
+CACHE = Path(os.environ.get("PROVISIONER_BENCH_CACHE", "~/.cache/provisioner-bench")).expanduser()
+
+
 def main() -> None:
     phases: dict[str, float] = {}
+    no_change_phases: dict[str, float] = {}
+    join_phases: dict[str, float] = {}
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-provision-") as scratch:
         env = dict(os.environ, PROVISIONER_STATE_DIR=scratch)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (Path(scratch) / "cache").symlink_to(CACHE)
         figures: dict[str, float] = {}
         try:
             figures["lab_up_seconds"] = timed(["lab", "up", "--name", LAB, "--nodes", "3"], env)
@@ -71,12 +82,16 @@ def main() -> None:
                 "metadata": {"name": "bench"},
                 "spec": {"inventory": str(inventory)},
             }))
-            phases: dict[str, float] = {}
             figures["create_cluster_seconds"] = timed(["create", "cluster", "-f", str(spec)], env,
                                                       phases)
             memory = host_rss_mib(inventory)
-            figures["second_create_no_change_seconds"] = timed(["create", "cluster", "-f", str(spec)], env)
+            figures["second_create_no_change_seconds"] = timed(
+                ["create", "cluster", "-f", str(spec)], env, no_change_phases)
             figures["verify_seconds"] = timed(["verify", "-f", str(spec)], env)
+            figures["lab_grow_to_4_seconds"] = timed(["lab", "up", "--name", LAB, "--nodes", "4"],
+                                                     env)
+            figures["create_joining_a_fourth_host_seconds"] = timed(
+                ["create", "cluster", "-f", str(spec)], env, join_phases)
         finally:
             subprocess.run([str(BIN / "provisioner"), "lab", "down", "--name", LAB], env=env,
                            capture_output=True)
@@ -86,6 +101,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "figures": {k: round(v, 2) for k, v in figures.items()},
         "create_phases_seconds": phases,
+        "no_change_phases_seconds": no_change_phases,
+        "join_fourth_host_phases_seconds": join_phases,
         "host_rss_mib_after_create": memory,
     }
     out = ROOT / "benchmarks" / "results" / "provision.json"
