@@ -327,7 +327,10 @@ class DevNodeCluster:
         self._spawn("runtime", [sys.executable, "-m", "provisioner.components.runtime.cli", "daemon",
                                 "--root", str(self.root / "runtime" / "root"), "--socket",
                                 str(self.runtime_socket), "--bridge", self.bridge, "--subnet",
-                                self.subnet, "--cgroup-parent", self.cgroup_parent])
+                                self.subnet, "--cgroup-parent", self.cgroup_parent,
+                                # its own bridge, whatever CNI configuration the machine has
+                                # (podman's package installs one in /etc/cni/net.d)
+                                "--pod-network", "bridge"])
         self._wait(lambda: self.runtime_socket.exists(), timeout, "the runtime daemon")
         self.log(f"[dev] runtime daemon on {self.runtime_socket} (bridge {self.bridge}, "
                  f"{self.subnet})")
