@@ -60,7 +60,7 @@ def workload(dev):
                       "--restart=Never", "--", "sh", "-c", "exec sleep 3600")
     assert created.returncode == 0, created.stderr
     wait_for(lambda: kubectl(dev, "get", "pod", "probe", "-n", ns, "-o", "jsonpath={.status.phase}").stdout
-             == "Running", 90, "the pod Running")
+             == "Running", 240, "the pod Running")
     return ns
 
 
@@ -74,6 +74,8 @@ def test_kubectl_top_nodes_lists_the_node(dev):
     raw = json.loads(kubectl(dev, "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").stdout)
     assert raw["kind"] == "NodeMetricsList" and raw["items"][0]["metadata"]["name"] == dev.node_name
     assert raw["items"][0]["usage"]["cpu"].endswith("n") and raw["items"][0]["window"].endswith("s")
+    listed = kubectl(dev, "get", "nodemetrics")
+    assert listed.stdout.split()[:4] == ["NAME", "CPU", "MEMORY", "WINDOW"] and dev.node_name in listed.stdout
     apiservice = json.loads(kubectl(dev, "get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "json").stdout)
     assert apiservice["status"]["conditions"][0]["status"] == "True"
 
@@ -93,6 +95,8 @@ def test_kubectl_top_pods_by_namespace_label_and_name(dev, workload):
     assert pod["kind"] == "PodMetrics" and pod["metadata"]["labels"]["app"] == "metrics-probe"
     assert [c["name"] for c in pod["containers"]] == ["probe"]
     assert pod["containers"][0]["usage"]["memory"].endswith("Ki")
+    listed = kubectl(dev, "get", "podmetrics", "-n", ns)
+    assert listed.stdout.split()[:4] == ["NAME", "CPU", "MEMORY", "WINDOW"] and "probe" in listed.stdout
     missing = kubectl(dev, "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/nope")
     assert missing.returncode != 0 and 'podmetrics.metrics.k8s.io "' in missing.stderr
 

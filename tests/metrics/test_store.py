@@ -7,6 +7,7 @@ import pytest
 from multidict import CIMultiDict
 
 from provisioner.components.kubelet.resourcemetrics import node_cpu_seconds, render
+from provisioner.components.metricsserver.api import table
 from provisioner.components.metricsserver.auth import AuthConfig, User, user_from_headers
 from provisioner.components.metricsserver.scraper import parse
 from provisioner.components.metricsserver.store import NodeSample, Point, Store, usage
@@ -102,3 +103,14 @@ def test_the_configmap_names_the_headers():
                                         "requestheader-allowed-names": '["front-proxy-client"]'})
     assert config.username_headers == ["X-User"] and config.allowed_names == ["front-proxy-client"]
     assert config.group_headers == ["X-Remote-Group"]
+
+
+def test_tables_sum_a_pods_containers_as_kubectl_get_shows_them():
+    pod = {"metadata": {"name": "web", "namespace": "ns"}, "window": "10s",
+           "containers": [{"name": "a", "usage": {"cpu": "150000000n", "memory": "2048Ki"}},
+                          {"name": "b", "usage": {"cpu": "50000000n", "memory": "1024Ki"}}]}
+    node = {"metadata": {"name": "n1"}, "window": "2s", "usage": {"cpu": "1000000000n", "memory": "1048576Ki"}}
+    out = table([pod, node])
+    assert [c["name"] for c in out["columnDefinitions"]] == ["Name", "CPU", "Memory", "Window"]
+    assert [r["cells"] for r in out["rows"]] == [["web", "200m", "3Mi", "10s"], ["n1", "1000m", "1024Mi", "2s"]]
+    assert out["rows"][0]["object"]["metadata"]["namespace"] == "ns"

@@ -123,7 +123,7 @@ class MetricsApi:
         wanted = self._selector(request)
         items = [m for node in sorted(self.nodes.list(), key=lambda n: n["metadata"]["name"])
                  if wanted(node) and (m := self.store.node_metrics(node)) is not None]
-        return _list("NodeMetricsList", items)
+        return _list(request, "NodeMetricsList", items)
 
     async def get_node(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -131,7 +131,7 @@ class MetricsApi:
         metrics = self.store.node_metrics(node) if node else None
         if metrics is None:
             return status(404, "NotFound", f'nodemetrics.{GROUP} "{name}" not found')
-        return web.json_response(metrics)
+        return _one(request, metrics)
 
     async def list_pods(self, request: web.Request) -> web.Response:
         namespace = request.match_info.get("namespace")
@@ -139,7 +139,7 @@ class MetricsApi:
         pods = [p for p in self.pods.list() if namespace is None or p["metadata"].get("namespace") == namespace]
         pods.sort(key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
         items = [m for pod in pods if wanted(pod) and (m := self.store.pod_metrics(pod)) is not None]
-        return _list("PodMetricsList", items)
+        return _list(request, "PodMetricsList", items)
 
     async def get_pod(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
@@ -147,9 +147,35 @@ class MetricsApi:
         metrics = self.store.pod_metrics(pod) if pod else None
         if metrics is None:
             return status(404, "NotFound", f'podmetrics.{GROUP} "{namespace}/{name}" not found')
-        return web.json_response(metrics)
+        return _one(request, metrics)
 
 
-def _list(kind: str, items: list[dict]) -> web.Response:
+def _list(request: web.Request, kind: str, items: list[dict]) -> web.Response:
+    if "as=Table" in request.headers.get("Accept", ""):  # kubectl get nodemetrics / podmetrics
+        return web.json_response(table(items))
     return web.Response(body=json.dumps({"kind": kind, "apiVersion": API_VERSION, "metadata": {},
                                          "items": items}).encode(), content_type="application/json")
+
+
+def _one(request: web.Request, item: dict) -> web.Response:
+    return web.json_response(table([item]) if "as=Table" in request.headers.get("Accept", "") else item)
+
+
+COLUMNS = [{"name": name, "type": "string", "format": fmt, "description": text, "priority": 0}
+           for name, fmt, text in (("Name", "name", "Name of the resource"), ("CPU", "", "CPU usage"),
+                                   ("Memory", "", "Memory usage"), ("Window", "", "Sampling window"))]
+
+
+def table(items: list[dict]) -> dict:
+    """A meta.k8s.io/v1 Table (metrics-server's columns; a pod's usage summed over its containers)."""
+    rows = []
+    for item in items:
+        usages = [item["usage"]] if "usage" in item else [c["usage"] for c in item.get("containers", [])]
+        cpu = sum(int(u["cpu"].rstrip("n")) for u in usages)
+        memory = sum(int(u["memory"].rstrip("Ki")) for u in usages)
+        rows.append({"cells": [item["metadata"]["name"], f"{cpu // 1_000_000}m", f"{memory // 1024}Mi",
+                               item.get("window", "")],
+                     "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                "metadata": item["metadata"]}})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": COLUMNS,
+            "rows": rows}
