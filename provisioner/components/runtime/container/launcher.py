@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _signal  # not `signal`: that one imports enum, which costs the shim milliseconds
 import errno
+import marshal
 import os
 
 from . import caps, rootfs, seccomp, users
@@ -18,7 +19,6 @@ TYPE_CHECKING = False   # typing itself is too slow an import for the shim
 if TYPE_CHECKING:
     from .spec import ContainerSpec, Process
 
-GO = b"g"     # the starter's word on go_fd: the init is in its cgroups
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -139,9 +139,9 @@ def run_init(spec: ContainerSpec, go_fd: int, error_fd: int, stdout_fd: int,
              stderr_fd: int, userns_fd: int | None = None) -> None:
     """Child side of the starter's fork: become the container's PID 1 (never returns).
 
-    The starter makes the cgroups and moves this process into them while it builds its
-    namespaces and root, and writes to `go_fd` once that is done: only then does it become the
-    container's process (an end of `go_fd` without it: the start failed, the starter says why).
+    The starter makes the container's cgroups while this process builds its namespaces, then
+    sends their record on `go_fd`; this process joins them before it builds its root (the end
+    of `go_fd` without a record: the start failed, the starter says why).
     """
     try:
         reset_signals()
@@ -156,6 +156,7 @@ def run_init(spec: ContainerSpec, go_fd: int, error_fd: int, stdout_fd: int,
             terminal = consolelink.connect(spec)
         os.umask(0o022)
         enter_namespaces(spec)
+        _join_cgroups(go_fd)
         rootfs.prepare(spec, userns_fd)
         if spec.hostname and spec.namespaces.get("uts", "host") is None:
             sc.sethostname(spec.hostname)
@@ -166,13 +167,33 @@ def run_init(spec: ContainerSpec, go_fd: int, error_fd: int, stdout_fd: int,
             # container's root gets no capability over them
             sc.setns(userns_fd, sc.CLONE_NEWUSER)
             os.close(userns_fd)
-        if os.read(go_fd, 1) != GO:
-            os._exit(127)
         become_process(spec.process, spec.hostname, create_cwd=True,
                        seccomp_filter=getattr(spec, "seccomp_filter", None))
     except BaseException as exc:   # report anything, then die without running Python cleanup
         report_failure(error_fd, exc)
         os._exit(127)
+
+
+def _join_cgroups(go_fd: int) -> None:
+    """Wait for the starter's cgroup record (None: the host gives none) and join it.
+
+    On v1 by writing 0 to each `tasks` file: the init is a single thread, so that moves all of
+    it, and for its own thread the kernel skips the global threadgroup lock, whose taking waits
+    for an RCU grace period (milliseconds on a busy host) on every cgroup.procs write. v2 has
+    only cgroup.procs."""
+    message = b""
+    while chunk := os.read(go_fd, 65536):
+        message += chunk
+    os.close(go_fd)
+    if not message:
+        os._exit(127)
+    record = marshal.loads(message)
+    if not record:
+        return
+    name = "tasks" if record.get("mode") == "v1" else "cgroup.procs"
+    for path in sorted(set(record.get("paths", {}).values())):
+        with open(os.path.join(path, name), "w") as procs:
+            procs.write("0")
 
 
 def report_failure(error_fd: int, exc: BaseException) -> None:

@@ -157,18 +157,20 @@ class Shim:
             return self.fail(f"cannot enter pid namespace: {exc.strerror}")
         pid = os.fork()
         if pid == 0:
+            os.close(go_w)      # or the init would wait for its own end of the pipe
             launcher.run_init(self.spec, go_r, error_w, child_out, child_err, userns_fd)
         os.close(go_r)
         os.close(error_w)
-        # while the init builds its namespaces and root (the other CPU, if there is one), its
-        # cgroups are made and it is moved into them; it waits for that before it execs
-        problem = self.place_in_cgroups(pid)
-        if problem:
+        # the cgroups are made while the init builds its namespaces (on the other CPU, if
+        # there is one); it joins them itself once it has their record
+        try:
+            self.setup_cgroups()
+        except cgroups.CgroupSetupFailed as exc:
             os.kill(pid, _signal.SIGKILL)
             os.waitpid(pid, 0)
-            return self.fail(problem)
+            return self.fail(str(exc))
         try:
-            os.write(go_w, launcher.GO)
+            os.write(go_w, marshal.dumps(self.cgroup_record))
         except BrokenPipeError:
             pass            # the init failed already: the error pipe says why
         os.close(go_w)
@@ -185,20 +187,6 @@ class Shim:
         report(self.result_fd, {"ok": True, "pid": pid, "state": self.state})
         os.write(self.info_w, marshal.dumps(("ok", pid, self.state)))
         return 0
-
-    def place_in_cgroups(self, pid: int) -> str | None:
-        """The container's cgroups with their limits, `pid` moved into them; why not if not."""
-        try:
-            self.setup_cgroups()
-        except cgroups.CgroupSetupFailed as exc:
-            return str(exc)
-        if self.cgroup_record:
-            try:
-                cgroups.join(self.cgroup_record, pid)
-            except OSError as exc:
-                return (f"cannot move the container into its cgroups: {exc.strerror}"
-                        + (f": {exc.filename}" if exc.filename else ""))
-        return None
 
     def fail(self, message: str) -> int:
         """Undo what this process set up and say why the start failed: the starter tells the
