@@ -56,7 +56,10 @@ class RuntimeDaemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "provisioner.components.runtime.cli", "daemon", "--root",
              self.root, "--socket", self.socket, "--bridge", BRIDGE, "--subnet", SUBNET,
-             "--cgroup-parent", CGROUP_PARENT], stdout=open(self.log, "ab"),
+             "--cgroup-parent", CGROUP_PARENT,
+             # pods on this session's own bridge, whatever CNI configuration the host has
+             # installed (a distribution's conflist would otherwise be picked up by "auto")
+             "--pod-network", "bridge"], stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self.client.version(), 60, what="the runtime daemon")
 
