@@ -19,7 +19,7 @@ from provisioner.dev import DevNodeCluster
 KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
 
 
-def wait_for(check, timeout: float, what: str):
+def wait_for(check, timeout: float, what: str, describe=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -27,7 +27,7 @@ def wait_for(check, timeout: float, what: str):
         if last:
             return last
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {describe() if describe else last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +51,27 @@ def test_a_cpu_burning_deployment_scales_up(dev):
     made = kubectl(dev, "create", "deployment", "burn", "-n", ns, "--image=busybox:latest", "--",
                    "sh", "-c", "while :; do :; done")
     assert made.returncode == 0, made.stderr
-    # 100m requested, at most 200m used: about 200% of the request against a 50% target
-    assert kubectl(dev, "set", "resources", "deployment", "burn", "-n", ns, "--requests=cpu=100m",
-                   "--limits=cpu=200m").returncode == 0
+    # 20m requested, up to 100m used: far above the 50% target even on a busy machine
+    assert kubectl(dev, "set", "resources", "deployment", "burn", "-n", ns, "--requests=cpu=20m",
+                   "--limits=cpu=100m").returncode == 0
     auto = kubectl(dev, "autoscale", "deployment", "burn", "-n", ns, "--cpu=50%", "--min=1", "--max=3")
     assert auto.returncode == 0, auto.stderr
 
     def hpa() -> dict:
         return json.loads(kubectl(dev, "get", "hpa", "burn", "-n", ns, "-o", "json").stdout or "{}")
-    # the metrics pipeline needs a sample window after the pod is Ready, then one HPA sync
-    scaled = wait_for(lambda: (hpa().get("status") or {}).get("desiredReplicas") == 3 and hpa(), 240,
-                      "the HPA to want 3 replicas")
+    # the metrics pipeline needs a sample window after the pod is Ready, then one HPA sync; how far
+    # it scales depends on the CPU the pod gets on this machine, so: more than one replica
+    scaled = wait_for(lambda: (h := hpa()) and (h.get("status") or {}).get("desiredReplicas", 0) >= 2 and h,
+                      240, "the HPA to scale up", describe=hpa)
     current = scaled["status"]["currentMetrics"][0]["resource"]
     assert current["name"] == "cpu" and current["current"]["averageUtilization"] > 50
     conditions = {c["type"]: c for c in scaled["status"]["conditions"]}
     assert (conditions["ScalingActive"]["status"], conditions["ScalingActive"]["reason"]) == \
         ("True", "ValidMetricFound")
     assert conditions["AbleToScale"]["status"] == "True"
+    wanted = scaled["status"]["desiredReplicas"]
     wait_for(lambda: json.loads(kubectl(dev, "get", "deployment", "burn", "-n", ns, "-o", "json").stdout)
-             ["spec"]["replicas"] == 3, 60, "the Deployment scaled to 3")
+             ["spec"]["replicas"] >= wanted, 60, f"the Deployment scaled to {wanted}")
     row = kubectl(dev, "get", "hpa", "burn", "-n", ns, "--no-headers").stdout.split()
     assert row[1] == "Deployment/burn" and row[2] == "cpu:" and row[3].endswith("%/50%"), row
     events = json.loads(kubectl(dev, "get", "events", "-n", ns, "-o", "json").stdout)["items"]
