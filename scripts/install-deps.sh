@@ -23,17 +23,24 @@ packages=(
   qemu-utils extlinux syslinux-common  # building the lab's own Vagrant box (provisioner/lab/box.py)
 )
 
+# podman's package drops a CNI network list into /etc/cni/net.d, where this project's runtime
+# (and any CNI runtime on this machine) would take it for the pod network; podman itself uses
+# netavark here and does not need it.
+podman_cni_list() { rm -f /etc/cni/net.d/87-podman-bridge.conflist; }
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  podman_cni_list
   exit 0
 fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+podman_cni_list
 # docker-registry starts itself on install; tests run their own instance on loopback.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 pkill -f '/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
