@@ -20,14 +20,22 @@ class Terminal:
         if self.pid == 0:       # the size is set before the command can read it
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             os.execve(argv[0], argv, env if env is not None else os.environ)
+        os.set_blocking(self.fd, False)
         self.screen = b""
         self.reaped = False
 
     def resize(self, rows: int, cols: int) -> None:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
-    def type(self, text: str) -> None:
-        os.write(self.fd, text.encode())
+    def type(self, text: str, timeout: float = 30) -> None:
+        """Keys typed; a command that stopped reading them fails the test, never hangs it."""
+        data = text.encode()
+        deadline = time.monotonic() + timeout
+        while data:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"the command stopped reading input; screen {self.screen!r}"
+            if select.select([], [self.fd], [], remaining)[1]:
+                data = data[os.write(self.fd, data):]
 
     def expect(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -37,6 +45,8 @@ class Terminal:
             if select.select([self.fd], [], [], remaining)[0]:
                 try:
                     chunk = os.read(self.fd, 4096)
+                except BlockingIOError:
+                    continue
                 except OSError:
                     chunk = b""
                 assert chunk, f"ended before {text!r}; the screen showed {self.screen!r}"
@@ -62,5 +72,5 @@ class Terminal:
         if select.select([self.fd], [], [], timeout)[0]:
             try:
                 self.screen += os.read(self.fd, 4096)
-            except OSError:
+            except OSError:       # BlockingIOError, or EIO once the command has gone
                 pass

@@ -53,3 +53,48 @@ def test_docker_exec_it_runs_on_a_resizable_terminal(engine, remove_after):
         assert terminal.exit_code() == 6
     finally:
         terminal.close()
+
+
+def test_docker_run_i_feeds_piped_input_and_ends_it(engine):
+    result = engine.cli("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done; exit 7",
+                        input="through stdin\n")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "through stdin\ndone\n"
+
+
+def test_docker_run_it_gives_a_resizable_terminal_from_its_first_prompt(engine):
+    terminal = Terminal([DOCKER_CLI, "run", "--rm", "-it", "busybox", "sh"], rows=27, cols=88,
+                        env=_docker_env(engine))
+    try:
+        terminal.expect("# ")              # the first prompt: the CLI attached before start
+        terminal.type("tty; stty size; echo pid-$$\r")
+        terminal.expect("pid-1")
+        assert b"/dev/pts/0" in terminal.screen and b"27 88" in terminal.screen
+        terminal.resize(40, 120)           # the CLI calls /containers/{id}/resize
+        deadline = time.monotonic() + 60
+        while b"40 120" not in terminal.screen:
+            assert time.monotonic() < deadline, terminal.screen
+            terminal.type("stty size\r")
+            terminal.drain(0.5)
+        terminal.type("exit 6\r")
+        assert terminal.exit_code() == 6
+    finally:
+        terminal.close()
+
+
+def test_docker_attach_to_a_detached_terminal(engine, remove_after):
+    remove_after.append("da-tty")
+    started = engine.cli("run", "-dit", "--name", "da-tty", "busybox", "sh")
+    assert started.returncode == 0, started.stderr
+    terminal = Terminal([DOCKER_CLI, "attach", "da-tty"], rows=27, cols=88,
+                        env=_docker_env(engine))
+    try:
+        deadline = time.monotonic() + 60
+        while b"back-2" not in terminal.screen:   # typed before the CLI attached, it is lost
+            assert time.monotonic() < deadline, terminal.screen
+            terminal.type("echo back-$((1+1))\r")
+            terminal.drain(1)
+        terminal.type("exit 5\r")
+        assert terminal.exit_code() == 5
+    finally:
+        terminal.close()

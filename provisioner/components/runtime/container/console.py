@@ -7,7 +7,8 @@ client: `docker attach`, `kubectl attach`, a CLI's `run -it`.
 - <state_dir>/console.sock: the init connects (consolelink.py) and gets a stdin pipe's read end,
   or "T" and later sends its terminal's master back.
 - <state_dir>/attach.sock: clients speak runtime/iostream.py's frames. In: stdin, resize, close
-  (closing stdin closes the container's when it was created `stdin_once`; a terminal gets ^D).
+  (closing stdin closes the container's when it was created `stdin_once`; a terminal gets ^D;
+  a client that closes stdout at once is a control client, a resize, and gets no output).
   Out, for a terminal: its output as stdout (the first client also gets what came before anyone
   attached, up to a limit, so a shell's first prompt is not lost), then the exit code. Without a
   terminal the output goes through the monitor to the log as always; clients read it there.
@@ -37,10 +38,18 @@ ATTACH_SOCKET = "attach.sock"
 EARLY_OUTPUT_LIMIT = 64 * 1024
 START_SECONDS = 120
 CHECK_SECONDS = 0.5
+CONTROL_GRACE_SECONDS = 0.02
 
 
 def socket_paths(state_dir: str) -> tuple[str, str]:
     return os.path.join(state_dir, CONSOLE_SOCKET), os.path.join(state_dir, ATTACH_SOCKET)
+
+
+def resize(state_dir: str, rows: int, cols: int) -> None:
+    """Resize the container's terminal from a control connection (it takes no output)."""
+    with connect_attach(state_dir) as sock:
+        sock.sendall(iostream.frame(iostream.CLOSE, bytes([iostream.STDOUT])) +
+                     iostream.resize_frame(rows, cols))
 
 
 def connect_attach(state_dir: str) -> socket.socket:
@@ -114,6 +123,9 @@ class Console:
         self.stdin_fd: int | None = None
         self.master: int | None = None
         self.clients: dict[int, tuple[socket.socket, iostream.FrameDecoder]] = {}
+        self.control_only: set[int] = set()
+        self.close_pending = False
+        self.size: tuple[int, int] | None = None
         self.pending = b""
         self.early = bytearray()
         self.attached_once = False
@@ -157,7 +169,7 @@ class Console:
         elif fd in self.clients:
             self._from_client(fd)
         elif fd == self.stdin_fd:
-            self._write_stdin(b"")
+            self._catch_up()
 
     def _init_connected(self) -> None:
         link, _ = self.init_listener.accept()
@@ -171,8 +183,7 @@ class Console:
         socket.send_fds(link, [b"S"], [child_end])
         os.close(child_end)
         link.close()
-        if self.pending:
-            self._write_stdin(b"")
+        self._catch_up()
 
     def _receive_master(self) -> None:
         link = self.init_link
@@ -188,8 +199,24 @@ class Console:
         self.master = self.stdin_fd = fds[0]
         os.set_blocking(self.master, False)
         self.poller.register(self.master, select.POLLIN)
+        self._apply_size()
+        self._catch_up()
+
+    def _apply_size(self) -> None:
+        """The last size asked for, on the terminal once there is one."""
+        if self.size and self.master is not None:
+            try:
+                set_window_size(self.master, *self.size)
+            except OSError:
+                pass
+
+    def _catch_up(self) -> None:
+        """Input that came before the container's stdin existed: written, then closed."""
         if self.pending:
             self._write_stdin(b"")
+        if self.close_pending and not self.pending:
+            self.close_pending = False
+            self._close_stdin()
 
     def _from_terminal(self) -> None:
         try:
@@ -214,12 +241,16 @@ class Console:
     def _accept(self) -> None:
         client, _ = self.attach_listener.accept()
         client.settimeout(10)      # a client that stops reading is dropped, not waited for
-        self.clients[client.fileno()] = (client, iostream.FrameDecoder())
-        self.poller.register(client.fileno(), select.POLLIN)
-        if not self.attached_once:
+        fd = client.fileno()
+        self.clients[fd] = (client, iostream.FrameDecoder())
+        self.poller.register(fd, select.POLLIN)
+        # a control client (a resize) says so at once: it must not take the early output
+        if select.select([client], [], [], CONTROL_GRACE_SECONDS)[0]:
+            self._from_client(fd)
+        if not self.attached_once and fd in self.clients and fd not in self.control_only:
             self.attached_once = True
             if self.early:
-                self._send(client.fileno(), iostream.frame(iostream.STDOUT, bytes(self.early)))
+                self._send(fd, iostream.frame(iostream.STDOUT, bytes(self.early)))
             self.early = bytearray()
 
     def _from_client(self, fd: int) -> None:
@@ -235,15 +266,13 @@ class Console:
         for channel, payload in frames:
             if channel == iostream.STDIN:
                 self._write_stdin(payload)
-            elif channel == iostream.RESIZE and self.master is not None:
-                size = iostream.parse_resize(payload)
-                if size:
-                    try:
-                        set_window_size(self.master, *size)
-                    except OSError:
-                        pass
+            elif channel == iostream.RESIZE:
+                self.size = iostream.parse_resize(payload) or self.size
+                self._apply_size()
             elif channel == iostream.CLOSE and payload[:1] in (b"", b"\x00"):
                 self._close_stdin()
+            elif channel == iostream.CLOSE and payload[:1] == bytes([iostream.STDOUT]):
+                self.control_only.add(fd)      # it reads no output: resize and the like
 
     def _write_stdin(self, data: bytes) -> None:
         self.pending += data
@@ -267,7 +296,10 @@ class Console:
             pass
 
     def _close_stdin(self) -> None:
-        if not self.stdin_once or self.stdin_fd is None:
+        if not self.stdin_once:
+            return
+        if self.stdin_fd is None or (self.pending and self.stdin_fd != self.master):
+            self.close_pending = True      # once the init connected, and its input is written
             return
         if self.stdin_fd == self.master:
             self._write_stdin(b"\x04")          # ^D: a terminal's end of input
@@ -287,9 +319,11 @@ class Console:
 
     def _send_all(self, data: bytes) -> None:
         for fd in list(self.clients):
-            self._send(fd, data)
+            if fd not in self.control_only:
+                self._send(fd, data)
 
     def _drop(self, fd: int) -> None:
+        self.control_only.discard(fd)
         client, _ = self.clients.pop(fd)
         try:
             self.poller.unregister(fd)

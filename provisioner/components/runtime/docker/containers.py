@@ -8,6 +8,7 @@ Each route calls the daemon's ContainerService; what Docker has and the daemon d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable
 
@@ -16,8 +17,9 @@ from aiohttp import web
 from ..daemon import logs as logfiles
 from ..daemon.errors import NotFound
 from ..daemon.state import ContainerRecord
+from . import attaching
 from .errors import DockerError, no_such_container
-from .frames import MULTIPLEXED, RAW, frame, hijack
+from .frames import MULTIPLEXED, RAW, frame, hijack, stdin_of
 from .routing import NETWORKS, SUPERVISOR, VOLUMES, daemon_of, emit, json_response, route
 from .translate import NETWORK_MODES, create_request, inspect, list_row, state_name, unix_time
 
@@ -399,14 +401,34 @@ async def logs(request: web.Request) -> web.StreamResponse:
 @route("POST", "/containers/{id}/attach")
 async def attach(request: web.Request) -> web.StreamResponse:
     """The container's output from now on (from its start, for one not started yet, or with
-    logs=1) over a hijacked connection, until it exits. The shim owns the container's stdio and
-    writes it to the log file, so attaching is following that file; stdin is not offered."""
+    logs=1) over a hijacked connection, until it exits: followed from the log file, or with a
+    TTY from its console. With stdin=1, the client's input goes to a container created with
+    OpenStdin (attaching.py)."""
     containers = daemon_of(request).containers
     record = record_of(request)
     tty = supervisor_of(request).settings(record.id)["tty"]
     streams = {name for name in ("stdout", "stderr") if flag(request, name)}
     from_start = flag(request, "logs") or not record.started_once
     response = await hijack(request, tty)
+    # the input right after the answer (no await between: aiohttp would lose early bytes)
+    stdin = stdin_of(request) if record.stdin_open and flag(request, "stdin") else None
+    if record.tty and flag(request, "stream", True):
+        await attaching.attach_terminal(containers, record, response, stdin)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+    feeder = asyncio.get_running_loop().create_task(
+        attaching.feed_stdin(containers, record, stdin)) if stdin is not None else None
+    try:
+        return await _attach_log(request, record, response, streams, from_start, tty)
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+
+
+async def _attach_log(request: web.Request, record, response: web.StreamResponse,
+                      streams: set, from_start: bool, tty: bool) -> web.StreamResponse:
+    containers = daemon_of(request).containers
     if not flag(request, "stream", True):
         if from_start:
             for entry in _wanted(logfiles.read_all(containers.log_path(record)), streams,

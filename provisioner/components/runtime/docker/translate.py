@@ -63,6 +63,9 @@ def create_request(body: dict, name: str | None) -> tuple[dict, dict]:
         "network": NETWORK_MODES[mode], "privileged": bool(host.get("Privileged")),
         "cap_add": host.get("CapAdd"), "cap_drop": host.get("CapDrop"),
         "read_only": bool(host.get("ReadonlyRootfs")),
+        # the container's own stdin and terminal, held by its console (docker/attaching.py)
+        "tty": bool(body.get("Tty")), "stdin_open": bool(body.get("OpenStdin")),
+        "stdin_once": bool(body.get("StdinOnce")),
     }
     settings = {"restart_policy": {"Name": policy.get("Name") or "no",
                                    "MaximumRetryCount": int(policy.get("MaximumRetryCount")
