@@ -30,7 +30,9 @@ runtime daemon over its unix socket (components/runtime/client.py). Module map:
   eviction.py     node-pressure eviction with evictionHard
   runtimeview.py  the runtime as the kubelet sees it (labels io.kubernetes.*), async calls
   server.py       the HTTPS server (10250): authn/authz, /pods, /containerLogs, /exec,
-                  /portForward, /stats/summary, /metrics/resource, /metrics
+                  /attach, /portForward, /stats/summary, /metrics/resource, /metrics
+  execstream.py   exec -i/-t and attach over WebSocket (v5/v4 channels: stdin, resize, close)
+                  relayed to the runtime's interactive exec and attach
   metrics.py      kubelet's Prometheus metric names
   quantity.py     resource quantities
 

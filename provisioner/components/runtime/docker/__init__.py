@@ -13,7 +13,8 @@ docker CLI and Compose drive the same containers as `provisioner-runtime` and th
   attach
 - `translate.py`: Docker's create body -> the daemon's; records -> Docker's inspect/list JSON
 - `supervisor.py`: restart policies, AutoRemove, Tty (Docker-only settings beside each record)
-- `execs.py`: exec create/start/inspect over a hijacked connection
+- `execs.py`: exec create/start/inspect/resize over a hijacked connection (stdin, TTY)
+- `attaching.py`: attach to a container's own stdin and terminal (its console), resize
 - `frames.py`: Docker's multiplexed stream framing and the 101 UPGRADED answer
 - `images.py`, `transfer.py`, `building.py`: image list/inspect/tag/rm/pull/push/login,
   save/load/history, build
