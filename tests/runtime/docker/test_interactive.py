@@ -82,10 +82,12 @@ def test_docker_run_it_gives_a_resizable_terminal_from_its_first_prompt(engine):
         terminal.close()
 
 
-def test_docker_attach_to_a_detached_terminal(engine, remove_after):
+def test_docker_attach_to_a_restarted_detached_terminal(engine, remove_after):
     remove_after.append("da-tty")
     started = engine.cli("run", "-dit", "--name", "da-tty", "busybox", "sh")
     assert started.returncode == 0, started.stderr
+    restarted = engine.cli("restart", "-t", "1", "da-tty")   # a new run gets a new terminal
+    assert restarted.returncode == 0, restarted.stderr
     terminal = Terminal([DOCKER_CLI, "attach", "da-tty"], rows=27, cols=88,
                         env=_docker_env(engine))
     try:

@@ -105,6 +105,7 @@ class Console:
         self.writer = CriLogWriter(log_path, log_max_bytes) if log_path and terminal else None
         self.poller = select.poll()
         self.listeners: dict[int, socket.socket] = {}
+        self.bound: dict[str, int] = {}      # path -> inode: a restart's console may replace it
         for path in socket_paths(state_dir):
             try:
                 os.unlink(path)
@@ -115,6 +116,7 @@ class Console:
                 listener.bind(reachable)
             os.chmod(path, 0o600)
             listener.listen(16)
+            self.bound[path] = os.stat(path).st_ino
             self.listeners[listener.fileno()] = listener
             self.poller.register(listener.fileno(), select.POLLIN)
         self.init_listener, self.attach_listener = (
@@ -344,9 +346,10 @@ class Console:
         self._send_all(iostream.frame(iostream.STATUS, json.dumps(end).encode()))
         for fd in list(self.clients):
             self._drop(fd)
-        for path in socket_paths(self.state_dir):
+        for path, inode in self.bound.items():
             try:
-                os.unlink(path)
+                if os.stat(path).st_ino == inode:     # not the next run's console's
+                    os.unlink(path)
             except FileNotFoundError:
                 pass
 
