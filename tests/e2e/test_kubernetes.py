@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import paramiko
@@ -50,16 +53,18 @@ class KubeCluster:
         return subprocess.run([PROVISIONER, *args], capture_output=True, text=True, env=env,
                               timeout=timeout)
 
-    def kubectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, timeout: float = 120,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         return subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env,
-                              timeout=timeout)
+                              timeout=timeout, input=input)
 
-    def ssh(self, host: str, command: str) -> str:
+    def ssh(self, host: str, command: str, address: str | None = None) -> str:
+        """`address`: for a host no longer in the spec."""
         client = paramiko.SSHClient()
         client.load_host_keys(str(self.state_dir / "clusters" / "k8s" / "known_hosts"))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(self.address[host], username="root", key_filename=self.key,
+        client.connect(address or self.address[host], username="root", key_filename=self.key,
                        allow_agent=False, look_for_keys=False, timeout=10)
         try:
             _, stdout, _ = client.exec_command(command, timeout=120)
@@ -221,6 +226,150 @@ def test_images_load_puts_an_archive_on_every_node_once_and_pods_run_it(kube, tm
                          timeout=200))
     finally:
         kube.kubectl("delete", "pod", "app", "--wait=false")
+
+
+class FourthHost:
+    """The lab grown by one host, which joins `kube` as a worker (see the `fourth` fixture)."""
+
+    def __init__(self, kube: KubeCluster, lab):
+        self.kube, self.lab = kube, lab
+        self.original_hosts = list(kube.hosts)
+        self.lab_env = dict(os.environ, PROVISIONER_STATE_DIR=str(lab.state_root))
+        self.grow_output = self.join_output = ""
+        self.host: dict = {}
+        self.name = ""
+
+    def grow(self) -> None:
+        self.grow_output = self.lab_cli("up", "--nodes", "4")
+        inventory = yaml.safe_load(Path(self.lab.inventory_path).read_text())
+        self.host = dict(inventory["hosts"][3], roles=["worker"])
+        self.name = self.host["name"]
+
+    def lab_cli(self, *args: str) -> str:
+        return _ok(subprocess.run([PROVISIONER, "lab", *args, "--name", self.lab.name],
+                                  capture_output=True, text=True, env=self.lab_env, timeout=600))
+
+    def write_spec(self, hosts: list[dict]) -> None:
+        self.kube.hosts = hosts
+        self.kube.address = {h["name"]: h["address"] for h in hosts}
+        doc = yaml.safe_load(self.kube.spec.read_text())
+        doc["spec"]["hosts"] = hosts
+        self.kube.spec.write_text(yaml.safe_dump(doc))
+
+    def node(self) -> subprocess.CompletedProcess[str]:
+        return self.kube.kubectl("get", "node", self.name, "-o", "json")
+
+
+@pytest.fixture(scope="module")
+def fourth(kube, lab):
+    """`lab up --nodes 4` on the running lab, and a create with the new host in the spec.
+    Afterwards the spec, the cluster and the lab are as before (the host removed if a test
+    did not, then the lab shrunk), so the tests after these see three hosts again."""
+    grown = FourthHost(kube, lab)
+    try:
+        grown.grow()
+        grown.write_spec([*grown.original_hosts, grown.host])
+        grown.join_output = _ok(kube.cli("create", "cluster", "-f", str(kube.spec),
+                                         "--skip", "verify"))
+        yield grown
+    finally:
+        grown.write_spec(grown.original_hosts)
+        kube.kubectl("delete", "namespace", "drain-test", "--wait=false")
+        if grown.name and grown.node().returncode == 0:
+            _ok(kube.cli("create", "cluster", "-f", str(kube.spec), "--skip", "verify"))
+        grown.lab_cli("up", "--nodes", "3", "--shrink")
+
+
+def test_lab_up_adds_a_fourth_host_and_the_next_create_joins_it_without_the_ca_key(fourth):
+    kube, name = fourth.kube, fourth.name
+    assert f"started {name}" in fourth.grow_output
+    assert f"[join] {name}: changed: kubelet.service running and enabled" in fourth.join_output
+    # Hosts already in the cluster are left alone: only the new one changes.
+    changed = {line.split(":")[0].split("] ")[-1] for line in fourth.join_output.splitlines()
+               if ": changed: " in line and not line.split("] ")[-1].startswith("cluster")}
+    assert changed <= {name, "local"}, changed
+    _ok(kube.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=180s",
+                     timeout=200))
+    listing = kube.ssh(name, "ls /etc/kubernetes/pki /var/lib/kubelet/pki")
+    assert "ca.crt" in listing and "ca.key" not in listing and "sa.key" not in listing
+
+
+def _read_lines_until(process: subprocess.Popen, wanted: str, timeout: float
+                      ) -> tuple[list[str], queue.Queue]:
+    """Lines of `process`'s output up to one containing `wanted` (or its end, or a deadline),
+    and the queue the rest arrives on (None after the last line)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        seen.append(line)
+        if wanted in line:
+            break
+    return seen, lines
+
+
+def test_a_worker_removed_from_the_spec_is_drained_honouring_a_pdb_deleted_and_cleaned(fourth):
+    kube, name = fourth.kube, fourth.name
+    _ok(kube.kubectl("create", "namespace", "drain-test"))
+    _ok(kube.kubectl("apply", "-n", "drain-test", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "guarded", "labels": {"app": "guarded"}},
+         "spec": {"nodeSelector": {"kubernetes.io/hostname": name},
+                  "containers": [{"name": "c", "image": "busybox",
+                                  "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": "keep-guarded"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}])))
+    _ok(kube.kubectl("-n", "drain-test", "wait", "--for=condition=Ready", "pod/guarded",
+                     "--timeout=180s", timeout=200))
+
+    fourth.write_spec(fourth.original_hosts)
+    env = dict(os.environ, PROVISIONER_STATE_DIR=str(kube.state_dir))
+    process = subprocess.Popen([PROVISIONER, "create", "cluster", "-f", str(kube.spec),
+                                "--skip", "verify"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        seen, more = _read_lines_until(process, "refused by a PodDisruptionBudget", timeout=300)
+        assert seen and "refused by a PodDisruptionBudget" in seen[-1], "".join(seen)
+        assert "drain-test/guarded" in seen[-1] and name in seen[-1]
+        # The drain waits: the node is cordoned, the guarded pod still there.
+        node = json.loads(_ok(fourth.node()))
+        assert node["spec"].get("unschedulable") is True
+        assert process.poll() is None
+        _ok(kube.kubectl("-n", "drain-test", "get", "pod", "guarded"))
+        # Once the budget allows it, the drain goes on and the removal completes.
+        _ok(kube.kubectl("-n", "drain-test", "delete", "pdb", "keep-guarded"))
+        assert process.wait(timeout=600) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    rest = []
+    while (line := more.get(timeout=30)) is not None:
+        rest.append(line)
+    out = "".join(seen + rest)
+    assert f"cluster: changed: drained node {name} (1 pod(s) evicted)" in out, out
+    assert f"cluster: changed: deleted node {name}" in out, out
+    gone = fourth.node()
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    left = kube.ssh(name, "ls -d /etc/kubernetes /var/lib/kubelet /opt/provisioner "
+                          "/var/lib/provisioner/runtime 2>/dev/null; systemctl is-active kubelet; "
+                          "pgrep -f '^/opt/provisioner/venv/bin/python' || true",
+                    address=fourth.host["address"])
+    assert left.split() == ["inactive"], left
 
 
 def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(kube):
