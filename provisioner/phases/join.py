@@ -15,20 +15,20 @@ from provisioner.phases.kubelet_start import configure, credentials_digest
 from provisioner.phases.owned import File, Owned
 from provisioner.phases.runtime import installed_digests
 from provisioner.pki.kubeconfig import render_kubeconfig
+from provisioner.pki.table import JOINING, has_role
 from provisioner.spec import ClusterSpec, Host
 from provisioner.workflow import Phase, Plan
 
 BOOTSTRAP_KUBELET_CONF = f"{KUBERNETES_DIR}/bootstrap-kubelet.conf"
-WORKER = ("worker",)
 REGISTER_TIMEOUT_SECONDS = 180
 
 # kubelet.conf, which a joined kubelet writes itself, is declared by `kubeconfig` for every node.
-OWNS = Owned(files=(File(BOOTSTRAP_KUBELET_CONF, WORKER, mode="600", secret=True),))
+OWNS = Owned(files=(File(BOOTSTRAP_KUBELET_CONF, (JOINING,), mode="600", secret=True),))
 
 
 def joining_hosts(spec: ClusterSpec) -> list[Host]:
     """Workers that are not control-plane hosts (those have kubelet.conf from `kubeconfig`)."""
-    return [h for h in spec.worker_hosts if not h.is_control_plane]
+    return [h for h in spec.hosts if has_role(h, (JOINING,))]
 
 
 def bootstrap_kubeconfig(ctx: ClusterContext) -> str:

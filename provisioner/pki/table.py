@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 ALL_HOSTS = "all"  # a role name matching every host
+# A role name matching the workers that join by TLS bootstrap: those that are not also
+# control-plane hosts (a control-plane host's kubelet has its credentials from `kubeconfig`).
+JOINING = "joining"
 
 
 def has_role(host: Any, roles: Sequence[str]) -> bool:
-    return ALL_HOSTS in roles or any(role in host.roles for role in roles)
+    if ALL_HOSTS in roles or any(role in host.roles for role in roles):
+        return True
+    return JOINING in roles and "worker" in host.roles and "control-plane" not in host.roles
 
 
 @dataclass(frozen=True)
