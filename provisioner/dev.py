@@ -275,7 +275,9 @@ def _component(module: str) -> list[str] | None:
 class DevNodeCluster:
     """`dev cluster`: etcd and the API server (a DevCluster), the scheduler and the controller
     manager (when their packages exist), the runtime daemon and one kubelet, all under `root`.
-    Several can run on one machine: the bridge, subnet, cgroup parent and ports are its own."""
+    Several can run on one machine: the bridge, subnet, cgroup parent and ports are its own.
+    network=True adds kube-proxy, cluster DNS and the network agent (provisioner/devnetwork.py):
+    their iptables chains are global, so only one networked dev cluster per machine."""
 
     root: Path
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
@@ -284,6 +286,8 @@ class DevNodeCluster:
     api: DevCluster = field(init=False)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     kubelet_port: int = field(default_factory=free_port)
+    network: bool = False
+    _network_lock: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.api = DevCluster(self.root, node_name=self.node_name)
@@ -317,6 +321,10 @@ class DevNodeCluster:
         from provisioner import devmetrics
 
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.network:                 # before anything starts: refuse a second one cleanly
+            from provisioner.devnetwork import NetworkLock
+            self._network_lock = NetworkLock(self.root)
+            self._network_lock.acquire()
         self.api.write_pki()
         self._write_kubelet_config()
         self.api.extra_args += self.api.kubelet_client_args()
@@ -339,6 +347,12 @@ class DevNodeCluster:
         self.log(f"[dev] node {self.node_name} Ready (kubelet on port {self.kubelet_port})")
         self._spawn("metrics-server", devmetrics.start(self, free_port()))  # kubectl top
         self.log("[dev] metrics-server started (APIService v1beta1.metrics.k8s.io)")
+        if self.network:
+            from provisioner import devnetwork
+            for name, command in devnetwork.commands(self, free_port).items():
+                self._spawn(name, command)
+            self.log(f"[dev] kube-proxy, cluster DNS ({devnetwork.CLUSTER_DNS_IP}, "
+                     f"{devnetwork.CLUSTER_DOMAIN}) and the network agent started")
         self.api.write_admin_conf()
 
     def _write_kubelet_config(self) -> None:
@@ -424,8 +438,14 @@ class DevNodeCluster:
     def stop(self) -> None:
         """Control plane first (nothing recreates pods), the kubelet, every pod the runtime
         holds, the runtime and its network, then the API server and etcd."""
-        for name in ("metrics-server", "kube-controller-manager", "kube-scheduler", "kubelet"):
+        for name in ("netagent", "dns", "kube-proxy", "metrics-server", "kube-controller-manager",
+                     "kube-scheduler", "kubelet"):
             _terminate(self.procs.pop(name, None))
+        if self._network_lock is not None:   # kube-proxy leaves its rules on SIGTERM
+            from provisioner.devnetwork import remove_rules
+            remove_rules()
+            self._network_lock.release()
+            self._network_lock = None
         self._remove_workloads()
         _terminate(self.procs.pop("runtime", None))
         self._remove_network()
@@ -479,9 +499,15 @@ def _terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where etcd data, the PKI, the runtime, the kubelet, logs and admin.conf go.")
 @click.option("--node-name", default=None, help="The node's name (default: this host's name).")
-def cluster_command(directory: Path, node_name: str | None) -> None:
+@click.option("--network/--no-network", default=True, show_default=True,
+              help="Also run kube-proxy (iptables), cluster DNS (kube-dns Service at 10.96.0.10, "
+                   "cluster.local) and the network agent (NetworkPolicies). Their rules are "
+                   "global: one networked dev cluster per machine; --no-network for more.")
+def cluster_command(directory: Path, node_name: str | None, network: bool) -> None:
     """Run a one-machine cluster (etcd, API server, scheduler, controller manager, runtime and a
-    kubelet) as root until Ctrl-C or SIGTERM; then remove every container, mount and rule."""
+    kubelet; with networking also kube-proxy, cluster DNS and the network agent, so Services,
+    names and NetworkPolicies work) as root until Ctrl-C or SIGTERM; then remove every
+    container, mount and rule (the KUBE-* and PROV-NP-* chains too)."""
     if os.geteuid() != 0:
         raise click.ClickException("dev cluster runs containers: run it as root (sudo)")
     stopping = False
@@ -492,7 +518,7 @@ def cluster_command(directory: Path, node_name: str | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    cluster = DevNodeCluster(directory.resolve(), log=click.echo,
+    cluster = DevNodeCluster(directory.resolve(), log=click.echo, network=network,
                              **({"node_name": node_name} if node_name else {}))
     try:
         cluster.start()
