@@ -6,8 +6,8 @@ credentials are the rows the create workflow's phases declare (provisioner.phase
 by the same code (provisioner.pki.cluster) into the same layout as a real cluster's local state:
 `ca`, `etcd/ca`, `etcd/server-<node>`, `apiserver`, `apiserver-etcd-client`,
 `apiserver-kubelet-client`, `front-proxy-ca`, `front-proxy-client`, `sa`, `admin`,
-`controller-manager`, `scheduler`, `kubelet-client-<node>`. Nothing here lists a certificate
-of its own except what only a one-machine cluster needs (`DEV_ONLY`).
+`controller-manager`, `scheduler`, `kubelet-client-<node>`, `kubelet-serving-<node>`. Nothing
+here lists a certificate of its own.
 """
 
 from __future__ import annotations
@@ -16,26 +16,12 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.pki.table import Certificate, Row, Subject
+from provisioner.pki.table import Row
 from provisioner.spec import Artifacts, ClusterSpec, EtcdSettings, Host, Networking, SSHSettings
 
 LOOPBACK = "127.0.0.1"
 DEV_SERVICE_CIDR = "10.96.0.0/16"
 DEV_POD_CIDR = "10.244.0.0/16"
-
-
-def _kubelet_serving_names(subject: Subject) -> list[str]:
-    return [subject.host.name, "localhost", LOOPBACK]
-
-
-# The cluster's kubelets serve 10250 with a certificate of their own (self-signed, or by CSR);
-# the development kubelet is started before any controller could sign one, so it gets one
-# from the cluster CA.
-DEV_ONLY: tuple[Row, ...] = (
-    Certificate("kubelet-serving", "ca", lambda s: f"system:node:{s.host.name}",
-                organizations=("system:nodes",), sans=_kubelet_serving_names,
-                usages=("server",), roles=("worker",), per_host=True),
-)
 
 
 def dev_spec(node_name: str, root: Path) -> ClusterSpec:
@@ -49,11 +35,11 @@ def dev_spec(node_name: str, root: Path) -> ClusterSpec:
 
 
 def certificate_rows() -> tuple[Row, ...]:
-    """The create workflow's certificate table plus the development-only rows."""
+    """The create workflow's certificate table."""
     from provisioner.phases import CREATE_PHASES
     from provisioner.phases.owned import ownership
 
-    return (*ownership(CREATE_PHASES).certificates, *DEV_ONLY)
+    return ownership(CREATE_PHASES).certificates
 
 
 @dataclass(frozen=True)

@@ -273,9 +273,7 @@ def metrics_server(settings: AddonSettings, certs: MetricsServerCerts, resolutio
         "command": ["metrics-server", f"--kubeconfig={KUBECONFIG_DIR}/kubeconfig.conf",
                     f"--secure-port={METRICS_SERVER_PORT}", "--tls-cert-file=/certs/tls.crt",
                     "--tls-private-key-file=/certs/tls.key", f"--metric-resolution={resolution}",
-                    "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
-                    # kubelets here serve self-signed certificates (serving CSRs are not auto-approved)
-                    "--kubelet-insecure-tls"],
+                    "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"],
         "ports": [{"name": "https", "containerPort": METRICS_SERVER_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"},

@@ -19,7 +19,9 @@ def cluster_dns_address(service_cidr: str) -> str:
 
 
 def kubelet_configuration(*, client_ca_file: str, static_pod_path: str, service_cidr: str,
-                          dns_domain: str, register_with_taints: list[dict] | None = None) -> dict:
+                          dns_domain: str, register_with_taints: list[dict] | None = None,
+                          tls_cert_file: str | None = None,
+                          tls_private_key_file: str | None = None) -> dict:
     config = {
         "apiVersion": API_VERSION,
         "kind": "KubeletConfiguration",
@@ -40,6 +42,9 @@ def kubelet_configuration(*, client_ca_file: str, static_pod_path: str, service_
         "nodeStatusReportFrequency": "5m0s",
         "seccompDefault": True,
     }
+    if tls_cert_file and tls_private_key_file:  # port 10250's certificate, from the cluster CA
+        config["tlsCertFile"] = tls_cert_file
+        config["tlsPrivateKeyFile"] = tls_private_key_file
     if register_with_taints:
         config["registerWithTaints"] = register_with_taints
     return config

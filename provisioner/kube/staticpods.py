@@ -98,6 +98,7 @@ def kube_apiserver(image: str, paths: ControlPlanePaths, settings: ControlPlaneS
         "etcd-certfile": f"{pki}/apiserver-etcd-client.crt",
         "etcd-keyfile": f"{pki}/apiserver-etcd-client.key",
         "etcd-servers": ",".join(settings.etcd_servers),
+        "kubelet-certificate-authority": f"{pki}/ca.crt",
         "kubelet-client-certificate": f"{pki}/apiserver-kubelet-client.crt",
         "kubelet-client-key": f"{pki}/apiserver-kubelet-client.key",
         "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",

@@ -55,8 +55,14 @@ class RemovalPlan:
 
 
 def removals(share: HostShare) -> Removals:
-    """A host share as removals: unit files first (so units stop before their data goes)."""
-    return Removals(share.paths, share.data_dirs, share.directories, share.units)
+    """A host share as removals: unit files first (so units stop before their data goes).
+    What lies inside a data directory (the kubelet's serving pair in /var/lib/kubelet/pki)
+    goes with it."""
+    def inside_tree(path: str) -> bool:
+        return any(path.startswith(f"{tree}/") for tree in share.data_dirs)
+
+    return Removals(tuple(p for p in share.paths if not inside_tree(p)), share.data_dirs,
+                    tuple(d for d in share.directories if not inside_tree(d)), share.units)
 
 
 def merged(many: Iterable[Removals]) -> Removals:

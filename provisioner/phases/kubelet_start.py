@@ -20,6 +20,7 @@ from provisioner.phases.control_plane import MANIFESTS_DIR
 from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, File, Owned, Unit
 from provisioner.phases.runtime import RUNTIME_SOCKET, installed_digests
+from provisioner.pki.table import Certificate, Subject
 from provisioner.spec import Host
 from provisioner.templates import render
 from provisioner.workflow import Phase, Plan
@@ -29,7 +30,21 @@ KUBELET_DIR = "/var/lib/kubelet"
 KUBELET_CONFIG = f"{KUBELET_DIR}/config.yaml"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
+SERVING = f"{KUBELET_DIR}/pki/kubelet"  # port 10250's certificate and key, without suffix
+
+
+def serving_names(subject: Subject) -> list[str]:
+    """What clients reach a kubelet by: the API server and metrics-server use its address."""
+    return [subject.host.name, subject.host.address]
+
+
 OWNS = Owned(
+    # Issued by the cluster CA on the operator and placed by `pki` (as etcd's member
+    # certificates are), so the API server verifies every kubelet it proxies to
+    # (--kubelet-certificate-authority) and no CA key or CSR approval is needed on a node.
+    certificates=(Certificate("kubelet-serving", "ca", lambda s: f"system:node:{s.host.name}",
+                              organizations=("system:nodes",), sans=serving_names,
+                              usages=("server",), roles=NODES, remote=SERVING, per_host=True),),
     files=(File(KUBELET_CONFIG, NODES),),
     units=(UNIT,),
     data_dirs=(DataDir(KUBELET_DIR, NODES),),
@@ -43,7 +58,8 @@ def config_for(ctx: ClusterContext, host: Host) -> str:
     return yaml.safe_dump(kubelet_configuration(
         client_ca_file=CLUSTER_CA, static_pod_path=MANIFESTS_DIR,
         service_cidr=str(spec.networking.service_cidr), dns_domain=spec.networking.dns_domain,
-        register_with_taints=taints), sort_keys=False)
+        register_with_taints=taints, tls_cert_file=f"{SERVING}.crt",
+        tls_private_key_file=f"{SERVING}.key"), sort_keys=False)
 
 
 def credentials_digest(*contents: bytes) -> str:
@@ -65,7 +81,9 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconf
                 mode="644")
     # The unit names a digest of the configuration and credentials, so a change to either
     # changes the unit, and one condition restarts the kubelet once.
-    digest = credentials_digest(digest.encode(), config.encode())
+    serving = ctx.state.pki_dir / f"kubelet-serving-{host.name}.crt"
+    digest = credentials_digest(digest.encode(), config.encode(),
+                                serving.read_bytes() if serving.exists() else b"")
     unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
         "kubelet.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV, name=host.name,
         address=host.address, kubeconfig=KUBELET_CONF, bootstrap_kubeconfig=bootstrap_kubeconfig,

@@ -42,7 +42,7 @@ def test_delete_runs_the_owning_phases_in_reverse_order():
 
 K8S = "/etc/kubernetes"
 NODE_FILES = {"/etc/systemd/system/kubelet.service", "/etc/systemd/system/provisioner-runtime.service",
-              "/var/lib/kubelet/config.yaml", f"{K8S}/kubelet.conf", f"{PKI}/ca.crt",
+              f"{K8S}/kubelet.conf", f"{PKI}/ca.crt",  # /var/lib/kubelet/* goes with its tree
               *(f"/opt/cni/bin/provisioner-{plugin}"
                 for plugin in ("bridge", "host-local", "portmap", "loopback"))}
 NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/var/lib/kubelet",

@@ -66,8 +66,10 @@ def test_the_workflow_declares_each_path_once_and_a_worker_only_its_node_share()
         "/etc/systemd/system/provisioner-runtime.service", "/etc/systemd/system/kubelet.service",
         "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf",
         "/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/pki/kubelet.crt", "/var/lib/kubelet/pki/kubelet.key",
         *(f"/opt/cni/bin/provisioner-{p}" for p in ("bridge", "host-local", "portmap", "loopback"))}
-    assert not any(path.endswith(".key") for path in worker.paths)  # no CA key on a worker
+    # No CA key on a worker: its only private key is its kubelet's serving key.
+    assert [p for p in worker.paths if p.endswith(".key")] == ["/var/lib/kubelet/pki/kubelet.key"]
     assert set(worker.data_dirs) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
                                      "/var/lib/provisioner/runtime", "/var/lib/cni",
                                      "/var/lib/kubelet"}

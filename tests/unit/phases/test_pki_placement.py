@@ -71,8 +71,12 @@ def test_keys_are_private_and_each_member_gets_its_own_pair(spec):
     assert share["/etc/kubernetes/pki/etcd/server.key"].local == "etcd/server-cp1.key"
     assert {p.mode for p in share.values() if p.remote.endswith(".key")} == {"600"}
     assert {p.mode for p in share.values() if not p.remote.endswith(".key")} == {"644"}
-    # A worker holds the cluster CA's certificate (its kubelet verifies clients) and nothing else.
-    assert [p.remote for p in host_files(TABLE, spec, spec.hosts[1])] == ["/etc/kubernetes/pki/ca.crt"]
+    # A worker holds the cluster CA's certificate (its kubelet verifies clients) and its
+    # kubelet's serving pair, issued for it alone; never a CA key.
+    worker = [p.remote for p in host_files(TABLE, spec, spec.hosts[1])]
+    assert worker == ["/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/pki/kubelet.crt",
+                      "/var/lib/kubelet/pki/kubelet.key"]
+    assert host_files(TABLE, spec, spec.hosts[1])[2].local == f"kubelet-serving-{spec.hosts[1].name}.key"
 
 
 def test_the_probe_reports_existing_files_through_a_real_shell(tmp_path):

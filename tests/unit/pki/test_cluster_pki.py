@@ -25,7 +25,8 @@ ALL = [
     "etcd/ca", "ca", "front-proxy-ca", "apiserver", "apiserver-kubelet-client",
     "front-proxy-client", "etcd/server-cp1", "etcd/peer-cp1", "etcd/server-cp2", "etcd/peer-cp2",
     "etcd/healthcheck-client", "apiserver-etcd-client", "admin", "super-admin",
-    "controller-manager", "scheduler", "kubelet-client-cp1", "sa", "metrics-server",
+    "controller-manager", "scheduler", "kubelet-client-cp1", "kubelet-serving-cp1", "sa",
+    "metrics-server",
 ]
 
 

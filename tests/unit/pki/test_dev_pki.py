@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from provisioner.dev import DevCluster
-from provisioner.dev_pki import DEV_ONLY, certificate_rows, dev_spec
+from provisioner.dev_pki import certificate_rows, dev_spec
 from provisioner.phases import CREATE_PHASES
 from provisioner.phases.owned import ownership
 from provisioner.pki.cluster import load_pair, stale_certificates, wanted_certificates
@@ -26,7 +26,7 @@ def test_the_dev_pki_is_the_workflows_table_for_one_host(tmp_path):
     cluster.write_pki()
 
     rows = ownership(CREATE_PHASES).certificates
-    assert certificate_rows() == (*rows, *DEV_ONLY)
+    assert certificate_rows() == rows
     names = ([r.name for r in rows if isinstance(r, Authority)]
              + [w.name for w in wanted_certificates(certificate_rows(), cluster.spec)])
     expected = {f"{n}.{ext}" for n in names for ext in ("crt", "key")} | {"sa.key", "sa.pub"}

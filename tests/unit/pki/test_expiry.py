@@ -38,7 +38,8 @@ def test_every_certificate_and_authority_is_listed_with_its_residual_time(tmp_pa
                           "etcd/peer-cp1", "etcd/server-cp2", "etcd/peer-cp2",
                           "etcd/healthcheck-client", "apiserver-kubelet-client",
                           "front-proxy-client", "super-admin", "controller-manager",
-                          "scheduler", "kubelet-client-cp1", "kubelet-client-cp2", "metrics-server"}
+                          "scheduler", "kubelet-client-cp1", "kubelet-client-cp2",
+                          "kubelet-serving-cp1", "kubelet-serving-cp2", "metrics-server"}
     assert lines["etcd/server-cp1"].split()[-2:] == ["364d", "etcd/ca"]
     assert "not issued" in lines["etcd/server-cp2"]  # a host added to the spec, not created yet
     assert [line.split()[0] for line in authorities.splitlines()] == ["CERTIFICATE", "etcd/ca", "ca",
