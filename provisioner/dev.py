@@ -321,10 +321,7 @@ class DevNodeCluster:
         from provisioner import devmetrics
 
         self.root.mkdir(parents=True, exist_ok=True)
-        if self.network:                 # before anything starts: refuse a second one cleanly
-            from provisioner.devnetwork import NetworkLock
-            self._network_lock = NetworkLock(self.root)
-            self._network_lock.acquire()
+        self.claim_network()
         self.api.write_pki()
         self._write_kubelet_config()
         self.api.extra_args += self.api.kubelet_client_args()
@@ -354,6 +351,15 @@ class DevNodeCluster:
             self.log(f"[dev] kube-proxy, cluster DNS ({devnetwork.CLUSTER_DNS_IP}, "
                      f"{devnetwork.CLUSTER_DOMAIN}) and the network agent started")
         self.api.write_admin_conf()
+
+    def claim_network(self) -> None:
+        """With network=True, take the machine's networked-dev-cluster lock (devnetwork) before
+        anything starts, so a second one is refused with one message and nothing to undo."""
+        if self.network and self._network_lock is None:
+            from provisioner.devnetwork import NetworkLock
+            lock = NetworkLock(self.root)
+            lock.acquire()               # set only once held: stop() then removes the rules
+            self._network_lock = lock
 
     def _write_kubelet_config(self) -> None:
         c = self.api.credentials
@@ -520,6 +526,7 @@ def cluster_command(directory: Path, node_name: str | None, network: bool) -> No
     signal.signal(signal.SIGINT, on_signal)
     cluster = DevNodeCluster(directory.resolve(), log=click.echo, network=network,
                              **({"node_name": node_name} if node_name else {}))
+    cluster.claim_network()
     try:
         cluster.start()
         click.echo(f"[dev] export KUBECONFIG={cluster.api.kubeconfig}")
