@@ -96,7 +96,7 @@ def plan_smoke_tests(ctx: ClusterContext, plan: Plan) -> None:
     # `provisioner verify`.
     workloads = plan.earlier_changes > 0
     if not workloads:
-        plan.note("nothing changed: workload smoke tests skipped (`provisioner verify` runs "
+        plan.note("no change made, so the workload smoke tests are skipped (`provisioner verify` runs "
                   "them all)")
     plan.then(lambda: run_smoke_tests(ctx, workloads), title="smoke tests")
 
