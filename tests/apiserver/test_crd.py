@@ -193,3 +193,16 @@ def test_deleting_a_namespace_deletes_its_custom_objects(kubectl, widgets):
     kubectl("delete", "namespace", ns, "--timeout=30s")
     out = kubectl("get", "--raw", f"/apis/{widgets}/v1/widgets")
     assert all(i["metadata"]["namespace"] != ns for i in json.loads(out.stdout)["items"])
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("properties", True, "properties: Invalid value: true: must be an object of schemas"),
+    ("properties", {"size": 5}, "properties[size]: Invalid value: 5: must be a JSON schema object"),
+    ("required", "size", 'required: Invalid value: "size": must be a list of property names'),
+])
+def test_a_schema_keyword_of_the_wrong_shape_is_refused_not_an_error(kubectl, where, value, message):
+    crd = crd_manifest(f"s{os.urandom(3).hex()}.example.com", "shapes")
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"][where] = value
+    out = kubectl("apply", "-f", "-", input=json.dumps(crd), check=False)
+    assert out.returncode != 0
+    assert "is invalid" in out.stderr and message in out.stderr, out.stderr

@@ -157,6 +157,17 @@ def validate(value: Any, schema: dict, path: str, root: bool = False) -> Causes:
     return causes
 
 
+# The JSON shape of the schema keywords the walks below read (JSONSchemaProps' field types).
+KEYWORD_SHAPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "type": (str, "a string"), "properties": (dict, "an object of schemas"),
+    "items": ((dict, list), "a schema or a list of schemas"),
+    "additionalProperties": ((dict, bool), "a schema or a boolean"),
+    "required": (list, "a list of property names"), "enum": (list, "a list"),
+    "pattern": (str, "a string"), "description": (str, "a string"),
+    "anyOf": (list, "a list of schemas"), "allOf": (list, "a list of schemas"),
+}
+
+
 def check_structural(schema: Any, path: str) -> Causes:
     """The CRD-side checks: a schema is required, typed objects at the top, usable patterns."""
     if not isinstance(schema, dict):
@@ -167,7 +178,13 @@ def check_structural(schema: Any, path: str) -> Causes:
 
     def walk(node: Any, where: str) -> None:
         if not isinstance(node, dict):
+            causes.append((where, f"Invalid value: {json.dumps(node)}: must be a JSON schema object"))
             return
+        for keyword, (kinds, what) in KEYWORD_SHAPES.items():
+            if keyword in node and not isinstance(node[keyword], kinds):
+                causes.append((f"{where}.{keyword}", f"Invalid value: {json.dumps(node[keyword])}: "
+                                                     f"must be {what}"))
+                return  # its sub-schemas are not walked: they are not where they should be
         untyped = not node.get("type") and not node.get("x-kubernetes-int-or-string") and \
             not node.get("x-kubernetes-preserve-unknown-fields") and where != path
         if untyped and not node.get("anyOf") and not node.get("allOf"):
