@@ -174,7 +174,9 @@ def test_restart_policy_on_failure_counts_restarts(client, remove_after):
 
 
 def test_auto_remove_and_wait_removed(client):
-    container = client.containers.run("busybox", ["sh", "-c", "exit 5"], detach=True,
+    # It outlives the run call by a moment: a container gone before the wait arrives is a 404,
+    # in Docker as here (the docker CLI waits before it starts; docker-py's run cannot).
+    container = client.containers.run("busybox", ["sh", "-c", "sleep 1; exit 5"], detach=True,
                                       auto_remove=True)
     assert container.wait(condition="removed", timeout=60)["StatusCode"] == 5
     with pytest.raises(docker.errors.NotFound):
