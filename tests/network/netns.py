@@ -14,6 +14,21 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 CLONE_NEWNET = 0x40000000
+
+# A web server run in a namespace (argv[1]: the address to bind) that answers each request with
+# the client address it saw, so tests see whether traffic was masqueraded.
+WHO = r"""
+import http.server, sys
+class Who(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer((sys.argv[1], 8080), Who)
+print("ready", flush=True)
+server.serve_forever()
+"""
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from .conftest import SESSION, wait_for
-from .netns import Netns
+from .netns import WHO, Netns
 from .test_kube_proxy import NODE, ProxyNode, _get, service
 
 BRIDGE_IP = "10.249.0.1"
@@ -22,18 +22,6 @@ BRIDGE_IP = "10.249.0.1"
 # this traffic for masquerade (traffic from outside the cluster CIDR is marked anyway).
 POD_IP = "10.250.0.77"
 
-WHO = r"""
-import http.server, sys
-class Who(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.client_address[0].encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body)))
-        self.end_headers(); self.wfile.write(body)
-    def log_message(self, *args): pass
-server = http.server.ThreadingHTTPServer((sys.argv[1], 8080), Who)
-print("ready", flush=True)
-server.serve_forever()
-"""
 
 
 @pytest.fixture(scope="module")

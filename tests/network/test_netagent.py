@@ -17,23 +17,11 @@ import yaml
 from provisioner.components.netagent.plan import peer_routes
 
 from .conftest import SESSION, kubectl, wait_for
-from .netns import Forwarder, Netns
+from .netns import WHO, Forwarder, Netns
 
 AGENT = str(Path(sys.prefix) / "bin" / "provisioner-netagent")
 NODES = {"a": ("192.168.77.1", "10.244.1.0/24"), "b": ("192.168.77.2", "10.244.2.0/24")}
 
-WHO = r"""
-import http.server, sys
-class Who(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.client_address[0].encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body)))
-        self.end_headers(); self.wfile.write(body)
-    def log_message(self, *args): pass
-server = http.server.HTTPServer((sys.argv[1], 8080), Who)
-print("ready", flush=True)
-server.serve_forever()
-"""
 FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
 
 
