@@ -27,6 +27,16 @@ class Terminal:
     def resize(self, rows: int, cols: int) -> None:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
+    def resize_until_seen(self, rows: int, cols: int, timeout: float = 60) -> None:
+        """Resize the terminal, then ask the shell in it for its size until it reports the new
+        one (the resize travels through the client and the server asynchronously)."""
+        self.resize(rows, cols)
+        deadline = time.monotonic() + timeout
+        while f"{rows} {cols}".encode() not in self.screen:
+            assert time.monotonic() < deadline, self.screen
+            self.type("stty size\r")
+            self.drain(0.5)
+
     def type(self, text: str, timeout: float = 30) -> None:
         """Keys typed; a command that stopped reading them fails the test, never hangs it."""
         data = text.encode()

@@ -47,12 +47,7 @@ def test_exec_it_gives_a_resizable_terminal(daemon, remove_after):
         terminal.expect("mark-42")
         assert b"/dev/pts/0" in terminal.screen
         assert b"30 100" in terminal.screen
-        terminal.resize(45, 150)         # the CLI gets SIGWINCH and sends the new size
-        deadline = time.monotonic() + 60
-        while b"45 150" not in terminal.screen:
-            assert time.monotonic() < deadline, terminal.screen
-            terminal.type("stty size\r")
-            terminal.drain(0.5)
+        terminal.resize_until_seen(45, 150)         # the CLI gets SIGWINCH and sends the new size
         terminal.type("exit 7\r")
         assert terminal.exit_code() == 7
     finally:

@@ -43,12 +43,7 @@ def test_docker_exec_it_runs_on_a_resizable_terminal(engine, remove_after):
         terminal.expect("mark-42")
         assert b"/dev/pts/" in terminal.screen
         assert b"31 97" in terminal.screen
-        terminal.resize(44, 133)       # the CLI calls /exec/{id}/resize
-        deadline = time.monotonic() + 60
-        while b"44 133" not in terminal.screen:
-            assert time.monotonic() < deadline, terminal.screen
-            terminal.type("stty size\r")
-            terminal.drain(0.5)
+        terminal.resize_until_seen(44, 133)       # the CLI calls /exec/{id}/resize
         terminal.type("exit 6\r")
         assert terminal.exit_code() == 6
     finally:
@@ -70,12 +65,7 @@ def test_docker_run_it_gives_a_resizable_terminal_from_its_first_prompt(engine):
         terminal.type("tty; stty size; echo pid-$$\r")
         terminal.expect("pid-1")
         assert b"/dev/pts/0" in terminal.screen and b"27 88" in terminal.screen
-        terminal.resize(40, 120)           # the CLI calls /containers/{id}/resize
-        deadline = time.monotonic() + 60
-        while b"40 120" not in terminal.screen:
-            assert time.monotonic() < deadline, terminal.screen
-            terminal.type("stty size\r")
-            terminal.drain(0.5)
+        terminal.resize_until_seen(40, 120)           # the CLI calls /containers/{id}/resize
         terminal.type("exit 6\r")
         assert terminal.exit_code() == 6
     finally:
