@@ -95,22 +95,21 @@ def test_events_report_a_containers_life(client):
     container = client.containers.run("busybox", ["sh", "-c", "exit 2"], detach=True,
                                       labels={"watch": "me"})
     container.wait(timeout=60)
-    # The daemon's supervisor notices an exit by polling; a remove that beats it loses the
-    # `die` event (a known race, see the closing note), so the test removes after `die`.
-    wait_until(lambda: list(client.events(since=since, until=time.time(), decode=True,
-                                          filters={"container": container.id, "event": "die"})),
-               what="the die event")
-    container.remove()
+    container.remove()          # at once: the exit's `die` must not be lost to the remove
+    running = client.containers.run("busybox", ["sleep", "600"], detach=True)
+    running.remove(force=True)
 
-    def actions():
+    def actions(of):
         seen = [event["Action"] for event in client.events(
             since=since, until=time.time(), decode=True,
-            filters={"container": container.id, "type": "container"})]
-        return seen if "destroy" in seen and "die" in seen else None
+            filters={"container": of.id, "type": "container"})]
+        return seen if "destroy" in seen else None
 
-    seen = wait_until(actions, what="the container's events")
-    assert seen.index("create") < seen.index("start") < seen.index("die") < \
-        seen.index("destroy")
+    seen = wait_until(lambda: actions(container), what="the container's events")
+    assert seen == ["create", "start", "die", "destroy"]
+    # Docker's rm -f of a running container: kill (signal 9), die, destroy
+    assert wait_until(lambda: actions(running), what="rm -f's events") == \
+        ["create", "start", "kill", "die", "destroy"]
     die = next(event for event in client.events(since=since, until=time.time(), decode=True,
                                                 filters={"event": "die", "label": "watch=me"}))
     assert die["Actor"]["Attributes"]["exitCode"] == "2" and die["id"] == container.id

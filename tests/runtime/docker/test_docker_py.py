@@ -183,6 +183,18 @@ def test_auto_remove_and_wait_removed(client):
         client.containers.get(container.id)
 
 
+def test_restart_keeps_an_auto_remove_container_and_stop_removes_it(client):
+    container = client.containers.run("busybox", ["sleep", "600"], detach=True,
+                                      auto_remove=True)
+    first_start = container.attrs["State"]["StartedAt"]
+    container.restart(timeout=0)
+    container.reload()          # a restart's stop is not the exit AutoRemove waits for
+    assert container.status == "running" and container.attrs["State"]["StartedAt"] != first_start
+    container.stop(timeout=0)
+    wait_until(lambda: container.id not in {c.id for c in client.containers.list(all=True)},
+               what="AutoRemove after the stop")
+
+
 def test_errors_are_docker_errors(client):
     with pytest.raises(docker.errors.NotFound) as missing:
         client.containers.get("no-such-container-here")

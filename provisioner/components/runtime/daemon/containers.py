@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import signal as signals
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ..container import api as core
 from ..container import console
@@ -50,6 +50,11 @@ class ContainerService:
         self.cgroup_parent = cgroup_parent
         self.records: dict[str, ContainerRecord] = {}
         self._exited: dict[str, asyncio.Event] = {}
+        # Called once per run with (record, final state) when a container's exit is known,
+        # also when a remove overtakes the exit watch: the Docker API's `die` event and
+        # restart policies hang on it.
+        self.exit_listeners: list[Callable[[ContainerRecord, core.ContainerState], None]] = []
+        self._unreported: set[str] = set()      # running, or exited and not yet reported
         self._create_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
         self.pods = None          # set by the PodService: gives the namespaces a pod member joins
@@ -256,6 +261,7 @@ class ContainerService:
             current = self.status(record)
             if current.status == "running":
                 return current
+            self._report_exit(record)      # the previous run, if its exit task is behind
             if record.started_once and current.cgroups:
                 # The previous run's cgroup goes; its upper dir (the container's writes) and its
                 # log stay, as Docker keeps them across a restart. core.delete would drop both.
@@ -291,6 +297,7 @@ class ContainerService:
             return self.status(record)
         result = await asyncio.to_thread(core.stop, self.directory(record), grace_seconds)
         await self._settled(record)
+        self._report_exit(record)
         return result
 
     async def kill(self, key: str, signal: int | str = "KILL") -> None:
@@ -322,6 +329,7 @@ class ContainerService:
                                    f"(provisioner-runtime stop {record.name}) or use rm -f")
                 await asyncio.to_thread(core.kill, self.directory(record), signals.SIGKILL)
                 await self._settled(record)
+            self._report_exit(record)
             if record.started_once:
                 await asyncio.to_thread(core.delete, self.directory(record))
             self.records.pop(record.id, None)
@@ -338,19 +346,20 @@ class ContainerService:
         state is final at once (after the container's own, _settled waits for the record)."""
         event = self._exited.setdefault(container_id, asyncio.Event())
         event.clear()
+        self._unreported.add(container_id)
         loop = asyncio.get_running_loop()
         pidfd = _pidfd(monitor_pid)
         container_pid = pid if pidfd is not None else None   # to watch if the monitor dies
         if pidfd is None:
             pidfd = _pidfd(pid)
         if pidfd is None:
-            loop.create_task(self._on_exit(container_id))
+            loop.create_task(self._on_exit(container_id, pid))
             return
 
         def exited() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            loop.create_task(self._on_exit(container_id, container_pid))
+            loop.create_task(self._on_exit(container_id, pid, container_pid))
 
         loop.add_reader(pidfd, exited)
 
@@ -361,22 +370,41 @@ class ContainerService:
                 return
             await asyncio.sleep(0.02)
 
-    async def _on_exit(self, container_id: str, container_pid: int | None = None) -> None:
+    async def _on_exit(self, container_id: str, pid: int | None,
+                       container_pid: int | None = None) -> None:
         record = self.records.get(container_id)
         if record is None:
             return
+        current = self.status(record)
+        if current.status == "running" and pid is not None and current.pid != pid:
+            return        # started again before this task ran: start reported the old run
         if container_pid is not None and self.is_running(record):
             self._watch(container_id, container_pid)  # the monitor died; the container runs on
             return
         await self._settled(record)
-        event = self._exited.get(container_id)
-        if event:
-            event.set()
+        self._report_exit(record)
         if record.auto_remove and container_id in self.records:
             try:
                 await self.remove(container_id)
             except DaemonError as error:
                 log.warning("could not auto-remove %s: %s", record.name, error)
+
+    def _report_exit(self, record: ContainerRecord) -> None:
+        """Tell the waiters and the exit listeners, once per run, that the run ended."""
+        event = self._exited.get(record.id)
+        if event:
+            event.set()
+        if record.id not in self._unreported:
+            return
+        state = self.status(record)
+        if state.status == "running":
+            return                    # a stop whose wait for the record timed out
+        self._unreported.discard(record.id)
+        for listener in self.exit_listeners:
+            try:
+                listener(record, state)
+            except Exception:            # one listener's bug must not lose the exit for others
+                log.exception("exit listener failed for container %s", record.name)
 
     async def adopt(self) -> None:
         """After a daemon restart: load every record; running containers are watched again."""

@@ -147,11 +147,14 @@ async def restart(request: web.Request) -> web.Response:
     record = record_of(request)
     await _thaw(request, record)
     supervisor = supervisor_of(request)
-    supervisor.update(record.id, stopped_by_user=True)
-    await containers.stop(record.id, _grace(request))
+    supervisor.restarting.add(record.id)     # its watcher waits on for the new run's exit
+    try:
+        await containers.stop(record.id, _grace(request))
+        request.app[NETWORKS].prepare(record.id)
+        await containers.start(record.id)
+    finally:
+        supervisor.restarting.discard(record.id)
     supervisor.update(record.id, stopped_by_user=False)
-    request.app[NETWORKS].prepare(record.id)
-    await containers.start(record.id)
     supervisor.watch(record.id)
     supervisor.emit("restart", record.id)
     await request.app[NETWORKS].refresh(record.id)
@@ -167,8 +170,9 @@ async def kill(request: web.Request) -> web.Response:
                                "is not running")
     await _thaw(request, record)
     supervisor_of(request).update(record.id, stopped_by_user=True)
-    await containers.kill(record.id, request.query.get("signal") or "KILL")
+    # Docker's order: kill, then die; the exit watch may report the exit before kill returns.
     supervisor_of(request).emit("kill", record.id, signal=request.query.get("signal") or "KILL")
+    await containers.kill(record.id, request.query.get("signal") or "KILL")
     return web.Response(status=204)
 
 
@@ -220,6 +224,8 @@ async def remove(request: web.Request) -> web.Response:
                                "container before attempting removal or force remove")
     await _thaw(request, record)
     attributes = {"name": record.name, "image": record.image, **record.labels}
+    if containers.is_running(record):
+        supervisor_of(request).emit("kill", record.id, signal="9")   # Docker's rm -f: kill, die
     await containers.remove(record.id, force=flag(request, "force"))
     supervisor_of(request).forget(record.id)
     request.app[NETWORKS].forget_container(record.id)

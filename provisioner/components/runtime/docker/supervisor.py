@@ -54,6 +54,9 @@ class Supervisor:
         os.makedirs(self.directory, exist_ok=True)
         self.last_exit: dict[str, int] = {}
         self._watchers: dict[str, asyncio.Task] = {}
+        self._exits: dict[str, asyncio.Queue] = {}  # per watched container: its runs' ends
+        self.restarting: set[str] = set()           # a restart request's stop is no exit
+        daemon.containers.exit_listeners.append(self._exited)
         self.attached: dict[str, int] = {}        # open attach streams per container
         self.events = None                        # the EventBus (events.py), set by the app
         self.before_start = None                  # (id): a member's own hosts file
@@ -103,29 +106,39 @@ class Supervisor:
             self._watchers[container_id] = asyncio.get_running_loop().create_task(
                 self._supervise(container_id))
 
-    async def exit_of(self, container_id: str, poll_seconds: float = 0.05):
-        """The container's state once it is not running (None when it was removed)."""
-        while True:
-            record = self.containers.records.get(container_id)
-            if record is None:
-                return None
-            state = self.containers.status(record)
-            if state.status != "running":
-                return state
-            await asyncio.sleep(poll_seconds)
+    def _exited(self, record, state) -> None:
+        """The daemon's exit listener: once per run, also when a remove came first, so
+        `die` (with the exit code `wait?condition=removed` answers) is never lost."""
+        if state.exit_code is not None:
+            self.last_exit[record.id] = state.exit_code
+        self.emit("die", record.id, exitCode=state.exit_code or 0)
+        task = self._watchers.get(record.id)
+        if task is not None and not task.done() and record.id not in self.restarting:
+            # The settings as they were at the exit: a start may reset stopped_by_user
+            # before the watcher gets to this run.
+            self._exits.setdefault(record.id, asyncio.Queue()).put_nowait(
+                (state, self.settings(record.id)))
+
+    async def exit_of(self, container_id: str):
+        """(state, settings) once this run has ended; None when the container was removed."""
+        ended = await self._exits.setdefault(container_id, asyncio.Queue()).get()
+        return ended if container_id in self.containers.records else None
 
     async def _supervise(self, container_id: str) -> None:
+        try:
+            await self._supervise_runs(container_id)
+        finally:
+            self._exits.pop(container_id, None)
+
+    async def _supervise_runs(self, container_id: str) -> None:
         delay = FIRST_RESTART_DELAY
         while True:
-            state = await self.exit_of(container_id)
-            if state is None:
+            ended = await self.exit_of(container_id)
+            if ended is None:
                 return
-            if state.exit_code is not None:
-                self.last_exit[container_id] = state.exit_code
-            self.emit("die", container_id, exitCode=state.exit_code or 0)
-            settings = self.settings(container_id)
+            state, settings = ended
             if settings.get("paused"):
-                settings = self.update(container_id, paused=False)
+                self.update(container_id, paused=False)
             if should_restart(settings, state.exit_code):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RESTART_DELAY)
