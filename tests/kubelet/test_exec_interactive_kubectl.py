@@ -1,13 +1,17 @@
 """Real kubectl exec with stdin (-i) and a terminal (-it) through the real API server to the
-kubelet and into a pod: piped input comes back, its end ends the command, the terminal is the
-container's /dev/pts/N sized as kubectl's, exit codes pass through. And the v5 channel protocol
-itself: stdin, resize and close on the kubelet's WebSocket."""
+kubelet and into a pod, over WebSocket (kubectl's default) and over SPDY/3.1
+(KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): piped input comes back, its end ends the command, the
+terminal is the container's /dev/pts/N sized as kubectl's and follows its resizes, exit codes
+pass through, kubectl attach feeds a container's stdin and kubectl cp copies a file in. And the
+v5 channel protocol itself: stdin, resize and close on the kubelet's WebSocket."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -36,36 +40,76 @@ def shell_pod(api, kubelet, cluster):
     api.delete_namespace(namespace)
 
 
-def kubectl(cluster, *args: str, **options) -> subprocess.CompletedProcess:
+# kubectl's remote command transports: its default, and the SPDY/3.1 it falls back to
+TRANSPORTS = pytest.mark.parametrize("websockets", [True, False], ids=["websocket", "spdy"])
+
+
+def kubectl_env(websockets: bool = True) -> dict:
+    return {**os.environ, "TERM": "xterm",
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "true" if websockets else "false"}
+
+
+def kubectl(cluster, *args: str, websockets: bool = True,
+            **options) -> subprocess.CompletedProcess:
     return subprocess.run([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), *args],
-                          capture_output=True, text=True, timeout=120, **options)
+                          capture_output=True, text=True, timeout=120,
+                          env=kubectl_env(websockets), **options)
 
 
-def test_kubectl_exec_i_returns_piped_input_and_ends_at_its_end(cluster, shell_pod):
+@TRANSPORTS
+def test_kubectl_exec_i_returns_piped_input_and_ends_at_its_end(cluster, shell_pod, websockets):
     data = "".join(f"line {n}\n" for n in range(5000))
-    result = kubectl(cluster, "exec", "-i", "-n", shell_pod, "shell", "--", "cat", input=data)
+    result = kubectl(cluster, "exec", "-i", "-n", shell_pod, "shell", "--", "cat", input=data,
+                     websockets=websockets)
     assert result.returncode == 0, result.stderr
     assert result.stdout == data
     code = kubectl(cluster, "exec", "-i", "-n", shell_pod, "shell", "--", "sh", "-c",
-                   "read code; exit $code", input="3\n")
+                   "read code; echo to-stderr >&2; exit $code", input="3\n",
+                   websockets=websockets)
     assert code.returncode == 3
+    assert "to-stderr" in code.stderr
     assert "command terminated with exit code 3" in code.stderr
 
 
-def test_kubectl_exec_it_runs_on_the_containers_terminal(cluster, shell_pod):
+def test_kubectl_exec_over_spdy_takes_the_spdy_path(cluster, shell_pod):
+    result = kubectl(cluster, "exec", "-v=7", "-n", shell_pod, "shell", "--", "echo", "hi",
+                     websockets=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+    # a SPDY upgrade is a POST offering the versions (a WebSocket handshake is a GET)
+    assert re.search(r'verb="POST" url="[^"]*/pods/shell/exec\?', result.stderr), result.stderr
+    assert "X-Stream-Protocol-Version: v4.channel.k8s.io" in result.stderr
+    assert '"Response" status="101 Switching Protocols"' in result.stderr
+
+
+@TRANSPORTS
+def test_kubectl_exec_it_runs_on_the_containers_terminal(cluster, shell_pod, websockets):
     terminal = Terminal([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "-it", "-n",
                          shell_pod, "shell", "--", "sh"], rows=33, cols=111,
-                        env={**os.environ, "TERM": "xterm"})
+                        env=kubectl_env(websockets))
     try:
         terminal.expect("# ")
         terminal.type("tty; stty size; echo mark-$((40+2))\r")
         terminal.expect("mark-42")
         assert b"/dev/pts/" in terminal.screen
         assert b"33 111" in terminal.screen
+        terminal.resize_until_seen(21, 87)
         terminal.type("exit 5\r")
         assert terminal.exit_code() == 5
     finally:
         terminal.close()
+
+
+@TRANSPORTS
+def test_kubectl_cp_copies_a_file_into_the_pod(cluster, shell_pod, websockets, tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_bytes(os.urandom(200 * 1024).hex().encode())
+    target = f"/tmp/notes-{'ws' if websockets else 'spdy'}.txt"
+    result = kubectl(cluster, "cp", "-n", shell_pod, str(source), f"shell:{target}",
+                     websockets=websockets)
+    assert result.returncode == 0, result.stderr
+    copied = kubectl(cluster, "exec", "-n", shell_pod, "shell", "--", "md5sum", target)
+    assert copied.stdout.split()[0] == hashlib.md5(source.read_bytes()).hexdigest()
 
 
 async def _v5_session(kubelet, cluster, path: str, messages: list[bytes]) -> list[tuple]:
@@ -96,18 +140,22 @@ def test_v5_stdin_resize_and_close_on_the_kubelets_websocket(kubelet, cluster, s
     assert b"22 77" in b"".join(data for channel, data in frames if channel == 1)
 
 
-def test_kubectl_attach_i_feeds_the_containers_own_stdin(api, kubelet, cluster, shell_pod):
-    api.create_namespaced_pod(shell_pod, pod_manifest("reader", kubelet.node, [
+@TRANSPORTS
+def test_kubectl_attach_i_feeds_the_containers_own_stdin(api, kubelet, cluster, shell_pod,
+                                                         websockets):
+    reader = "reader-ws" if websockets else "reader-spdy"
+    api.create_namespaced_pod(shell_pod, pod_manifest(reader, kubelet.node, [
         {"name": "main", "image": "busybox:latest", "stdin": True, "stdinOnce": True,
          "command": ["sh", "-c", "cat; echo stdin-ended"]}], restartPolicy="Never"))
-    wait_for(lambda: api.read_namespaced_pod("reader", shell_pod).status.phase == "Running", 60,
+    wait_for(lambda: api.read_namespaced_pod(reader, shell_pod).status.phase == "Running", 60,
              what="the reader pod running")
-    result = kubectl(cluster, "attach", "-i", "-n", shell_pod, "reader", input="piped line\n")
+    result = kubectl(cluster, "attach", "-i", "-n", shell_pod, reader, input="piped line\n",
+                     websockets=websockets)
     assert result.returncode == 0, result.stderr
     assert "piped line" in result.stdout
-    wait_for(lambda: api.read_namespaced_pod("reader", shell_pod).status.phase == "Succeeded",
+    wait_for(lambda: api.read_namespaced_pod(reader, shell_pod).status.phase == "Succeeded",
              60, what="the reader pod done once its stdin ended")
-    logs = kubectl(cluster, "logs", "-n", shell_pod, "reader")
+    logs = kubectl(cluster, "logs", "-n", shell_pod, reader)
     assert logs.stdout.splitlines() == ["piped line", "stdin-ended"]
 
 

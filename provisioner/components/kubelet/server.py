@@ -20,7 +20,7 @@ import threading
 from aiohttp import WSMsgType, web
 
 from ..api.client import ApiStatusError
-from . import execstream, hostinfo, portforward
+from . import execstream, hostinfo, portforward, spdyexec
 
 log = logging.getLogger("kubelet.server")
 VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
@@ -273,9 +273,12 @@ class KubeletServer:
         if not commands:
             raise web.HTTPBadRequest(text="you must specify at least one command for the "
                                           "container")
+        if spdyexec.speaks_spdy(request):
+            return await spdyexec.serve(request, self.kubelet.runtime.client.socket_path,
+                                        {"container": instance.id, "cmd": commands})
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="exec needs a WebSocket upgrade (subprotocol "
-                                          "v5.channel.k8s.io or v4.channel.k8s.io)")
+                                          "v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1")
         ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
         await ws.prepare(request)
         want = {1: request.query.get("stdout") in ("1", "true"),
@@ -322,11 +325,15 @@ class KubeletServer:
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
         """The container's own stdin and terminal (pod spec stdin/tty), and its output from
-        now on, over WebSocket as exec's channels; the runtime's console holds them."""
+        now on, over WebSocket as exec's channels (or SPDY/3.1 as exec's streams, spdyexec.py);
+        the runtime's console holds them."""
         instance = self.find_instance(request)
+        if spdyexec.speaks_spdy(request):
+            return await spdyexec.serve(request, self.kubelet.runtime.client.socket_path,
+                                        {"container": instance.id, "attach": True})
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="attach needs a WebSocket upgrade (subprotocol "
-                                          "v5.channel.k8s.io or v4.channel.k8s.io)")
+                                          "v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1")
         ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS)
         await ws.prepare(request)
         want = {channel: request.query.get(name) in ("1", "true")
