@@ -101,7 +101,7 @@ def test_kubectl_exec_it_runs_on_the_containers_terminal(cluster, shell_pod, web
 
 
 @TRANSPORTS
-def test_kubectl_cp_copies_a_file_into_the_pod(cluster, shell_pod, websockets, tmp_path):
+def test_kubectl_cp_copies_a_file_in_and_out(cluster, shell_pod, websockets, tmp_path):
     source = tmp_path / "notes.txt"
     source.write_bytes(os.urandom(200 * 1024).hex().encode())
     target = f"/tmp/notes-{'ws' if websockets else 'spdy'}.txt"
@@ -110,6 +110,11 @@ def test_kubectl_cp_copies_a_file_into_the_pod(cluster, shell_pod, websockets, t
     assert result.returncode == 0, result.stderr
     copied = kubectl(cluster, "exec", "-n", shell_pod, "shell", "--", "md5sum", target)
     assert copied.stdout.split()[0] == hashlib.md5(source.read_bytes()).hexdigest()
+    back = tmp_path / "back.txt"
+    result = kubectl(cluster, "cp", "-n", shell_pod, f"shell:{target}", str(back),
+                     websockets=websockets)
+    assert result.returncode == 0, result.stderr
+    assert back.read_bytes() == source.read_bytes()
 
 
 async def _v5_session(kubelet, cluster, path: str, messages: list[bytes]) -> list[tuple]:
@@ -159,12 +164,15 @@ def test_kubectl_attach_i_feeds_the_containers_own_stdin(api, kubelet, cluster, 
     assert logs.stdout.splitlines() == ["piped line", "stdin-ended"]
 
 
-def test_kubectl_run_it_gets_a_shell_on_the_containers_terminal(kubelet, cluster, shell_pod):
+@TRANSPORTS
+def test_kubectl_run_it_gets_a_shell_on_the_containers_terminal(kubelet, cluster, shell_pod,
+                                                                websockets):
     overrides = json.dumps({"spec": {"nodeName": kubelet.node}})
+    runner = "runner-ws" if websockets else "runner-spdy"
     terminal = Terminal([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "run", "-it", "-n",
-                         shell_pod, "runner", "--image=busybox:latest", "--restart=Never",
+                         shell_pod, runner, "--image=busybox:latest", "--restart=Never",
                          f"--overrides={overrides}", "--", "sh"], rows=26, cols=95,
-                        env={**os.environ, "TERM": "xterm"})
+                        env=kubectl_env(websockets))
     try:
         terminal.expect("# ", timeout=120)     # the first prompt, though written before attach
         terminal.type("tty; stty size; echo pid-$$\r")
