@@ -26,6 +26,9 @@ class Req:
     warnings: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     view: Resource | None = None  # the resource the client addressed, when stored as `res` (conversion.py)
+    # informer reads made for this request (Storage.cached_get/cached_list memo): admission
+    # plugins that ask the same (LimitRanger three times per pod) share one answer
+    reads: dict = field(default_factory=dict)
 
     @property
     def manager(self) -> str:

@@ -58,7 +58,7 @@ class Registry(Writes, Patching, Deletion):
         if not req.res.namespaced:
             return
         # NamespaceLifecycle reads through the watch cache, as kube-apiserver's informer
-        ns = await self.storage.cached_get("namespaces", None, req.namespace or "")
+        ns = await self.storage.cached_get("namespaces", None, req.namespace or "", req.reads)
         if ns is None:
             raise ApiError.not_found("namespaces", req.namespace or "")
         if creating and (ns.get("status") or {}).get("phase") == "Terminating":

@@ -110,7 +110,15 @@ class Storage:
         if revision > self.written.get(resource, 0):
             self.written[resource] = revision
 
-    async def cached_get(self, resource: str, namespace: str | None, name: str) -> dict | None:
+    async def cached_get(self, resource: str, namespace: str | None, name: str,
+                         memo: dict | None = None) -> dict | None:
+        """`memo`: one request's informer reads (Req.reads): the same question in the same
+        request gets the same answer, shared by its readers, who must not change it."""
+        if memo is not None:
+            key = (resource, namespace, name)
+            if key not in memo:
+                memo[key] = await self.cached_get(resource, namespace, name)
+            return memo[key]
         if self.informer is not None:
             obj = await self.informer.lookup(resource, namespace, name, self.written.get(resource, 0))
             if obj is not None:
@@ -118,7 +126,13 @@ class Storage:
         return await self.get(resource, namespace, name)
 
     async def cached_list(self, resource: str, namespace: str | None, *,
-                          predicate: Callable[[dict], bool] | None = None) -> tuple[list[dict], int, None]:
+                          predicate: Callable[[dict], bool] | None = None,
+                          memo: dict | None = None) -> tuple[list[dict], int, None]:
+        if memo is not None and predicate is None:
+            key = (resource, namespace)
+            if key not in memo:
+                memo[key] = await self.cached_list(resource, namespace)
+            return memo[key]
         if self.informer is not None:
             snap = await self.informer.snapshot(resource, namespace, predicate, self.written.get(resource, 0))
             if snap is not None:

@@ -57,7 +57,8 @@ class LimitRanger(Base):
     name = "LimitRanger"
 
     async def _items(self, a: Attributes, kind: str) -> list[dict]:
-        ranges, _, _ = await self.storage.cached_list("limitranges", a.req.namespace)
+        ranges, _, _ = await self.storage.cached_list("limitranges", a.req.namespace,
+                                                      memo=a.req.reads)
         return [i for r in ranges for i in (r.get("spec") or {}).get("limits") or []
                 if isinstance(i, dict) and i.get("type") == kind]
 

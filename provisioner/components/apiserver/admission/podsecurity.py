@@ -221,7 +221,7 @@ class PodSecurity(Base):
                 a.resource != ("", "podtemplates") else (a.obj.get("template") or {}).get("spec")
         if not isinstance(spec, dict):
             return
-        ns = await self.storage.cached_get("namespaces", None, a.req.namespace)
+        ns = await self.storage.cached_get("namespaces", None, a.req.namespace, a.req.reads)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
         enforce = _level(labels, "enforce")
         if is_pod and enforce:
