@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pyinfra.operations import files
 
+from provisioner.engine.archive import FileContent
+from provisioner.engine.session import HostCommandError
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, Owned
@@ -67,13 +69,30 @@ def mismatched(pki_dir: Path, wanted: list[PlacedFile], probe_output: str) -> li
 
 
 def add_host_files(pki_dir: Path, session, host: Host, wanted: list[PlacedFile]) -> None:
-    """Add the operations that place `wanted` on `host` (directories 0700, keys 0600)."""
+    """pyinfra operations that place `wanted` on `host` (directories 0700, keys 0600): what
+    the plain pyinfra deploys in roles/ run. The phase itself writes a host's files in one
+    round trip (write_host_files); the operations read facts per file."""
     for directory in sorted({str(Path(f.remote).parent) for f in wanted}):
         session.op(host, f"directory {directory}", files.directory,
                    path=directory, mode="700", user="root", group="root")
     for placed in wanted:
         session.put(host, f"place {placed.remote}", placed.remote,
                     (pki_dir / placed.local).read_bytes(), mode=placed.mode, show=False)
+
+
+def write_host_files(pki_dir: Path, session, wrong: dict[str, list[PlacedFile]]) -> dict[str, list[str]]:
+    """Place each host's mismatched files (keys 0600, directories 0700) in one round trip per
+    host; the changes made, per host."""
+    results = session.write_files({
+        host: [FileContent(f.remote, (pki_dir / f.local).read_bytes(), f.mode) for f in placed]
+        for host, placed in wrong.items()})
+    failed = {host: result for host, result in results.items() if not result.ok}
+    if failed:
+        host, result = sorted(failed.items())[0]
+        raise HostCommandError(f"placing certificates on {host} failed",
+                               command="tar -x of its share of the PKI",
+                               output=result.stderr or result.stdout)
+    return {host: [f"place {f.remote}" for f in placed] for host, placed in wrong.items()}
 
 
 def issue(ctx: ClusterContext, plan: Plan) -> None:
@@ -105,15 +124,19 @@ def place(ctx: ClusterContext, plan: Plan) -> None:
     # One round trip per host says which files already match (content, mode, owner);
     # pyinfra's per-file facts would cost a round trip for each of a dozen files.
     in_place = plan.session.run(placed_files_probe(paths))
+    wrong: dict[str, list[PlacedFile]] = {}
     for host in spec.hosts:
         ready = [f for f in shares[host.name] if f.local.rsplit(".", 1)[0] not in stale]
         pending = [f for f in shares[host.name] if f not in ready]
         if pending:
             plan.then(functools.partial(not_issued, pending),
                       would=[(host.name, f"place {f.remote}") for f in pending])
-        wrong = mismatched(pki_dir, ready, in_place[host.name].stdout)
-        if wrong:
-            add_host_files(pki_dir, plan.session, host, wrong)
+        wrong[host.name] = mismatched(pki_dir, ready, in_place[host.name].stdout)
+    wrong = {host: placed for host, placed in wrong.items() if placed}
+    if wrong:
+        plan.then(functools.partial(write_host_files, pki_dir, plan.session, wrong),
+                  would=[(host, f"place {f.remote}") for host, placed in wrong.items()
+                         for f in placed])
 
 
 PHASE = Phase(
