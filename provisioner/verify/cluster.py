@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provisioner.kube.apiclient import ApiClient, ApiError
@@ -121,7 +122,7 @@ def web_objects(namespace: str, replicas: int) -> list[tuple[str, dict]]:
         "name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never",
         "command": ["python3", "-u", "-m", "http.server", str(WEB_PORT)],
         "ports": [{"containerPort": WEB_PORT, "name": "http"}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": WEB_PORT}, "periodSeconds": 2},
+        "readinessProbe": {"httpGet": {"path": "/", "port": WEB_PORT}, "periodSeconds": 1},
     }
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -164,7 +165,7 @@ def check_workload(client: ApiClient, kubectl: Kubectl, namespace: str, nodes: d
         deployment = client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/smoke-web")
         return (deployment or {}).get("status", {}).get("availableReplicas", 0) >= replicas
 
-    rolled = bool(_poll(available, READY_TIMEOUT))
+    rolled = bool(_poll(available, READY_TIMEOUT, interval=0.5))
     pods = [p for p in client.items(f"/api/v1/namespaces/{namespace}/pods",
                                     labelSelector="app=smoke-web")
             if p.get("status", {}).get("phase") == "Running" and p["status"].get("podIP")]
@@ -176,25 +177,8 @@ def check_workload(client: ApiClient, kubectl: Kubectl, namespace: str, nodes: d
     if not pods:
         return results
     first = pods[0]["metadata"]["name"]
-
-    served = kubectl("-n", namespace, "exec", first, "--", "python3", "-c",
-                     f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{WEB_PORT}/')")
-    logs = kubectl("-n", namespace, "logs", first)
-    results.append(CheckResult("kubectl logs", first, "GET / HTTP" in logs.stdout,
-                               "request logged" if "GET / HTTP" in logs.stdout
-                               else (logs.stderr or logs.stdout or "empty").strip()[:120]))
-    results.append(CheckResult("kubectl exec", first, served.returncode == 0,
-                               "ran python3 in the pod" if served.returncode == 0
-                               else served.stderr.strip()[:160]))
-    results.append(check_port_forward(kubectl, namespace, first))
-
     service = client.get(f"/api/v1/namespaces/{namespace}/services/smoke-web") or {}
     node_port = service.get("spec", {}).get("ports", [{}])[0].get("nodePort")
-    for name, address in sorted(nodes.items()):
-        answer = _poll(lambda a=address: http_get(f"http://{a}:{node_port}/"), 60)
-        results.append(CheckResult("NodePort answers", name, bool(answer),
-                                   f"{address}:{node_port} {answer or 'no answer'}"))
-
     client_pod = pods[0]
     remote = next((p for p in pods if p["spec"]["nodeName"] != client_pod["spec"]["nodeName"]),
                   None)
@@ -205,17 +189,50 @@ def check_workload(client: ApiClient, kubectl: Kubectl, namespace: str, nodes: d
     if remote is not None:
         targets.append(("pod to pod across hosts",
                         f"http://{remote['status']['podIP']}:{WEB_PORT}/"))
-    for check, url in targets:
-        result = _poll(lambda u=url: (r := in_pod_fetch(kubectl, namespace,
-                                                        client_pod["metadata"]["name"], u))
-                       .returncode == 0 and r, 60, interval=2)
-        ok = bool(result)
-        detail = f"{url} from {client_pod['spec']['nodeName']}"
-        if not ok:
-            last = in_pod_fetch(kubectl, namespace, client_pod["metadata"]["name"], url)
-            detail += f": {(last.stderr or last.stdout).strip().splitlines()[-1:]}"
-        results.append(CheckResult(check, "cluster", ok, detail))
+    # The checks below only read and each waits on its own (a kubectl, a poll): side by side,
+    # verify takes as long as the slowest, not the sum. Results keep this order.
+    with ThreadPoolExecutor(max_workers=4 + len(nodes) + len(targets)) as pool:
+        streaming = pool.submit(check_exec_and_logs, kubectl, namespace, first)
+        forward = pool.submit(check_port_forward, kubectl, namespace, first)
+        node_ports = [pool.submit(check_node_port, name, address, node_port)
+                      for name, address in sorted(nodes.items())]
+        from_pod = [pool.submit(check_from_pod, kubectl, namespace, client_pod, check, url)
+                    for check, url in targets]
+        results += streaming.result()
+        results.append(forward.result())
+        results += [future.result() for future in node_ports + from_pod]
     return results
+
+
+def check_exec_and_logs(kubectl: Kubectl, namespace: str, pod: str) -> list[CheckResult]:
+    """exec fetches a page inside the pod, so the server's log then holds that request."""
+    served = kubectl("-n", namespace, "exec", pod, "--", "python3", "-c",
+                     f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{WEB_PORT}/')")
+    logs = kubectl("-n", namespace, "logs", pod)
+    return [CheckResult("kubectl logs", pod, "GET / HTTP" in logs.stdout,
+                        "request logged" if "GET / HTTP" in logs.stdout
+                        else (logs.stderr or logs.stdout or "empty").strip()[:120]),
+            CheckResult("kubectl exec", pod, served.returncode == 0,
+                        "ran python3 in the pod" if served.returncode == 0
+                        else served.stderr.strip()[:160])]
+
+
+def check_node_port(name: str, address: str, node_port: int | None) -> CheckResult:
+    answer = _poll(lambda: http_get(f"http://{address}:{node_port}/"), 60)
+    return CheckResult("NodePort answers", name, bool(answer),
+                       f"{address}:{node_port} {answer or 'no answer'}")
+
+
+def check_from_pod(kubectl: Kubectl, namespace: str, client_pod: dict, check: str,
+                   url: str) -> CheckResult:
+    pod = client_pod["metadata"]["name"]
+    result = _poll(lambda: (r := in_pod_fetch(kubectl, namespace, pod, url)).returncode == 0
+                   and r, 60, interval=2)
+    detail = f"{url} from {client_pod['spec']['nodeName']}"
+    if not result:
+        last = in_pod_fetch(kubectl, namespace, pod, url)
+        detail += f": {(last.stderr or last.stdout).strip().splitlines()[-1:]}"
+    return CheckResult(check, "cluster", bool(result), detail)
 
 
 def check_port_forward(kubectl: Kubectl, namespace: str, pod: str) -> CheckResult:
@@ -269,12 +286,15 @@ def cluster_checks(client: ApiClient, kubeconfig: Path, *, node_names: list[str]
     if not workloads:
         return results
     namespace = smoke_namespace()
-    client.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                  "metadata": {"name": namespace}})
-    try:
-        results.append(check_encryption(client, namespace, read_raw, encryption_prefix))
-        results += check_workload(client, kubectl, namespace, schedulable, dns_domain)
-    finally:
-        client.delete(f"/api/v1/namespaces/{namespace}")
-    results.append(check_metrics(kubectl, node_names))
+    # metrics-server's first figures take two scrapes: waited for beside the workload checks
+    with ThreadPoolExecutor(max_workers=1) as background:
+        metrics = background.submit(check_metrics, kubectl, node_names)
+        client.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                      "metadata": {"name": namespace}})
+        try:
+            results.append(check_encryption(client, namespace, read_raw, encryption_prefix))
+            results += check_workload(client, kubectl, namespace, schedulable, dns_domain)
+        finally:
+            client.delete(f"/api/v1/namespaces/{namespace}")
+        results.append(metrics.result())
     return results
