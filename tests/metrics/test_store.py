@@ -114,3 +114,45 @@ def test_tables_sum_a_pods_containers_as_kubectl_get_shows_them():
     assert [c["name"] for c in out["columnDefinitions"]] == ["Name", "CPU", "Memory", "Window"]
     assert [r["cells"] for r in out["rows"]] == [["web", "200m", "3Mi", "10s"], ["n1", "1000m", "1024Mi", "2s"]]
     assert out["rows"][0]["object"]["metadata"]["namespace"] == "ns"
+
+
+def test_the_second_scrape_comes_soon_after_the_first_then_every_resolution(monkeypatch):
+    """A usage needs two scrapes: with a 60 s resolution, `kubectl top` would otherwise have
+    nothing for a minute after metrics-server starts."""
+    import asyncio
+
+    from provisioner.components.metricsserver import main
+
+    periods: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        periods.append(seconds)
+        if len(periods) == 3:
+            raise asyncio.CancelledError
+        await real_sleep(0)
+
+    class Scraper:
+        async def scrape(self, nodes):
+            return []
+
+    class Informers:
+        async def wait_for_sync(self):
+            return None
+
+    class Nodes:
+        class store:
+            @staticmethod
+            def list():
+                return []
+
+    class Sink:
+        def store(self, samples):
+            pass
+
+    monkeypatch.setattr(main.asyncio, "sleep", sleep)
+    rounds = [0]
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(main.scrape_forever(Scraper(), Nodes(), Informers(), Sink(), rounds, 60.0))
+    assert rounds[0] == 3
+    assert periods[0] <= main.FIRST_RATE_SECONDS and periods[1] > 59 and periods[2] > 59

@@ -41,6 +41,7 @@ from .store import Store
 log = logging.getLogger("metrics-server")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
+FIRST_RATE_SECONDS = 2.0  # the second scrape after a start (then every --metric-resolution)
 
 
 def duration(text: str) -> float:
@@ -176,7 +177,10 @@ async def scrape_forever(scraper: Scraper, nodes, informers: InformerFactory, st
         started = loop.time()
         store.store(await scraper.scrape(nodes.store.list()))
         rounds[0] += 1
-        await asyncio.sleep(max(resolution - (loop.time() - started), 0.1))
+        # A usage is the rate between two scrapes: the second comes soon after the first, so
+        # `kubectl top` answers seconds after a start rather than a whole resolution later.
+        period = min(resolution, FIRST_RATE_SECONDS) if rounds[0] == 1 else resolution
+        await asyncio.sleep(max(period - (loop.time() - started), 0.1))
 
 
 def main(argv: list[str] | None = None) -> int:
