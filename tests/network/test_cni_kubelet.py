@@ -1,6 +1,8 @@
-"""A CNI plugin that fails, as a user sees it through a real kubelet: the pod stays Pending with a
-FailedCreatePodSandBox event carrying the plugin's own message, and the kubelet keeps retrying, so
-the pod starts once the node's network configuration is fixed (no pod re-creation needed).
+"""CNI as a user sees it through a real kubelet. A node without a pod network configuration is
+NotReady with kubelet's message, and Ready within moments of one being installed. A CNI plugin
+that fails: the pod stays Pending with a FailedCreatePodSandBox event carrying the plugin's own
+message, and the kubelet keeps retrying, so the pod starts once the node's network configuration
+is fixed (no pod re-creation needed).
 
 One kubelet process of its own (node `cni-kubelet-<N>`, cgroup root of its own) on the session's
 CNI runtime daemon (see conftest) and API server."""
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +26,7 @@ CGROUP_ROOT = f"provisioner-cni-kubelet-{SESSION}"
 NAMESPACE = f"cni-kubelet-{SESSION}"
 
 
-def start_kubelet(api, runtime, base) -> subprocess.Popen:
+def start_kubelet(api, runtime, base, node: str = NODE) -> subprocess.Popen:
     config = base / "kubelet-config.yaml"
     config.write_text(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
@@ -32,12 +35,12 @@ def start_kubelet(api, runtime, base) -> subprocess.Popen:
         f"authentication:\n  x509:\n    clientCAFile: {api.pki / 'ca.crt'}\n"
         f"cgroupRoot: /{CGROUP_ROOT}\n")
     (base / "manifests").mkdir()
-    kubeconfig = api.user_kubeconfig(f"system:node:{NODE}", ("system:nodes",))
+    kubeconfig = api.user_kubeconfig(f"system:node:{node}", ("system:nodes",))
     with open(base / "kubelet.log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "provisioner.components.kubelet.main", "--config", str(config),
              "--kubeconfig", str(kubeconfig), "--root-dir", str(base / "kubelet"),
-             "--hostname-override", NODE, "--node-ip", "127.0.0.1",
+             "--hostname-override", node, "--node-ip", "127.0.0.1",
              "--container-runtime-endpoint", f"unix://{runtime.socket}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -46,13 +49,26 @@ def get(api, *args: str) -> dict:
     return json.loads(kubectl(api, "get", *args, "-o", "json"))
 
 
-def node_ready(api) -> bool:
+def ready_condition(api, node: str = NODE) -> dict | None:
     try:
-        node = get(api, "node", NODE)
+        found = get(api, "node", node)
     except AssertionError:                          # not registered yet
-        return False
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in node.get("status", {}).get("conditions", []))
+        return None
+    return next((c for c in found.get("status", {}).get("conditions", [])
+                 if c["type"] == "Ready"), None)
+
+
+def node_ready(api, node: str = NODE) -> bool:
+    return (ready_condition(api, node) or {}).get("status") == "True"
+
+
+def stop(kubelet: subprocess.Popen) -> None:
+    kubelet.send_signal(signal.SIGTERM)
+    try:
+        kubelet.wait(30)
+    except subprocess.TimeoutExpired:
+        kubelet.kill()
+        kubelet.wait()
 
 
 def sandbox_failures(api) -> list[str]:
@@ -70,6 +86,29 @@ def remove_cgroups() -> None:
         for directory, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
             with contextlib.suppress(OSError):
                 os.rmdir(directory)
+
+
+def test_a_node_is_not_ready_until_a_pod_network_is_installed(api, cni_daemon, tmp_path):
+    for name in os.listdir(cni_daemon.conf_dir):       # no network: the CNI add-on not yet there
+        os.unlink(os.path.join(cni_daemon.conf_dir, name))
+    node = f"{NODE}-nr"
+    kubelet = start_kubelet(api, cni_daemon, tmp_path, node)
+    try:
+        condition = wait_for(lambda: ready_condition(api, node), timeout=60,
+                             what=f"node {node}'s Ready condition")
+        assert condition["status"] == "False" and condition["reason"] == "KubeletNotReady"
+        assert condition["message"] == (
+            "container runtime network not ready: NetworkReady=false "
+            "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin "
+            "not initialized")
+        # installed by hand here, as the network agent does on a cluster's nodes
+        cni_daemon.use_network(own_network(str(tmp_path / "ipam")))
+        wait_for(lambda: node_ready(api, node), timeout=30, what=f"node {node} Ready")
+    finally:
+        stop(kubelet)
+        with contextlib.suppress(AssertionError):
+            kubectl(api, "delete", "node", node)
+        remove_cgroups()
 
 
 def test_a_failing_plugin_is_a_failed_sandbox_event_with_its_message_and_the_kubelet_retries(
@@ -99,12 +138,7 @@ def test_a_failing_plugin_is_a_failed_sandbox_event_with_its_message_and_the_kub
     finally:
         with contextlib.suppress(AssertionError):
             kubectl(api, "delete", "namespace", NAMESPACE, "--wait=false")
-        kubelet.send_signal(signal.SIGTERM)
-        try:
-            kubelet.wait(30)
-        except subprocess.TimeoutExpired:
-            kubelet.kill()
-            kubelet.wait()
+        stop(kubelet)
         for sandbox in cni_daemon.client.pods():          # what the kubelet left running
             if sandbox.get("namespace") == NAMESPACE:
                 cni_daemon.client.remove_pod(sandbox["id"])

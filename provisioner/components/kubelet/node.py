@@ -4,6 +4,8 @@ Registration creates the Node (or adopts an existing one); status is written whe
 otherwise every nodeStatusReportFrequency; the Lease in kube-node-lease is renewed every 10 s
 (retries back off from 200 ms to 7 s). If the Node is deleted, the next status write registers it
 again. Conditions carry kubelet's reasons (KubeletReady, KubeletHasSufficientMemory, ...).
+Ready is False while the runtime cannot network pods (a CNI pod network not installed yet), in
+kubelet's words; until the node is Ready its status is checked every second.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from . import hostinfo
 
 log = logging.getLogger("kubelet.node")
 LEASE_RENEW_SECONDS = 10
+NOT_READY_UPDATE_SECONDS = 1.0   # status updates while the node is not Ready yet
 
 
 def now_micro() -> str:
@@ -53,6 +56,16 @@ class NodeSettings:
     eviction_hard: dict[str, str] = field(default_factory=dict)
     report_seconds: float = 300
     update_seconds: float = 10
+
+
+def network_not_ready(network: dict) -> str:
+    """The Ready condition's message while the runtime cannot network pods (a CNI network not
+    installed yet), in kubelet's words; "" when it can."""
+    if network.get("ready", True):
+        return ""
+    return (f"container runtime network not ready: NetworkReady=false "
+            f"reason:{network.get('reason') or 'NetworkPluginNotReady'} "
+            f"message:{network.get('message') or ''}")
 
 
 def threshold_bytes(value: str, total: int) -> int:
@@ -118,14 +131,16 @@ class NodeAgent:
     async def _status(self) -> dict:
         settings = self.settings
         try:
-            version = (await asyncio.to_thread(self.runtime.version))["version"]
+            info = await asyncio.to_thread(self.runtime.version)
+            version = info["version"]
             images = await asyncio.to_thread(self.runtime.images)
             runtime_ok = True
         except Exception as error:  # noqa: BLE001 - the runtime's trouble is the node's condition
             version, images, runtime_ok = "unknown", [], False
             self.ready_reason = f"container runtime is down: {error}"
         else:
-            self.ready_reason = ""
+            self.ready_reason = network_not_ready(info.get("network") or {"ready": True})
+            runtime_ok = not self.ready_reason
         capacity = hostinfo.capacity(settings.root_dir, settings.max_pods)
         memory_total = int(capacity["memory"][:-2]) * 1024
         evict_memory = threshold_bytes(settings.eviction_hard.get("memory.available", "100Mi"),
@@ -205,9 +220,18 @@ class NodeAgent:
 
     # -- loops ----------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """Whether the last status this agent made said Ready."""
+        return self._transitions.get("Ready", ("False", ""))[0] == "True"
+
     async def status_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.update_seconds)
+            # Until the node is Ready (a new node waiting for its pod network), every second,
+            # so that pods are scheduled to it as soon as it can run them (kubelet's fast
+            # status updates); then every nodeStatusUpdateFrequency.
+            await asyncio.sleep(self.settings.update_seconds if self.ready else
+                                min(self.settings.update_seconds, NOT_READY_UPDATE_SECONDS))
             try:
                 await self.update_status()
             except Exception as error:  # noqa: BLE001 - keep trying; the API may be restarting

@@ -66,6 +66,21 @@ class NetworkPlug:
                 raise DaemonError(str(error)) from None
             raise
 
+    def status(self) -> dict:
+        """Whether pod sandboxes can get a network now, as a CRI runtime's NetworkReady
+        condition says it (the kubelet keeps its node NotReady until it is)."""
+        if self.pod_network == "bridge":
+            return {"ready": True}
+        try:
+            network = find_network(self.cni.settings.conf_dir)
+        except NetworkError as error:
+            return {"ready": False, "reason": "NetworkPluginNotReady",
+                    "message": f"Network plugin returns error: {error}"}
+        if network is None and self.pod_network == "cni":
+            return {"ready": False, "reason": "NetworkPluginNotReady",
+                    "message": "Network plugin returns error: cni plugin not initialized"}
+        return {"ready": True}
+
     def pod_uses_cni(self) -> bool:
         if self.pod_network == "auto":
             try:

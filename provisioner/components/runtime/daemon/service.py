@@ -89,4 +89,5 @@ class RuntimeDaemon:
     def version(self) -> dict:
         return {"version": VERSION, "api_version": "v1", "root": self.config.root,
                 "socket": self.config.socket, "cgroup_mode": self.cgroup_mode,
-                "bridge": self.config.bridge, "subnet": self.config.subnet}
+                "bridge": self.config.bridge, "subnet": self.config.subnet,
+                "network": self.network.status()}
