@@ -40,3 +40,32 @@ def test_bootstrap_busybox_tree(tmp_path):
     assert not os.path.exists(os.path.join(top, "usr", "lib", "python3.11", "test"))
     interpreter, _ = read_dynamic("/usr/bin/python3.11")
     assert os.path.exists(os.path.join(top, interpreter.lstrip("/")))
+
+
+def test_a_built_layer_is_kept_unpacked_exactly_as_its_blob_unpacks(tmp_path):
+    """The tree a layer was packed from is kept as its unpacked form (no second unpacking at the
+    first container): it must be what unpacking the blob gives, file for file."""
+    from provisioner.components.runtime.images.layers import unpack_layer
+
+    store = ImageStore(str(tmp_path / "root"))
+    _busybox, python = ensure_bootstrap_images(store)
+    top = python.layers[-1]
+    kept = store.layer_dir(top)
+    assert os.path.isdir(kept)
+    unpacked = str(tmp_path / "unpacked")
+    unpack_layer(store.blobs.path(top.digest), unpacked, expected_diff_id=top.diff_id)
+
+    def listing(root: str) -> dict[str, tuple]:
+        found = {}
+        for directory, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                found[os.path.relpath(path, root)] = (
+                    info.st_mode, info.st_uid, info.st_gid,
+                    os.readlink(path) if os.path.islink(path) else
+                    info.st_size if os.path.isfile(path) else None)
+        return found
+
+    assert listing(kept) == listing(unpacked)
+    assert os.stat(kept).st_mode & 0o7777 == os.stat(unpacked).st_mode & 0o7777

@@ -157,6 +157,19 @@ class ImageStore:
     def layer_dir(self, layer: Layer) -> str:
         return os.path.join(self.layers_dir, oci.digest_hex(layer.diff_id))
 
+    def keep_unpacked(self, layer: Layer, tree: str) -> None:
+        """Move `tree`, from which `layer` was just packed (same filesystem), in as the layer's
+        unpacked directory, unless the layer is unpacked already."""
+        path = self.layer_dir(layer)
+        if os.path.isdir(path):
+            return
+        os.chmod(tree, 0o755)          # as unpack_layer leaves a layer's root
+        try:
+            os.rename(tree, path)
+        except OSError:
+            if not os.path.isdir(path):     # not another process's copy, moved in meanwhile
+                raise
+
     def layer_dirs(self, image: Image) -> list[str]:
         """Each layer unpacked (once per diff_id), bottom first, ready as overlay lower dirs."""
         return self.layer_dirs_of(image.layers, f"image {_name_of(image)}")
