@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ..runtime import iostream
 from . import execstream
-from .portforward import _AlreadySent, _RawConnection
+from .portforward import _AlreadySent, _RawConnection  # port-forward's plain SPDY upgrade
 from .spdysession import Session, Stream, StreamClosed
 
 log = logging.getLogger("kubelet.spdyexec")
