@@ -178,7 +178,10 @@ def test_kubectl_run_it_gets_a_shell_on_the_containers_terminal(kubelet, cluster
         terminal.expect("# ", timeout=120)     # the first prompt, though written before attach
         terminal.type("tty; stty size; echo pid-$$\r")
         terminal.expect("pid-1")               # the shell is the container's PID 1
-        assert b"/dev/pts/0" in terminal.screen and b"26 95" in terminal.screen
+        assert b"/dev/pts/0" in terminal.screen
+        # kubectl attach sizes the terminal one row and column larger, then to its own size
+        # (a redraw): the shell may have answered in between
+        terminal.resize_until_seen(26, 95)
         terminal.type("exit 3\r")
         assert terminal.exit_code(timeout=120) == 3
     finally:
