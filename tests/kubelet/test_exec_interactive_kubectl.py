@@ -2,7 +2,7 @@
 kubelet and into a pod, over WebSocket (kubectl's default) and over SPDY/3.1
 (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): piped input comes back, its end ends the command, the
 terminal is the container's /dev/pts/N sized as kubectl's and follows its resizes, exit codes
-pass through, kubectl attach feeds a container's stdin, kubectl run -it gets its terminal and
+pass through, a terminal's command is hung up when its kubectl goes away, kubectl attach feeds a container's stdin, kubectl run -it gets its terminal and
 kubectl cp copies both ways. And the v5 channel protocol itself: stdin, resize and close on the
 kubelet's WebSocket."""
 
@@ -99,6 +99,37 @@ def test_kubectl_exec_it_runs_on_the_containers_terminal(cluster, shell_pod, web
         assert terminal.exit_code() == 5
     finally:
         terminal.close()
+
+
+def running_on_the_node(argv: list[str]) -> bool:
+    """Whether a process with exactly this command line runs on this host (the pod's node)."""
+    wanted = b"\0".join(arg.encode() for arg in argv) + b"\0"
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == wanted:
+                return True
+        except OSError:          # gone meanwhile
+            pass
+    return False
+
+
+@TRANSPORTS
+def test_a_terminal_whose_kubectl_is_gone_is_hung_up(cluster, shell_pod, websockets):
+    command = ["sleep", "4321" if websockets else "4322"]
+    terminal = Terminal([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "-it", "-n",
+                         shell_pod, "shell", "--", *command], rows=24, cols=80,
+                        env=kubectl_env(websockets))
+    try:
+        wait_for(lambda: running_on_the_node(command), 60, what="the command running")
+    finally:
+        terminal.close()      # kubectl killed, as when its window is closed
+    wait_for(lambda: not running_on_the_node(command), 60,
+             what="the command hung up once kubectl was gone")
+    # and the node goes on: another exec answers at once (a hang-up once left the runtime's
+    # event loop reading a closed terminal)
+    done = kubectl(cluster, "exec", "-n", shell_pod, "shell", "--", "echo", "still here",
+                   websockets=websockets)
+    assert done.stdout == "still here\n", done.stderr
 
 
 @TRANSPORTS

@@ -77,6 +77,9 @@ class AsyncExec:
     def __init__(self, running: execio.RunningExec):
         self.running = running
         self.stdin = FdWriter(running.stdin_fd) if running.stdin_fd is not None else None
+        # outputs() state: the fds still read (fd -> stream name) and where their data goes
+        self._reading: dict[int, str] = {}
+        self._queue: asyncio.Queue | None = None
 
     @classmethod
     async def start(cls, state_dir: str, process: Process, stdin: bool, tty: bool,
@@ -95,8 +98,7 @@ class AsyncExec:
     async def outputs(self) -> AsyncIterator[tuple[str, bytes]]:
         """("stdout"|"stderr", bytes) as the process writes them, until every output ended."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        fds = self.running.output_fds
+        queue = self._queue = asyncio.Queue()
 
         def readable(fd: int, name: str) -> None:
             try:
@@ -105,14 +107,16 @@ class AsyncExec:
                 return
             except OSError:   # EIO: the terminal's last holder let it go
                 chunk = b""
-            if not chunk:
-                loop.remove_reader(fd)
-            queue.put_nowait((name, chunk))
+            if chunk:
+                queue.put_nowait((name, chunk))
+            else:
+                self._stop_reading(fd)
 
-        for fd, name in fds.items():
+        self._reading = dict(self.running.output_fds)
+        for fd, name in self._reading.items():
             os.set_blocking(fd, False)
             loop.add_reader(fd, readable, fd, name)
-        open_count = len(fds)
+        open_count = len(self._reading)
         try:
             while open_count:
                 name, chunk = await queue.get()
@@ -121,8 +125,20 @@ class AsyncExec:
                     continue
                 yield name, chunk
         finally:
-            for fd in fds:
+            for fd in list(self._reading):
                 loop.remove_reader(fd)
+            self._reading.clear()
+
+    def _stop_reading(self, fd: int) -> None:
+        """That output ended (or is about to be closed): no reader is left on a closed fd,
+        where the event loop would never report it again and a reused fd number would meet
+        a stale registration."""
+        name = self._reading.pop(fd, None)
+        if name is None:
+            return
+        asyncio.get_running_loop().remove_reader(fd)
+        if self._queue is not None:
+            self._queue.put_nowait((name, b""))
 
     async def write_stdin(self, data: bytes) -> None:
         if self.stdin is not None:
@@ -152,6 +168,7 @@ class AsyncExec:
         if self.tty:
             fd, self.running.tty_fd = self.running.tty_fd, None
             self.running.stdin_fd = None
+            self._stop_reading(fd)         # before the close: its output ends here
             with contextlib.suppress(OSError):
                 os.close(fd)
         else:
