@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
@@ -38,12 +39,18 @@ def smoke_tests(ctx: ClusterContext, workloads: bool = True) -> list[CheckResult
     require_created(ctx)
     owned = ctx.owned
     shares = {host.name: owned.share(spec, host) for host in spec.hosts}
-    with ctx.session() as session:
-        results = file_checks(session, shares, list(spec.hosts))
-    results += etcd_checks(spec, ctx.state.pki_dir)
-    if spec.control_plane_hosts:
-        results += kubernetes_checks(ctx, workloads)
-    return results
+
+    def host_checks() -> list[CheckResult]:
+        with ctx.session() as session:
+            found = file_checks(session, shares, list(spec.hosts))
+        return found + etcd_checks(spec, ctx.state.pki_dir)
+
+    # The files and etcd are checked while the Kubernetes checks wait for pods: they read
+    # different things. Results keep this order.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        on_hosts = background.submit(host_checks)
+        kubernetes = kubernetes_checks(ctx, workloads) if spec.control_plane_hosts else []
+        return on_hosts.result() + kubernetes
 
 
 def kubernetes_checks(ctx: ClusterContext, workloads: bool = True) -> list[CheckResult]:
