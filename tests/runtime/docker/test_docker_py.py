@@ -191,7 +191,9 @@ def test_restart_keeps_an_auto_remove_container_and_stop_removes_it(client):
     container.reload()          # a restart's stop is not the exit AutoRemove waits for
     assert container.status == "running" and container.attrs["State"]["StartedAt"] != first_start
     container.stop(timeout=0)
-    wait_until(lambda: container.id not in {c.id for c in client.containers.list(all=True)},
+    # the low-level list: containers.list() inspects each listed container, and one being
+    # removed just then is a NotFound
+    wait_until(lambda: container.id not in {c["Id"] for c in client.api.containers(all=True)},
                what="AutoRemove after the stop")
 
 
