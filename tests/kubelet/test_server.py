@@ -191,14 +191,20 @@ def test_python_client_port_forward_through_the_api_server(api, chatty, web_pod)
 
 
 def test_metrics_and_stats(kubelet, cluster, chatty):
-    status, text = get(kubelet, admin(cluster), "/metrics")
-    assert status == 200
-    assert f'kubelet_node_name{{node="{kubelet.node}"}} 1.0' in text
-    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-               if line and not line.startswith("#")}
-    assert samples["kubelet_running_pods"] >= 1
-    assert samples["kubelet_pod_start_duration_seconds_count"] >= 1
-    assert samples['kubelet_running_containers{container_state="running"}'] >= 1
+    def samples() -> dict[str, float]:
+        status, text = get(kubelet, admin(cluster), "/metrics")
+        assert status == 200
+        assert f'kubelet_node_name{{node="{kubelet.node}"}} 1.0' in text
+        return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
+    # the gauges are counted at each relist (every second, as kubelet's PLEG): chatty's
+    # restarted container may not be in the last one yet
+    found = wait_for(lambda: (now := samples())[
+        'kubelet_running_containers{container_state="running"}'] >= 1 and now, 30,
+        what="a running container counted")
+    assert found["kubelet_running_pods"] >= 1
+    assert found["kubelet_pod_start_duration_seconds_count"] >= 1
     status, text = get(kubelet, admin(cluster), "/stats/summary")
     summary = json.loads(text)
     assert summary["node"]["nodeName"] == kubelet.node
