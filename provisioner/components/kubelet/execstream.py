@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -51,10 +52,18 @@ async def open_stream(socket_path: str, body: dict,
     raise RuntimeError(message)
 
 
+# what open_stream raises when the runtime cannot run the exec (refused, gone, cut off)
+OPEN_ERRORS = (OSError, RuntimeError, asyncio.IncompleteReadError, ValueError)
+
+
+def failure(message: str) -> dict:
+    return {"metadata": {}, "status": "Failure", "message": message}
+
+
 def exit_status(end: dict) -> dict:
     """The runtime's end frame as the Status kubectl reads on channel 3."""
     if "error" in end:
-        return {"metadata": {}, "status": "Failure", "message": end["error"]}
+        return failure(end["error"])
     code = end.get("exit_code")
     if code == 0:
         return {"metadata": {}, "status": "Success"}
@@ -64,28 +73,39 @@ def exit_status(end: dict) -> dict:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
+async def relay_output(reader: asyncio.StreamReader,
+                       deliver: Callable[[int, bytes], Awaitable[None]]) -> dict:
+    """The runtime's frames until the exec ends: each output frame to `deliver(channel,
+    payload)`; the Status of its end (a Failure if the runtime ended without one)."""
+    status = failure("the container runtime ended the exec without a status")
+    decoder = iostream.FrameDecoder()
+    while data := await reader.read(65536):
+        for channel, payload in decoder.feed(data):
+            if channel == iostream.STATUS:
+                status = exit_status(json.loads(payload))
+            else:
+                await deliver(channel, payload)
+    return status
+
+
 async def relay(ws: web.WebSocketResponse, socket_path: str, body: dict,
                 wanted: dict[int, bool]) -> None:
     """Run the exec of `body` (or attach) and carry it between `ws` and the runtime until it
     ends."""
     try:
         reader, writer = await open_stream(socket_path, body)
-    except (OSError, RuntimeError, asyncio.IncompleteReadError, ValueError) as error:
-        await ws.send_bytes(bytes([iostream.STATUS]) + json.dumps(
-            {"metadata": {}, "status": "Failure", "message": str(error)}).encode())
+    except OPEN_ERRORS as error:
+        await ws.send_bytes(bytes([iostream.STATUS]) + json.dumps(failure(str(error))).encode())
         await ws.close()
         return
     inbound = asyncio.get_running_loop().create_task(_client_to_runtime(ws, writer))
-    status = {"metadata": {}, "status": "Failure",
-              "message": "the container runtime ended the exec without a status"}
-    decoder = iostream.FrameDecoder()
+
+    async def to_client(channel: int, payload: bytes) -> None:
+        if wanted.get(channel):
+            await ws.send_bytes(bytes([channel]) + payload)
+
     try:
-        while data := await reader.read(65536):
-            for channel, payload in decoder.feed(data):
-                if channel == iostream.STATUS:
-                    status = exit_status(json.loads(payload))
-                elif wanted.get(channel):
-                    await ws.send_bytes(bytes([channel]) + payload)
+        status = await relay_output(reader, to_client)
         await ws.send_bytes(bytes([iostream.STATUS]) + json.dumps(status).encode())
     except (ConnectionError, RuntimeError):
         pass             # the client went away: closing our side hangs the process up

@@ -154,23 +154,19 @@ class RemoteCommand:
             return
         try:
             reader, writer = await execstream.open_stream(socket_path, dict(body))
-        except (OSError, RuntimeError, asyncio.IncompleteReadError, ValueError) as error:
-            await self._finish({"metadata": {}, "status": "Failure", "message": str(error)})
+        except execstream.OPEN_ERRORS as error:
+            await self._finish(execstream.failure(str(error)))
             return
         pumps = [asyncio.ensure_future(work) for work in (
             self._stdin_to_runtime(writer), self._resizes_to_runtime(writer),
             self._hang_up_when_client_leaves(writer))]
-        status = {"metadata": {}, "status": "Failure",
-                  "message": "the container runtime ended the exec without a status"}
-        decoder = iostream.FrameDecoder()
+
+        async def to_client(channel: int, payload: bytes) -> None:
+            if (stream := self.streams.get(OUTPUT_STREAMS.get(channel, ""))):
+                await stream.write(payload)
+
         try:
-            while data := await reader.read(65536):
-                for channel, payload in decoder.feed(data):
-                    if channel == iostream.STATUS:
-                        status = execstream.exit_status(json.loads(payload))
-                    elif (stream := self.streams.get(OUTPUT_STREAMS.get(channel, ""))):
-                        await stream.write(payload)
-            await self._finish(status)
+            await self._finish(await execstream.relay_output(reader, to_client))
         except (StreamClosed, ConnectionError):
             pass             # the client went away: closing our side hangs the process up
         finally:
