@@ -215,13 +215,7 @@ class DevCluster:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, grace=10)
         self.procs.clear()
 
 
@@ -446,14 +440,14 @@ class DevNodeCluster:
         holds, the runtime and its network, then the API server and etcd."""
         for name in ("netagent", "dns", "kube-proxy", "metrics-server", "kube-controller-manager",
                      "kube-scheduler", "kubelet"):
-            _terminate(self.procs.pop(name, None))
+            terminate(self.procs.pop(name, None))
         if self._network_lock is not None:   # kube-proxy leaves its rules on SIGTERM
             from provisioner.devnetwork import remove_rules
             remove_rules()
             self._network_lock.release()
             self._network_lock = None
         self._remove_workloads()
-        _terminate(self.procs.pop("runtime", None))
+        terminate(self.procs.pop("runtime", None))
         self._remove_network()
         self.api.stop()
 
@@ -490,7 +484,8 @@ class DevNodeCluster:
                     pass
 
 
-def _terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
+def terminate(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM, `grace` seconds to exit, then SIGKILL; nothing for a process already gone."""
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)

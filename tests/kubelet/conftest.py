@@ -20,7 +20,7 @@ from kubernetes import config as k8s_config
 
 from provisioner.components.runtime.client import RuntimeClient
 from provisioner.components.runtime.net import Network
-from provisioner.dev import DevCluster, free_port
+from provisioner.dev import DevCluster, free_port, terminate
 
 _SESSION = 20 + os.getpid() % 200
 BRIDGE = f"pkub{_SESSION}"
@@ -133,13 +133,7 @@ class KubeletProcess:
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=30)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")

@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 
-from provisioner.dev import free_port
+from provisioner.dev import free_port, terminate
 
 from .conftest import OWN_SUBNET, SESSION, kubectl, wait_for
 from .test_cni_plugin import own_network
@@ -62,15 +61,6 @@ def node_ready(api, node: str = NODE) -> bool:
     return (ready_condition(api, node) or {}).get("status") == "True"
 
 
-def stop(kubelet: subprocess.Popen) -> None:
-    kubelet.send_signal(signal.SIGTERM)
-    try:
-        kubelet.wait(30)
-    except subprocess.TimeoutExpired:
-        kubelet.kill()
-        kubelet.wait()
-
-
 def sandbox_failures(api) -> list[str]:
     events = get(api, "events", "-n", NAMESPACE, "--field-selector",
                  "involvedObject.name=web")["items"]
@@ -105,7 +95,7 @@ def test_a_node_is_not_ready_until_a_pod_network_is_installed(api, cni_daemon, t
         cni_daemon.use_network(own_network(str(tmp_path / "ipam")))
         wait_for(lambda: node_ready(api, node), timeout=30, what=f"node {node} Ready")
     finally:
-        stop(kubelet)
+        terminate(kubelet, grace=30)
         with contextlib.suppress(AssertionError):
             kubectl(api, "delete", "node", node)
         remove_cgroups()
@@ -138,7 +128,7 @@ def test_a_failing_plugin_is_a_failed_sandbox_event_with_its_message_and_the_kub
     finally:
         with contextlib.suppress(AssertionError):
             kubectl(api, "delete", "namespace", NAMESPACE, "--wait=false")
-        stop(kubelet)
+        terminate(kubelet, grace=30)
         for sandbox in cni_daemon.client.pods():          # what the kubelet left running
             if sandbox.get("namespace") == NAMESPACE:
                 cni_daemon.client.remove_pod(sandbox["id"])
