@@ -15,19 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 CLONE_NEWNET = 0x40000000
 
-# A web server run in a namespace (argv[1]: the address to bind) that answers each request with
-# the client address it saw, so tests see whether traffic was masqueraded.
+# A web server run in a namespace (each argument: an address:port to listen on) that answers
+# each request with the client address it saw, so tests see whether traffic was masqueraded.
 WHO = r"""
-import http.server, sys
+import http.server, sys, threading
 class Who(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = self.client_address[0].encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body)))
         self.end_headers(); self.wfile.write(body)
     def log_message(self, *args): pass
-server = http.server.ThreadingHTTPServer((sys.argv[1], 8080), Who)
+for where in sys.argv[1:]:
+    address, port = where.split(":")
+    server = http.server.ThreadingHTTPServer((address, int(port)), Who)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 print("ready", flush=True)
-server.serve_forever()
+threading.Event().wait()
 """
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -46,7 +46,7 @@ def hairpin_node(api, tmp_path_factory):
         pod.ip("route", "add", BRIDGE_IP, "dev", "eth0")
         pod.ip("route", "add", "default", "via", BRIDGE_IP)
         node.ns.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        server = pod.popen([sys.executable, "-c", WHO, POD_IP], stdout=subprocess.PIPE,
+        server = pod.popen([sys.executable, "-c", WHO, f"{POD_IP}:8080"], stdout=subprocess.PIPE,
                            text=True)
         assert server.stdout.readline().strip() == "ready"
         yield node, pod

@@ -65,7 +65,7 @@ class TwoNodes:
             pod.ip("link", "set", "eth0", "up")
             pod.ip("route", "add", "default", "via", gateway)
             self.parts.append(Forwarder(node, 6443, self.api.api_port))
-            server = pod.popen([sys.executable, "-c", WHO, pod_ip(key)], stdout=subprocess.PIPE,
+            server = pod.popen([sys.executable, "-c", WHO, f"{pod_ip(key)}:8080"], stdout=subprocess.PIPE,
                                text=True)
             assert server.stdout.readline().strip() == "ready"
         config = yaml.safe_load(self.api.kubeconfig.read_text())

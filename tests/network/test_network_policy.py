@@ -23,7 +23,7 @@ import pytest
 from provisioner.components.netagent import policy as np
 
 from .conftest import SESSION, kubectl, wait_for
-from .netns import Netns
+from .netns import WHO, Netns
 from .test_netagent import NODES, TwoNodes
 
 CLIENT = NODES["a"][1].replace("0/24", "21")          # the client pod, on node a
@@ -32,22 +32,6 @@ DECOY = NODES["b"][1].replace("0/24", "22")           # names http=9090, on node
 TARGETS = [(SERVER, 8080), (SERVER, 9090), (DECOY, 8080), (DECOY, 9090)]
 BRIDGE_GATEWAY = "10.244.3.1"                         # node b's bridge, two pods behind it
 BRIDGED = {"server": "10.244.3.21", "client": "10.244.3.22"}
-
-LISTEN = r"""
-import http.server, sys, threading
-class Who(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.client_address[0].encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body)))
-        self.end_headers(); self.wfile.write(body)
-    def log_message(self, *args): pass
-for where in sys.argv[1:]:
-    address, port = where.split(":")
-    server = http.server.ThreadingHTTPServer((address, int(port)), Who)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-"""
 
 
 def _get(target: str, port: int, source: str = CLIENT) -> str | None:
@@ -86,7 +70,7 @@ class Traffic:
             pod.ip("link", "set", "eth0", "up")
             pod.ip("route", "add", "default", "via", BRIDGE_GATEWAY)
         server = self.bridged["server"].popen(
-            [sys.executable, "-c", LISTEN, f"{BRIDGED['server']}:8080",
+            [sys.executable, "-c", WHO, f"{BRIDGED['server']}:8080",
              f"{BRIDGED['server']}:9090"], stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
 
@@ -141,7 +125,7 @@ def traffic(api, tmp_path_factory):
         nodes.pods["a"].ip("addr", "add", f"{CLIENT}/24", "dev", "eth0")
         for address in (SERVER, DECOY):
             nodes.pods["b"].ip("addr", "add", f"{address}/24", "dev", "eth0")
-        server = nodes.pods["b"].popen([sys.executable, "-c", LISTEN,
+        server = nodes.pods["b"].popen([sys.executable, "-c", WHO,
                                         *(f"{t}:{p}" for t, p in TARGETS)],
                                        stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
