@@ -15,6 +15,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -179,13 +180,25 @@ class Authenticator:
         return User(f"system:bootstrap:{token_id}", ["system:bootstrappers"] + extra + ["system:authenticated"])
 
 
+@lru_cache(maxsize=4)
+def _signing_key(key_pem: bytes) -> tuple[Any, str]:
+    """The parsed signing key and its JWS algorithm, by PEM content.
+
+    Parsing checks an RSA key's consistency, which costs more than the signature itself; every pod
+    start asks for a token, so the parsed key is kept (a rewritten key file is new content and is
+    parsed again).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = serialization.load_pem_private_key(key_pem, None)
+    return key, "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+
+
 def sign_service_account_token(key_pem: bytes, issuer: str, namespace: str, name: str, uid: str,
                                audiences: list[str], seconds: int, bound: dict | None = None) -> tuple[str, int]:
     """A bound service-account token, as the TokenRequest API issues it."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = serialization.load_pem_private_key(key_pem, None)
-    alg = "RS256" if key.__class__.__name__.startswith("_RSA") or "RSA" in type(key).__name__ else "ES256"
+    key, alg = _signing_key(key_pem)
     now = int(time.time())
     claims = {"iss": issuer, "sub": f"system:serviceaccount:{namespace}:{name}", "aud": audiences,
               "iat": now, "nbf": now, "exp": now + seconds,
