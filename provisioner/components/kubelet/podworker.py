@@ -144,7 +144,9 @@ class PodWorker(ContainerStart):
         if not phase_done and await self.run_init_containers(snapshot, sandbox):
             for container in spec["containers"]:
                 await self.sync_container(container, snapshot, sandbox)
-        await self.report(snapshot, sandbox)
+        # a container started above refreshed the kubelet's snapshot: report from that one, or
+        # the pod shows Running only after the next relist or watch echo wakes this worker
+        await self.report(self.kubelet.snapshot, sandbox)
 
     def pod_finished(self, snapshot: Snapshot) -> bool:
         """restartPolicy Never/OnFailure pods whose containers all ended are left as they are."""
