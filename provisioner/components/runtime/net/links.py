@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from . import netns
 from .errors import NetworkError
 
 EEXIST = 17
@@ -39,8 +40,13 @@ def write_sysctl(name: str, value: str) -> None:
 
 
 def link_index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    # a get by name, not pyroute2's link_lookup, which dumps and decodes every link on the host
+    try:
+        return ipr.link("get", ifname=name)[0]["index"]
+    except NetlinkError as exc:
+        if exc.code == ENODEV:
+            return None
+        raise
 
 
 def ensure_bridge_link(name: str, gateway: ipaddress.IPv4Address, prefixlen: int) -> int:
@@ -132,12 +138,18 @@ def create_veth(spec: VethSpec) -> str:
             # DNATed at the bridge and must be sent back out of the port it came in by.
             ipr.brport("set", index=host_index, mode=1)
             ipr.link("set", index=host_index, state="up")
-            with IPRoute(netns=spec.netns_path, flags=0) as inside:
-                eth0 = link_index(inside, "eth0")
-                inside.addr("add", index=eth0, address=str(spec.address), prefixlen=spec.prefixlen)
-                inside.link("set", index=eth0, state="up")
-                inside.route("add", dst="0.0.0.0/0", gateway=str(spec.gateway), oif=eth0)
-                return str(inside.link("get", index=eth0)[0].get("IFLA_ADDRESS"))
+            return netns.run_inside(spec.netns_path, lambda: _configure_eth0(spec))
         except BaseException:
             delete_link(spec.host_name)
             raise
+
+
+def _configure_eth0(spec: VethSpec) -> str:
+    """Inside the container's namespace: address, up, default route; returns eth0's MAC."""
+    with IPRoute() as inside:
+        link = inside.link("get", ifname="eth0")[0]
+        eth0 = link["index"]
+        inside.addr("add", index=eth0, address=str(spec.address), prefixlen=spec.prefixlen)
+        inside.link("set", index=eth0, state="up")
+        inside.route("add", dst="0.0.0.0/0", gateway=str(spec.gateway), oif=eth0)
+        return str(link.get("IFLA_ADDRESS"))

@@ -13,10 +13,14 @@ import ctypes
 import errno
 import os
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 
 from .errors import NetworkError
+
+T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
@@ -57,6 +61,34 @@ def create_handle(path: str) -> None:
     if failure:
         remove_handle(path)
         raise NetworkError(f"cannot create network namespace {path}: {failure[0]}")
+
+
+def run_inside(path: str, work: Callable[[], T]) -> T:
+    """``work()``'s result, run in a short-lived thread that has joined the namespace at ``path``.
+
+    Netlink sockets opened by ``work`` talk to that namespace. This replaces pyroute2's
+    ``IPRoute(netns=...)``, which forks the (large) daemon for every socket it opens there.
+    """
+    outcome: list = []
+
+    def inside() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _check(_libc.setns(fd, CLONE_NEWNET), f"setns into {path}")
+            finally:
+                os.close(fd)
+            outcome.append((True, work()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=inside, name=f"netns:{path}")
+    worker.start()
+    worker.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def is_handle(path: str) -> bool:
