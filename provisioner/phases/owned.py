@@ -30,6 +30,9 @@ SYSTEMD_DIR = "/etc/systemd/system"
 SYSTEM_PARENTS = frozenset({"/", *SYSTEM_TREES, *SHARED_DIRECTORIES})
 
 PathOf = str | Callable[[ClusterSpec], str]
+# A further condition on a declaration beyond its roles (the registry: only the host that runs
+# it, only while the spec enables it); None: the roles alone decide.
+HostTest = Callable[[ClusterSpec, Host], bool] | None
 
 
 def _resolve(path: PathOf, spec: ClusterSpec) -> str:
@@ -44,6 +47,7 @@ class File:
     roles: tuple[str, ...] = (ALL_HOSTS,)
     mode: str = "644"
     secret: bool = False
+    only: HostTest = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Directory:
     path: PathOf
     roles: tuple[str, ...] = (ALL_HOSTS,)
     mode: str = "755"
+    only: HostTest = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Unit:
 
     name: str
     roles: tuple[str, ...] = (ALL_HOSTS,)
+    only: HostTest = None
 
     @property
     def path(self) -> str:
@@ -74,6 +80,7 @@ class DataDir:
     path: PathOf
     roles: tuple[str, ...] = (ALL_HOSTS,)
     mode: str = "700"
+    only: HostTest = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,10 @@ class HostShare:
     @property
     def paths(self) -> tuple[str, ...]:
         return (*(u.path for u in self.units), *(f.path for f in self.files))
+
+
+def _on(item: File | Directory | Unit | DataDir, spec: ClusterSpec, host: Host) -> bool:
+    return has_role(host, item.roles) and (item.only is None or item.only(spec, host))
 
 
 def created_directories(paths: Sequence[str]) -> list[str]:
@@ -139,17 +150,17 @@ class Owned:
         directory (/etc, /opt, /var/lib...).
         """
         placed = [HostFile(_resolve(f.path, spec), f.mode, f.secret)
-                  for f in self.files if has_role(host, f.roles)]
+                  for f in self.files if _on(f, spec, host)]
         placed += [HostFile(p.remote, p.mode, True)  # certificates too: never shown
                    for p in host_files(self.certificates, spec, host)]
-        declared = [_resolve(d.path, spec) for d in self.directories if has_role(host, d.roles)]
+        declared = [_resolve(d.path, spec) for d in self.directories if _on(d, spec, host)]
         directories = deepest_first({*declared, *created_directories([f.path for f in placed]),
                                      *created_directories(declared)})
         return HostShare(
             files=tuple(dict.fromkeys(placed)),
             directories=tuple(directories),
-            units=tuple(u for u in self.units if has_role(host, u.roles)),
-            data_dirs=tuple(_resolve(d.path, spec) for d in self.data_dirs if has_role(host, d.roles)),
+            units=tuple(u for u in self.units if _on(u, spec, host)),
+            data_dirs=tuple(_resolve(d.path, spec) for d in self.data_dirs if _on(d, spec, host)),
         )
 
 

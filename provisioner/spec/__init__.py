@@ -9,6 +9,7 @@ from provisioner.spec.model import (
     EtcdSettings,
     Host,
     Networking,
+    RegistrySettings,
     SSHSettings,
 )
 from provisioner.spec.problems import Problem, SpecError
@@ -20,6 +21,7 @@ __all__ = [
     "Host",
     "Networking",
     "Problem",
+    "RegistrySettings",
     "SSHSettings",
     "SpecError",
     "load_cluster",

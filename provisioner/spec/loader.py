@@ -21,6 +21,7 @@ from provisioner.spec.model import (
     EtcdSettings,
     Host,
     Networking,
+    RegistrySettings,
     SSHSettings,
 )
 from provisioner.spec.paths import PATH_ECHO_LIMIT, local_path_problem
@@ -142,4 +143,6 @@ def build(doc: dict, source: Path, entries: list[HostEntry], warnings: list[Prob
             wheelhouse=resolve_path(wheelhouse, source.parent) if wheelhouse else None,
         ),
         warnings=tuple(warnings),
+        registry=RegistrySettings(enabled=spec["registry"]["enabled"],
+                                  port=spec["registry"]["port"]),
     )

@@ -28,6 +28,7 @@ DEFAULT_DNS_DOMAIN = "cluster.local"
 DEFAULT_ETCD_CLIENT_PORT = 2379
 DEFAULT_ETCD_PEER_PORT = 2380
 DEFAULT_ETCD_DATA_DIR = "/var/lib/etcd"
+DEFAULT_REGISTRY_PORT = 5000
 DEFAULT_ETCD_SOURCE = "wheel"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -91,6 +92,14 @@ class Artifacts:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """The image registry the first control-plane host offers every node (TLS, client certs)."""
+
+    enabled: bool = True
+    port: int = DEFAULT_REGISTRY_PORT
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """A whole cluster, as declared in one cluster file (plus its inventory)."""
 
@@ -101,6 +110,7 @@ class ClusterSpec:
     etcd: EtcdSettings
     artifacts: Artifacts
     warnings: tuple[Problem, ...] = field(default=())
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     @property
     def etcd_hosts(self) -> tuple[Host, ...]:
@@ -113,6 +123,19 @@ class ClusterSpec:
     @property
     def worker_hosts(self) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if h.is_worker)
+
+    @property
+    def registry_host(self) -> Host | None:
+        """Where the registry runs: the first control-plane host (None when disabled)."""
+        if not self.registry.enabled or not self.control_plane_hosts:
+            return None
+        return self.control_plane_hosts[0]
+
+    @property
+    def registry_endpoint(self) -> str | None:
+        """`address:port` of the registry, as image names and certs.d/ spell it."""
+        host = self.registry_host
+        return f"{host.address}:{self.registry.port}" if host else None
 
     def etcd_client_url(self, host: Host) -> str:
         """Where etcd clients reach the member on `host` (TLS only)."""

@@ -16,6 +16,7 @@ from provisioner.spec.model import (
     DEFAULT_ETCD_PEER_PORT,
     DEFAULT_ETCD_SOURCE,
     DEFAULT_POD_CIDR,
+    DEFAULT_REGISTRY_PORT,
     DEFAULT_SERVICE_CIDR,
     ROLES,
 )
@@ -84,6 +85,15 @@ ARTIFACTS = {
     },
 }
 
+REGISTRY = {
+    "type": "dict",
+    "default": {},
+    "schema": {
+        "enabled": {"type": "boolean", "default": True},
+        "port": {**PORT, "default": DEFAULT_REGISTRY_PORT},
+    },
+}
+
 CLUSTER = {
     "apiVersion": {"type": "string", "required": True, "allowed": [API_VERSION]},
     "kind": {"type": "string", "required": True, "allowed": ["Cluster"]},
@@ -102,6 +112,7 @@ CLUSTER = {
             "networking": NETWORKING,
             "etcd": ETCD,
             "artifacts": ARTIFACTS,
+            "registry": REGISTRY,
         },
     },
 }
