@@ -98,7 +98,9 @@ class Registry:
 
 
 def start_registry(directory: str, tls: bool = False, token_realm: str | None = None,
-                   token_cert: str | None = None, htpasswd: str | None = None) -> Registry:
+                   token_cert: str | None = None, htpasswd: str | None = None,
+                   client_cas: str | None = None) -> Registry:
+    """`client_cas`: a CA file; clients must then present a certificate it signed."""
     port = free_port()
     lines = [
         "version: 0.1",
@@ -113,6 +115,8 @@ def start_registry(directory: str, tls: bool = False, token_realm: str | None = 
     if tls:
         ca_file, cert, key = make_tls_files(directory)
         lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+        if client_cas:
+            lines += [f"    clientcas: [{client_cas}]"]
     if token_realm:
         lines += ["auth:", "  token:", f"    realm: {token_realm}", "    service: test-registry",
                   "    issuer: test-token-server", f"    rootcertbundle: {token_cert}"]

@@ -4,7 +4,8 @@ Long operations report progress lines through a callback; `events_of` turns a wo
 callbacks into an async stream the API writes out line by line. Builds run each RUN instruction
 in a throwaway container (build/runstep.py) on the host network; when the client goes away the
 step's container is stopped and deleted. Pull and push use the credentials `login` saved and the
-CA files of `<root>/certs.d/<host:port>/*.crt`; credentials given with one request (Docker's
+CA files of `<root>/certs.d/<host:port>/*.crt` (and a client certificate there, `*.cert` with its
+`*.key`, as Docker's); credentials given with one request (Docker's
 `X-Registry-Auth`, the kubelet's imagePullSecrets) take the place of saved ones for that request
 only and are never saved or logged.
 """
@@ -91,7 +92,8 @@ class ImageOperations:
         self.work_root = os.path.join(root, "tmp")
         os.makedirs(self.work_root, exist_ok=True)
         self.credentials = CredentialStore(root)
-        self.certs_dir = os.path.join(root, "certs.d")    # <host:port>/ca.crt, as Docker's
+        # <host:port>/ca.crt (and client.cert, client.key), as Docker's
+        self.certs_dir = os.path.join(root, "certs.d")
         self.cgroup_parent = cgroup_parent
         self.images_in_use = images_in_use     # image id -> name of a container using it
         self.registry_settings: dict = {}      # RegistryClient's mirrors, docker_hub_endpoint

@@ -1,7 +1,7 @@
 """runtime/images: the OCI distribution client (pull and push), on aiohttp.
 
-HTTPS by default. Insecure registries (localhost, 127.0.0.1, ::1, those configured, or a request
-marked insecure) are tried over HTTPS without certificate checks first and then over plain HTTP,
+HTTPS by default, with the CAs and the client certificate of Docker's certs.d layout. Insecure
+registries (localhost, 127.0.0.1, ::1, those configured, or a request marked insecure) are tried over HTTPS without certificate checks first and then over plain HTTP,
 as Docker does. Blobs are verified by sha256 while they stream in; a failed pull removes the
 blobs it added. Pushes skip blobs the registry has (HEAD), upload small blobs in one PUT and
 large ones in PATCH chunks, then PUT the manifest with its own media type.
@@ -240,13 +240,24 @@ class RegistryClient:
     # ------------------------------------------------------------------ TLS
 
     def ssl_context(self, host: str, verify: bool) -> ssl.SSLContext:
+        """TLS for `host`: CAs from `<certs_dir>/<host>/*.crt` and, as Docker's certs.d, a
+        client certificate from a `*.cert` with its matching `*.key` (the first pair by name)."""
         context = ssl.create_default_context(cafile=self.ca_file)
         if self.certs_dir:
             host_dir = os.path.join(self.certs_dir, host)
             if os.path.isdir(host_dir):
-                for name in sorted(os.listdir(host_dir)):
+                names = sorted(os.listdir(host_dir))
+                for name in names:
                     if name.endswith(".crt"):
                         context.load_verify_locations(os.path.join(host_dir, name))
+                pairs = client_pairs(host_dir, names)
+                if pairs:
+                    cert, key = pairs[0]
+                    try:
+                        context.load_cert_chain(cert, key)
+                    except (OSError, ssl.SSLError) as error:
+                        raise ImageError(f"cannot use client certificate {cert} with {key}: "
+                                         f"{error}") from error
         if not verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -256,6 +267,24 @@ class RegistryClient:
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         return (asked or host in self.insecure_registries
                 or (self.local_hosts_insecure and hostname in LOCAL_HOSTS))
+
+
+def client_pairs(host_dir: str, names: list[str]) -> list[tuple[str, str]]:
+    """(certificate, key) paths of certs.d's client pairs: `X.cert` with `X.key`. A half pair is
+    an error naming the missing file, as Docker reports it."""
+    pairs = []
+    for name in names:
+        stem, dot, suffix = name.rpartition(".")
+        partner = {"cert": "key", "key": "cert"}.get(suffix) if dot else None
+        if partner is None:
+            continue
+        if f"{stem}.{partner}" not in names:
+            what = "key" if partner == "key" else "client certificate"
+            raise ImageError(f"missing {what} {os.path.join(host_dir, f'{stem}.{partner}')} for "
+                             f"{os.path.join(host_dir, name)} (CA certificates end in .crt)")
+        if suffix == "cert":
+            pairs.append((os.path.join(host_dir, name), os.path.join(host_dir, f"{stem}.key")))
+    return pairs
 
 
 def _endpoint(text: str, what: str) -> URL:
