@@ -39,6 +39,7 @@ from provisioner.phases import (
     mark_control_plane,
     pki,
     preflight,
+    registry,
     remove_nodes,
     runtime,
     upload_config,
@@ -55,6 +56,7 @@ CREATE_PHASES: list[Phase] = [
     install.PHASE,  # this project runs on each host from /opt/provisioner/venv
     etcd.PHASE,  # every etcd host runs a member of one TLS-only etcd cluster
     runtime.PHASE,  # the container runtime under systemd, CNI plugins, the components image
+    registry.PHASE,  # docker-registry on the first control-plane host; every runtime trusts it
     control_plane.PHASE,  # static pods: apiserver, controller-manager, scheduler
     kubelet_start.PHASE,  # control-plane kubelets run the static pods and register their nodes
     wait_control_plane.PHASE,  # the API server answers /readyz

@@ -27,7 +27,9 @@ REMOTE_WHEELHOUSE = f"{REMOTE_ROOT}/wheelhouse"
 REMOTE_PKI = "/etc/kubernetes/pki"
 SYSTEMD_DIR = "/etc/systemd/system"
 # Directories that existed before create (mkdir -p made what is below them); delete stops there.
-SYSTEM_PARENTS = frozenset({"/", *SYSTEM_TREES, *SHARED_DIRECTORIES})
+# Lab hosts mount /var/lib/provisioner (the runtime's root and the registry's storage live below
+# it), so it is never a directory create made.
+SYSTEM_PARENTS = frozenset({"/", *SYSTEM_TREES, *SHARED_DIRECTORIES, "/var/lib/provisioner"})
 
 PathOf = str | Callable[[ClusterSpec], str]
 # A further condition on a declaration beyond its roles (the registry: only the host that runs

@@ -45,6 +45,15 @@ NODE_FILES = {"/etc/systemd/system/kubelet.service", "/etc/systemd/system/provis
               f"{K8S}/kubelet.conf", f"{PKI}/ca.crt",  # /var/lib/kubelet/* goes with its tree
               *(f"/opt/cni/bin/provisioner-{plugin}"
                 for plugin in ("bridge", "host-local", "portmap", "loopback"))}
+# The registry (spec.registry, on by default): its CA and client pair on every node's runtime,
+# docker-registry itself on the first control-plane host.
+CERTS_D = "/var/lib/provisioner/runtime/certs.d"
+NODE_FILES |= {f"{CERTS_D}/10.0.0.11:5000/{name}" for name in ("ca.crt", "client.cert", "client.key")}
+NODE_DIRECTORIES = (f"{CERTS_D}/10.0.0.11:5000", CERTS_D, "/var/lib/provisioner/runtime")
+REGISTRY_FILES = {"/etc/systemd/system/provisioner-registry.service",
+                  "/opt/provisioner/registry/docker-registry", "/etc/provisioner-registry/config.yml",
+                  "/etc/provisioner-registry/pki/registry.crt",
+                  "/etc/provisioner-registry/pki/registry.key"}
 NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/var/lib/kubelet",
               "/var/lib/provisioner/runtime", "/var/lib/cni"}
 
@@ -52,7 +61,7 @@ NODE_TREES = {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse", "/var/lib/
 def test_etcd_control_plane_host_removes_the_files_create_placed_and_nothing_wider():
     cluster = spec()
     everything = merged(phase_removals(cluster, cluster.hosts[0]))
-    assert set(everything.files) == NODE_FILES | {
+    assert set(everything.files) == NODE_FILES | REGISTRY_FILES | {
         "/etc/systemd/system/etcd.service", "/etc/etcd/initial-cluster.env",
         f"{PKI}/etcd/ca.crt", f"{PKI}/etcd/server.crt", f"{PKI}/etcd/server.key",
         f"{PKI}/etcd/peer.crt", f"{PKI}/etcd/peer.key", f"{PKI}/etcd/healthcheck-client.crt",
@@ -65,10 +74,13 @@ def test_etcd_control_plane_host_removes_the_files_create_placed_and_nothing_wid
         f"{K8S}/scheduler.conf", f"{K8S}/encryption-config.yaml",
         *(f"{K8S}/manifests/{c}.yaml"
           for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"))}
-    assert set(everything.trees) == NODE_TREES | {"/var/lib/etcd"}
-    assert everything.directories == (f"{PKI}/etcd", "/etc/cni/net.d", f"{K8S}/manifests", PKI,
-                                      "/opt/cni/bin", "/var/lib/kubelet", "/etc/cni", "/etc/etcd",
-                                      K8S, "/opt/cni", "/opt/provisioner")
+    assert set(everything.trees) == NODE_TREES | {"/var/lib/etcd", "/var/lib/provisioner/registry"}
+    assert everything.directories == (*NODE_DIRECTORIES[:2], f"{PKI}/etcd", NODE_DIRECTORIES[2],
+                                      "/etc/cni/net.d", f"{K8S}/manifests", PKI,
+                                      "/etc/provisioner-registry/pki", "/opt/cni/bin",
+                                      "/opt/provisioner/registry", "/var/lib/kubelet",
+                                      "/etc/cni", "/etc/etcd", K8S,
+                                      "/etc/provisioner-registry", "/opt/cni", "/opt/provisioner")
 
 
 def test_a_worker_loses_its_node_share_and_never_held_a_ca_key_or_control_plane_file():
@@ -76,8 +88,9 @@ def test_a_worker_loses_its_node_share_and_never_held_a_ca_key_or_control_plane_
     everything = merged(phase_removals(cluster, cluster.hosts[1]))
     assert set(everything.files) == NODE_FILES | {f"{K8S}/bootstrap-kubelet.conf"}
     assert set(everything.trees) == NODE_TREES
-    assert everything.directories == ("/etc/cni/net.d", PKI, "/opt/cni/bin", "/var/lib/kubelet",
-                                      "/etc/cni", K8S, "/opt/cni", "/opt/provisioner")
+    assert everything.directories == (*NODE_DIRECTORIES, "/etc/cni/net.d", PKI, "/opt/cni/bin",
+                                      "/var/lib/kubelet", "/etc/cni", K8S,
+                                      "/opt/cni", "/opt/provisioner")
 
 
 def rebased(many: list[Removals], root: Path) -> list[Removals]:
@@ -154,7 +167,8 @@ def test_directories_create_made_go_when_nothing_else_is_in_them(tmp_path):
     removed = [d for d in done if d.startswith("remove empty directory")]
     assert set(removed) == {f"remove empty directory {tmp_path}{d}" for d in (
         "/etc/etcd", "/opt/provisioner", f"{PKI}/etcd", PKI, "/etc/kubernetes",
-        "/etc/kubernetes/manifests", "/opt/cni/bin", "/opt/cni")}
+        "/etc/kubernetes/manifests", "/opt/cni/bin", "/opt/cni", "/opt/provisioner/registry",
+        "/etc/provisioner-registry/pki", "/etc/provisioner-registry", *NODE_DIRECTORIES[:2])}
 
 
 def test_the_unit_is_stopped_and_reloaded_away_only_when_it_is_there():

@@ -67,9 +67,15 @@ def test_the_workflow_declares_each_path_once_and_a_worker_only_its_node_share()
         "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf",
         "/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/config.yaml",
         "/var/lib/kubelet/pki/kubelet.crt", "/var/lib/kubelet/pki/kubelet.key",
-        *(f"/opt/cni/bin/provisioner-{p}" for p in ("bridge", "host-local", "portmap", "loopback"))}
-    # No CA key on a worker: its only private key is its kubelet's serving key.
-    assert [p for p in worker.paths if p.endswith(".key")] == ["/var/lib/kubelet/pki/kubelet.key"]
+        *(f"/opt/cni/bin/provisioner-{p}" for p in ("bridge", "host-local", "portmap", "loopback")),
+        # the registry's CA and this node's client pair (spec.registry, on by default)
+        *(f"/var/lib/provisioner/runtime/certs.d/{cluster.registry_endpoint}/{name}"
+          for name in ("ca.crt", "client.cert", "client.key"))}
+    # No CA key on a worker: its only private keys are its kubelet's serving key and its
+    # registry client key.
+    assert sorted(p for p in worker.paths if p.endswith(".key")) == [
+        "/var/lib/kubelet/pki/kubelet.key",
+        f"/var/lib/provisioner/runtime/certs.d/{cluster.registry_endpoint}/client.key"]
     assert set(worker.data_dirs) == {"/opt/provisioner/venv", "/opt/provisioner/wheelhouse",
                                      "/var/lib/provisioner/runtime", "/var/lib/cni",
                                      "/var/lib/kubelet"}
