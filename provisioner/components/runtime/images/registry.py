@@ -81,12 +81,15 @@ class RegistryClient:
                 self._forget(added)
                 raise
 
-    async def push(self, ref: str, insecure: bool = False) -> str:
-        """Push the local image `ref` to the registry its name points at; returns the digest."""
+    async def push(self, ref: str, insecure: bool = False, target: str | None = None) -> str:
+        """Push the local image `ref` to the registry its name points at (or, given `target`,
+        under that name, as `docker tag` then `docker push` would, leaving the store as it
+        is); returns the digest."""
         image = self.store.resolve(ref)
-        reference = parse_reference(ref)
+        reference = parse_reference(target or ref)
         if reference.digest:
-            raise ImageError(f"cannot push to a digest reference {ref!r}; push a name:tag")
+            raise ImageError(f"cannot push to a digest reference {target or ref!r}; push a "
+                             "name:tag")
         async with _Connection(self, reference, insecure) as connection:
             scope = f"repository:{reference.repository}:pull,push"
             for digest in [layer.digest for layer in image.layers] + [image.id]:
@@ -392,5 +395,6 @@ def pull(store: ImageStore, ref: str, insecure: bool = False, **options) -> Imag
     return asyncio.run(RegistryClient(store, **options).pull(ref, insecure))
 
 
-def push(store: ImageStore, ref: str, insecure: bool = False, **options) -> str:
-    return asyncio.run(RegistryClient(store, **options).push(ref, insecure))
+def push(store: ImageStore, ref: str, insecure: bool = False, target: str | None = None,
+         **options) -> str:
+    return asyncio.run(RegistryClient(store, **options).push(ref, insecure, target))
