@@ -21,6 +21,7 @@ from provisioner.verify import CheckResult, etcd_checks
 from provisioner.verify.cluster import cluster_checks
 from provisioner.verify.etcd import Etcdctl
 from provisioner.verify.files import file_checks
+from provisioner.verify.registry import registry_checks
 from provisioner.workflow import Phase, Plan
 
 
@@ -43,7 +44,7 @@ def smoke_tests(ctx: ClusterContext, workloads: bool = True) -> list[CheckResult
     def host_checks() -> list[CheckResult]:
         with ctx.session() as session:
             found = file_checks(session, shares, list(spec.hosts))
-        return found + etcd_checks(spec, ctx.state.pki_dir)
+        return found + etcd_checks(spec, ctx.state.pki_dir) + registry_checks(spec, ctx.state.pki_dir)
 
     # The files and etcd are checked while the Kubernetes checks wait for pods: they read
     # different things. Results keep this order.

@@ -150,3 +150,20 @@ def test_the_registry_name_keeps_repository_and_tag(ref, name):
     from provisioner.images_command import registry_name
 
     assert registry_name("10.0.0.11:5000", ref) == name
+
+
+def test_verify_passes_while_the_registry_answers_client_certificates_only(tmp_path, cluster):
+    from provisioner.spec import load_cluster
+    from provisioner.verify.registry import registry_checks
+
+    running, _, pki = cluster
+    spec = load_cluster(tmp_path / "cluster.yaml")
+    [result] = registry_checks(spec, pki)
+    assert result.ok, result.detail
+    assert result.line() == (f"PASS registry answers client certificates only [cp1]: "
+                             f"https://{running.host}/v2/ answers the admin certificate and "
+                             "refuses a client without one")
+    running.stop()
+    [result] = registry_checks(spec, pki, wait_seconds=0.5)
+    assert not result.ok
+    assert result.detail.startswith(f"https://{running.host}/v2/ with the admin certificate: ")
