@@ -228,6 +228,46 @@ def test_images_load_puts_an_archive_on_every_node_once_and_pods_run_it(kube, tm
         kube.kubectl("delete", "pod", "app", "--wait=false")
 
 
+def test_images_push_serves_a_pod_on_a_worker_from_the_registry_which_wants_certificates(
+        kube, tmp_path):
+    import ssl
+    import urllib.request
+
+    from provisioner.components.runtime.images.bootstrap import ensure_bootstrap_images
+    from provisioner.components.runtime.images.store import ImageStore
+
+    store = ImageStore(str(tmp_path / "store"))
+    store.tag(ensure_bootstrap_images(store)[0], "smoke/pushed:1")
+    registry = f"{kube.hosts[0]['address']}:5000"  # the first control-plane host, port 5000
+    pushed = _ok(kube.cli("images", "push", "-f", str(kube.spec), "--root",
+                          str(tmp_path / "store"), "smoke/pushed:1"))
+    image = f"{registry}/smoke/pushed:1"
+    assert f"pods use: {image}" in pushed, pushed
+    worker = next(h["name"] for h in kube.hosts if h["roles"] == ["worker"])
+    overrides = json.dumps({"apiVersion": "v1",
+                            "spec": {"nodeSelector": {"kubernetes.io/hostname": worker}}})
+    _ok(kube.kubectl("run", "pushed", f"--image={image}", "--image-pull-policy=Always",
+                     "--restart=Never", f"--overrides={overrides}", "--", "sleep", "3600"))
+    try:
+        _ok(kube.kubectl("wait", "--for=condition=Ready", "pod/pushed",
+                         "--timeout=180s", timeout=200))
+        pod = json.loads(_ok(kube.kubectl("get", "pod", "pushed", "-o", "json")))
+        assert pod["spec"]["nodeName"] == worker
+        assert pod["status"]["containerStatuses"][0]["image"].endswith("smoke/pushed:1")
+    finally:
+        kube.kubectl("delete", "pod", "pushed", "--wait=false")
+    # Without a client certificate the registry ends the TLS handshake (the CA alone is not
+    # enough); nodes present theirs from the runtime's certs.d.
+    ca = kube.state_dir / "clusters" / "k8s" / "pki" / "ca.crt"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"https://{registry}/v2/", timeout=10,
+                               context=ssl.create_default_context(cafile=str(ca)))
+    certs_d = f"/var/lib/provisioner/runtime/certs.d/{registry}"
+    listing = kube.ssh(worker, f"stat -c '%a %n' {certs_d}/*")
+    assert sorted(listing.split("\n")[:-1]) == [
+        f"600 {certs_d}/client.key", f"644 {certs_d}/ca.crt", f"644 {certs_d}/client.cert"]
+
+
 class FourthHost:
     """The lab grown by one host, which joins `kube` as a worker (see the `fourth` fixture)."""
 
@@ -377,12 +417,15 @@ def test_delete_removes_pods_network_and_files_and_a_second_delete_does_nothing(
     for host in kube.hosts:
         left = kube.ssh(host["name"], (
             "ls -d /etc/kubernetes /var/lib/kubelet /opt/cni /opt/provisioner "
-            "/var/lib/provisioner/runtime /etc/cni/net.d/10-provisioner.conflist 2>/dev/null; "
+            "/var/lib/provisioner/runtime /etc/cni/net.d/10-provisioner.conflist "
+            "/etc/provisioner-registry /var/lib/provisioner/registry "
+            "/etc/systemd/system/provisioner-registry.service 2>/dev/null; "
             "grep -c ' /var/lib/kubelet\\| /var/lib/provisioner/runtime/' /proc/mounts; "
             "ip -o link show cni0 2>/dev/null; "
             "iptables-save | grep -c -- '-N \\(KUBE-\\|PROV\\)'; "
             # this project's processes (daemons, monitors) and pod sandboxes' pause processes
-            "pgrep -f '^(/opt/provisioner/venv/bin/python|sleep 2147483647)' || true"))
+            "pgrep -f '^(/opt/provisioner/venv/bin/python|/opt/provisioner/registry/|"
+            "sleep 2147483647)' || true"))
         assert left.split() == ["0", "0"], f"{host['name']} still has: {left}"
     again = _ok(kube.cli("delete", "cluster", "-f", str(kube.spec)))
     assert "nothing to change" in again
