@@ -8,12 +8,12 @@ error object on stdout and exit status 1; a traceback only with PROVISIONER_CNI_
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import traceback
 
-from . import bridge, hostlocal, loopback, portmap
 from .protocol import (
     INVALID_CONFIGURATION,
     IO_FAILURE,
@@ -23,11 +23,13 @@ from .protocol import (
     shape_result,
 )
 
+# plugin name -> its module, imported only when that plugin runs: a runtime execs the program once
+# per plugin per pod, and only bridge and loopback need pyroute2 (a tenth of a second to import)
 PLUGINS = {
-    "provisioner-bridge": bridge,
-    "provisioner-host-local": hostlocal,
-    "provisioner-portmap": portmap,
-    "provisioner-loopback": loopback,
+    "provisioner-bridge": "bridge",
+    "provisioner-host-local": "hostlocal",
+    "provisioner-portmap": "portmap",
+    "provisioner-loopback": "loopback",
 }
 COMMANDS = {"ADD": "add", "DEL": "delete", "CHECK": "check"}
 
@@ -39,13 +41,13 @@ def run(environ: dict[str, str], stdin: bytes, program: str) -> dict | None:
     kind = os.path.basename(program)
     if kind not in PLUGINS:
         kind = str(invocation.config.get("type") or "")
-    plugin = PLUGINS.get(kind)
-    if plugin is None:
+    if kind not in PLUGINS:
         raise CniFailure(INVALID_CONFIGURATION, f"unknown plugin type {kind!r}: this program "
                          f"provides {', '.join(PLUGINS)}")
     if invocation.command not in COMMANDS:
         raise CniFailure(INVALID_CONFIGURATION, f"unknown CNI_COMMAND {invocation.command!r}: "
                          "use ADD, DEL, CHECK or VERSION")
+    plugin = importlib.import_module(f"{__package__}.{PLUGINS[kind]}")
     answer = getattr(plugin, COMMANDS[invocation.command])(invocation)
     return shape_result(answer, invocation.version) if invocation.command == "ADD" else None
 

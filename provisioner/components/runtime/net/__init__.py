@@ -5,20 +5,25 @@ Import from here:
 ``from provisioner.components.runtime.net import Network, PortMapping, PortInUse``.
 """
 
-from .errors import NetworkError, PortInUse
-from .manager import (
-    DEFAULT_BRIDGE,
-    DEFAULT_SUBNET,
-    HOST_NETWORK,
-    Attachment,
-    Endpoint,
-    Network,
-    net_namespace_entry,
-    uses_host_network,
-)
-from .ports import PortMapping
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_BRIDGE", "DEFAULT_SUBNET", "HOST_NETWORK", "Attachment", "Endpoint", "Network",
-    "NetworkError", "PortInUse", "PortMapping", "net_namespace_entry", "uses_host_network",
-]
+import importlib
+from typing import Any
+
+# name -> the module defining it, imported on first use (PEP 562): the CNI plugins' IPAM imports
+# `runtime.net.ipam`, and must not pay for pyroute2, which `manager` needs, on every pod start
+_EXPORTS = {
+    "NetworkError": "errors", "PortInUse": "errors", "PortMapping": "ports",
+    **dict.fromkeys(("DEFAULT_BRIDGE", "DEFAULT_SUBNET", "HOST_NETWORK", "Attachment", "Endpoint",
+                     "Network", "net_namespace_entry", "uses_host_network"), "manager"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
