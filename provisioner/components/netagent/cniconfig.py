@@ -21,10 +21,11 @@ def network(pod_cidr: str, bridge: str = "cni0", mtu: int | None = None) -> dict
                               "routes": [{"dst": "0.0.0.0/0"}]}}
     if mtu:
         bridge_plugin["mtu"] = mtu
+    # no loopback plugin in the chain: the runtime brings each pod netns's lo up as it makes it
+    # (as containerd does outside the conflist), and every plugin listed is one more exec per pod
     return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "plugins": [
         bridge_plugin,
-        {"type": "provisioner-portmap", "capabilities": {"portMappings": True}},
-        {"type": "provisioner-loopback"}]}
+        {"type": "provisioner-portmap", "capabilities": {"portMappings": True}}]}
 
 
 def write(conf_dir: str, pod_cidr: str, mtu: int | None = None) -> bool:
