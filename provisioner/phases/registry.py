@@ -36,6 +36,7 @@ from provisioner.phases.pki import (
     write_host_files,
 )
 from provisioner.phases.runtime import RUNTIME_ROOT
+from provisioner.pki.certs import CertKeyPair
 from provisioner.pki.cluster import ensure_certificates, stale_certificates
 from provisioner.pki.table import Authority, Certificate, PlacedFile, Subject
 from provisioner.spec import ClusterSpec, Host
@@ -127,6 +128,9 @@ def _issue_and_place(ctx: ClusterContext, plan: Plan) -> dict[str, list[str]]:
     """Issue what is stale, then place what differs on each host (after issuing, so a new
     certificate is placed in the same run)."""
     pki_dir = ctx.state.pki_dir
+    if not CertKeyPair.exists(pki_dir, CA.name):  # never a CA of its own: `pki` issues it
+        raise ProvisionerError(f"the cluster CA is not issued yet ({pki_dir}/{CA.name}.crt); run "
+                               "`--only pki` first")
     issued = [name for rows, spec in issuing(ctx.spec)
               for name in ensure_certificates(pki_dir, rows, spec)]
     shares = {h.name: placed(ctx.spec, h) for h in ctx.spec.hosts}
@@ -144,7 +148,7 @@ def _issue_and_place(ctx: ClusterContext, plan: Plan) -> dict[str, list[str]]:
 def plan_certs(ctx: ClusterContext, plan: Plan) -> None:
     pki_dir = ctx.state.pki_dir
     stale = [name for rows, spec in issuing(ctx.spec)
-             for name in stale_certificates(pki_dir, rows, spec)]
+             for name in stale_certificates(pki_dir, rows, spec) if name != CA.name]
     would = [("local", f"issue {name}") for name in stale]
     if not stale:  # a dry run compares what is placed; stale ones would be placed anyway
         shares = {h.name: placed(ctx.spec, h) for h in ctx.spec.hosts}

@@ -107,3 +107,16 @@ def test_certificates_are_issued_once_for_the_serving_host_and_each_node(tmp_pat
     assert placed == {f"{CERTS_D}/ca.crt": "ca.crt",
                       f"{CERTS_D}/client.cert": "registry-client-w1.crt",
                       f"{CERTS_D}/client.key": "registry-client-w1.key"}
+
+
+def test_the_phase_never_makes_a_cluster_ca_of_its_own(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from provisioner.errors import ProvisionerError
+
+    ctx = SimpleNamespace(spec=spec(), state=SimpleNamespace(pki_dir=tmp_path))
+    with pytest.raises(ProvisionerError, match="run `--only pki` first"):
+        registry._issue_and_place(ctx, plan=None)
+    assert list(tmp_path.iterdir()) == []
