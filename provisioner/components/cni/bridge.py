@@ -17,6 +17,7 @@ import os
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ..runtime.net.netns import run_inside
 from . import iptables
 from .protocol import (
     INVALID_CONFIGURATION,
@@ -130,7 +131,12 @@ def _attach(invocation: Invocation, config: dict, ipam: dict) -> dict:
 
 
 def _configure_inside(invocation: Invocation, addresses, routes: list[dict]) -> str:
-    with IPRoute(netns=invocation.netns, flags=0) as inside:
+    # from a thread that joined the pod's netns: pyroute2's IPRoute(netns=...) forks a helper
+    return run_inside(invocation.netns, lambda: _configure_here(invocation, addresses, routes))
+
+
+def _configure_here(invocation: Invocation, addresses, routes: list[dict]) -> str:
+    with IPRoute() as inside:
         index = inside.link_lookup(ifname=invocation.ifname)[0]
         for address, _ in addresses:
             inside.addr("add", index=index, address=str(address.ip),
@@ -167,10 +173,7 @@ def check(invocation: Invocation) -> None:
     delegate(invocation, _ipam_type(invocation), "CHECK")
     if not os.path.exists(invocation.netns):
         raise CniFailure(UNKNOWN_CONTAINER, f"network namespace {invocation.netns} is gone")
-    with IPRoute(netns=invocation.netns, flags=0) as inside:
-        found = inside.link_lookup(ifname=invocation.ifname)
-        have = {f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
-                for a in inside.addr("dump", index=found[0])} if found else set()
+    found, have = run_inside(invocation.netns, lambda: _addresses_here(invocation.ifname))
     wanted = {ip["address"] for ip in invocation.prev_result.get("ips", [])
               if ip.get("interface", 2) == 2}
     if not found or not wanted <= have:
@@ -179,3 +182,10 @@ def check(invocation: Invocation) -> None:
     with IPRoute() as ipr:
         if not ipr.link_lookup(ifname=host_veth(invocation)):
             raise CniFailure(UNKNOWN_CONTAINER, f"host interface {host_veth(invocation)} is gone")
+
+
+def _addresses_here(ifname: str) -> tuple[list[int], set[str]]:
+    with IPRoute() as inside:
+        found = inside.link_lookup(ifname=ifname)
+        return found, ({f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+                        for a in inside.addr("dump", index=found[0])} if found else set())
