@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -104,34 +105,69 @@ class ApiClient:
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=credentials.ca_file)
         self.context.load_cert_chain(credentials.cert_file, credentials.key_file)
+        # kept-alive connections: a TLS handshake with client certificates costs both sides more
+        # than most requests do, and the phases and verify's polls make hundreds of them
+        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle_lock = threading.Lock()
+
+    def _connection(self) -> tuple[http.client.HTTPSConnection, bool]:
+        """(connection, reused)."""
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return http.client.HTTPSConnection(self.host, self.port, context=self.context,
+                                           timeout=self.timeout), False
+
+    def close(self) -> None:
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _exchange(self, method: str, path: str, payload: bytes | None,
+                  headers: dict[str, str]) -> tuple[int, bytes]:
+        while True:
+            connection, reused = self._connection()
+            try:
+                connection.request(method, path, body=payload, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ssl.SSLEOFError):
+                connection.close()
+                if reused:
+                    continue   # the server closed an idle kept-alive connection: a new one
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if response.will_close:
+                connection.close()
+            else:
+                with self._idle_lock:
+                    self._idle.append(connection)
+            return response.status, data
 
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None,
                 content_type: str = "application/json") -> dict:
         if query:
             path = f"{path}?{urlencode(query)}"
-        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context,
-                                                 timeout=self.timeout)
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json", "User-Agent": "provisioner"}
+        if payload is not None:
+            headers["Content-Type"] = content_type
         try:
-            payload = json.dumps(body).encode() if body is not None else None
-            headers = {"Accept": "application/json", "User-Agent": "provisioner"}
-            if payload is not None:
-                headers["Content-Type"] = content_type
-            connection.request(method, path, body=payload, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
+            status, data = self._exchange(method, path, payload, headers)
         except (OSError, http.client.HTTPException) as error:
             raise ApiError(0, f"cannot reach the API server at {self.credentials.server}: "
                               f"{error}") from error
-        finally:
-            connection.close()
         try:
             decoded = json.loads(data) if data else {}
         except ValueError:
             decoded = {"message": data.decode(errors="replace")[:200]}
-        if response.status >= 400:
-            raise ApiError(response.status, f"{method} {path}: {response.status} "
-                                             f"{decoded.get('message', '')}".rstrip(),
-                           decoded.get("reason", ""))
+        if status >= 400:
+            raise ApiError(status, f"{method} {path}: {status} "
+                                   f"{decoded.get('message', '')}".rstrip(), decoded.get("reason", ""))
         return decoded
 
     def get(self, path: str, query: dict | None = None) -> dict | None:

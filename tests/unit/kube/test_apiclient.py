@@ -4,6 +4,8 @@ and the add-on and bootstrap objects the phases write are accepted as they are."
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from provisioner.dev import DevCluster
@@ -65,3 +67,16 @@ def test_a_refusal_names_the_request_and_the_servers_reason(client):
 ])
 def test_differs_compares_only_what_is_declared(wanted, current, changed):
     assert differs(wanted, current) is changed
+
+
+def test_requests_share_one_kept_alive_connection_and_survive_its_loss(client):
+    client.close()
+    client.get("/api/v1/namespaces/default")
+    first = client._idle[0]
+    client.get("/api/v1/namespaces/kube-system")
+    assert client._idle == [first]          # the second request reused the first's connection
+    # the connection goes away under the client (as when the server drops an idle one): the
+    # next request is sent again on a new connection instead of failing
+    first.sock.shutdown(socket.SHUT_WR)
+    assert client.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    assert len(client._idle) == 1 and client._idle[0] is not first
