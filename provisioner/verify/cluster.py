@@ -255,15 +255,24 @@ def check_port_forward(kubectl: Kubectl, namespace: str, pod: str) -> CheckResul
                        answer or (errors or "no answer").strip()[:160])
 
 
-def check_metrics(kubectl: Kubectl, names: list[str], timeout: float = 120.0) -> CheckResult:
+def check_metrics(client: ApiClient, kubectl: Kubectl, names: list[str],
+                  timeout: float = 120.0) -> CheckResult:
     """`kubectl top nodes` lists every node: metrics-server answers through the aggregation layer
-    (its first figures need two scrapes, so this is polled)."""
+    (its first figures need two scrapes). The wait polls the metrics API itself, a request each
+    half second; kubectl, a process each time, runs once the figures are there."""
+    deadline = time.monotonic() + timeout
+
+    def served() -> bool:
+        listing = client.get("/apis/metrics.k8s.io/v1beta1/nodes") or {}
+        return set(names) <= {item["metadata"]["name"] for item in listing.get("items") or []}
+
     def listed() -> set[str] | None:
         result = kubectl("top", "nodes", timeout=30)
         seen = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
         return seen if result.returncode == 0 and set(names) <= seen else None
 
-    seen = _poll(listed, timeout, interval=2.0)
+    _poll(served, timeout, interval=0.5)
+    seen = _poll(listed, max(deadline - time.monotonic(), 0), interval=1.0)
     if seen:
         return CheckResult("kubectl top nodes", "cluster", True, f"{len(names)} node(s) with CPU and memory")
     last = kubectl("top", "nodes", timeout=30)
@@ -288,7 +297,7 @@ def cluster_checks(client: ApiClient, kubeconfig: Path, *, node_names: list[str]
     namespace = smoke_namespace()
     # metrics-server's first figures take two scrapes: waited for beside the workload checks
     with ThreadPoolExecutor(max_workers=1) as background:
-        metrics = background.submit(check_metrics, kubectl, node_names)
+        metrics = background.submit(check_metrics, client, kubectl, node_names)
         client.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                       "metadata": {"name": namespace}})
         try:

@@ -41,7 +41,7 @@ from .store import Store
 log = logging.getLogger("metrics-server")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
-FIRST_RATE_SECONDS = 2.0  # the second scrape after a start (then every --metric-resolution)
+FIRST_RATE_SECONDS = 1.0  # the second scrape after a start (then every --metric-resolution)
 
 
 def duration(text: str) -> float:
