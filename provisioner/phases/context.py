@@ -25,6 +25,9 @@ class ClusterContext:
     verbose: bool = False
     # The create workflow whose declarations say what is owned on hosts (delete reads it too).
     workflow: Sequence[Phase] = field(default_factory=_create_workflow)
+    # API clients by (endpoint, credentials, timeout), kept for the run so their connections are
+    # reused across phases (provisioner.phases.kubeconfig.admin_client)
+    api_clients: dict = field(default_factory=dict, repr=False, compare=False)
 
     def session(self, hosts: Sequence[Host] | None = None) -> Session:
         return Session(

@@ -102,9 +102,14 @@ def admin_kubeconfig(ctx: ClusterContext) -> str:
 
 
 def admin_client(ctx: ClusterContext, timeout: float = 15) -> ApiClient:
+    """The run's client with the admin credentials (one per timeout: its connections stay open)."""
     pki = ctx.state.pki_dir
-    return ApiClient(Credentials(api_endpoint(ctx.spec), str(pki / "ca.crt"),
-                                 str(pki / "admin.crt"), str(pki / "admin.key")), timeout=timeout)
+    credentials = Credentials(api_endpoint(ctx.spec), str(pki / "ca.crt"), str(pki / "admin.crt"),
+                              str(pki / "admin.key"))
+    key = (credentials, timeout)
+    if key not in ctx.api_clients:
+        ctx.api_clients[key] = ApiClient(credentials, timeout=timeout)
+    return ctx.api_clients[key]
 
 
 def _issued(ctx: ClusterContext) -> bool:
