@@ -18,6 +18,7 @@ records the host's paths, so tracebacks on hosts show the hosts' files.
 
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import os
 import platform
@@ -25,12 +26,23 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from provisioner.errors import ProvisionerError
 
 PROJECT = "provisioner"
+# The project's dependencies only the operator runs (SSH and pyinfra, templates, the spec's
+# checks, Vagrant, the CLI). The hosts' dependency layer leaves them out, with whatever only
+# they need (gevent, pydantic, nacl...): a quarter of the bytes every host unpacks and copies
+# into the components image. Host code (provisioner/components) never imports them
+# (tests/unit/phases/test_install.py checks that).
+OPERATOR_ONLY = frozenset({"pyinfra", "paramiko", "jinja2", "cerberus", "python-vagrant", "click",
+                           "packaging"})
 
 
 @dataclass(frozen=True)
@@ -145,11 +157,44 @@ def build_layer(kind: str, wheels: list[Path], cache: Path, venv: str) -> Layer:
     return Layer(kind, digest, tarball)
 
 
+def _requirements(wheel: Path) -> list[Requirement]:
+    """The Requires-Dist lines of a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(name for name in archive.namelist()
+                        if name.count("/") == 1 and name.endswith(".dist-info/METADATA"))
+        headers = email.parser.BytesParser().parsebytes(archive.read(metadata), headersonly=True)
+    return [Requirement(line) for line in headers.get_all("Requires-Dist") or []]
+
+
+def _distribution(wheel: Path) -> str:
+    return canonicalize_name(wheel.name.split("-", 1)[0])
+
+
+def host_dependencies(project: list[Path], deps: list[Path]) -> list[Path]:
+    """The wheels of `deps` the hosts need: the project's requirements but OPERATOR_ONLY, and
+    theirs, transitively (markers evaluated for this interpreter, which the hosts' matches)."""
+    by_name = {_distribution(wheel): wheel for wheel in deps}
+    needed: set[str] = set()
+    todo = [(req, ()) for wheel in project for req in _requirements(wheel)
+            if canonicalize_name(req.name) not in OPERATOR_ONLY]
+    while todo:
+        req, extras = todo.pop()
+        if req.marker is not None and not any(req.marker.evaluate({"extra": extra})
+                                              for extra in ("", *extras)):
+            continue
+        name = canonicalize_name(req.name)
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        todo += [(dependency, tuple(req.extras)) for dependency in _requirements(by_name[name])]
+    return [wheel for wheel in deps if _distribution(wheel) in needed]
+
+
 def build_layers(wheelhouse: Path, cache: Path, venv: str) -> tuple[Layer, Layer]:
     """(deps, project) layers for the wheelhouse, for a virtualenv at `venv` on hosts."""
     wheels = sorted(wheelhouse.glob("*.whl"))
     project = [w for w in wheels if w.name.startswith(f"{PROJECT}-")]
-    deps = [w for w in wheels if w not in project]
+    deps = host_dependencies(project, [w for w in wheels if w not in project])
     return build_layer("deps", deps, cache, venv), build_layer("project", project, cache, venv)
 
 

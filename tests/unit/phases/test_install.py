@@ -16,14 +16,16 @@ from provisioner.phases.install import PROBE, parse_probe, wheelhouse_digest
 from tests.unit.engine.test_session import HOST, session
 
 
-def tiny_wheel(directory: Path, version: str, name: str = "tinypkg") -> Path:
+def tiny_wheel(directory: Path, version: str, name: str = "tinypkg",
+               requires: tuple[str, ...] = ()) -> Path:
     """A minimal pure-Python wheel of a package `name` whose VERSION is `version`, with a
-    console script `<name>-version` printing it."""
+    console script `<name>-version` printing it, requiring `requires`."""
     directory.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
     members = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n\ndef main():\n    print(VERSION)\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            + "".join(f"Requires-Dist: {line}\n" for line in requires),
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
                          "Tag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[console_scripts]\n{name}-version = {name}:main\n",
@@ -116,7 +118,7 @@ def run_script(venv: Path, name: str) -> str:
 def test_ready_layers_make_a_working_virtualenv_and_only_a_changed_layer_is_unpacked(tmp_path):
     wheelhouse, cache, venv = tmp_path / "wheelhouse", tmp_path / "cache", tmp_path / "venv"
     tiny_wheel(wheelhouse, "1.0")
-    tiny_wheel(wheelhouse, "1.0", name="provisioner")   # the project layer's wheel
+    tiny_wheel(wheelhouse, "1.0", name="provisioner", requires=("tinypkg",))  # the project's
     layers = venvpack.build_layers(wheelhouse, cache, str(venv))
     assert [layer.kind for layer in layers] == ["deps", "project"]
 
@@ -132,7 +134,7 @@ def test_ready_layers_make_a_working_virtualenv_and_only_a_changed_layer_is_unpa
 
     # A new project: its layer alone is unpacked over the dependencies already there.
     (wheelhouse / "provisioner-1.0-py3-none-any.whl").unlink()
-    tiny_wheel(wheelhouse, "1.1", name="provisioner")
+    tiny_wheel(wheelhouse, "1.1", name="provisioner", requires=("tinypkg",))
     (venv / "lib" / "deps-still-here").write_text("")
     new_layers = venvpack.build_layers(wheelhouse, cache, str(venv))
     assert new_layers[0] == layers[0] and new_layers[1] != layers[1]
@@ -155,3 +157,57 @@ def test_the_wheelhouse_digest_follows_each_wheel(tmp_path):
     assert wheelhouse_digest(tmp_path) == first
     tiny_wheel(tmp_path, "2.0")
     assert wheelhouse_digest(tmp_path) != first
+
+
+def test_the_hosts_dependency_layer_leaves_out_what_only_the_operator_runs(tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    project = tiny_wheel(wheelhouse, "1.0", name="provisioner", requires=(
+        "hostlib>=1", "pyinfra>=3", "jinja2", "winonly; sys_platform == 'win32'"))
+    deps = [tiny_wheel(wheelhouse, "1.0", name="hostlib", requires=("sharedlib[fast]",)),
+            tiny_wheel(wheelhouse, "1.0", name="sharedlib", requires=("speedup; extra == 'fast'",
+                                                                      "unused; extra == 'docs'")),
+            tiny_wheel(wheelhouse, "1.0", name="speedup"),
+            tiny_wheel(wheelhouse, "1.0", name="unused"),
+            tiny_wheel(wheelhouse, "1.0", name="winonly"),
+            tiny_wheel(wheelhouse, "3.0", name="pyinfra", requires=("gevent",)),
+            tiny_wheel(wheelhouse, "1.0", name="gevent"),
+            tiny_wheel(wheelhouse, "1.0", name="jinja2", requires=("markupsafe",)),
+            tiny_wheel(wheelhouse, "1.0", name="markupsafe")]
+    kept = venvpack.host_dependencies([project], deps)
+    assert sorted(w.name.split("-")[0] for w in kept) == ["hostlib", "sharedlib", "speedup"]
+
+
+def test_host_code_imports_only_what_the_hosts_layer_holds():
+    """Every third-party module provisioner/components imports comes from a distribution the
+    hosts' dependency layer keeps (reachable from the project's requirements but OPERATOR_ONLY)."""
+    import ast
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    import provisioner.components
+
+    kept: set[str] = set()
+    todo = [Requirement(line) for line in metadata.requires("provisioner")
+            if not Requirement(line).marker]           # the test extra is not shipped
+    todo = [req for req in todo if venvpack.canonicalize_name(req.name) not in venvpack.OPERATOR_ONLY]
+    while todo:
+        req = todo.pop()
+        name = venvpack.canonicalize_name(req.name)
+        if name in kept or (req.marker and not req.marker.evaluate({"extra": ""})):
+            continue
+        kept.add(name)
+        todo += [Requirement(line) for line in metadata.requires(name) or []]
+    providers = metadata.packages_distributions()
+    imported = set()
+    for path in Path(provisioner.components.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {module for module in imported if module in providers and module != "provisioner"}
+    assert {"aiohttp", "pyroute2", "yaml"} <= third_party
+    missing = {module for module in third_party
+               if not any(venvpack.canonicalize_name(d) in kept for d in providers[module])}
+    assert not missing, f"host code imports {missing}, which the hosts' virtualenv leaves out"
