@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import base64
 import difflib
+import hashlib
 import io
 import logging
 import shlex
@@ -69,6 +70,35 @@ class _Recorded:
     shown: str | None = None
 
 
+class PlacedFile:
+    """What `Session.put` returns: the file's pyinfra OperationMeta once its batch is resolved
+    (`meta`), or None when the host already held the file as wanted (no operation at all).
+    `_if=placed.did_change` works on it as on an OperationMeta."""
+
+    def __init__(self) -> None:
+        self.meta: Any = None
+
+    @property
+    def will_change(self) -> bool:
+        return bool(self.meta is not None and self.meta.will_change)
+
+    def did_change(self) -> bool:
+        return bool(self.meta is not None and self.meta.did_change())
+
+
+@dataclass
+class _PendingPut:
+    host: SSHTarget
+    description: str
+    dest: str
+    data: bytes
+    mode: str
+    user: str
+    group: str
+    show: bool
+    placed: PlacedFile
+
+
 @dataclass
 class HostChanges:
     """What an apply (or a preview) changed on each host, as operation descriptions."""
@@ -101,6 +131,7 @@ class Session:
         self.known_hosts = known_hosts
         self.verbose = verbose
         self._recorded: list[_Recorded] = []
+        self._pending_puts: list[_PendingPut] = []
         self.state: State | None = None
         self._by_name: dict[str, Any] = {}
 
@@ -217,10 +248,13 @@ class Session:
 
         As root by default (through sudo for non-root users); `as_root=False` runs it as the
         SSH user itself."""
-        targets = [self._by_name[h.name] for h in (hosts or self.hosts)]
+        return self._run_each({h.name: command for h in (hosts or self.hosts)}, as_root=as_root)
+
+    def _run_each(self, commands: dict[str, str], *, as_root: bool = True) -> dict[str, CommandResult]:
+        """Each named host's own read-only command, hosts in parallel; each host's result."""
         assert self.state is not None
 
-        def one(pyhost: Any) -> CommandResult:
+        def one(pyhost: Any, command: str) -> CommandResult:
             try:
                 ok, output = pyhost.run_shell_command(StringCommand(command),
                                                       _sudo=as_root and pyhost.data._sudo)
@@ -228,7 +262,8 @@ class Session:
                 return CommandResult(False, "", f"{type(exc).__name__}: {exc}")
             return CommandResult(ok, output.stdout, output.stderr)
 
-        greenlets = {name.name: self.state.pool.spawn(one, name) for name in targets}
+        greenlets = {name: self.state.pool.spawn(one, self._by_name[name], command)
+                     for name, command in commands.items()}
         gevent.joinall(list(greenlets.values()))
         return {name: g.get() for name, g in greenlets.items()}
 
@@ -268,6 +303,7 @@ class Session:
     def op(self, host: SSHTarget, description: str, op_func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Add a pyinfra operation for one host; returns its OperationMeta."""
         assert self.state is not None
+        self._flush_puts()        # files put before this operation come before it
         pyhost = self._by_name[host.name]
         results = add_op(self.state, op_func, *args, host=pyhost, name=description, **kwargs)
         meta = results[pyhost]
@@ -281,16 +317,39 @@ class Session:
         `show=False` for certificates and keys: a preview then says the file would be placed
         but never shows (or diffs) what is in it."""
         data = content.encode() if isinstance(content, str) else content
-        meta = self.op(host, description, files.put, src=io.BytesIO(data), dest=dest, mode=mode,
-                       user=user, group=group)
-        self._recorded[-1].path = dest
-        if show:
-            self._recorded[-1].shown = data.decode("utf-8", errors="replace")
-        return meta
+        placed = PlacedFile()
+        self._pending_puts.append(_PendingPut(host, description, dest, data, mode, user, group,
+                                              show, placed))
+        return placed
+
+    def _flush_puts(self) -> None:
+        """Resolve the puts waiting since the last operation: one probe per host says which
+        files are already in place (content, mode, owner); only the others become pyinfra
+        operations. pyinfra's files.put would read two facts per file, one round trip each."""
+        pending, self._pending_puts = self._pending_puts, []
+        if not pending:
+            return
+        paths: dict[str, list[str]] = {}
+        for put in pending:
+            paths.setdefault(put.host.name, []).append(put.dest)
+        found = {name: _parse_file_probe(result.stdout) if result.ok else {}
+                 for name, result in self._run_each({name: _file_probe(wanted)
+                                                     for name, wanted in paths.items()}).items()}
+        for put in pending:
+            if found.get(put.host.name, {}).get(put.dest) == (
+                    hashlib.sha256(put.data).hexdigest(), int(put.mode, 8), put.user, put.group):
+                continue
+            put.placed.meta = self.op(put.host, put.description, files.put,
+                                      src=io.BytesIO(put.data), dest=put.dest, mode=put.mode,
+                                      user=put.user, group=put.group)
+            self._recorded[-1].path = put.dest
+            if put.show:
+                self._recorded[-1].shown = put.data.decode("utf-8", errors="replace")
 
     def preview(self) -> HostChanges:
         """What apply() would change, from facts read now, with a unified diff for each
         shown file that would change; changes nothing."""
+        self._flush_puts()
         changes = HostChanges()
         from pyinfra.context import ctx_host, ctx_state
 
@@ -334,6 +393,7 @@ class Session:
     def apply(self) -> HostChanges:
         """Run the collected operations on all hosts; raise naming each host that failed."""
         assert self.state is not None
+        self._flush_puts()
         if not self._recorded:
             return HostChanges()
         self._run_all_hosts()
@@ -459,6 +519,26 @@ def pyinfra_host_data(host: SSHTarget, known_hosts: Path) -> dict[str, Any]:
 def needs_sudo(host: SSHTarget) -> bool:
     """Whether commands on `host` must go through sudo (its SSH user is not root)."""
     return host.ssh.user != "root"
+
+
+def _file_probe(paths: list[str]) -> str:
+    """Prints `sha256 mode user group path` for each of `paths` that is a regular file."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    return (f'for f in {quoted}; do [ -f "$f" ] && [ ! -L "$f" ] && '
+            f'echo "$(sha256sum < "$f" | cut -d" " -f1) $(stat -c "%a %U %G" "$f") $f"; done; true')
+
+
+def _parse_file_probe(output: str) -> dict[str, tuple[str, int, str, str]]:
+    found = {}
+    for line in output.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            digest, mode, user, group, path = parts
+            try:
+                found[path] = (digest, int(mode, 8), user, group)
+            except ValueError:
+                continue
+    return found
 
 
 def _change_conditions(condition: Any) -> list[Any]:

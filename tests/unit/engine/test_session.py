@@ -106,6 +106,29 @@ def test_an_operation_conditioned_on_another_counts_only_if_that_one_changes(tmp
     assert (tmp_path / "restarted").exists()
 
 
+def test_files_already_in_place_are_left_untouched_and_only_the_others_placed(tmp_path):
+    wanted = {f"f{i}.conf": f"content {i}\n" for i in range(5)}
+    for name, text in wanted.items():
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o644)
+    (tmp_path / "f3.conf").write_text("drifted\n")
+    (tmp_path / "f4.conf").chmod(0o600)
+    before = {name: (tmp_path / name).stat().st_mtime_ns for name in wanted}
+    with session() as s:
+        placed = {name: s.put(HOST, name, str(tmp_path / name), text, mode="644")
+                  for name, text in wanted.items()}
+        s.op(HOST, "restart", server.shell, commands=[f"touch {tmp_path}/restarted"],
+             _if=placed["f0.conf"].did_change)
+        changes = s.apply()
+    assert changes.by_host == {"@local": ["f3.conf", "f4.conf"]}
+    assert not placed["f0.conf"].did_change() and placed["f3.conf"].did_change()
+    assert not (tmp_path / "restarted").exists()
+    assert {name: (tmp_path / name).read_text() for name in wanted} == wanted
+    assert (tmp_path / "f4.conf").stat().st_mode & 0o777 == 0o644
+    for name in ("f0.conf", "f1.conf", "f2.conf"):
+        assert (tmp_path / name).stat().st_mtime_ns == before[name]
+
+
 def test_a_failed_operation_names_the_host_and_what_it_was_doing(tmp_path):
     with session() as s:
         s.op(HOST, "start the member", server.shell, commands=["echo broken >&2; exit 3"])
