@@ -116,7 +116,7 @@ def test_tables_sum_a_pods_containers_as_kubectl_get_shows_them():
     assert out["rows"][0]["object"]["metadata"]["namespace"] == "ns"
 
 
-def test_the_second_scrape_comes_soon_after_the_first_then_every_resolution(monkeypatch):
+def test_the_second_scrape_comes_soon_after_a_start_or_a_join_then_every_resolution(monkeypatch):
     """A usage needs two scrapes: with a 60 s resolution, `kubectl top` would otherwise have
     nothing for a minute after metrics-server starts."""
     import asyncio
@@ -124,35 +124,52 @@ def test_the_second_scrape_comes_soon_after_the_first_then_every_resolution(monk
     from provisioner.components.metricsserver import main
 
     periods: list[float] = []
-    real_sleep = asyncio.sleep
 
-    async def sleep(seconds: float) -> None:
+    async def pause(seconds: float, wake) -> None:
         periods.append(seconds)
-        if len(periods) == 3:
+        if len(periods) == 6:
             raise asyncio.CancelledError
-        await real_sleep(0)
+        if len(periods) == 3:
+            listed.append({"metadata": {"name": "joined"}})   # a node joins
+
+    listed = [{"metadata": {"name": "old"}}]
 
     class Scraper:
         async def scrape(self, nodes):
-            return []
+            return [node["metadata"]["name"] for node in nodes]
 
     class Informers:
         async def wait_for_sync(self):
             return None
 
     class Nodes:
+        @staticmethod
+        def add_handler(on_add):
+            pass
+
         class store:
             @staticmethod
             def list():
-                return []
+                return list(listed)
 
     class Sink:
-        def store(self, samples):
-            pass
+        """Two scrapes of a node give it a usage."""
+        def __init__(self):
+            self.seen: dict[str, int] = {}
 
-    monkeypatch.setattr(main.asyncio, "sleep", sleep)
+        def store(self, names):
+            for name in names:
+                self.seen[name] = self.seen.get(name, 0) + 1
+
+        def node_usage(self, name):
+            return "usage" if self.seen.get(name, 0) >= 2 else None
+
+    monkeypatch.setattr(main, "pause", pause)
     rounds = [0]
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(main.scrape_forever(Scraper(), Nodes(), Informers(), Sink(), rounds, 60.0))
-    assert rounds[0] == 3
+    assert rounds[0] == 6
+    # after the start, one quick second scrape; then the resolution; a joined node is scraped
+    # again quickly until it has a usage, then the resolution again
     assert periods[0] <= main.FIRST_RATE_SECONDS and periods[1] > 59 and periods[2] > 59
+    assert periods[3] <= main.FIRST_RATE_SECONDS and periods[4] > 59 and periods[5] > 59

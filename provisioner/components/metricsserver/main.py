@@ -42,6 +42,9 @@ log = logging.getLogger("metrics-server")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 FIRST_RATE_SECONDS = 1.0  # the second scrape after a start (then every --metric-resolution)
+# A node that joined has no usage until two scrapes saw it: it is scraped again FIRST_RATE_SECONDS
+# after the first, for this long at most (a node that never answers leaves the normal pace).
+NEW_NODE_SECONDS = 60.0
 
 
 def duration(text: str) -> float:
@@ -169,18 +172,36 @@ async def run(args: argparse.Namespace) -> None:
         await api.close()
 
 
+async def pause(seconds: float, wake: asyncio.Event) -> None:
+    """Until `seconds` pass or `wake` is set (a node joined)."""
+    try:
+        await asyncio.wait_for(wake.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+    wake.clear()
+
+
 async def scrape_forever(scraper: Scraper, nodes, informers: InformerFactory, store: Store, rounds: list[int],
                          resolution: float) -> None:
     await informers.wait_for_sync()
     loop = asyncio.get_running_loop()
+    joined = asyncio.Event()
+    nodes.add_handler(on_add=lambda node: joined.set())
+    first_seen: dict[str, float] = {}
     while True:
         started = loop.time()
-        store.store(await scraper.scrape(nodes.store.list()))
+        listed = nodes.store.list()
+        store.store(await scraper.scrape(listed))
         rounds[0] += 1
-        # A usage is the rate between two scrapes: the second comes soon after the first, so
-        # `kubectl top` answers seconds after a start rather than a whole resolution later.
-        period = min(resolution, FIRST_RATE_SECONDS) if rounds[0] == 1 else resolution
-        await asyncio.sleep(max(period - (loop.time() - started), 0.1))
+        # A usage is the rate between two scrapes: the second comes soon after the first (after
+        # a start, and for a node that joined), so `kubectl top` answers seconds later rather
+        # than a whole resolution or two.
+        now = loop.time()
+        waiting = [name for name in (node["metadata"]["name"] for node in listed)
+                   if store.node_usage(name) is None
+                   and now - first_seen.setdefault(name, now) < NEW_NODE_SECONDS]
+        period = min(resolution, FIRST_RATE_SECONDS) if rounds[0] == 1 or waiting else resolution
+        await pause(max(period - (loop.time() - started), 0.1), joined)
 
 
 def main(argv: list[str] | None = None) -> int:
