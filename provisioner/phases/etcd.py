@@ -16,12 +16,13 @@ import shlex
 import time
 from collections.abc import Sequence
 
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from provisioner.engine.session import Session
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, REMOTE_VENV, DataDir, Directory, File, Owned, Unit
+from provisioner.phases.units import run_unit
 from provisioner.pki.table import Certificate, Subject
 from provisioner.spec import ClusterSpec, Host
 from provisioner.templates import render
@@ -134,15 +135,7 @@ def configure(ctx: ClusterContext, session: Session, host: Host, first_start_env
                path=spec.etcd.data_dir, mode="700", user="root", group="root")
     if first_start_env is not None:
         session.put(host, "initial cluster settings", INITIAL_ENV, first_start_env, mode="600")
-    unit = session.put(host, f"unit {UNIT.name}", UNIT.path,
-                       render_unit(spec, host, certs_digest(ctx, host)), mode="644")
-    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
-    # Restart before ensuring it runs: pyinfra restarts only a unit that was already running,
-    # so a member started for the first time is started once, not started and restarted.
-    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
-               service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
-    session.op(host, f"{UNIT.name} running and enabled", systemd.service,
-               service=UNIT.name, running=True, enabled=True)
+    run_unit(session, host, UNIT, render_unit(spec, host, certs_digest(ctx, host)))
 
 
 def wait_healthy(session: Session, spec: ClusterSpec, hosts: Sequence[Host]) -> None:

@@ -20,6 +20,7 @@ from provisioner.phases.control_plane import MANIFESTS_DIR
 from provisioner.phases.kubeconfig import CLUSTER_CA, KUBELET_CONF, NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, File, Owned, Unit
 from provisioner.phases.runtime import RUNTIME_SOCKET, installed_digests
+from provisioner.phases.units import run_unit
 from provisioner.pki.table import Certificate, Subject
 from provisioner.spec import Host
 from provisioner.templates import render
@@ -84,18 +85,11 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, *, bootstrap_kubeconf
     serving = ctx.state.pki_dir / f"kubelet-serving-{host.name}.crt"
     digest = credentials_digest(digest.encode(), config.encode(),
                                 serving.read_bytes() if serving.exists() else b"")
-    unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
+    run_unit(session, host, UNIT, render(
         "kubelet.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV, name=host.name,
         address=host.address, kubeconfig=KUBELET_CONF, bootstrap_kubeconfig=bootstrap_kubeconfig,
         config=KUBELET_CONFIG, runtime_socket=RUNTIME_SOCKET, credentials_digest=digest,
-        venv_digest=venv_digest[:16]),
-        mode="644")
-    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
-    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
-               service=UNIT.name, running=None, restarted=True,
-               _if=unit.did_change)
-    session.op(host, f"{UNIT.name} running and enabled", systemd.service, service=UNIT.name,
-               running=True, enabled=True)
+        venv_digest=venv_digest[:16]))
 
 
 def plan_kubelet_start(ctx: ClusterContext, plan: Plan) -> None:

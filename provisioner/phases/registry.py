@@ -22,7 +22,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
@@ -36,6 +36,7 @@ from provisioner.phases.pki import (
     write_host_files,
 )
 from provisioner.phases.runtime import RUNTIME_ROOT
+from provisioner.phases.units import run_unit
 from provisioner.pki.certs import CertKeyPair
 from provisioner.pki.cluster import ensure_certificates, stale_certificates
 from provisioner.pki.table import Authority, Certificate, PlacedFile, Subject
@@ -196,15 +197,9 @@ def plan_serve(ctx: ClusterContext, plan: Plan) -> None:
     session.op(host, f"docker-registry {BINARY}", files.put, src=LOCAL_BINARY,
                         dest=BINARY, mode="755", user="root", group="root", create_remote_dir=True)
     session.put(host, f"registry configuration {CONFIG}", CONFIG, config, mode="644")
-    unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
+    run_unit(session, host, UNIT, render(
         "provisioner-registry.service.j2", cluster=ctx.spec.name, binary=BINARY, config=CONFIG,
-        config_digest=digest), mode="644")
-    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
-    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
-               service=UNIT.name, running=None, restarted=True,
-               _if=unit.did_change)
-    session.op(host, f"{UNIT.name} running and enabled", systemd.service, service=UNIT.name,
-               running=True, enabled=True)
+        config_digest=digest))
 
 
 def cleanup_registry(ctx: ClusterContext, plan: Plan) -> None:

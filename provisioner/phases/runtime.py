@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib.metadata
 import shlex
 
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, server
 
 from provisioner.components.netagent.cniconfig import FILE_NAME as CNI_CONF_FILE
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.install import VENV_MARKER
 from provisioner.phases.kubeconfig import NODES, node_hosts
 from provisioner.phases.owned import REMOTE_VENV, DataDir, Directory, File, Owned, Unit
+from provisioner.phases.units import run_unit
 from provisioner.spec import Host
 from provisioner.templates import render
 from provisioner.workflow import Phase, Plan
@@ -73,15 +74,10 @@ def configure(ctx: ClusterContext, plan: Plan, host: Host, tag: str | None,
     for plugin in CNI_PLUGINS:
         session.op(host, f"CNI plugin {plugin}", files.link, path=f"{CNI_BIN_DIR}/{plugin}",
                    target=f"{REMOTE_VENV}/bin/provisioner-cni")
-    unit = session.put(host, f"unit {UNIT.name}", UNIT.path, render(
+    run_unit(session, host, UNIT, render(
         "provisioner-runtime.service.j2", cluster=ctx.spec.name, venv=REMOTE_VENV,
         root=RUNTIME_ROOT, cni_conf_dir=CNI_CONF_DIR, cni_bin_dir=CNI_BIN_DIR,
-        cni_cache_dir=CNI_CACHE_DIR, venv_digest=venv_digest[:16]), mode="644")
-    session.op(host, "systemd reload", systemd.daemon_reload, _if=unit.did_change)
-    session.op(host, f"{UNIT.name} restarted for its new configuration", systemd.service,
-               service=UNIT.name, running=None, restarted=True, _if=unit.did_change)
-    session.op(host, f"{UNIT.name} running and enabled", systemd.service, service=UNIT.name,
-               running=True, enabled=True)
+        cni_cache_dir=CNI_CACHE_DIR, venv_digest=venv_digest[:16]))
     if tag is not None:
         session.op(host, f"image {tag}", server.shell, commands=[
             f"{REMOTE_VENV}/bin/python -m provisioner.components.runtime.images.component "
