@@ -150,7 +150,9 @@ def test_kubectl_run_logs_exec_and_delete_a_pod(kube):
         resolv = _ok(kube.kubectl("exec", name, "--", "cat", "/etc/resolv.conf"))
         assert "nameserver 10.96.0.10" in resolv and "ndots:5" in resolv
     finally:
-        _ok(kube.kubectl("delete", "pod", name, "--wait=true", "--timeout=120s", timeout=150))
+        # sh as PID 1 ignores SIGTERM: a short grace period, not 30 s of waiting for the KILL
+        _ok(kube.kubectl("delete", "pod", name, "--grace-period=1", "--wait=true", "--timeout=120s",
+                         timeout=150))
     assert name not in _ok(kube.kubectl("get", "pods", "-o", "name"))
 
 
