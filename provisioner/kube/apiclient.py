@@ -211,8 +211,10 @@ class ApiClient:
         yield from (self.request("GET", path, query=query or None).get("items") or [])
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float,
-                 interval: float = 1.0, detail: Callable[[], str] | None = None) -> Any:
-        """Poll `check` until it returns something truthy; a clear error after `timeout`."""
+                 interval: float = 0.25, detail: Callable[[], str] | None = None) -> Any:
+        """Poll `check` until it returns something truthy; a clear error after `timeout`.
+        (Polls are cheap on a kept-alive connection; each second of interval is half a second
+        of every wait on average.)"""
         deadline = time.monotonic() + timeout
         last_error = ""
         while True:

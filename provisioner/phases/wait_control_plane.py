@@ -35,7 +35,7 @@ def wait_ready(ctx: ClusterContext, plan: Plan) -> None:
     try:
         client.wait_for(f"the API server at {api_endpoint(ctx.spec)} to be ready",
                         lambda: client.request("GET", "/readyz") is not None,
-                        timeout=READY_TIMEOUT_SECONDS, interval=1.0)
+                        timeout=READY_TIMEOUT_SECONDS)
     except ProvisionerError as error:
         lines = []
         for name, result in plan.session.run(diagnostics_command()).items():
