@@ -27,11 +27,12 @@ class FileContent:
     mode: str        # octal, e.g. "600"
 
 
-def tar_of(files: Sequence[FileContent]) -> bytes:
-    """root:root entries: each file's directory (0700, also when it exists), then the files."""
+def tar_of(files: Sequence[FileContent], private_dirs: bool = True) -> bytes:
+    """root:root entries: each file's directory (0700, also when it exists) unless
+    `private_dirs` is False (then tar makes a missing one as mkdir -p would), then the files."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        for directory in sorted({posixpath.dirname(f.path) for f in files}):
+        for directory in sorted({posixpath.dirname(f.path) for f in files} if private_dirs else ()):
             entry = tarfile.TarInfo(directory.lstrip("/"))
             entry.type, entry.mode = tarfile.DIRTYPE, 0o700
             archive.addfile(entry)

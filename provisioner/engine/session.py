@@ -267,13 +267,27 @@ class Session:
         gevent.joinall(list(greenlets.values()))
         return {name: g.get() for name, g in greenlets.items()}
 
-    def write_files(self, files: dict[str, Sequence[FileContent]]) -> dict[str, CommandResult]:
-        """Place each host's files (root-owned, their directories 0700) in one round trip per
-        host, all hosts in parallel (engine/archive.py says how); each host's result."""
+    def files_differing(self, files: dict[str, Sequence[FileContent]]) -> dict[str, list[FileContent]]:
+        """Each host's files that are not already there as wanted (content, mode, root:root),
+        from one probe per host; hosts with none are left out."""
+        found = {name: _parse_file_probe(result.stdout) if result.ok else {}
+                 for name, result in self._run_each({
+                     name: _file_probe([f.path for f in wanted])
+                     for name, wanted in files.items() if wanted}).items()}
+        differing = {name: [f for f in wanted if found.get(name, {}).get(f.path) != (
+                         hashlib.sha256(f.content).hexdigest(), int(f.mode, 8), "root", "root")]
+                     for name, wanted in files.items()}
+        return {name: wrong for name, wrong in differing.items() if wrong}
+
+    def write_files(self, files: dict[str, Sequence[FileContent]], *,
+                    private_dirs: bool = True) -> dict[str, CommandResult]:
+        """Place each host's files (root-owned; their directories 0700 unless `private_dirs`
+        is False) in one round trip per host, all hosts in parallel (engine/archive.py says
+        how); each host's result."""
         assert self.state is not None
 
         def one(pyhost: Any) -> CommandResult:
-            encoded = base64.encodebytes(tar_of(files[pyhost.name])).decode()
+            encoded = base64.encodebytes(tar_of(files[pyhost.name], private_dirs)).decode()
             try:
                 ok, output = pyhost.run_shell_command(StringCommand(EXTRACT), _stdin=encoded,
                                                       _sudo=pyhost.data._sudo)

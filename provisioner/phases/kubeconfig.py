@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from provisioner.engine.archive import FileContent
+from provisioner.engine.session import HostCommandError
 from provisioner.kube.apiclient import ApiClient, Credentials
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, File, Owned
@@ -135,12 +137,28 @@ def plan_kubeconfigs(ctx: ClusterContext, plan: Plan) -> None:
                 plan.would(host.name, f"kubeconfig {kubeconfig.path}")
         plan.would("local", f"write {ctx.state.admin_kubeconfig}")
         return
-    for host in hosts:
-        for kubeconfig in KUBECONFIGS:
-            plan.session.put(host, f"kubeconfig {kubeconfig.path}", kubeconfig.path,
-                             render(ctx, kubeconfig, host), mode="600", show=False)
+    # Secrets, so never shown or diffed: one probe and at most one archive per host
+    differing = plan.session.files_differing({host.name: [
+        FileContent(k.path, render(ctx, k, host).encode(), "600") for k in KUBECONFIGS]
+        for host in hosts})
+    if differing:
+        plan.then(lambda: write_kubeconfigs(plan.session, differing),
+                  would=[(name, f"kubeconfig {f.path}") for name, placed in differing.items()
+                         for f in placed])
     plan.then(lambda: write_local_admin(ctx), would=[("local", f"write {ctx.state.admin_kubeconfig}")]
               if not ctx.state.admin_kubeconfig.exists() else [])
+
+
+def write_kubeconfigs(session, differing: dict[str, list[FileContent]]) -> dict[str, list[str]]:
+    # /etc/kubernetes keeps its mode: only the files are private
+    results = session.write_files(differing, private_dirs=False)
+    failed = sorted((name, result) for name, result in results.items() if not result.ok)
+    if failed:
+        name, result = failed[0]
+        raise HostCommandError(f"writing the kubeconfig files on {name} failed",
+                               command="tar -x of its kubeconfig files",
+                               output=result.stderr or result.stdout)
+    return {name: [f"kubeconfig {f.path}" for f in placed] for name, placed in differing.items()}
 
 
 PHASE = Phase("kubeconfig", "writing the control plane's kubeconfig files", plan_kubeconfigs,

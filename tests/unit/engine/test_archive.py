@@ -49,3 +49,13 @@ def test_a_file_already_there_is_replaced_and_gets_the_archives_mode(tmp_path):
 def test_a_relative_path_is_refused():
     with pytest.raises(ValueError, match="must be absolute"):
         tar_of([FileContent("etc/k.key", b"", "600")])
+
+
+def test_without_private_directories_an_existing_directory_keeps_its_mode(tmp_path):
+    kubernetes = tmp_path / "etc" / "kubernetes"
+    kubernetes.mkdir(parents=True)
+    os.chmod(kubernetes, 0o755)
+    extract(tar_of([FileContent("/etc/kubernetes/admin.conf", b"conf", "600")],
+                   private_dirs=False), tmp_path)
+    assert mode(kubernetes) == 0o755
+    assert (kubernetes / "admin.conf").read_bytes() == b"conf" and mode(kubernetes / "admin.conf") == 0o600

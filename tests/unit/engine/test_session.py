@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from pyinfra.operations import files, server
 
+from provisioner.engine.archive import FileContent
 from provisioner.engine.session import HostCommandError, Session
 
 HOST = SimpleNamespace(name="@local", address="127.0.0.1",
@@ -127,6 +128,23 @@ def test_files_already_in_place_are_left_untouched_and_only_the_others_placed(tm
     assert (tmp_path / "f4.conf").stat().st_mode & 0o777 == 0o644
     for name in ("f0.conf", "f1.conf", "f2.conf"):
         assert (tmp_path / name).stat().st_mtime_ns == before[name]
+
+
+def test_files_differing_names_only_what_is_not_already_in_place(tmp_path):
+    same, drifted, loose = tmp_path / "same.conf", tmp_path / "drifted.conf", tmp_path / "loose.key"
+    for path in (same, drifted, loose):
+        path.write_text("wanted\n")
+        path.chmod(0o600)
+    drifted.write_text("changed by hand\n")
+    loose.chmod(0o644)
+    wanted = [FileContent(str(path), b"wanted\n", "600")
+              for path in (same, drifted, loose, tmp_path / "missing.conf")]
+    with session() as s:
+        differing = s.files_differing({"@local": wanted})
+    assert [f.path for f in differing["@local"]] == [
+        str(drifted), str(loose), str(tmp_path / "missing.conf")]
+    with session() as s:
+        assert s.files_differing({"@local": wanted[:1]}) == {}
 
 
 def test_a_failed_operation_names_the_host_and_what_it_was_doing(tmp_path):
