@@ -276,8 +276,10 @@ def metrics_server(settings: AddonSettings, certs: MetricsServerCerts, resolutio
                     "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"],
         "ports": [{"name": "https", "containerPort": METRICS_SERVER_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
+        # ready after its first scrape: probed each second, so the APIService is Available
+        # (and `kubectl top` answers) as soon as it can be
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"},
-                           "periodSeconds": 5, "failureThreshold": 3},
+                           "periodSeconds": 1, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/livez", "port": "https", "scheme": "HTTPS"},
                           "periodSeconds": 10, "failureThreshold": 3, "initialDelaySeconds": 20},
         "securityContext": {"allowPrivilegeEscalation": False},

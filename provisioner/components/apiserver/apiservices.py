@@ -32,6 +32,9 @@ from .registry import groups as local_groups
 
 log = logging.getLogger("apiserver.aggregator")
 REFRESH_SECONDS = 3.0
+# While an APIService is unavailable it is checked this often: kube-aggregator reacts to its
+# Service's endpoints at once, and `kubectl top` right after metrics-server starts should too
+UNAVAILABLE_REFRESH_SECONDS = 0.5
 CHECK_TIMEOUT = 5.0
 AGGREGATOR_USER = "system:kube-aggregator"
 AGGREGATOR_GROUPS = ("system:masters",)
@@ -57,16 +60,18 @@ class ApiServiceController:
         if after is not None:
             await after.wait()
         while True:
+            all_available = True
             try:
                 if not self.published:
                     await publish_authentication(self.registry, self.config)
                     self.published = True
-                await self.sync()
+                all_available = await self.sync()
             except Exception as exc:  # noqa: BLE001 - etcd away: keep serving what is known
                 log.warning("APIServices not refreshed: %s", exc)
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(REFRESH_SECONDS if all_available else UNAVAILABLE_REFRESH_SECONDS)
 
-    async def sync(self) -> None:
+    async def sync(self) -> bool:
+        """Resolve and check every remote APIService; whether all of them are available."""
         objs, _, _ = await self.storage.list("apiservices", None)
         remote = [o for o in objs if (o.get("spec") or {}).get("service")]
         local = local_groups()
@@ -83,6 +88,7 @@ class ApiServiceController:
                 resources[gv] = listed
             await self._write_condition(obj, *condition)
         self._publish(remote, backends, resources)
+        return not any(isinstance(backend, ApiError) for backend in backends.values())
 
     async def _check(self, obj: dict) -> tuple[Backend | ApiError, list[dict] | None, tuple[str, str, str]]:
         try:
