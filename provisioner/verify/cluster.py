@@ -116,7 +116,10 @@ def check_encryption(client: ApiClient, namespace: str,
     return CheckResult("Secrets encrypted at rest", "cluster", ok, detail)
 
 
-def web_objects(namespace: str, replicas: int) -> list[tuple[str, dict]]:
+def web_objects(namespace: str, replicas: int, nodes: list[str]) -> list[tuple[str, dict]]:
+    """The smoke Deployment and its Service. Its pods go to `nodes` only and spread over them
+    (maxSkew 1 per host): created while the nodes may still be coming up, they wait for the
+    nodes rather than pile onto the first one Ready."""
     labels = {"app": "smoke-web"}
     container = {
         "name": "web", "image": WEB_IMAGE, "imagePullPolicy": "Never",
@@ -128,8 +131,16 @@ def web_objects(namespace: str, replicas: int) -> list[tuple[str, dict]]:
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "smoke-web", "namespace": namespace},
         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [container]}}}}
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "containers": [container],
+                     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                         "nodeSelectorTerms": [{"matchExpressions": [{
+                             "key": "kubernetes.io/hostname", "operator": "In",
+                             "values": sorted(nodes)}]}]}}},
+                     "topologySpreadConstraints": [{
+                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                         "whenUnsatisfiable": "DoNotSchedule",
+                         "labelSelector": {"matchLabels": labels}}]}}}}
     service = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "smoke-web", "namespace": namespace},
@@ -158,7 +169,7 @@ def check_workload(client: ApiClient, kubectl: Kubectl, namespace: str, nodes: d
     """nodes: name -> address of the schedulable nodes."""
     results: list[CheckResult] = []
     replicas = max(2, min(len(nodes), 3))
-    for path, obj in web_objects(namespace, replicas):
+    for path, obj in web_objects(namespace, replicas, list(nodes)):
         client.request("POST", path, obj)
 
     def available():
@@ -291,19 +302,21 @@ def cluster_checks(client: ApiClient, kubeconfig: Path, *, node_names: list[str]
     """Every check; `workloads=False` keeps the quick ones (nodes Ready, the control plane's
     pods and /readyz) and leaves out those that run pods, Secrets and Services."""
     kubectl = Kubectl(kubeconfig)
-    results = check_nodes(client, node_names) + check_control_plane(client, control_plane)
     if not workloads:
-        return results
+        return check_nodes(client, node_names) + check_control_plane(client, control_plane)
     namespace = smoke_namespace()
-    # metrics-server's first figures take two scrapes: waited for beside the workload checks
-    with ThreadPoolExecutor(max_workers=1) as background:
+    # Waited for beside the workload checks, whose pods wait for the nodes anyway: the nodes
+    # becoming Ready (right after a create, their network agents are starting) and
+    # metrics-server's first figures (two scrapes). Results keep this order.
+    with ThreadPoolExecutor(max_workers=2) as background:
+        nodes = background.submit(check_nodes, client, node_names)
         metrics = background.submit(check_metrics, client, kubectl, node_names)
         client.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                       "metadata": {"name": namespace}})
         try:
-            results.append(check_encryption(client, namespace, read_raw, encryption_prefix))
-            results += check_workload(client, kubectl, namespace, schedulable, dns_domain)
+            encryption = check_encryption(client, namespace, read_raw, encryption_prefix)
+            workload = check_workload(client, kubectl, namespace, schedulable, dns_domain)
         finally:
             client.delete(f"/api/v1/namespaces/{namespace}")
-        results.append(metrics.result())
-    return results
+        return (nodes.result() + check_control_plane(client, control_plane)
+                + [encryption, *workload, metrics.result()])
