@@ -1,8 +1,8 @@
 """Phase `preflight`: every host is reachable and fit before anything is changed.
 
 Checks, per host: Linux with os-release, python3 of the operator's minor version (wheels are
-built on the operator), systemd as PID 1, the etcd ports free (or held by our own etcd), clock
-within a few seconds of the operator's, and free disk. All problems on all hosts are reported
+built on the operator), systemd as PID 1, the etcd ports free (or held by our own etcd) and the
+registry's port on its host, clock within a few seconds of the operator's, and free disk. All problems on all hosts are reported
 at once; nothing is changed on any host.
 """
 
@@ -15,6 +15,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.etcd import UNIT as ETCD_UNIT
 from provisioner.phases.immutable import check_immutable
+from provisioner.phases.registry import UNIT as REGISTRY_UNIT
 from provisioner.workflow import Phase, Plan
 
 MAX_CLOCK_SKEW_SECONDS = 30
@@ -30,6 +31,7 @@ echo "systemd_running=$(test -d /run/systemd/system && echo yes || echo no)"
 echo "clock=$(date +%s)"
 echo "disk_mb=$(df -Pm / | awk 'NR==2 {print $4}')"
 echo "etcd_active=$(systemctl is-active {unit} 2>/dev/null)"
+echo "registry_active=$(systemctl is-active {registry_unit} 2>/dev/null)"
 echo "busybox=$(test -x /bin/busybox && echo yes || echo no)"
 echo "iptables=$(command -v iptables-restore >/dev/null && echo yes || echo no)"
 python3 - {ports} <<'PY' 2>/dev/null
@@ -50,7 +52,8 @@ PY
 
 
 def probe_command(ports: list[int]) -> str:
-    return PROBE.replace("{unit}", ETCD_UNIT.name).replace("{ports}", " ".join(map(str, ports)))
+    return (PROBE.replace("{unit}", ETCD_UNIT.name).replace("{registry_unit}", REGISTRY_UNIT.name)
+            .replace("{ports}", " ".join(map(str, ports))))
 
 
 def parse_probe(stdout: str) -> dict[str, str]:
@@ -63,8 +66,9 @@ def parse_probe(stdout: str) -> dict[str, str]:
 
 
 def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operator_clock: float,
-               is_node: bool = False) -> list[str]:
-    """The problems found on one host, each saying what to do."""
+               is_node: bool = False, registry_port: int | None = None) -> list[str]:
+    """The problems found on one host, each saying what to do. `registry_port`: the host is to
+    serve the cluster's registry there."""
     problems: list[str] = []
     if is_node:
         # The container runtime's offline busybox image (pod sandboxes) is built from the host's
@@ -99,6 +103,11 @@ def check_host(facts: dict[str, str], *, is_etcd: bool, ports: list[int], operat
                 f"port {', '.join(map(str, used))} already in use by another program; "
                 "stop it or change spec.etcd ports"
             )
+    registry_ours = facts.get("registry_active") in ("active", "activating", "reloading")
+    if registry_port is not None and not registry_ours and facts.get(f"port_{registry_port}") == "used":
+        problems.append(f"port {registry_port} already in use by another program; the cluster's "
+                        "registry listens there: stop it, change spec.registry.port or set "
+                        "spec.registry.enabled: false")
     try:
         skew = abs(float(facts.get("clock", "")) - operator_clock)
     except ValueError:
@@ -124,6 +133,9 @@ def probe_hosts(ctx: ClusterContext, plan: Plan) -> None:
     spec = ctx.spec
     check_immutable(ctx)  # a running cluster's ranges, domain and ports stay as they are
     ports = [spec.etcd.client_port, spec.etcd.peer_port]
+    registry = spec.registry_host
+    if registry is not None:
+        ports.append(spec.registry.port)
     session = plan.session  # connecting pins each host's key on first contact
     started = time.time()
     results = session.run(probe_command(ports))
@@ -138,6 +150,8 @@ def probe_hosts(ctx: ClusterContext, plan: Plan) -> None:
         for problem in check_host(
             facts, is_etcd=host.is_etcd, ports=ports, operator_clock=(started + finished) / 2,
             is_node=host.is_control_plane or host.is_worker,
+            registry_port=spec.registry.port if registry is not None and host.name == registry.name
+            else None,
         ):
             problems.append(f"host {host.name}: {problem}")
         if not any(p.startswith(f"host {host.name}:") for p in problems):

@@ -79,3 +79,20 @@ def test_a_node_without_what_pods_need_is_told_which_package_to_install(fact, pa
     assert problems == [f"{package} is not installed; a node needs it (apt-get install {package})"]
     # An etcd-only host runs no pods and needs neither.
     assert check_host(facts, is_etcd=True, ports=[2379, 2380], operator_clock=1000.0) == []
+
+
+def test_the_registry_port_must_be_free_on_the_registry_host_unless_our_registry_holds_it():
+    facts = dict(GOOD, port_5000="used", registry_active="inactive")
+    problems = check_host(facts, is_etcd=False, ports=[2379, 2380, 5000], operator_clock=1000.0,
+                          registry_port=5000)
+    assert problems == ["port 5000 already in use by another program; the cluster's registry "
+                        "listens there: stop it, change spec.registry.port or set "
+                        "spec.registry.enabled: false"]
+    assert check_host(dict(facts, registry_active="active"), is_etcd=False,
+                      ports=[2379, 2380, 5000], operator_clock=1000.0, registry_port=5000) == []
+    # on the other hosts the port is theirs to use
+    assert check_host(facts, is_etcd=False, ports=[2379, 2380, 5000], operator_clock=1000.0) == []
+
+
+def test_probe_asks_whether_our_registry_runs():
+    assert "is-active provisioner-registry.service" in probe_command([2379, 2380, 5000])
