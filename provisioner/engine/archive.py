@@ -9,8 +9,10 @@ readable by anyone else, not even for a moment.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
+import shlex
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,3 +45,31 @@ def tar_of(files: Sequence[FileContent], private_dirs: bool = True) -> bytes:
             entry.size, entry.mode = len(f.content), int(f.mode, 8)
             archive.addfile(entry, io.BytesIO(f.content))
     return buffer.getvalue()
+
+
+def file_probe(paths: Sequence[str]) -> str:
+    """A shell command printing `sha256 mode user group path` for each of `paths` that is a
+    regular file (what `in_place` compares against)."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    return (f'for f in {quoted}; do [ -f "$f" ] && [ ! -L "$f" ] && '
+            f'echo "$(sha256sum < "$f" | cut -d" " -f1) $(stat -c "%a %U %G" "$f") $f"; done; true')
+
+
+def parse_file_probe(output: str) -> dict[str, tuple[str, int, str, str]]:
+    """path -> (sha256, mode, user, group) from `file_probe`'s output."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            digest, mode, user, group, path = parts
+            try:
+                found[path] = (digest, int(mode, 8), user, group)
+            except ValueError:
+                continue
+    return found
+
+
+def in_place(found: dict[str, tuple[str, int, str, str]], path: str, content: bytes, mode: str,
+             user: str = "root", group: str = "root") -> bool:
+    """Whether `parse_file_probe` found `path` with exactly this content, mode and owner."""
+    return found.get(path) == (hashlib.sha256(content).hexdigest(), int(mode, 8), user, group)

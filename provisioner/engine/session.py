@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import base64
 import difflib
-import hashlib
 import io
 import logging
 import shlex
@@ -30,7 +29,14 @@ from pyinfra.api.operation import add_op
 from pyinfra.api.operations import _run_host_ops
 from pyinfra.operations import files
 
-from provisioner.engine.archive import EXTRACT, FileContent, tar_of
+from provisioner.engine.archive import (
+    EXTRACT,
+    FileContent,
+    file_probe,
+    in_place,
+    parse_file_probe,
+    tar_of,
+)
 from provisioner.engine.hostkeys import UnreachableError, pin_host_keys
 from provisioner.errors import ProvisionerError
 
@@ -270,12 +276,12 @@ class Session:
     def files_differing(self, files: dict[str, Sequence[FileContent]]) -> dict[str, list[FileContent]]:
         """Each host's files that are not already there as wanted (content, mode, root:root),
         from one probe per host; hosts with none are left out."""
-        found = {name: _parse_file_probe(result.stdout) if result.ok else {}
+        found = {name: parse_file_probe(result.stdout) if result.ok else {}
                  for name, result in self._run_each({
-                     name: _file_probe([f.path for f in wanted])
+                     name: file_probe([f.path for f in wanted])
                      for name, wanted in files.items() if wanted}).items()}
-        differing = {name: [f for f in wanted if found.get(name, {}).get(f.path) != (
-                         hashlib.sha256(f.content).hexdigest(), int(f.mode, 8), "root", "root")]
+        differing = {name: [f for f in wanted
+                            if not in_place(found.get(name, {}), f.path, f.content, f.mode)]
                      for name, wanted in files.items()}
         return {name: wrong for name, wrong in differing.items() if wrong}
 
@@ -346,12 +352,12 @@ class Session:
         paths: dict[str, list[str]] = {}
         for put in pending:
             paths.setdefault(put.host.name, []).append(put.dest)
-        found = {name: _parse_file_probe(result.stdout) if result.ok else {}
-                 for name, result in self._run_each({name: _file_probe(wanted)
+        found = {name: parse_file_probe(result.stdout) if result.ok else {}
+                 for name, result in self._run_each({name: file_probe(wanted)
                                                      for name, wanted in paths.items()}).items()}
         for put in pending:
-            if found.get(put.host.name, {}).get(put.dest) == (
-                    hashlib.sha256(put.data).hexdigest(), int(put.mode, 8), put.user, put.group):
+            if in_place(found.get(put.host.name, {}), put.dest, put.data, put.mode, put.user,
+                        put.group):
                 continue
             put.placed.meta = self.op(put.host, put.description, files.put,
                                       src=io.BytesIO(put.data), dest=put.dest, mode=put.mode,
@@ -533,26 +539,6 @@ def pyinfra_host_data(host: SSHTarget, known_hosts: Path) -> dict[str, Any]:
 def needs_sudo(host: SSHTarget) -> bool:
     """Whether commands on `host` must go through sudo (its SSH user is not root)."""
     return host.ssh.user != "root"
-
-
-def _file_probe(paths: list[str]) -> str:
-    """Prints `sha256 mode user group path` for each of `paths` that is a regular file."""
-    quoted = " ".join(shlex.quote(p) for p in paths)
-    return (f'for f in {quoted}; do [ -f "$f" ] && [ ! -L "$f" ] && '
-            f'echo "$(sha256sum < "$f" | cut -d" " -f1) $(stat -c "%a %U %G" "$f") $f"; done; true')
-
-
-def _parse_file_probe(output: str) -> dict[str, tuple[str, int, str, str]]:
-    found = {}
-    for line in output.splitlines():
-        parts = line.split(" ", 4)
-        if len(parts) == 5:
-            digest, mode, user, group, path = parts
-            try:
-                found[path] = (digest, int(mode, 8), user, group)
-            except ValueError:
-                continue
-    return found
 
 
 def _change_conditions(condition: Any) -> list[Any]:

@@ -11,13 +11,11 @@ declares its own certificates in its module (see etcd.py).
 from __future__ import annotations
 
 import functools
-import hashlib
-import shlex
 from pathlib import Path
 
 from pyinfra.operations import files
 
-from provisioner.engine.archive import FileContent
+from provisioner.engine.archive import FileContent, file_probe, in_place, parse_file_probe
 from provisioner.engine.session import HostCommandError
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
@@ -50,22 +48,15 @@ CERTIFICATES = (
 
 
 def placed_files_probe(paths: list[str]) -> str:
-    """A command printing `sha256 mode owner:group path` for each of `paths` that exists."""
-    quoted = " ".join(shlex.quote(p) for p in paths)
-    return (f"for f in {quoted}; do test -f \"$f\" && echo \"$(sha256sum < \"$f\" | cut -d' ' -f1) "
-            f"$(stat -c '%a %U:%G' \"$f\") $f\"; done; true")
+    """A command describing each of `paths` on a host (engine.archive.file_probe)."""
+    return file_probe(paths)
 
 
 def mismatched(pki_dir: Path, wanted: list[PlacedFile], probe_output: str) -> list[PlacedFile]:
     """The files of `wanted` not already on the host with the right content, mode and owner."""
-    seen = {}
-    for line in probe_output.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            seen[parts[3]] = tuple(parts[:3])
+    found = parse_file_probe(probe_output)
     return [f for f in wanted
-            if seen.get(f.remote) != (hashlib.sha256((pki_dir / f.local).read_bytes()).hexdigest(),
-                                      f.mode, "root:root")]
+            if not in_place(found, f.remote, (pki_dir / f.local).read_bytes(), f.mode)]
 
 
 def add_host_files(pki_dir: Path, session, host: Host, wanted: list[PlacedFile]) -> None:

@@ -39,7 +39,7 @@ def probe_lines(pki: Path, share, **override: tuple[str, str, str]) -> str:
     lines = []
     for placed in share:
         fields = (hashlib.sha256((pki / placed.local).read_bytes()).hexdigest(), placed.mode,
-                  "root:root")
+                  "root root")
         fields = override.get(placed.remote, fields)
         if fields:
             lines.append(" ".join((*fields, placed.remote)))
@@ -48,9 +48,9 @@ def probe_lines(pki: Path, share, **override: tuple[str, str, str]) -> str:
 
 @pytest.mark.parametrize("remote, fields, expected", [
     (None, None, []),
-    ("/etc/kubernetes/pki/etcd/server.key", ("SAME", "644", "root:root"), ["server.key"]),
-    ("/etc/kubernetes/pki/ca.crt", ("0" * 64, "644", "root:root"), ["ca.crt"]),  # other content
-    ("/etc/kubernetes/pki/sa.pub", ("SAME", "644", "nobody:root"), ["sa.pub"]),  # other owner
+    ("/etc/kubernetes/pki/etcd/server.key", ("SAME", "644", "root root"), ["server.key"]),
+    ("/etc/kubernetes/pki/ca.crt", ("0" * 64, "644", "root root"), ["ca.crt"]),  # other content
+    ("/etc/kubernetes/pki/sa.pub", ("SAME", "644", "nobody root"), ["sa.pub"]),  # other owner
     ("/etc/kubernetes/pki/sa.key", (), ["sa.key"]),  # missing
 ])
 def test_only_files_not_exactly_in_place_are_placed(spec, tmp_path, remote, fields, expected):
