@@ -13,7 +13,7 @@ packages=(
   runc                              # benchmark anchor for the container runtime
   podman                            # benchmark anchor for the runtime's Docker API (podman run)
   libseccomp2                       # the runtime's seccomp filters (libseccomp.so.2 via ctypes)
-  docker-registry                   # OCI distribution registry for pull/push tests
+  docker-registry                   # the cluster registry (shipped to the first control-plane host); pull/push tests
   docker-compose                    # Compose v1 (client only) against the runtime's Docker API
   containernetworking-plugins       # reference CNI plugins (/usr/lib/cni) for the CNI tests
   dnsmasq-base                      # DNS benchmark anchor (answers from a hosts file)
