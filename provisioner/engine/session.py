@@ -306,6 +306,16 @@ class Session:
         gevent.joinall(list(greenlets.values()))
         return {name: g.get() for name, g in greenlets.items()}
 
+    def place_files(self, files: dict[str, Sequence[FileContent]], what: str, *,
+                    private_dirs: bool = True) -> None:
+        """write_files, raising for the first host that failed, naming it and `what`."""
+        results = self.write_files(files, private_dirs=private_dirs)
+        failed = sorted((name, result) for name, result in results.items() if not result.ok)
+        if failed:
+            name, result = failed[0]
+            raise HostCommandError(f"placing {what} on {name} failed", command=f"tar -x of its {what}",
+                                   output=result.stderr or result.stdout)
+
     def run_one(self, host: SSHTarget, command: str) -> CommandResult:
         return self.run(command, [host])[host.name]
 

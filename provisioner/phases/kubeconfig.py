@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provisioner.engine.archive import FileContent
-from provisioner.engine.session import HostCommandError
 from provisioner.kube.apiclient import ApiClient, Credentials
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, File, Owned
@@ -141,24 +140,17 @@ def plan_kubeconfigs(ctx: ClusterContext, plan: Plan) -> None:
     differing = plan.session.files_differing({host.name: [
         FileContent(k.path, render(ctx, k, host).encode(), "600") for k in KUBECONFIGS]
         for host in hosts})
+    changes = {name: [f"kubeconfig {f.path}" for f in placed] for name, placed in differing.items()}
+
+    def write() -> dict[str, list[str]]:
+        # /etc/kubernetes keeps its mode: only the files are private
+        plan.session.place_files(differing, "kubeconfig files", private_dirs=False)
+        return changes
+
     if differing:
-        plan.then(lambda: write_kubeconfigs(plan.session, differing),
-                  would=[(name, f"kubeconfig {f.path}") for name, placed in differing.items()
-                         for f in placed])
+        plan.then(write, would=[(name, change) for name, listed in changes.items() for change in listed])
     plan.then(lambda: write_local_admin(ctx), would=[("local", f"write {ctx.state.admin_kubeconfig}")]
               if not ctx.state.admin_kubeconfig.exists() else [])
-
-
-def write_kubeconfigs(session, differing: dict[str, list[FileContent]]) -> dict[str, list[str]]:
-    # /etc/kubernetes keeps its mode: only the files are private
-    results = session.write_files(differing, private_dirs=False)
-    failed = sorted((name, result) for name, result in results.items() if not result.ok)
-    if failed:
-        name, result = failed[0]
-        raise HostCommandError(f"writing the kubeconfig files on {name} failed",
-                               command="tar -x of its kubeconfig files",
-                               output=result.stderr or result.stdout)
-    return {name: [f"kubeconfig {f.path}" for f in placed] for name, placed in differing.items()}
 
 
 PHASE = Phase("kubeconfig", "writing the control plane's kubeconfig files", plan_kubeconfigs,

@@ -16,7 +16,6 @@ from pathlib import Path
 from pyinfra.operations import files
 
 from provisioner.engine.archive import FileContent, file_probe, in_place, parse_file_probe
-from provisioner.engine.session import HostCommandError
 from provisioner.errors import ProvisionerError
 from provisioner.phases.context import ClusterContext
 from provisioner.phases.owned import REMOTE_PKI, Owned
@@ -74,15 +73,9 @@ def add_host_files(pki_dir: Path, session, host: Host, wanted: list[PlacedFile])
 def write_host_files(pki_dir: Path, session, wrong: dict[str, list[PlacedFile]]) -> dict[str, list[str]]:
     """Place each host's mismatched files (keys 0600, directories 0700) in one round trip per
     host; the changes made, per host."""
-    results = session.write_files({
+    session.place_files({
         host: [FileContent(f.remote, (pki_dir / f.local).read_bytes(), f.mode) for f in placed]
-        for host, placed in wrong.items()})
-    failed = {host: result for host, result in results.items() if not result.ok}
-    if failed:
-        host, result = sorted(failed.items())[0]
-        raise HostCommandError(f"placing certificates on {host} failed",
-                               command="tar -x of its share of the PKI",
-                               output=result.stderr or result.stdout)
+        for host, placed in wrong.items()}, "certificates")
     return {host: [f"place {f.remote}" for f in placed] for host, placed in wrong.items()}
 
 

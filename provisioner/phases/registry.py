@@ -125,6 +125,17 @@ def placed(spec: ClusterSpec, host: Host) -> list[PlacedFile]:
     return wanted
 
 
+def _differing(ctx: ClusterContext, plan: Plan) -> dict[str, list[PlacedFile]]:
+    """Each host's registry certificate files not on it as issued (one probe per host)."""
+    pki_dir = ctx.state.pki_dir
+    shares = {h.name: placed(ctx.spec, h) for h in ctx.spec.hosts}
+    hosts = [h for h in ctx.spec.hosts if shares[h.name]]
+    paths = sorted({f.remote for h in hosts for f in shares[h.name]})
+    found = plan.session.run(placed_files_probe(paths), hosts) if hosts else {}
+    wrong = {h.name: mismatched(pki_dir, shares[h.name], found[h.name].stdout) for h in hosts}
+    return {name: files_ for name, files_ in wrong.items() if files_}
+
+
 def _issue_and_place(ctx: ClusterContext, plan: Plan) -> dict[str, list[str]]:
     """Issue what is stale, then place what differs on each host (after issuing, so a new
     certificate is placed in the same run)."""
@@ -134,12 +145,7 @@ def _issue_and_place(ctx: ClusterContext, plan: Plan) -> dict[str, list[str]]:
                                "`--only pki` first")
     issued = [name for rows, spec in issuing(ctx.spec)
               for name in ensure_certificates(pki_dir, rows, spec)]
-    shares = {h.name: placed(ctx.spec, h) for h in ctx.spec.hosts}
-    hosts = [h for h in ctx.spec.hosts if shares[h.name]]
-    paths = sorted({f.remote for h in hosts for f in shares[h.name]})
-    found = plan.session.run(placed_files_probe(paths), hosts)
-    wrong = {h.name: mismatched(pki_dir, shares[h.name], found[h.name].stdout) for h in hosts}
-    wrong = {name: files_ for name, files_ in wrong.items() if files_}
+    wrong = _differing(ctx, plan)
     changes = write_host_files(pki_dir, plan.session, wrong) if wrong else {}
     if issued:
         changes.setdefault("local", []).extend(f"issue {name}" for name in issued)
@@ -152,12 +158,8 @@ def plan_certs(ctx: ClusterContext, plan: Plan) -> None:
              for name in stale_certificates(pki_dir, rows, spec) if name != CA.name]
     would = [("local", f"issue {name}") for name in stale]
     if not stale:  # a dry run compares what is placed; stale ones would be placed anyway
-        shares = {h.name: placed(ctx.spec, h) for h in ctx.spec.hosts}
-        hosts = [h for h in ctx.spec.hosts if shares[h.name]]
-        paths = sorted({f.remote for h in hosts for f in shares[h.name]})
-        found = plan.session.run(placed_files_probe(paths), hosts)
-        would += [(h.name, f"place {f.remote}") for h in hosts
-                  for f in mismatched(pki_dir, shares[h.name], found[h.name].stdout)]
+        would += [(name, f"place {f.remote}") for name, wrong in _differing(ctx, plan).items()
+                  for f in wrong]
         if not would:
             return
     plan.then(functools.partial(_issue_and_place, ctx, plan), would=would)
