@@ -7,6 +7,7 @@ readiness and metrics."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -26,20 +27,30 @@ DNS = str(Path(sys.prefix) / "bin" / "provisioner-dns")
 NS = "dnstest"
 
 
+def _ephemeral_range() -> range:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port free for both TCP and UDP, outside the kernel's ephemeral range: a port from bind(0)
+    can be taken by any outgoing connection before the process under test binds it."""
+    ephemeral = _ephemeral_range()
+    for candidate in random.sample(range(10000, 65536), 2000):
+        if candidate in ephemeral:
+            continue
+        try:
+            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp.bind(("127.0.0.1", candidate))
+                udp.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return candidate
+    raise AssertionError("no free port outside the ephemeral range")
 
 
 def start_dnsmasq(hosts: Path) -> tuple[subprocess.Popen, int]:
-    port = free_udp_port()
+    port = free_port()
     process = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-daemon",
                                 "--listen-address=127.0.0.1", "--bind-interfaces",
                                 f"--port={port}", "--no-resolv", "--no-hosts",
@@ -52,7 +63,7 @@ def start_dnsmasq(hosts: Path) -> tuple[subprocess.Popen, int]:
 
 class DnsProcess:
     def __init__(self, api, upstream: str, log: Path):
-        self.port, self.health, self.ready, self.metrics = (free_udp_port(), free_port(),
+        self.port, self.health, self.ready, self.metrics = (free_port(), free_port(),
                                                             free_port(), free_port())
         with open(log, "w") as sink:
             self.process = subprocess.Popen(
@@ -60,7 +71,15 @@ class DnsProcess:
                  "--dns-port", str(self.port), "--upstream", upstream,
                  "--health-port", str(self.health), "--ready-port", str(self.ready),
                  "--metrics-port", str(self.metrics)], stdout=sink, stderr=subprocess.STDOUT)
-        wait_for(lambda: http_get(self.ready)[0] == 200, timeout=30, what="DNS ready")
+        try:
+            wait_for(self._ready_or_exited, timeout=30, what="DNS ready")
+        except AssertionError as error:
+            self.process.kill()
+            raise AssertionError(f"{error}; its log:\n{log.read_text()}") from None
+        assert self.process.poll() is None, f"provisioner-dns exited: {log.read_text()}"
+
+    def _ready_or_exited(self) -> bool:
+        return self.process.poll() is not None or http_get(self.ready)[0] == 200
 
     def ask(self, name: str, rdtype: str, tcp: bool = False) -> dns.message.Message:
         query = dns.message.make_query(name, rdtype)
@@ -185,7 +204,7 @@ def test_other_names_are_forwarded_and_cached_also_over_tcp(server):
 
 
 def test_unreachable_upstream_gives_servfail(api, tmp_path):
-    dead = DnsProcess(api, f"127.0.0.1:{free_udp_port()}", tmp_path / "dns.log")
+    dead = DnsProcess(api, f"127.0.0.1:{free_port()}", tmp_path / "dns.log")
     try:
         reply = dead.ask("upstream.example.", "A")
         assert reply.rcode() == dns.rcode.SERVFAIL
