@@ -20,9 +20,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from provisioner.components.apiserver.aggregator import RequestHeaderNames, proxy_headers
-from provisioner.dev import DevCluster, free_port
+from provisioner.dev import DevCluster
 from provisioner.devmetrics import front_proxy_args
 from provisioner.pki import certs
+from tests.conftest import free_port
 
 from .conftest import KUBECTL
 

@@ -131,7 +131,7 @@ def test_admission_reads_come_from_the_cache_and_see_this_servers_own_writes(raw
 def test_without_the_watch_cache_every_list_reads_etcd(cluster, raw, ns):
     import subprocess
 
-    from provisioner.dev import free_port
+    from tests.conftest import free_port
 
     port = free_port()
     proc = subprocess.Popen(cluster.apiserver_command(port) + ["--watch-cache=false"],

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import eventually
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import ENCRYPTION_KEY, KUBECTL, run
 from .test_storage_watch import storage_for

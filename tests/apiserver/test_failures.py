@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import Raw, eventually
 

@@ -173,7 +173,7 @@ def test_service_account_token_for_another_audience_is_refused(raw, kubectl, ns)
 def test_api_audiences_flag(cluster, raw, kubectl, ns):
     import subprocess
 
-    from provisioner.dev import free_port
+    from tests.conftest import free_port
 
     from .conftest import Raw
 

@@ -12,7 +12,7 @@ import pytest
 
 from provisioner.components.apiserver.errors import ApiError
 from provisioner.components.apiserver.storage import Storage, TLSClient, parse_etcd_url
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import run
 

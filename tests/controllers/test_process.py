@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from provisioner.dev import DevCluster, free_port
+from provisioner.dev import DevCluster
+from tests.conftest import free_port
 
 from .conftest import KCM, eventually, start_kcm
 

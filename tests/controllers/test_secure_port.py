@@ -9,7 +9,7 @@ import ssl
 import urllib.error
 import urllib.request
 
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import eventually, start_kcm
 

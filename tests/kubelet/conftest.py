@@ -20,7 +20,8 @@ from kubernetes import config as k8s_config
 
 from provisioner.components.runtime.client import RuntimeClient
 from provisioner.components.runtime.net import Network
-from provisioner.dev import DevCluster, free_port, terminate
+from provisioner.dev import DevCluster, terminate
+from tests.conftest import free_port
 
 _SESSION = 20 + os.getpid() % 200
 BRIDGE = f"pkub{_SESSION}"

@@ -24,7 +24,8 @@ from cryptography.x509.oid import NameOID
 
 from provisioner.components.kubelet import servingcert
 from provisioner.components.kubelet.runtimeview import NODE_NAME as NODE_LABEL
-from provisioner.dev import DevCluster, free_port
+from provisioner.dev import DevCluster
+from tests.conftest import free_port
 
 from .conftest import (
     _SESSION,

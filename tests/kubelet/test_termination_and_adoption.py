@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from provisioner.dev import free_port
+from tests.conftest import free_port
 
 from .conftest import KubeletProcess, node_ready, pod_manifest, wait_for
 

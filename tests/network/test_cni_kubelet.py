@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 
-from provisioner.dev import free_port, terminate
+from provisioner.dev import terminate
+from tests.conftest import free_port
 
 from .conftest import OWN_SUBNET, SESSION, kubectl, wait_for
 from .test_cni_plugin import own_network

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dev import DevCluster, free_port
+from provisioner.dev import DevCluster
+from tests.conftest import free_port
 
 KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
 SCHEDULER = str(Path(sys.prefix) / "bin" / "kube-scheduler")

@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 
+from tests.conftest import free_port as shared_free_port
 from tests.runtime.daemon.conftest import SUBNET_PREFIX
 
 
@@ -125,9 +126,7 @@ def test_published_port_forwards_from_localhost_and_the_host_address(daemon, rem
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
+    return shared_free_port(address="0.0.0.0")
 
 
 def fetch(url: str) -> str | None:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 
 import docker
 import pytest
+
+from tests.conftest import free_port
 
 from .conftest import wait_until
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 def test_ping_version_info_and_version_negotiation(engine, client):

@@ -29,15 +29,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.conftest import free_port as shared_free_port
+
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 TOKEN_USER, TOKEN_PASSWORD = "alice", "wonderland"
 IDENTITY_TOKEN = "alice-refresh-token"     # the OAuth2 refresh token the token server honours
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return shared_free_port()
 
 
 def _name(common_name: str) -> x509.Name:

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from provisioner.components.runtime.net import Network
+from tests.conftest import free_port
 
 # per pytest process, so two sessions on one machine (two engineers, CI jobs) never share them
 TEST_BRIDGE = f"prtest{os.getpid() % 100000}"
@@ -116,10 +117,7 @@ def serve_in_netns():
 
 
 def free_host_port(proto: str = "tcp") -> int:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
+    return free_port(proto, address="0.0.0.0")
 
 
 def host_address() -> str:
