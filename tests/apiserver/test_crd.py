@@ -123,7 +123,7 @@ def test_deleting_the_crd_removes_its_objects(kubectl, ns):
     kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(group, "gadgets")))
     kubectl("apply", "-n", ns, "-f", "-", input=_widget(group, "doomed", size="small"))
     kubectl("delete", "crd", f"gadgets.{group}", "--timeout=30s")
-    assert eventually(lambda: kubectl("get", "crd", f"gadgets.{group}", check=False).returncode != 0, 10)
+    assert eventually(lambda: kubectl("get", "crd", f"gadgets.{group}", check=False).returncode != 0)
     out = kubectl("get", "--raw", f"/apis/{group}/v1/namespaces/{ns}/gadgets", check=False)
     assert out.returncode != 0 and "NotFound" in out.stderr
     kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(group, "gadgets")))  # recreated: old objects gone
@@ -149,7 +149,7 @@ def test_two_groups_serve_the_same_plural_with_objects_of_their_own(kubectl, ns,
     kubectl("apply", "-f", "-", input=json.dumps(crd_manifest(other)))
     try:
         eventually(lambda: kubectl("get", "--raw", f"/apis/{other}/v1/namespaces/{ns}/widgets",
-                                   check=False).returncode == 0, 10)
+                                   check=False).returncode == 0)
         kubectl("apply", "-n", ns, "-f", "-", input=_widget(widgets, "mine", size="small"))
         kubectl("apply", "-n", ns, "-f", "-", input=_widget(other, "theirs", size="large"))
         names = {g: [o["metadata"]["name"] for o in json.loads(kubectl(

@@ -3,6 +3,7 @@ real output. Every command the issue lists is exercised here."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from kubernetes import client
@@ -184,13 +185,22 @@ def test_delete_waits_until_gone(kubectl, ns):
 
 
 def test_get_watch_streams_changes(kubectl, ns):
-    proc = kubectl.popen("get", "configmaps", "-n", ns, "-w", "--request-timeout=5s")
-    time.sleep(1.0)
+    # w0's row says that kubectl has listed (and so watches from then): the changes to w1 come after
+    kubectl("create", "configmap", "w0", "--from-literal=a=b", "-n", ns)
+    proc = kubectl.popen("get", "configmaps", "-n", ns, "-w", "--request-timeout=15s")
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while not any(line.startswith("w0 ") for line in printed):
+        assert proc.poll() is None and time.monotonic() < deadline, f"kubectl get -w: {printed}"
+        time.sleep(0.05)
     kubectl("create", "configmap", "w1", "--from-literal=a=b", "-n", ns)
     kubectl("patch", "configmap", "w1", "-n", ns, "-p", '{"data":{"c":"d"}}')
     kubectl("delete", "configmap", "w1", "-n", ns)
-    out, _ = proc.communicate(timeout=30)
-    rows = [r for r in lines(out) if r and r[0] == "w1"]
+    proc.wait(timeout=30)
+    reader.join(10)
+    rows = [r for r in lines("".join(printed)) if r and r[0] == "w1"]
     assert [r[1] for r in rows] == ["1", "2", "2"]
 
 

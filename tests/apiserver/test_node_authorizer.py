@@ -130,4 +130,4 @@ def test_node_tokens_are_bound_to_its_pods(nodes, kubectl, k8s, ns):
     def dead():
         return not client.AuthenticationV1Api(k8s).create_token_review(
             client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))).status.authenticated
-    assert eventually(dead, 5)  # the token died with its pod
+    assert eventually(dead)  # the token died with its pod

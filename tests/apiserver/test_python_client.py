@@ -130,7 +130,7 @@ def test_watch_from_resource_version_and_selector_transitions(k8s, ns):
     def consume():
         w = watch.Watch()
         for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=rv,
-                           label_selector="watched=yes", timeout_seconds=5):
+                           label_selector="watched=yes", timeout_seconds=60):
             events.append((ev["type"], ev["object"].metadata.name))
             if len(events) == 3:
                 w.stop()
@@ -142,7 +142,7 @@ def test_watch_from_resource_version_and_selector_transitions(k8s, ns):
     core.patch_namespaced_config_map("w", ns, {"metadata": {"labels": {"watched": "yes"}}})
     core.patch_namespaced_config_map("w", ns, {"data": {"a": "b"}})
     core.patch_namespaced_config_map("w", ns, {"metadata": {"labels": {"watched": "no"}}})
-    t.join(10)
+    t.join(60)
     assert events == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 
 

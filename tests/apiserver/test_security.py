@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from .conftest import eventually
+
 
 @pytest.mark.parametrize("path", ["/api", "/apis", "/api/v1/namespaces", "/openapi/v3", "/apis/apps/v1/deployments"])
 def test_anonymous_requests_are_401(raw, path):
@@ -44,13 +46,8 @@ def test_rbac_for_a_certificate_user(cluster, raw, kubectl, ns):
     status, _, _ = raw("GET", "/api", cert="alice")
     assert status == 200  # discovery is open to every authenticated user
     kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs", "-n", ns)
-    for _ in range(30):  # the authorizer caches roles for a second
-        status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/pods", cert="alice")
-        if status == 200:
-            break
-        import time
-        time.sleep(0.1)
-    assert status == 200
+    # the authorizer caches roles for a second
+    assert eventually(lambda: raw("GET", f"/api/v1/namespaces/{ns}/pods", cert="alice")[0] == 200)
     status, _, _ = raw("POST", f"/api/v1/namespaces/{ns}/configmaps", cert="alice",
                        body={"metadata": {"name": "x"}})
     assert status == 403
@@ -67,11 +64,8 @@ def test_service_account_tokens(raw, kubectl, ns):
                           headers={"Authorization": f"Bearer {token}"})
     assert status == 403 and f'User "system:serviceaccount:{ns}:robot"' in json.loads(body)["message"]
     kubectl("create", "rolebinding", "robot-view", "--clusterrole=view", f"--serviceaccount={ns}:robot", "-n", ns)
-    import time
-    time.sleep(1.1)
-    status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
-                       headers={"Authorization": f"Bearer {token}"})
-    assert status == 200
+    assert eventually(lambda: raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
+                                  headers={"Authorization": f"Bearer {token}"})[0] == 200)
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     status, _, _ = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
                        headers={"Authorization": f"Bearer {tampered}"})

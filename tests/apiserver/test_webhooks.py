@@ -127,7 +127,7 @@ def test_mutating_webhook_patches_objects(kubectl, ns, scoped, webhook_server):
         name = f"cm-{os.urandom(2).hex()}"
         kubectl("create", "configmap", name, "-n", ns, "--from-literal=a=b")
         return kubectl.json("get", "configmap", name, "-n", ns)["metadata"].get("labels", {}).get("mutated")
-    assert eventually(created, 5) == "yes"
+    assert eventually(created) == "yes"
     path, req = Handler.calls[-1]
     assert path == "/mutate" and req["operation"] == "CREATE" and req["namespace"] == ns
     assert req["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
@@ -145,7 +145,7 @@ def test_validating_webhook_denies(kubectl, ns, scoped, webhook_server):
         out = kubectl("create", "configmap", f"bad-{os.urandom(2).hex()}", "-n", ns, "--from-literal=forbidden=1",
                       check=False)
         return out.returncode != 0 and out.stderr
-    message = eventually(refused, 5)
+    message = eventually(refused)
     assert 'admission webhook "deny.example.com" denied the request: the key \'forbidden\' is forbidden' in message
     kubectl("create", "configmap", "fine", "-n", ns, "--from-literal=ok=1")
 
@@ -160,7 +160,7 @@ def test_failure_policy_for_unreachable_and_slow_webhooks(kubectl, ns, scoped, w
     def refused():
         out = kubectl("create", "configmap", f"x-{os.urandom(2).hex()}", "-n", ns, check=False)
         return out.returncode != 0 and out.stderr
-    message = eventually(refused, 5)
+    message = eventually(refused)
     assert 'Internal error occurred: failed calling webhook "slow.example.com": failed to call webhook: ' in message
     assert "context deadline exceeded" in message and "down.example.com" not in message
 
@@ -174,7 +174,7 @@ def test_untrusted_certificate_fails_the_call(kubectl, ns, scoped, webhook_serve
     def refused():
         out = kubectl("create", "configmap", f"x-{os.urandom(2).hex()}", "-n", ns, check=False)
         return out.returncode != 0 and out.stderr
-    assert "certificate verify failed" in eventually(refused, 5)
+    assert "certificate verify failed" in eventually(refused)
 
 
 def test_reinvocation_if_needed(kubectl, ns, scoped, webhook_server):
@@ -189,7 +189,7 @@ def test_reinvocation_if_needed(kubectl, ns, scoped, webhook_server):
         Handler.calls.clear()
         kubectl("create", "configmap", name, "-n", ns)
         return [p for p, _ in Handler.calls] == ["/mutate", "/annotate", "/mutate"] and name
-    name = eventually(created, 5)
+    name = eventually(created)
     assert name, Handler.calls
     meta = kubectl.json("get", "configmap", name, "-n", ns)["metadata"]
     assert meta["annotations"]["annotated"] == "yes" and meta["labels"]["mutated"] == "yes"
@@ -224,6 +224,6 @@ def test_webhook_behind_a_service(kubectl, ns, scoped, webhook_server):
         out = kubectl("create", "configmap", f"bad-{os.urandom(2).hex()}", "-n", ns, "--from-literal=forbidden=1",
                       check=False)
         return out.returncode != 0 and out.stderr
-    assert 'admission webhook "svc-deny.example.com" denied the request' in eventually(refused, 5)
+    assert 'admission webhook "svc-deny.example.com" denied the request' in eventually(refused)
     assert Handler.calls[-1][0] == "/deny"
     kubectl("delete", "namespace", "webhook-svc", "--wait=false")
