@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from provisioner.components.proxy.iptables import IptablesError
 from provisioner.components.proxy.proxier import Proxier
@@ -72,7 +73,10 @@ def test_a_failed_restore_is_logged_and_followed_by_a_full_sync(caplog):
         p.wake = asyncio.Event()
         p.wake.set()
         task = asyncio.create_task(p.run(check_canary=lambda: True))
-        while len(recorder.payloads) < 2:
+        # the restore runs in a thread: its payload is recorded before the loop commits the sync
+        deadline = time.monotonic() + 30
+        while len(recorder.payloads) < 2 or not p.last_sync:
+            assert time.monotonic() < deadline and not task.done(), recorder.payloads
             await asyncio.sleep(0.01)
         task.cancel()
     with caplog.at_level(logging.ERROR, logger="kube-proxy"):
