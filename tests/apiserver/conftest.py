@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -108,6 +109,46 @@ def ns(kubectl, request):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+@contextlib.contextmanager
+def another_apiserver(cluster: DevCluster, port: int, command: list[str], timeout: float = 60):
+    """Another API server (`command`, on `port`) beside the suite's, stopped after the block.
+    Its output goes to the cluster's logs; it must answer /readyz within `timeout`, and a server
+    that exits fails at once with its log. (cluster.wait_ready watches only the cluster's own
+    processes, and stops the whole suite's cluster when it gives up.)"""
+    import ssl
+    import time
+    import urllib.request
+
+    log = cluster.root / "logs" / f"apiserver-{port}.log"
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, f"the API server on {port} exited ({proc.returncode}):\n" \
+                f"{log.read_text(errors='replace')[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=context,
+                                            timeout=5) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"the API server on {port} not ready after " \
+                f"{timeout}s:\n{log.read_text(errors='replace')[-3000:]}"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
 
 
 class Raw:

@@ -129,22 +129,18 @@ def test_admission_reads_come_from_the_cache_and_see_this_servers_own_writes(raw
 
 
 def test_without_the_watch_cache_every_list_reads_etcd(cluster, raw, ns):
-    import subprocess
-
     from tests.conftest import free_port
 
+    from .conftest import another_apiserver
+
     port = free_port()
-    proc = subprocess.Popen(cluster.apiserver_command(port) + ["--watch-cache=false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = raw.port
-    try:
-        cluster.wait_ready(30, port)
-        raw.port = port
-        before = etcd_lists(raw, "pods")
-        for _ in range(2):
-            assert get(raw, f"/api/v1/namespaces/{ns}/pods")["items"] == []
-        assert etcd_lists(raw, "pods") == before + 2
-    finally:
-        raw.port = first
-        proc.terminate()
-        proc.wait(10)
+    with another_apiserver(cluster, port, cluster.apiserver_command(port) + ["--watch-cache=false"]):
+        try:
+            raw.port = port
+            before = etcd_lists(raw, "pods")
+            for _ in range(2):
+                assert get(raw, f"/api/v1/namespaces/{ns}/pods")["items"] == []
+            assert etcd_lists(raw, "pods") == before + 2
+        finally:
+            raw.port = first

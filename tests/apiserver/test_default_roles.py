@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from tests.conftest import free_port
 
-from .conftest import eventually
+from .conftest import another_apiserver, eventually
 
 
 def _bound_user(kubectl, user_kubectl, ns, role):
@@ -65,16 +64,14 @@ def test_a_server_start_gives_default_roles_back_missing_rules_and_keeps_additio
     edited = original["rules"][1:] + [extra]      # one default rule lost, one rule of our own
     kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": edited}))
     port = free_port()
-    proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        cluster.wait_ready(30, port)  # ready means its bootstrap (default RBAC included) is done
-        rules = kubectl.json("get", "clusterrole", "view")["rules"]
-        assert original["rules"][0] in rules   # given back
-        assert extra in rules                  # an administrator's addition stays
-        assert all(r in rules for r in original["rules"])
+        # ready means its bootstrap (default RBAC included) is done
+        with another_apiserver(cluster, port, cluster.apiserver_command(port)):
+            rules = kubectl.json("get", "clusterrole", "view")["rules"]
+            assert original["rules"][0] in rules   # given back
+            assert extra in rules                  # an administrator's addition stays
+            assert all(r in rules for r in original["rules"])
     finally:
-        proc.terminate()
-        proc.wait(10)
         kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"]}))
 
 
@@ -83,12 +80,9 @@ def test_a_default_role_marked_autoupdate_false_is_left_alone(cluster, kubectl):
     kubectl("annotate", "clusterrole", "view", "--overwrite", "rbac.authorization.kubernetes.io/autoupdate=false")
     kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"][1:]}))
     port = free_port()
-    proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        cluster.wait_ready(30, port)
-        assert kubectl.json("get", "clusterrole", "view")["rules"] == original["rules"][1:]
+        with another_apiserver(cluster, port, cluster.apiserver_command(port)):
+            assert kubectl.json("get", "clusterrole", "view")["rules"] == original["rules"][1:]
     finally:
-        proc.terminate()
-        proc.wait(10)
         kubectl("annotate", "clusterrole", "view", "--overwrite", "rbac.authorization.kubernetes.io/autoupdate=true")
         kubectl("patch", "clusterrole", "view", "--type=merge", "-p", json.dumps({"rules": original["rules"]}))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import free_port
 
-from .conftest import ENCRYPTION_KEY, KUBECTL, run
+from .conftest import ENCRYPTION_KEY, KUBECTL, another_apiserver, run
 from .test_storage_watch import storage_for
 
 GCM_KEY = base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
@@ -47,9 +47,7 @@ resources:
     port = free_port()
     cmd = cluster.apiserver_command(port)
     cmd[cmd.index("--encryption-provider-config") + 1] = str(config)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        cluster.wait_ready(30, port)
+    with another_apiserver(cluster, port, cmd):
         first = raw.port
         raw.port = port
         try:
@@ -61,9 +59,6 @@ resources:
             assert status == 200 and json.loads(body)["data"]["k"] == base64.b64encode(b"cbc-value").decode()
         finally:
             raw.port = first
-    finally:
-        proc.terminate()
-        proc.wait(10)
     stored = _etcd_value(cluster, f"/registry/secrets/{ns}/new")
     assert stored.startswith(b"k8s:enc:aesgcm:v1:key2:") and b"gcm-value" not in stored
     # as kube-apiserver reads it: nonce, then AES-GCM with the etcd key as authenticated data

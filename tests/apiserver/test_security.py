@@ -165,18 +165,13 @@ def test_service_account_token_for_another_audience_is_refused(raw, kubectl, ns)
 
 
 def test_api_audiences_flag(cluster, raw, kubectl, ns):
-    import subprocess
-
     from tests.conftest import free_port
 
-    from .conftest import Raw
+    from .conftest import Raw, another_apiserver
 
     kubectl("create", "serviceaccount", "carol", "-n", ns)
     port = free_port()
-    proc = subprocess.Popen(cluster.apiserver_command(port) + ["--api-audiences", "api.example,other"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        cluster.wait_ready(30, port)
+    with another_apiserver(cluster, port, cluster.apiserver_command(port) + ["--api-audiences", "api.example,other"]):
         second = Raw(cluster)
         second.port = port
         path = f"/api/v1/namespaces/{ns}/serviceaccounts/carol/token"
@@ -193,6 +188,3 @@ def test_api_audiences_flag(cluster, raw, kubectl, ns):
         status, _, _ = second("GET", f"/api/v1/namespaces/{ns}/configmaps", cert=None,
                               headers={"Authorization": f"Bearer {issuer_token}"})
         assert status == 401
-    finally:
-        proc.terminate()
-        proc.wait(10)

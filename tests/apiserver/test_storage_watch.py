@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,7 +13,7 @@ from provisioner.components.apiserver.errors import ApiError
 from provisioner.components.apiserver.storage import Storage, TLSClient, parse_etcd_url
 from tests.conftest import free_port
 
-from .conftest import run
+from .conftest import another_apiserver, run
 
 
 def storage_for(cluster) -> Storage:
@@ -148,13 +147,8 @@ def test_secrets_are_encrypted_at_rest(cluster, kubectl, ns):
 @pytest.fixture(scope="module")
 def second_server(cluster):
     port = free_port()
-    proc = subprocess.Popen(cluster.apiserver_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        cluster.wait_ready(30, port)
+    with another_apiserver(cluster, port, cluster.apiserver_command(port)):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_two_api_servers_on_one_etcd_behave_as_one(raw, second_server, ns):
