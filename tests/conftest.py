@@ -34,3 +34,12 @@ def free_port(*protocols: str, address: str = "127.0.0.1") -> int:
         _handed_out.add(candidate)
         return candidate
     raise AssertionError("no free port outside the ephemeral range")
+
+
+def dev_cluster(root: Path, **options):
+    """A DevCluster whose etcd and API server listen on ports from free_port (its own defaults
+    come from bind(0), in the ephemeral range; an API server restarted on its port is then open to
+    a client's reconnect taking that port, even by connecting to itself)."""
+    from provisioner.dev import DevCluster
+
+    return DevCluster(root, **{"etcd_port": free_port(), "api_port": free_port(), **options})

@@ -8,12 +8,12 @@ import pytest
 
 from provisioner.components.api import kubeconfig
 from provisioner.components.api.client import Client
-from provisioner.dev import DevCluster
+from tests.conftest import dev_cluster
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = DevCluster(tmp_path_factory.mktemp("api"))
+    c = dev_cluster(tmp_path_factory.mktemp("api"))
     c.start()
     yield c
     c.stop()

@@ -46,7 +46,7 @@ def test_one_leader_then_the_standby_takes_over_when_the_leader_releases(make_cl
 
             ta.cancel()  # a clean shutdown releases the lease
             await asyncio.gather(ta, return_exceptions=True)
-            await until(lambda: working == ["a", "b"], timeout=5)
+            await until(lambda: working == ["a", "b"])
             lease = await client.get("coordination.k8s.io", "v1", "leases", ns_name, "kube-system")
             assert lease["spec"]["holderIdentity"] == "host-b_2"
             assert lease["spec"]["leaseTransitions"] == 1
@@ -88,9 +88,10 @@ def test_an_api_server_outage_longer_than_the_renew_deadline_stops_the_work_unti
 
     from provisioner.components.api import kubeconfig
     from provisioner.components.api.client import Client
-    from provisioner.dev import DevCluster, die_with_parent
+    from provisioner.dev import die_with_parent
+    from tests.conftest import dev_cluster
 
-    cluster = DevCluster(tmp_path / "cluster")
+    cluster = dev_cluster(tmp_path / "cluster")
     cluster.start()
 
     async def main():
@@ -112,8 +113,8 @@ def test_an_api_server_outage_longer_than_the_renew_deadline_stops_the_work_unti
             await until(lambda: events == ["started", "stopped"], timeout=15)  # no renewals: it stops acting
             assert not task.done()  # and waits rather than crashing
             cluster.procs[1] = subprocess.Popen(cluster.apiserver_command(cluster.api_port),
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                                preexec_fn=die_with_parent())
+                                                stdout=open(cluster.root / "logs" / "apiserver.log", "ab"),
+                                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
             await until(lambda: events.count("started") == 2, timeout=30)  # back: it leads again
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

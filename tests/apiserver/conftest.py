@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.dev import DevCluster
+from tests.conftest import dev_cluster
 
 KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
 ENCRYPTION_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -36,7 +37,7 @@ resources:
         secret: {ENCRYPTION_KEY}
   - identity: {{}}
 """)
-    c = DevCluster(root, extra_args=["--encryption-provider-config", str(enc)])
+    c = dev_cluster(root, extra_args=["--encryption-provider-config", str(enc)])
     c.start()
     yield c
     c.stop()

@@ -20,10 +20,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from provisioner.components.apiserver.aggregator import RequestHeaderNames, proxy_headers
-from provisioner.dev import DevCluster
 from provisioner.devmetrics import front_proxy_args
 from provisioner.pki import certs
-from tests.conftest import free_port
+from tests.conftest import dev_cluster, free_port
 
 from .conftest import KUBECTL
 
@@ -118,7 +117,7 @@ class Backend:
 @pytest.fixture(scope="module")
 def aggregated(tmp_path_factory):
     root = tmp_path_factory.mktemp("aggregation")
-    cluster = DevCluster(root)
+    cluster = dev_cluster(root)
     cluster.extra_args += front_proxy_args(cluster.pki)
     cluster.start()
     backend = Backend(root, cluster.pki / "front-proxy-ca.crt")

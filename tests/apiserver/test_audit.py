@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from provisioner.dev import DevCluster
+from tests.conftest import dev_cluster
 
 from .conftest import Kubectl
 
@@ -44,7 +44,7 @@ def audited(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     (root / "policy.yaml").write_text(POLICY)
     log = root / "logs" / "audit.log"
-    cluster = DevCluster(root / "cluster", extra_args=[
+    cluster = dev_cluster(root / "cluster", extra_args=[
         "--audit-policy-file", str(root / "policy.yaml"), "--audit-log-path", str(log),
         "--audit-log-maxsize", "1", "--audit-log-maxbackup", "1"])
     cluster.start()

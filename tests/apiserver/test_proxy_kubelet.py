@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from provisioner.dev import DevCluster
 from provisioner.pki import certs
+from tests.conftest import dev_cluster
 
 from .conftest import Kubectl
 
@@ -165,7 +165,7 @@ def proxied(tmp_path_factory):
     certs.issue(rogue_ca, "node-b", ip_addresses=("127.0.0.1",), server=True).save(pki, "rogue")
     certs.issue(client_ca, "kube-apiserver-kubelet-client", organizations=("kubeadm:cluster-admins",),
                 client=True).save(pki, "apiserver-kubelet-client")
-    cluster = DevCluster(root / "cluster", extra_args=[
+    cluster = dev_cluster(root / "cluster", extra_args=[
         "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
         "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
         "--kubelet-certificate-authority", str(pki / "kubelet-ca.crt")])

@@ -17,6 +17,7 @@ import pytest
 
 from provisioner.dev import DevCluster, die_with_parent
 from tests.apiserver.conftest import Kubectl
+from tests.conftest import dev_cluster
 
 KCM = str(Path(sys.prefix) / "bin" / "kube-controller-manager")
 
@@ -41,7 +42,7 @@ def start_kcm(cluster: DevCluster, log: Path, *args: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = DevCluster(tmp_path_factory.mktemp("controllers"))
+    c = dev_cluster(tmp_path_factory.mktemp("controllers"))
     c.start()
     yield c
     c.stop()

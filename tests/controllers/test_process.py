@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from provisioner.dev import DevCluster
-from tests.conftest import free_port
+from tests.conftest import dev_cluster, free_port
 
 from .conftest import KCM, eventually, start_kcm
 
@@ -57,7 +57,7 @@ def test_unknown_flag_and_missing_kubeconfig(tmp_path):
 
 @pytest.fixture(scope="module")
 def private_cluster(tmp_path_factory):
-    c = DevCluster(tmp_path_factory.mktemp("kcm-private"))
+    c = dev_cluster(tmp_path_factory.mktemp("kcm-private"))
     c.start()
     yield c
     c.stop()

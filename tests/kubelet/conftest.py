@@ -21,7 +21,7 @@ from kubernetes import config as k8s_config
 from provisioner.components.runtime.client import RuntimeClient
 from provisioner.components.runtime.net import Network
 from provisioner.dev import DevCluster, terminate
-from tests.conftest import free_port
+from tests.conftest import dev_cluster, free_port
 
 _SESSION = 20 + os.getpid() % 200
 BRIDGE = f"pkub{_SESSION}"
@@ -142,7 +142,7 @@ class KubeletProcess:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = DevCluster(tmp_path_factory.mktemp("kubelet-api"))
+    c = dev_cluster(tmp_path_factory.mktemp("kubelet-api"))
     c.write_pki()
     c.extra_args += c.kubelet_client_args()       # the API server proxies logs/exec to kubelets
     c.start(fresh_pki=False)

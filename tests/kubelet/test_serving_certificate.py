@@ -24,8 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from provisioner.components.kubelet import servingcert
 from provisioner.components.kubelet.runtimeview import NODE_NAME as NODE_LABEL
-from provisioner.dev import DevCluster
-from tests.conftest import free_port
+from tests.conftest import dev_cluster, free_port
 
 from .conftest import (
     _SESSION,
@@ -63,7 +62,7 @@ def test_renewal_falls_between_70_and_90_percent_of_the_life(jitter, day):
 
 class ServingCluster:
     def __init__(self, base: Path, runtime):
-        self.api = DevCluster(base / "api", node_name=NODE)
+        self.api = dev_cluster(base / "api", node_name=NODE)
         self.runtime = runtime
         self.base = base
         self.manager: subprocess.Popen | None = None

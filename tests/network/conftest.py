@@ -17,6 +17,7 @@ import pytest
 
 from provisioner.components.runtime.net import Network
 from provisioner.dev import DevCluster
+from tests.conftest import dev_cluster
 from tests.runtime.daemon.conftest import CGROUP_PARENT, CLI, Daemon
 
 SESSION = 20 + os.getpid() % 200
@@ -128,7 +129,7 @@ def bridge_ports(bridge: str) -> list[str]:
 @pytest.fixture(scope="session")
 def api(tmp_path_factory):
     """One real etcd + API server on loopback for the kube-proxy and DNS tests."""
-    cluster = DevCluster(tmp_path_factory.mktemp("network-api"))
+    cluster = dev_cluster(tmp_path_factory.mktemp("network-api"))
     cluster.start()
     yield cluster
     cluster.stop()

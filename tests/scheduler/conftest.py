@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.dev import DevCluster
-from tests.conftest import free_port
+from tests.conftest import dev_cluster, free_port
 
 KUBECTL = str(Path(sys.prefix) / "bin" / "kubectl")
 SCHEDULER = str(Path(sys.prefix) / "bin" / "kube-scheduler")
@@ -130,7 +130,7 @@ def pod(name: str, cpu: str | None = None, memory: str | None = None, ns: str = 
 
 @pytest.fixture
 def env(tmp_path):
-    cluster = DevCluster(tmp_path / "cluster")
+    cluster = dev_cluster(tmp_path / "cluster")
     cluster.start()
     e = Env(cluster, tmp_path)
     yield e

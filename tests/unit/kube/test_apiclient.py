@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from provisioner.dev import DevCluster
 from provisioner.kube.addons import AddonSettings, cluster_dns, kube_proxy, network_agent
 from provisioner.kube.apiclient import ApiClient, ApiError, Credentials, differs
+from tests.conftest import dev_cluster
 
 SETTINGS = AddonSettings(image="provisioner/components:test", api_endpoint="https://10.0.0.11:6443",
                          pod_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12",
@@ -19,7 +19,7 @@ SETTINGS = AddonSettings(image="provisioner/components:test", api_endpoint="http
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    cluster = DevCluster(tmp_path_factory.mktemp("apiclient"))
+    cluster = dev_cluster(tmp_path_factory.mktemp("apiclient"))
     cluster.start()
     try:
         yield ApiClient(Credentials(cluster.server, str(cluster.pki / "ca.crt"),
