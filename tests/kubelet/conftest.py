@@ -30,11 +30,17 @@ CGROUP_PARENT = f"provisioner-kubelet-tests-{_SESSION}"
 NODE = f"kubelet-test-{_SESSION}"
 
 
-def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
-    """Poll `check` until it returns something truthy; its last value or an AssertionError."""
+def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition",
+             alive: subprocess.Popen | None = None, log: Path | None = None):
+    """Poll `check` until it returns something truthy; its last value or an AssertionError, at
+    once (with the end of `log`) if the process `alive` has exited."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if alive is not None and alive.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise AssertionError(f"waiting for {what}: {alive.args[0]} exited with "
+                                 f"{alive.returncode}\n{tail}")
         try:
             last = check()
         except Exception as error:  # noqa: BLE001 - not there yet
@@ -62,7 +68,8 @@ class RuntimeDaemon:
              # installed (a distribution's conflist would otherwise be picked up by "auto")
              "--pod-network", "bridge"], stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self.client.version(), 60, what="the runtime daemon")
+        wait_for(lambda: self.client.version(), 60, what="the runtime daemon",
+                 alive=self.process, log=self.log)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -168,7 +175,7 @@ def kubelet(cluster, runtime):
     process.start()
     api = core_api(cluster)
     wait_for(lambda: node_ready(api, process.node), 60, what=f"node {process.node} Ready "
-             f"({process.log})")
+             f"({process.log})", alive=process.process, log=process.log)
     yield process
     process.stop()
 
