@@ -21,7 +21,8 @@ def _context(tmp_path, dockerfile: str) -> str:
 
 
 def _start_sleeping_build(daemon, context: str) -> tuple[subprocess.Popen, str, int]:
-    """The CLI building `RUN sleep 300`, once its step container runs: (cli, state dir, pid)."""
+    """The CLI building `RUN sleep 300`, once its step container runs `sleep 300` (a container
+    the state says is running may not have exec'd its command yet): (cli, state dir, pid)."""
     cli = subprocess.Popen([*CLI, "--socket", daemon.socket, "build", "--no-cache", context],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -31,7 +32,7 @@ def _start_sleeping_build(daemon, context: str) -> tuple[subprocess.Popen, str, 
                 current = core.state(state_dir)
             except Exception:  # noqa: BLE001 - not started yet
                 continue
-            if current.status == "running" and current.pid:
+            if current.status == "running" and current.pid and _is_sleep(current.pid):
                 return cli, state_dir, current.pid
         time.sleep(0.1)
     cli.kill()
