@@ -134,8 +134,14 @@ def test_kubectl_top_lists_every_node_and_the_add_on_pods(kube):
             break
         time.sleep(2)
     assert {line.split()[0] for line in _ok(top).splitlines()[1:]} == set(kube.address), top.stdout
-    pods = _ok(kube.kubectl("top", "pods", "-n", "kube-system"))
-    assert "metrics-server-" in pods and "coredns-" in pods
+    # a pod's metrics need two scrapes of its own: they may come a period after the nodes'
+    deadline = time.monotonic() + 120
+    pods = kube.kubectl("top", "pods", "-n", "kube-system")
+    while not (pods.returncode == 0 and "metrics-server-" in pods.stdout and "coredns-" in pods.stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(2)
+        pods = kube.kubectl("top", "pods", "-n", "kube-system")
+    assert "metrics-server-" in _ok(pods) and "coredns-" in _ok(pods), pods.stdout
 
 
 def test_kubectl_run_logs_exec_and_delete_a_pod(kube):
