@@ -127,12 +127,26 @@ def test_two_member_cluster_is_created_and_verified(cluster):
     assert enabled.strip() == "enabled"
 
 
+LISTENING_ON_2380 = """python3 -c 'import socket, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", 2380), 1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit(1)'"""
+
+
 def test_port_in_use_on_a_new_host_is_reported_and_nothing_changes(cluster, lab_ssh):
     third = cluster.hosts[2]["name"]
     # The cluster has never contacted this host, so reach it with the lab's own key pinning.
     code, _, err = lab_ssh(third, "systemd-run --unit=squatter python3 -m http.server 2380")
     assert code == 0, err
     try:
+        # systemd-run returns once the unit has started, not once the server listens
+        code, _, err = lab_ssh(third, LISTENING_ON_2380)
+        assert code == 0, f"the squatter does not listen on 2380: {err}"
         result = cluster.create(cluster.spec("three.yaml", cluster.hosts))
         assert result.returncode == 1
         assert f"host {third}: port 2380 already in use by another program" in result.stderr
