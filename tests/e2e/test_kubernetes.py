@@ -151,7 +151,13 @@ def test_kubectl_run_logs_exec_and_delete_a_pod(kube):
     try:
         _ok(kube.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=180s",
                          timeout=200))
-        assert "hello from hello" in _ok(kube.kubectl("logs", name))
+        # Ready says the container runs, not that its shell has written its line yet
+        deadline = time.monotonic() + 60
+        logs = _ok(kube.kubectl("logs", name))
+        while "hello from hello" not in logs and time.monotonic() < deadline:
+            time.sleep(1)
+            logs = _ok(kube.kubectl("logs", name))
+        assert "hello from hello" in logs, logs
         assert _ok(kube.kubectl("exec", name, "--", "cat", "/etc/hostname")).strip() == name
         resolv = _ok(kube.kubectl("exec", name, "--", "cat", "/etc/resolv.conf"))
         assert "nameserver 10.96.0.10" in resolv and "ndots:5" in resolv
