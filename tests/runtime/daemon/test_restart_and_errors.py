@@ -6,6 +6,7 @@ import json
 import socket
 
 from .conftest import netns_handles
+from .test_containers import wait_for
 
 
 def test_daemon_restart_keeps_a_running_container_with_state_and_logs(daemon, remove_after):
@@ -17,7 +18,8 @@ def test_daemon_restart_keeps_a_running_container_with_state_and_logs(daemon, re
     daemon.start()
     state = json.loads(daemon.cli("inspect", "survivor").stdout)[0]["State"]
     assert state["Running"] is True and state["Pid"] == pid
-    assert daemon.cli("logs", "survivor").stdout == "before\n"
+    # (its first line may come after inspect says it runs)
+    assert wait_for(lambda: daemon.cli("logs", "survivor").stdout, what="its log") == "before\n"
     assert daemon.cli("exec", "survivor", "echo", "after").stdout == "after\n"
     assert daemon.cli("stop", "-t", "1", "survivor").returncode == 0
 

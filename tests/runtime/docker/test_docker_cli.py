@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .conftest import wait_until
+
 
 def test_version_negotiates_with_the_daemon(engine):
     result = engine.cli("version", "--format", "{{json .Server}}")
@@ -31,7 +33,9 @@ def test_detached_container_ps_logs_exec_stop_rm(engine, remove_after):
     listed = engine.cli("ps", "--filter", "label=role=web", "--format",
                         "{{.ID}} {{.Names}} {{.Status}}")
     assert listed.stdout.split()[:3] == [container_id[:12], "cli-web", "Up"]
-    logs = engine.cli("logs", "cli-web")
+    # "Up" says the container runs, not that its shell has written its line yet
+    logs = wait_until(lambda: (r := engine.cli("logs", "cli-web")).stdout and r,
+                      what="the container's output")
     assert logs.returncode == 0 and logs.stdout == "ready\n"
     executed = engine.cli("exec", "cli-web", "sh", "-c", "echo $COLOUR; exit 4")
     assert executed.returncode == 4 and executed.stdout == "blue\n"
