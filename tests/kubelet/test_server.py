@@ -52,6 +52,10 @@ def chatty(api, kubelet, cluster):
     wait_for(lambda: (s := api.read_namespaced_pod("chatty", namespace).status
                       .container_statuses) and s[0].restart_count == 1 and s[0].state.running,
              60, what="chatty restarted once and running")
+    # running says its second instance started, not that it has written its lines (the last one
+    # on stderr)
+    wait_for(lambda: "three" in get(kubelet, admin(cluster), f"/containerLogs/{namespace}/chatty/main")[1],
+             30, what="chatty's second instance done writing")
     yield namespace
     api.delete_namespace(namespace)
 
