@@ -1,4 +1,4 @@
-"""Helpers every suite shares: a free port for a process the test starts."""
+"""Helpers every suite shares: a free port for a process the test starts, a DevCluster on such ports."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def free_port(*protocols: str, address: str = "127.0.0.1") -> int:
     one session (two ports asked for one process must differ)."""
     ephemeral = _ephemeral_range()
     kinds = [_KINDS[p] for p in protocols or ("tcp",)]
-    for candidate in random.sample(range(10000, 65536), 5000):
+    # from 20000: clear of the components' default ports (10248-10259, 6443, 2379-2380, ...)
+    for candidate in random.sample(range(20000, 65536), 5000):
         if candidate in ephemeral or candidate in _handed_out:
             continue
         try:
