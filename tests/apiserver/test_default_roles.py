@@ -25,7 +25,7 @@ def test_view_reads_workloads_but_not_secrets(kubectl, user_kubectl, ns):
     _, as_user = _bound_user(kubectl, user_kubectl, ns, "view")
     for resource in ("pods", "configmaps", "deployments", "services", "jobs", "endpointslices"):
         as_user("get", resource, "-n", ns)
-    for args in (("get", "secrets"), ("get", "secret", "db"), ("get", "secrets", "-w", "--request-timeout=2s")):
+    for args in (("get", "secrets"), ("get", "secret", "db"), ("get", "secrets", "-w", "--request-timeout=10s")):
         out = as_user(*args, "-n", ns, check=False)
         assert out.returncode != 0 and "cannot" in out.stderr and '"secrets"' in out.stderr, out.stderr
     out = as_user("create", "configmap", "x", "-n", ns, check=False)

@@ -124,7 +124,7 @@ def test_watch_from_compacted_revision_is_410_error_event(cluster, raw, ns, kube
 def test_watch_bookmarks_when_asked(raw, ns):
     rv = json.loads(raw("GET", f"/api/v1/namespaces/{ns}/configmaps")[2])["metadata"]["resourceVersion"]
     events = watch_lines(raw, f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}"
-                              "&allowWatchBookmarks=true&timeoutSeconds=8", 1)
+                              "&allowWatchBookmarks=true&timeoutSeconds=20", 1)  # bookmarks every 5 s
     assert events[0]["type"] == "BOOKMARK"
     assert events[0]["object"]["kind"] == "ConfigMap" and events[0]["object"]["metadata"]["resourceVersion"] == rv
 
