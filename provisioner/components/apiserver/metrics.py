@@ -58,8 +58,13 @@ ETCD = Histogram("etcd_request_duration_seconds", "Etcd request latency in secon
                  "object type.", ("operation", "type"), buckets=ETCD_BUCKETS, registry=REGISTRY)
 WATCH_EVENTS = Counter("apiserver_watch_events_total", "Number of events sent in watch clients",
                        ("group", "version", "kind"), registry=REGISTRY)
-for kind in ("readOnly", "mutating"):
-    INFLIGHT.labels(kind).set(0)
+# Children resolved once per label set: prometheus-client's labels() validates and locks on every
+# call, and a request records three series
+_INFLIGHT = {kind: INFLIGHT.labels(kind) for kind in ("readOnly", "mutating")}
+for _gauge in _INFLIGHT.values():
+    _gauge.set(0)
+_READ_ONLY_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+_CHILDREN: dict[tuple, Any] = {}
 
 # kube-apiserver's verb label for each request verb (APPLY and CONNECT are decided below)
 VERB_LABELS = {"get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
@@ -71,32 +76,38 @@ def resource_label(res: Any) -> str:
     return f"{res.plural}.{res.group}" if res.group else res.plural
 
 
-def request_labels(request: web.Request) -> tuple[dict[str, str], bool]:
-    """(labels, long_running) for a request, as kube-apiserver labels it."""
+def request_labels(request: web.Request) -> tuple[tuple[str, ...], bool]:
+    """(label values in REQUEST_LABELS order, long_running) for a request, as kube-apiserver
+    labels it."""
     info = requestinfo.parse(request)
-    labels = dict.fromkeys(REQUEST_LABELS, "")
-    labels["component"] = "apiserver"
-    labels["dry_run"] = "All" if request.query.get("dryRun") == "All" else ""
+    dry_run = "All" if request.query.get("dryRun") == "All" else ""
     if not info.is_resource:
-        labels.update(verb=request.method, group=info.group, version=info.version)
-        return labels, False
+        return (request.method, dry_run, info.group, info.version, "", "", "", "apiserver"), False
     verb = VERB_LABELS.get(info.verb, info.verb.upper())
     if info.connect:
         verb = "CONNECT"
     elif info.verb == "patch" and "apply-patch" in request.headers.get("Content-Type", ""):
         verb = "APPLY"
-    labels.update(verb=verb, group=info.group, version=info.version, resource=info.resource,
-                  subresource=info.subresource,
-                  scope="resource" if info.name else ("namespace" if info.namespace else "cluster"))
-    return labels, info.long_running
+    scope = "resource" if info.name else ("namespace" if info.namespace else "cluster")
+    return ((verb, dry_run, info.group, info.version, info.resource, info.subresource, scope,
+             "apiserver"), info.long_running)
+
+
+def _child(metric: Any, values: tuple[str, ...]) -> Any:
+    key = (metric, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
 
 
 @web.middleware
 async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     labels, long_running = request_labels(request)
-    kind = "readOnly" if request.method in ("GET", "HEAD", "OPTIONS") else "mutating"
-    if not long_running:
-        INFLIGHT.labels(kind).inc()
+    inflight = None if long_running else _INFLIGHT[
+        "readOnly" if request.method in _READ_ONLY_METHODS else "mutating"]
+    if inflight is not None:
+        inflight.inc()
     start = time.perf_counter()
     code = 500
     try:
@@ -107,10 +118,10 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         code = exc.status
         raise
     finally:
-        if not long_running:
-            INFLIGHT.labels(kind).dec()
-            DURATION.labels(**labels).observe(time.perf_counter() - start)
-        REQUESTS.labels(**labels, code=str(code)).inc()
+        if inflight is not None:
+            inflight.dec()
+            _child(DURATION, labels).observe(time.perf_counter() - start)
+        _child(REQUESTS, (*labels, str(code))).inc()
 
 
 @contextmanager
@@ -119,7 +130,7 @@ def etcd_timer(operation: str, resource: str) -> Iterator[None]:
     try:
         yield
     finally:
-        ETCD.labels(operation, _type_label(resource)).observe(time.perf_counter() - start)
+        _child(ETCD, (operation, _type_label(resource))).observe(time.perf_counter() - start)
 
 
 _TYPE_BY_PLURAL = {r.plural: resource_label(r) for r in RESOURCES}
@@ -132,7 +143,7 @@ def _type_label(resource: str) -> str:
 
 def watch_event(resource: str) -> None:
     group, version, kind = _GVK_BY_PLURAL.get(resource, ("", "", resource))
-    WATCH_EVENTS.labels(group, version, kind).inc()
+    _child(WATCH_EVENTS, (group, version, kind)).inc()
 
 
 def handler(storage: Any) -> Any:
