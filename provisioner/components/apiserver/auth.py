@@ -41,16 +41,24 @@ class User:
 def user_from_peercert(cert: dict | None) -> User | None:
     if not cert:
         return None
+    cn, orgs = _subject_identity(cert.get("subject", ()))
+    if not cn:
+        return None
+    return User(cn, [*orgs, "system:authenticated"])
+
+
+@lru_cache(maxsize=1024)
+def _subject_identity(subject: tuple) -> tuple[str, tuple[str, ...]]:
+    """(common name, organizations) of a certificate subject: read once per distinct subject,
+    as every request on a connection presents the same one."""
     cn, orgs = "", []
-    for rdn in cert.get("subject", ()):
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 cn = value
             elif key == "organizationName":
                 orgs.append(value)
-    if not cn:
-        return None
-    return User(cn, orgs + ["system:authenticated"])
+    return cn, tuple(orgs)
 
 
 def load_public_keys(paths: list[str]) -> list[Any]:

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import logging
 from typing import Any, Callable
 
 from aetcd import rpc, rtypes, utils
 from aiohttp import web
 
-from . import tables
+from . import jsonwire, tables
 from .apirequest import dumps
 from .errors import ApiError
 from .registry import Resource
@@ -190,7 +189,7 @@ class WatchCache:
         etcd, as kube-apiserver's admission live lookups do)."""
         rc = self._fresh(resource, fresh_to) or await self._fresh_after_wait(resource, fresh_to)
         entry = rc.entries.get(self.storage.key(resource, namespace, name)) if rc else None
-        return json.loads(entry.raw) if entry else None
+        return jsonwire.loads(entry.raw) if entry else None
 
     async def snapshot(self, resource: str, namespace: str | None, pred: Callable[[dict], bool] | None = None,
                        fresh_to: int = 0) -> tuple[list[dict], int] | None:
@@ -203,7 +202,7 @@ class WatchCache:
         if not keys:
             return [], revision
         entries = [rc.entries[k] for k in keys]
-        return [json.loads(e.raw) for e in entries if pred is None or pred(e.obj)], revision
+        return [jsonwire.loads(e.raw) for e in entries if pred is None or pred(e.obj)], revision
 
     def _fresh(self, resource: str, fresh_to: int) -> ResourceCache | None:
         """The running cache when it already holds revision `fresh_to`: every admission read on a
