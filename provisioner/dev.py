@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,11 +26,35 @@ import click
 
 from provisioner.dev_pki import DEV_SERVICE_CIDR
 
+_SOCKET_KINDS = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}
+_handed_out: set[int] = set()
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def _ephemeral_range() -> range:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
+def free_port(*protocols: str, address: str = "127.0.0.1") -> int:
+    """A port free on `address` for each of `protocols` (TCP if none), for a process started
+    next. Outside the kernel's ephemeral range: a port from bind(0) is in it, and any outgoing
+    connection (even a client's reconnect to a restarting server) can take it before the process
+    binds. Never the same port twice in one process, so two ports asked for one server differ."""
+    ephemeral = _ephemeral_range()
+    kinds = [_SOCKET_KINDS[p] for p in protocols or ("tcp",)]
+    # from 20000: clear of the components' default ports (10248-10259, 6443, 2379-2380, ...)
+    for candidate in random.sample(range(20000, 65536), 5000):
+        if candidate in ephemeral or candidate in _handed_out:
+            continue
+        try:
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind((address, candidate))
+        except OSError:
+            continue
+        _handed_out.add(candidate)
+        return candidate
+    raise RuntimeError("no free port outside the ephemeral range")
 
 
 def _binary(name: str) -> str:

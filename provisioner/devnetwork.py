@@ -170,7 +170,8 @@ def commands(cluster, free_port) -> dict[str, list[str]]:  # noqa: ANN001 - a de
     # before the agent's, which it inserts first so policies see pod-to-pod traffic.
     Network.load(bridge=cluster.bridge, subnet=cluster.subnet,
                  state_dir=str(cluster.root / "runtime" / "root" / "network"))
-    gateway, dns_port = _gateway(cluster.subnet), free_port()
+    gateway = _gateway(cluster.subnet)
+    dns_port = free_port("udp", "tcp", address=gateway)  # the DNS server binds both, there
     client = ApiClient(Credentials(api.server, str(pki / "ca.crt"), str(pki / "admin.crt"),
                                    str(pki / "admin.key")))
     for obj in objects(gateway, dns_port):

@@ -7,8 +7,6 @@ readiness and metrics."""
 from __future__ import annotations
 
 import json
-import random
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -21,36 +19,16 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.conftest import free_port
+
 from .conftest import kubectl, wait_for
 
 DNS = str(Path(sys.prefix) / "bin" / "provisioner-dns")
 NS = "dnstest"
 
 
-def _ephemeral_range() -> range:
-    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    return range(int(low), int(high) + 1)
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP, outside the kernel's ephemeral range: a port from bind(0)
-    can be taken by any outgoing connection before the process under test binds it."""
-    ephemeral = _ephemeral_range()
-    for candidate in random.sample(range(10000, 65536), 2000):
-        if candidate in ephemeral:
-            continue
-        try:
-            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                tcp.bind(("127.0.0.1", candidate))
-                udp.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return candidate
-    raise AssertionError("no free port outside the ephemeral range")
-
-
 def start_dnsmasq(hosts: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+    port = free_port("udp", "tcp")
     process = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-daemon",
                                 "--listen-address=127.0.0.1", "--bind-interfaces",
                                 f"--port={port}", "--no-resolv", "--no-hosts",
@@ -63,8 +41,8 @@ def start_dnsmasq(hosts: Path) -> tuple[subprocess.Popen, int]:
 
 class DnsProcess:
     def __init__(self, api, upstream: str, log: Path):
-        self.port, self.health, self.ready, self.metrics = (free_port(), free_port(),
-                                                            free_port(), free_port())
+        self.port, self.health, self.ready, self.metrics = (free_port("udp", "tcp"), free_port("udp", "tcp"),
+                                                            free_port("udp", "tcp"), free_port("udp", "tcp"))
         with open(log, "w") as sink:
             self.process = subprocess.Popen(
                 [DNS, "--kubeconfig", str(api.kubeconfig), "--bind-address", "127.0.0.1",
@@ -204,7 +182,7 @@ def test_other_names_are_forwarded_and_cached_also_over_tcp(server):
 
 
 def test_unreachable_upstream_gives_servfail(api, tmp_path):
-    dead = DnsProcess(api, f"127.0.0.1:{free_port()}", tmp_path / "dns.log")
+    dead = DnsProcess(api, f"127.0.0.1:{free_port('udp', 'tcp')}", tmp_path / "dns.log")
     try:
         reply = dead.ask("upstream.example.", "A")
         assert reply.rcode() == dns.rcode.SERVFAIL
