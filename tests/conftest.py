@@ -10,9 +10,8 @@ __all__ = ["dev_cluster", "free_port"]
 
 
 def dev_cluster(root: Path, **options):
-    """A DevCluster whose etcd and API server listen on ports from free_port (its own defaults
-    come from bind(0), in the ephemeral range; an API server restarted on its port is then open to
-    a client's reconnect taking that port, even by connecting to itself)."""
+    """A DevCluster whose etcd and API server ports are chosen here, by free_port, so a suite's
+    restarts and second servers can name them before the cluster starts."""
     from provisioner.dev import DevCluster
 
     return DevCluster(root, **{"etcd_port": free_port(), "api_port": free_port(), **options})
