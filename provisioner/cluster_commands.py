@@ -147,13 +147,15 @@ def certs() -> None:
 @SPEC_OPTION
 def check_expiration(spec_file: str) -> None:
     """List every CA and certificate of the cluster with when it expires (as kubeadm does)."""
+    from provisioner.phases import registry
     from provisioner.phases.verify import require_created
     from provisioner.pki.expiry import expiration_table
 
     spec = _load(spec_file)
     ctx = _context(spec, quiet=True, create_state=False)
     require_created(ctx)
-    click.echo(expiration_table(ctx.state.pki_dir, ctx.owned.certificates, spec))
+    click.echo(expiration_table(ctx.state.pki_dir, ctx.owned.certificates, spec,
+                                also=registry.issuing(spec)))
 
 
 commands = [validate, create, delete, verify, certs]

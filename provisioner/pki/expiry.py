@@ -38,9 +38,16 @@ def _when(entry: Expiration) -> str:
 
 
 def expiration_table(pki_dir: Path, table: Sequence[Row], spec: Any,
-                     now: dt.datetime | None = None) -> str:
+                     now: dt.datetime | None = None,
+                     also: Sequence[tuple[Sequence[Row], Any]] = ()) -> str:
+    """`also`: more (rows, spec) pairs issued from the same PKI directory, as the registry's
+    certificates are (for a spec narrowed to the hosts they are for); an authority listed twice
+    is listed once."""
     now = now or dt.datetime.now(dt.timezone.utc)
     entries = expirations(pki_dir, table, spec)
+    for rows, narrowed in also:
+        seen = {e.name for e in entries}
+        entries += [e for e in expirations(pki_dir, rows, narrowed) if e.name not in seen]
     leaves = [["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY"]]
     leaves += [[e.name, _when(e), residual(e.residual(now)), e.authority]
                for e in entries if e.authority]

@@ -280,6 +280,10 @@ def test_images_push_serves_a_pod_on_a_worker_from_the_registry_which_wants_cert
     listing = kube.ssh(worker, f"stat -c '%a %n' {certs_d}/*")
     assert sorted(listing.split("\n")[:-1]) == [
         f"600 {certs_d}/client.key", f"644 {certs_d}/ca.crt", f"644 {certs_d}/client.cert"]
+    # the registry's certificates expire as the others do: check-expiration lists them
+    expiry = _ok(kube.cli("certs", "check-expiration", "-f", str(kube.spec)))
+    assert f"registry-serving-{kube.hosts[0]['name']} " in expiry
+    assert f"registry-client-{worker} " in expiry and "not issued" not in expiry
 
 
 class FourthHost:

@@ -47,6 +47,24 @@ def test_every_certificate_and_authority_is_listed_with_its_residual_time(tmp_pa
     assert authorities.splitlines()[1].split()[-1] == "9y"
 
 
+def test_the_registrys_certificates_are_listed_too(tmp_path):
+    from provisioner.phases import registry
+
+    cluster = spec("cp1")
+    ensure_certificates(tmp_path, TABLE, cluster)
+    for rows, narrowed in registry.issuing(cluster):
+        ensure_certificates(tmp_path, rows, narrowed)
+
+    text = expiration_table(tmp_path, TABLE, cluster, also=registry.issuing(cluster))
+
+    leaves, authorities = text.split("\n\n")
+    lines = {line.split()[0]: line for line in leaves.splitlines()[1:]}
+    assert lines["registry-serving-cp1"].split()[-2:] == ["364d", "ca"]
+    assert lines["registry-client-cp1"].split()[-2:] == ["364d", "ca"]
+    assert [line.split()[0] for line in authorities.splitlines()] == ["CERTIFICATE", "etcd/ca", "ca",
+                                                                      "front-proxy-ca"]
+
+
 def test_residual_time_reads_as_kubeadm_prints_it():
     assert residual(dt.timedelta(days=800)) == "2y"
     assert residual(dt.timedelta(days=20, hours=3)) == "20d"
