@@ -115,7 +115,6 @@ def load(spec_file: str, archives: tuple[Path, ...], root: str | None,
         raise ProvisionerError("the images were not loaded on " + ", ".join(h.name for h in missing))
 
 
-
 def registry_name(endpoint: str, ref: str) -> str:
     """The name `ref` gets in the registry at `endpoint`: its repository (Docker Hub's
     `library/` dropped, any other registry's host replaced) and its tag."""
