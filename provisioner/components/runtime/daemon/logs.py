@@ -89,6 +89,7 @@ async def follow(log_path: str, still_running: Callable[[], bool], tail: int | N
         history.extend(_entries_of(path))
     source, inode = _open(log_path)
     pending = b""
+    last_look = False
     try:
         if source:
             # Read what is there through the handle we keep, so nothing falls between the two.
@@ -115,13 +116,13 @@ async def follow(log_path: str, still_running: Callable[[], bool], tail: int | N
                 source, inode = _open(log_path)
                 pending = b""
                 continue
-            if not still_running():
-                # One more look: the last lines may land between our read and the exit check.
-                chunk = source.read() if source else b""
-                if chunk:
-                    pending += chunk
-                    continue
+            if last_look:
                 return
+            if not still_running():
+                # One more read: the last lines may have landed between the read above and the
+                # exit check (the shim records the exit only after writing them)
+                last_look = True
+                continue
             await asyncio.sleep(poll_seconds)
     finally:
         if source:
