@@ -10,6 +10,7 @@ state files. Blocking core calls run in threads so the API stays responsive.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -295,7 +296,14 @@ class ContainerService:
         record = self.find(key)
         if not self.is_running(record):
             return self.status(record)
-        result = await asyncio.to_thread(core.stop, self.directory(record), grace_seconds)
+        try:
+            result = await asyncio.to_thread(core.stop, self.directory(record), grace_seconds)
+        except ContainerError:
+            if not record.auto_remove:
+                raise
+            # Its exit removed it (auto-remove) while this stop waited for the exit: stopped, as
+            # asked (Docker answers such a stop with success too); its state went with it.
+            return dataclasses.replace(never_started(record), status="exited")
         await self._settled(record)
         self._report_exit(record)
         return result
